@@ -1,0 +1,46 @@
+"""Events the engine emits while it works; the server forwards them as proxies."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Union
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Progress:
+    # stage: "load", "encode", "inversion", "edit", "decode"
+    stage: str
+    step: int  # steps done in this stage (frames for encode/decode)
+    total: int
+    frames_done: int
+    frames_total: int
+    elapsed_s: float
+    eta_s: float | None
+
+
+@dataclass(frozen=True)
+class Preview:
+    """Predicted clean keyframes at an edit step (small RGB uint8 images)."""
+
+    step: int
+    frame_indices: tuple[int, ...]  # clip-relative frame indices (0 = first frame of the range)
+    images: tuple[np.ndarray, ...]  # each HxWx3 uint8, short side <= preview_size
+    elapsed_s: float
+
+
+@dataclass(frozen=True)
+class FrameReady:
+    """One finished frame at the source resolution, in clip order."""
+
+    index: int  # clip-relative
+    image: np.ndarray  # HxWx3 uint8 at the source size
+
+
+EngineEvent = Union[Progress, Preview, FrameReady]
+EventSink = Callable[[EngineEvent], None]
+
+
+class Cancelled(Exception):
+    """Raised inside the engine when the caller's cancel check returns True."""

@@ -1,0 +1,63 @@
+"""What a caller chooses about an edit; defaults follow ALGORITHM.md."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Literal
+
+Method = Literal["tokenflow", "per-frame"]
+
+DEFAULT_NEGATIVE = "ugly, blurry, low res, unrealistic, unaesthetic"
+
+
+@dataclass(frozen=True)
+class EditParams:
+    prompt: str
+    negative_prompt: str = DEFAULT_NEGATIVE
+    inversion_prompt: str = ""
+    steps: int = 50
+    guidance: float = 7.5
+    kf_interval: int = 8
+    seed: int = 0
+    short_side: int = 512
+    method: Method = "tokenflow"
+    pnp_f_t: float = 0.8
+    pnp_attn_t: float = 0.5
+    # Frames per UNet call in the propagation / per-frame passes. A memory device
+    # only: the result does not depend on it.
+    batch_size: int = 8
+    # Keyframes each keyframe attends to in the joint pass; bounds memory and time
+    # on long clips (neighbours in time plus anchors spread over the clip).
+    max_attended_keyframes: int = 8
+    # Emit a preview of the keyframes' predicted clean frames every N steps.
+    preview_every: int = 5
+    preview_size: int = 128
+    # Turns token propagation off (non-keyframes then use their own attention);
+    # exists to prove propagation matters, not for users.
+    propagate: bool = True
+
+    def validate(self) -> None:
+        """Raise ValueError with a sentence a user can act on."""
+        if not self.prompt.strip():
+            raise ValueError("The prompt is empty: describe the edit, e.g. -p 'a watercolor painting'.")
+        if self.steps < 1 or self.steps > 1000:
+            raise ValueError(f"--steps must be between 1 and 1000 (got {self.steps}).")
+        if self.kf_interval < 1:
+            raise ValueError(f"--kf-interval must be at least 1 (got {self.kf_interval}).")
+        if self.short_side < 64:
+            raise ValueError(
+                f"--size {self.short_side} is too small: the working short side must be at least 64 pixels."
+            )
+        if self.batch_size < 1:
+            raise ValueError(f"batch size must be at least 1 (got {self.batch_size}).")
+        if self.max_attended_keyframes < 1:
+            raise ValueError("max_attended_keyframes must be at least 1.")
+        if not (0.0 <= self.pnp_f_t <= 1.0 and 0.0 <= self.pnp_attn_t <= 1.0):
+            raise ValueError("pnp_f_t and pnp_attn_t are fractions of the steps, between 0 and 1.")
+        if self.method not in ("tokenflow", "per-frame"):
+            raise ValueError(f"--method must be 'tokenflow' or 'per-frame' (got {self.method!r}).")
+        if self.preview_every < 1:
+            raise ValueError("preview_every must be at least 1.")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
