@@ -1,0 +1,615 @@
+"""The wire between editors and the inference server (see docs/protocol.md).
+
+A message is a ZeroMQ multipart message: one msgpack *header* frame, then zero or
+more raw binary frames (pixels ride there, never inside msgpack). The header is a map
+
+    {"v": 1, "type": "submit", "rid": 7, "job": null, "seq": null, "body": {...}}
+
+Every message type has one frozen dataclass below (its body); `encode` and `decode`
+turn an `Envelope` (header fields + body + blobs) into frames and back, validating
+every field against the dataclass's type hints. This module is the only place that
+knows the wire's shape, and it stays import-light: standard library and msgpack only,
+so an editor's Python can load it without numpy, torch or the server.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import re
+import typing
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Optional, Union
+
+import msgpack
+
+PROTOCOL_VERSION = 1
+SUPPORTED_VERSIONS = (1,)
+
+# Defaults a server advertises in `welcome`; a client reads the real ones from there.
+DEFAULT_PORT = 7460
+DEFAULT_ENDPOINT = f"tcp://127.0.0.1:{DEFAULT_PORT}"
+DEFAULT_MAX_REQUEST_BYTES = 1 << 20  # requests carry paths and prompts, never pixels
+HEARTBEAT_INTERVAL_S = 1.0
+# A peer is presumed dead after this many heartbeat intervals without any traffic.
+HEARTBEAT_LIVENESS = 5
+
+JOB_STATES = ("queued", "running", "done", "failed", "cancelled")
+TERMINAL_STATES = ("done", "failed", "cancelled")
+_JOB_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+_MAX_INT = (1 << 63) - 1
+
+
+class ProtocolError(Exception):
+    """An inbound message broke the protocol. `code` goes back on the wire as is."""
+
+    def __init__(self, code: str, message: str, *, field: str | None = None, rid: int | None = None):
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.field = field
+        self.rid = rid
+
+
+# ---------------------------------------------------------------------------
+# Bodies. `TYPE` is the header's "type"; `BLOBS` how many binary frames follow.
+# Field types are enforced by `decode`; `_checks` below adds range checks.
+# ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Body:
+    TYPE: ClassVar[str] = ""
+    BLOBS: ClassVar[int] = 0
+
+
+# --- requests (client -> server) ---
+
+
+@dataclass(frozen=True)
+class Hello(Body):
+    TYPE: ClassVar[str] = "hello"
+    client: str = ""
+    versions: list[int] = field(default_factory=lambda: list(SUPPORTED_VERSIONS))
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    """What a job does. Paths are paths on the server's machine."""
+
+    input: str
+    params: dict[str, Any]  # EditParams fields by name (prompt, steps, guidance, ...)
+    frames: Optional[str] = None  # "FIRST:LAST" in source frame numbers, inclusive; None = whole clip
+    output: Optional[str] = None  # movie file or image-sequence pattern; None = server default
+    model: Optional[str] = None  # one of welcome.models; None = the server's default
+    proxy_size: int = 160  # short side of per-frame proxies, pixels
+    proxy_format: str = "jpeg"  # "jpeg" or "png"
+    priority: int = 0  # higher runs first; FIFO within a priority
+    # Makes submit idempotent: a second submit with the same token returns the first job.
+    client_token: Optional[str] = None
+
+
+@dataclass(frozen=True)
+class Submit(Body):
+    TYPE: ClassVar[str] = "submit"
+    spec: JobSpec = None  # type: ignore[assignment]  # required; checked in decode
+
+
+@dataclass(frozen=True)
+class Cancel(Body):
+    TYPE: ClassVar[str] = "cancel"  # header "job" names the job
+
+
+@dataclass(frozen=True)
+class ListJobs(Body):
+    TYPE: ClassVar[str] = "list"
+    states: Optional[list[str]] = None
+    limit: int = 100
+
+
+@dataclass(frozen=True)
+class Status(Body):
+    TYPE: ClassVar[str] = "status"  # header "job" names the job
+
+
+@dataclass(frozen=True)
+class Subscribe(Body):
+    TYPE: ClassVar[str] = "subscribe"  # header "job" names the job
+    from_seq: int = 1  # first event sequence number wanted (1 = everything)
+    frames: bool = True  # False: frame events arrive without their pixel frame
+    proxies: bool = True  # False: proxy events arrive without their image frame
+
+
+@dataclass(frozen=True)
+class Unsubscribe(Body):
+    TYPE: ClassVar[str] = "unsubscribe"
+
+
+@dataclass(frozen=True)
+class Fetch(Body):
+    TYPE: ClassVar[str] = "fetch"  # header "job" names the job
+    what: str = "outputs"  # "outputs" or "frames"
+    first: Optional[int] = None  # source frame numbers, inclusive; None = from the start
+    last: Optional[int] = None
+
+
+@dataclass(frozen=True)
+class Reorder(Body):
+    TYPE: ClassVar[str] = "reorder"  # header "job" names a queued job
+    priority: Optional[int] = None
+    position: Optional[int] = None  # 0 = next to run
+
+
+@dataclass(frozen=True)
+class Heartbeat(Body):
+    """Sent by both ends. The server's carries its instance id: when it changes, the
+    server restarted and the client must subscribe again."""
+
+    TYPE: ClassVar[str] = "heartbeat"
+    server_id: Optional[str] = None
+
+
+# --- replies (server -> client, same rid as the request) ---
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES
+    max_queue: int = 1000
+    max_frames: int = 100_000
+    heartbeat_s: float = HEARTBEAT_INTERVAL_S
+    heartbeat_liveness: int = HEARTBEAT_LIVENESS
+
+
+@dataclass(frozen=True)
+class Welcome(Body):
+    TYPE: ClassVar[str] = "welcome"
+    server: str = ""
+    server_id: str = ""
+    version: int = PROTOCOL_VERSION
+    versions: list[int] = field(default_factory=lambda: list(SUPPORTED_VERSIONS))
+    capabilities: list[str] = field(default_factory=list)
+    models: list[str] = field(default_factory=list)
+    default_model: str = ""
+    device: str = ""
+    engine_state: str = ""  # "loading", "ready", "failed: ..."
+    limits: Limits = field(default_factory=Limits)
+    allowed_output_dirs: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class JobInfo:
+    id: str
+    state: str
+    created: float
+    updated: float
+    input: str
+    prompt: str
+    frames: Optional[str]
+    output: Optional[str]
+    priority: int
+    position: Optional[int]  # place in the queue (0 = next), None when not queued
+    last_seq: int
+    attempts: int
+    outputs: list[str]
+    error: Optional[dict[str, Any]]
+    progress: Optional[dict[str, Any]]  # the body of the last progress event
+
+
+@dataclass(frozen=True)
+class JobStatus(Body):
+    TYPE: ClassVar[str] = "job"
+    info: JobInfo = None  # type: ignore[assignment]
+
+
+@dataclass(frozen=True)
+class JobList(Body):
+    TYPE: ClassVar[str] = "jobs"
+    jobs: list[JobInfo] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Subscribed(Body):
+    TYPE: ClassVar[str] = "subscribed"
+    state: str = ""
+    last_seq: int = 0  # events 1..last_seq exist now; replay follows, then live events
+
+
+@dataclass(frozen=True)
+class Outputs(Body):
+    TYPE: ClassVar[str] = "outputs"
+    state: str = ""
+    paths: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class FetchEnd(Body):
+    TYPE: ClassVar[str] = "fetch_end"
+    count: int = 0
+
+
+@dataclass(frozen=True)
+class Ok(Body):
+    TYPE: ClassVar[str] = "ok"
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class Error(Body):
+    TYPE: ClassVar[str] = "error"
+    code: str = ""
+    message: str = ""
+    hint: str = ""
+    field: Optional[str] = None
+
+
+# --- job events (server -> client; header carries job and seq) ---
+
+
+@dataclass(frozen=True)
+class Accepted(Body):
+    TYPE: ClassVar[str] = "accepted"
+    position: int = 0
+    state: str = "queued"
+
+
+@dataclass(frozen=True)
+class Progress(Body):
+    TYPE: ClassVar[str] = "progress"
+    stage: str = ""  # "start", "load", "encode", "inversion", "edit", "decode", "write"
+    step: int = 0
+    total: int = 0
+    frames_done: int = 0
+    frames_total: int = 0
+    elapsed_s: float = 0.0
+    eta_s: Optional[float] = None
+
+
+@dataclass(frozen=True)
+class Proxy(Body):
+    """A small image: a keyframe preview while denoising ("preview"), or a downscaled
+    finished frame ("frame"). One binary frame follows: the encoded image."""
+
+    TYPE: ClassVar[str] = "proxy"
+    BLOBS: ClassVar[int] = 1
+    kind: str = "frame"  # "preview" or "frame"
+    frame: int = 0  # source frame number
+    step: Optional[int] = None  # denoising step of a preview
+    width: int = 0
+    height: int = 0
+    format: str = "jpeg"  # "jpeg" or "png"
+    omitted: bool = False  # True: the subscriber asked for no image; no binary frame follows
+
+
+@dataclass(frozen=True)
+class Frame(Body):
+    """A full-resolution frame at the source size. One binary frame follows: the pixels,
+    C order, shape (height, width, channels), dtype as named (row-major, no padding)."""
+
+    TYPE: ClassVar[str] = "frame"
+    BLOBS: ClassVar[int] = 1
+    frame: int = 0  # source frame number
+    shape: list[int] = field(default_factory=list)
+    dtype: str = "uint8"
+    omitted: bool = False
+
+
+@dataclass(frozen=True)
+class Done(Body):
+    TYPE: ClassVar[str] = "done"
+    outputs: list[str] = field(default_factory=list)
+    frames: int = 0
+    first_frame: int = 0
+    elapsed_s: float = 0.0
+    stats: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Failed(Body):
+    TYPE: ClassVar[str] = "failed"
+    code: str = ""
+    message: str = ""
+    hint: str = ""
+
+
+@dataclass(frozen=True)
+class Cancelled(Body):
+    TYPE: ClassVar[str] = "cancelled"
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class Requeued(Body):
+    """The job was interrupted (server restart) and runs again; already sent frames are
+    not sent twice."""
+
+    TYPE: ClassVar[str] = "requeued"
+    attempt: int = 0
+    reason: str = ""
+
+
+REQUESTS: tuple[type[Body], ...] = (
+    Hello, Submit, Cancel, ListJobs, Status, Subscribe, Unsubscribe, Fetch, Reorder, Heartbeat,
+)
+REPLIES: tuple[type[Body], ...] = (
+    Welcome, JobStatus, JobList, Subscribed, Outputs, FetchEnd, Ok, Error, Heartbeat,
+)
+EVENTS: tuple[type[Body], ...] = (
+    Accepted, Progress, Proxy, Frame, Done, Failed, Cancelled, Requeued,
+)
+TERMINAL_EVENTS = (Done.TYPE, Failed.TYPE, Cancelled.TYPE)
+# Requests whose header must name a job.
+JOB_REQUESTS = frozenset(t.TYPE for t in (Cancel, Status, Subscribe, Unsubscribe, Fetch, Reorder))
+
+_BY_TYPE: dict[str, type[Body]] = {}
+for _cls in (*REQUESTS, *REPLIES, *EVENTS):
+    _BY_TYPE[_cls.TYPE] = _cls
+REQUEST_TYPES = frozenset(c.TYPE for c in REQUESTS)
+
+
+# ---------------------------------------------------------------------------
+# Envelope, encode, decode
+# ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Envelope:
+    body: Body
+    rid: Optional[int] = None
+    job: Optional[str] = None
+    seq: Optional[int] = None
+    blobs: tuple = ()  # bytes-like objects (bytes, memoryview, numpy arrays)
+    version: int = PROTOCOL_VERSION
+
+    @property
+    def type(self) -> str:
+        return self.body.TYPE
+
+
+def to_wire(obj: Any) -> Any:
+    """A body (or nested dataclass) as plain msgpack-able values."""
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return {f.name: to_wire(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, (list, tuple)):
+        return [to_wire(v) for v in obj]
+    if isinstance(obj, dict):
+        return {k: to_wire(v) for k, v in obj.items()}
+    return obj
+
+
+def encode(env: Envelope) -> list:
+    """Frames to hand to `socket.send_multipart(..., copy=False)`."""
+    header = {
+        "v": env.version,
+        "type": env.body.TYPE,
+        "rid": env.rid,
+        "job": env.job,
+        "seq": env.seq,
+        "body": to_wire(env.body),
+    }
+    return [msgpack.packb(header, use_bin_type=True), *env.blobs]
+
+
+def decode(
+    frames: list,
+    *,
+    strict: bool = True,
+    max_bytes: int | None = DEFAULT_MAX_REQUEST_BYTES,
+    allowed: frozenset[str] | None = None,
+) -> Envelope:
+    """Parse and validate one message. Raises ProtocolError naming what is wrong.
+
+    strict: reject unknown body fields (the server does this for requests; clients
+    pass strict=False so a newer server may add fields). allowed: message types
+    accepted here (the server passes REQUEST_TYPES).
+    """
+    if not frames:
+        raise ProtocolError("bad_message", "Empty message: expected a msgpack header frame.")
+    sizes = [len(memoryview(f)) if not isinstance(f, (bytes, bytearray)) else len(f) for f in frames]
+    if max_bytes is not None and sum(sizes) > max_bytes:
+        raise ProtocolError("too_large", f"Message of {sum(sizes)} bytes exceeds the limit of {max_bytes} bytes.")
+    raw = frames[0]
+    limit = max(sizes[0], 1)
+    try:
+        header = msgpack.unpackb(
+            bytes(raw),
+            raw=False,
+            strict_map_key=True,
+            max_str_len=limit,
+            max_bin_len=limit,
+            max_array_len=limit,
+            max_map_len=limit,
+            max_ext_len=0,
+        )
+    except Exception as exc:  # msgpack raises many types on garbage; none may escape
+        raise ProtocolError("bad_header", f"The header frame is not valid msgpack ({type(exc).__name__}).") from None
+    if not isinstance(header, dict):
+        raise ProtocolError("bad_header", "The header must be a msgpack map.")
+    rid = header.get("rid")
+    if not (rid is None or (_is_int(rid) and 0 <= rid <= _MAX_INT)):
+        raise ProtocolError("bad_field", "rid must be a non-negative integer or null.", field="rid")
+
+    def fail(code: str, message: str, fld: str | None = None) -> ProtocolError:
+        return ProtocolError(code, message, field=fld, rid=rid)
+
+    version = header.get("v")
+    if not _is_int(version):
+        raise fail("bad_field", "Header field 'v' (protocol version) is missing or not an integer.", "v")
+    if version not in SUPPORTED_VERSIONS:
+        raise fail(
+            "bad_version",
+            f"Protocol version {version} is not supported; this side speaks {list(SUPPORTED_VERSIONS)}.",
+            "v",
+        )
+    unknown = set(header) - {"v", "type", "rid", "job", "seq", "body"}
+    if strict and unknown:
+        raise fail("bad_field", f"Unknown header field(s): {sorted(unknown)}.", sorted(unknown)[0])
+    mtype = header.get("type")
+    if not isinstance(mtype, str):
+        raise fail("bad_field", "Header field 'type' is missing or not a string.", "type")
+    cls = _BY_TYPE.get(mtype)
+    if cls is None or (allowed is not None and mtype not in allowed):
+        raise fail("unknown_type", f"Unknown message type {mtype!r}.", "type")
+    job = header.get("job")
+    if job is not None and not (isinstance(job, str) and _JOB_ID.match(job)):
+        raise fail("bad_field", "Header field 'job' must be a job id (letters, digits, '-', '_') or null.", "job")
+    if allowed is not None and mtype in JOB_REQUESTS and job is None:
+        raise fail("bad_field", f"A {mtype!r} request must name a job in the header field 'job'.", "job")
+    seq = header.get("seq")
+    if not (seq is None or (_is_int(seq) and 0 <= seq <= _MAX_INT)):
+        raise fail("bad_field", "Header field 'seq' must be a non-negative integer or null.", "seq")
+    body_raw = header.get("body", {})
+    if not isinstance(body_raw, dict):
+        raise fail("bad_field", "Header field 'body' must be a map.", "body")
+    try:
+        body = _build(cls, body_raw, "body", strict)
+        _checks(body)
+    except _FieldError as exc:
+        raise fail("bad_field", str(exc), exc.path) from None
+    blobs = tuple(frames[1:])
+    expected = 0 if getattr(body, "omitted", False) else cls.BLOBS
+    if len(blobs) != expected:
+        raise fail("bad_message", f"A {mtype!r} message carries {expected} binary frame(s), got {len(blobs)}.")
+    return Envelope(body=body, rid=rid, job=job, seq=seq, blobs=blobs, version=version)
+
+
+# ---------------------------------------------------------------------------
+# Validation against type hints
+# ---------------------------------------------------------------------------
+
+
+class _FieldError(Exception):
+    def __init__(self, message: str, path: str):
+        super().__init__(message)
+        self.path = path
+
+
+_HINTS: dict[type, dict[str, Any]] = {}
+
+
+def _hints(cls: type) -> dict[str, Any]:
+    if cls not in _HINTS:
+        _HINTS[cls] = typing.get_type_hints(cls)
+    return _HINTS[cls]
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _build(cls: type, data: dict, path: str, strict: bool) -> Any:
+    hints = _hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = [k for k in data if k not in fields]
+    if unknown and strict:
+        raise _FieldError(f"Unknown field {path}.{unknown[0]}.", f"{path}.{unknown[0]}")
+    kwargs = {}
+    for name, f in fields.items():
+        where = f"{path}.{name}"
+        if name in data:
+            kwargs[name] = _coerce(data[name], hints[name], where, strict)
+        elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+            raise _FieldError(f"Missing required field {where}.", where)
+        elif f.default is None and not _optional(hints[name]):
+            raise _FieldError(f"Missing required field {where}.", where)
+    return cls(**kwargs)
+
+
+def _optional(tp: Any) -> bool:
+    return typing.get_origin(tp) is Union and type(None) in typing.get_args(tp)
+
+
+def _coerce(value: Any, tp: Any, path: str, strict: bool) -> Any:
+    if tp is Any:
+        return value
+    origin = typing.get_origin(tp)
+    if origin is Union:
+        args = typing.get_args(tp)
+        if value is None and type(None) in args:
+            return None
+        inner = [a for a in args if a is not type(None)]
+        return _coerce(value, inner[0], path, strict)
+    if origin is list:
+        if not isinstance(value, list):
+            raise _FieldError(f"{path} must be a list.", path)
+        (item,) = typing.get_args(tp)
+        return [_coerce(v, item, f"{path}[{i}]", strict) for i, v in enumerate(value)]
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise _FieldError(f"{path} must be a map.", path)
+        _, vt = typing.get_args(tp)
+        return {k: _coerce(v, vt, f"{path}.{k}", strict) for k, v in value.items()}
+    if dataclasses.is_dataclass(tp):
+        if not isinstance(value, dict):
+            raise _FieldError(f"{path} must be a map.", path)
+        return _build(tp, value, path, strict)
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise _FieldError(f"{path} must be true or false.", path)
+        return value
+    if tp is int:
+        if not _is_int(value) or abs(value) > _MAX_INT:
+            raise _FieldError(f"{path} must be an integer.", path)
+        return value
+    if tp is float:
+        if not (_is_int(value) or isinstance(value, float)) or not math.isfinite(value):
+            raise _FieldError(f"{path} must be a finite number.", path)
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str):
+            raise _FieldError(f"{path} must be a string.", path)
+        return value
+    raise _FieldError(f"{path} has an unsupported type.", path)  # a bug in this module
+
+
+def _checks(body: Body) -> None:
+    """Range checks that type hints cannot say."""
+
+    def need(ok: bool, message: str, path: str) -> None:
+        if not ok:
+            raise _FieldError(message, path)
+
+    if isinstance(body, Submit):
+        s = body.spec
+        need(bool(s.input.strip()), "body.spec.input must name the source media file.", "body.spec.input")
+        need(16 <= s.proxy_size <= 1024, "body.spec.proxy_size must be between 16 and 1024.", "body.spec.proxy_size")
+        need(s.proxy_format in ("jpeg", "png"), "body.spec.proxy_format must be 'jpeg' or 'png'.", "body.spec.proxy_format")
+        need(-1000 <= s.priority <= 1000, "body.spec.priority must be between -1000 and 1000.", "body.spec.priority")
+        for k, v in s.params.items():
+            need(
+                v is None or isinstance(v, (bool, int, float, str)),
+                f"body.spec.params.{k} must be a number, string or boolean.",
+                f"body.spec.params.{k}",
+            )
+        need(
+            s.client_token is None or 0 < len(s.client_token) <= 128,
+            "body.spec.client_token must be 1 to 128 characters.",
+            "body.spec.client_token",
+        )
+    elif isinstance(body, Subscribe):
+        need(body.from_seq >= 1, "body.from_seq must be at least 1.", "body.from_seq")
+    elif isinstance(body, Fetch):
+        need(body.what in ("outputs", "frames"), "body.what must be 'outputs' or 'frames'.", "body.what")
+        need(
+            body.first is None or body.last is None or body.first <= body.last,
+            "body.first must not be after body.last.",
+            "body.first",
+        )
+    elif isinstance(body, ListJobs):
+        need(1 <= body.limit <= 10_000, "body.limit must be between 1 and 10000.", "body.limit")
+        for s in body.states or ():
+            need(s in JOB_STATES, f"body.states: unknown state {s!r}; known: {list(JOB_STATES)}.", "body.states")
+    elif isinstance(body, Reorder):
+        need(
+            body.priority is not None or body.position is not None,
+            "reorder needs body.priority or body.position.",
+            "body",
+        )
+        need(body.position is None or body.position >= 0, "body.position must be 0 or more.", "body.position")
+        need(
+            body.priority is None or -1000 <= body.priority <= 1000,
+            "body.priority must be between -1000 and 1000.",
+            "body.priority",
+        )
+    elif isinstance(body, Hello):
+        need(len(body.client) <= 256, "body.client must be at most 256 characters.", "body.client")
