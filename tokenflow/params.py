@@ -27,8 +27,11 @@ class EditParams:
     # only: the result does not depend on it.
     batch_size: int = 8
     # Keyframes each keyframe attends to in the joint pass; bounds memory and time
-    # on long clips (neighbours in time plus anchors spread over the clip).
-    max_attended_keyframes: int = 8
+    # on long clips (neighbours in time plus an anchor from elsewhere in the clip).
+    # Joint attention over M keyframes costs M times a frame's own attention, so a
+    # small M keeps TokenFlow cheaper than per-frame editing; clips of up to
+    # M * kf_interval frames get the paper's full joint attention.
+    max_attended_keyframes: int = 6
     # Emit a preview of the keyframes' predicted clean frames every N steps.
     preview_every: int = 5
     preview_size: int = 128

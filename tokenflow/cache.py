@@ -1,0 +1,78 @@
+"""On-disk cache of inverted latents, keyed by everything that determines them."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+
+
+def inversion_key(
+    content_digest: str,
+    model_identity: str,
+    working_size: tuple[int, int],
+    timesteps: tuple[int, ...],
+    scheduler_config: dict,
+    inversion_prompt: str,
+    dtype: str,
+) -> str:
+    """Stable hash of what determines an inversion; any change gives another key."""
+    relevant = {k: scheduler_config.get(k) for k in sorted(scheduler_config) if not k.startswith("_")}
+    payload = json.dumps(
+        {
+            "content": content_digest,
+            "model": model_identity,
+            "size": list(working_size),
+            "timesteps": list(timesteps),
+            "scheduler": relevant,
+            "inversion_prompt": inversion_prompt,
+            "dtype": dtype,
+            "format": 1,
+        },
+        sort_keys=True,
+        default=str,
+    )
+    return hashlib.sha256(payload.encode()).hexdigest()[:32]
+
+
+class InversionCache:
+    """Latents x_t for every sampling timestep t, one safetensors file per key.
+
+    Writes are atomic (temporary file, then rename), so a crash never leaves a
+    half-written entry that a later job would trust.
+    """
+
+    def __init__(self, directory: str | Path | None):
+        self.directory = Path(directory) if directory else None
+
+    def _path(self, key: str) -> Path | None:
+        return self.directory / f"inversion-{key}.safetensors" if self.directory else None
+
+    def get(self, key: str) -> dict[int, torch.Tensor] | None:
+        path = self._path(key)
+        if path is None or not path.exists():
+            return None
+        try:
+            tensors = load_file(str(path))
+        except Exception:
+            return None  # a corrupt entry is a miss; it gets rewritten
+        return {int(name[1:]): tensor for name, tensor in tensors.items()}
+
+    def put(self, key: str, latents: dict[int, torch.Tensor]) -> None:
+        path = self._path(key)
+        if path is None:
+            return
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".inversion-", suffix=".partial", dir=path.parent)
+        os.close(fd)
+        try:
+            save_file({f"t{t}": x.contiguous() for t, x in latents.items()}, tmp)
+            os.replace(tmp, path)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)

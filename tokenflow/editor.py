@@ -1,0 +1,221 @@
+"""The two loops of the method: DDIM inversion and the TokenFlow / per-frame edit."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+
+from tokenflow import ddim
+from tokenflow.attention import KEYFRAMES, PER_FRAME, PLAIN, PROPAGATE, BRANCHES, TokenFlowState
+from tokenflow.errors import NonFiniteValues
+from tokenflow.events import Cancelled
+from tokenflow.keyframes import keyframe_groups, neighbours, sample_keyframes
+from tokenflow.params import EditParams
+from tokenflow.stats import EditStats
+
+
+@dataclass
+class Conditioning:
+    source: torch.Tensor  # (1, 77, D) inversion prompt
+    negative: torch.Tensor
+    prompt: torch.Tensor
+
+
+def _batches(items: list[int], size: int) -> list[list[int]]:
+    return [items[i : i + size] for i in range(0, len(items), size)]
+
+
+def _check_cancel(should_cancel: Callable[[], bool]) -> None:
+    if should_cancel():
+        raise Cancelled()
+
+
+@torch.no_grad()
+def invert(
+    unet,
+    latents: torch.Tensor,
+    schedule: ddim.Schedule,
+    condition: torch.Tensor,
+    batch_size: int,
+    state: TokenFlowState,
+    stats: EditStats,
+    should_cancel: Callable[[], bool],
+    on_step: Callable[[int, int], None] | None = None,
+) -> dict[int, torch.Tensor]:
+    """DDIM-invert (N, 4, h, w) latents; returns x_t on the CPU for every sampling timestep t.
+
+    No guidance, one conditional pass per frame and step, on exactly the sampling
+    schedule, so every latent saved is one the editor consumes.
+    """
+    device, dtype = unet.device, unet.dtype
+    ascending = list(reversed(schedule.timesteps))
+    stored: dict[int, list[torch.Tensor]] = {t: [] for t in ascending}
+    state.mode = PLAIN
+    total = len(ascending) * latents.shape[0]
+    done = 0
+    for frames in _batches(list(range(latents.shape[0])), batch_size):
+        x = latents[frames].to(device, torch.float32)
+        cond = condition.expand(len(frames), -1, -1)
+        alpha_prev = schedule.final_alpha
+        for t in ascending:
+            _check_cancel(should_cancel)
+            output = unet(x.to(dtype), t, encoder_hidden_states=cond).sample.float()
+            stats.count("inversion", len(frames))
+            eps = ddim.to_epsilon(output, x, alpha_prev, schedule.prediction_type)
+            alpha_t = schedule.alpha(t)
+            x = ddim.inversion_step(x, eps, alpha_prev, alpha_t)
+            alpha_prev = alpha_t
+            stored[t].append(x.cpu())
+            done += len(frames)
+            if on_step:
+                on_step(done, total)
+        if not torch.isfinite(x).all():
+            raise NonFiniteValues(
+                "DDIM inversion produced NaN or infinite values: try --device cpu, or another model."
+            )
+    return {t: torch.cat(parts) for t, parts in stored.items()}
+
+
+class EditLoop:
+    """Runs the denoising loop over all frames, TokenFlow or per-frame."""
+
+    def __init__(
+        self,
+        unet,
+        schedule: ddim.Schedule,
+        inverted: dict[int, torch.Tensor],
+        conditioning: Conditioning,
+        params: EditParams,
+        state: TokenFlowState,
+        stats: EditStats,
+        should_cancel: Callable[[], bool],
+        on_keyframes: Callable[[int, list[int], torch.Tensor], None] | None = None,
+        on_step: Callable[[int, int, int], None] | None = None,
+    ):
+        self.unet = unet
+        self.schedule = schedule
+        self.inverted = inverted
+        self.conditioning = conditioning
+        self.params = params
+        self.state = state
+        self.stats = stats
+        self.should_cancel = should_cancel
+        self.on_keyframes = on_keyframes  # (step, frames, predicted clean latents)
+        self.on_step = on_step  # (step, frames_done, frames_total)
+        self.n_frames = inverted[schedule.timesteps[0]].shape[0]
+        self.generator = torch.Generator().manual_seed(params.seed)
+        self.keyframe_history: list[list[int]] = []
+
+    def _unet_eps(self, frames: list[int], latents: torch.Tensor, t: int, step_alpha: float) -> torch.Tensor:
+        """Guided noise estimate for `frames`: one UNet call over [source | uncond | cond]."""
+        device, dtype = self.unet.device, self.unet.dtype
+        source = self.inverted[t][frames].to(device, torch.float32)
+        current = latents[frames]
+        batch = torch.cat([source, current, current]).to(dtype)
+        c = self.conditioning
+        b = len(frames)
+        text = torch.cat([c.source.expand(b, -1, -1), c.negative.expand(b, -1, -1), c.prompt.expand(b, -1, -1)])
+        self.state.frames = list(frames)
+        output = self.unet(batch, t, encoder_hidden_states=text).sample.float()
+        _, uncond, cond = output.chunk(BRANCHES)
+        uncond = ddim.to_epsilon(uncond, current, step_alpha, self.schedule.prediction_type)
+        cond = ddim.to_epsilon(cond, current, step_alpha, self.schedule.prediction_type)
+        return uncond + self.params.guidance * (cond - uncond)
+
+    @torch.no_grad()
+    def run(self) -> torch.Tensor:
+        schedule, params = self.schedule, self.params
+        latents = self.inverted[schedule.timesteps[0]].to(self.unet.device, torch.float32).clone()
+        steps = len(schedule.timesteps)
+        for index, t in enumerate(schedule.timesteps):
+            _check_cancel(self.should_cancel)
+            self.state.inject_attention = index < params.pnp_attn_t * steps
+            self.state.inject_conv = index < params.pnp_f_t * steps
+            alpha_t, alpha_prev = schedule.alpha(t), schedule.previous_alpha(index)
+            if params.method == "per-frame":
+                eps = self._per_frame_step(latents, t, alpha_t, index)
+            else:
+                eps = self._tokenflow_step(latents, t, alpha_t, index)
+            latents = ddim.sampling_step(latents, eps, alpha_t, alpha_prev)
+            if not torch.isfinite(latents).all():
+                raise NonFiniteValues(
+                    f"Denoising produced NaN or infinite values at step {index + 1}: the model may not "
+                    "run in fp16 on this GPU; try --device cpu, a lower --guidance, or another model."
+                )
+        return latents.cpu()
+
+    def _per_frame_step(self, latents: torch.Tensor, t: int, alpha_t: float, index: int) -> torch.Tensor:
+        eps = torch.empty_like(latents)
+        self.state.mode = PER_FRAME
+        done = 0
+        for frames in _batches(list(range(self.n_frames)), self.params.batch_size):
+            _check_cancel(self.should_cancel)
+            eps[frames] = self._unet_eps(frames, latents, t, alpha_t)
+            self.stats.count("per_frame", BRANCHES * len(frames))
+            if index % self.params.preview_every == 0 and done == 0 and self.on_keyframes:
+                clean = ddim.predict_clean(latents[frames], eps[frames], alpha_t)
+                self.on_keyframes(index, frames, clean)
+            done += len(frames)
+            if self.on_step:
+                self.on_step(index, done, self.n_frames)
+        return eps
+
+    def _tokenflow_step(self, latents: torch.Tensor, t: int, alpha_t: float, index: int) -> torch.Tensor:
+        params, state = self.params, self.state
+        keyframes = sample_keyframes(self.n_frames, params.kf_interval, self.generator)
+        self.keyframe_history.append(keyframes)
+        keyframe_set = set(keyframes)
+        others = [f for f in range(self.n_frames) if f not in keyframe_set]
+        eps = torch.empty_like(latents)
+        groups = keyframe_groups(keyframes, params.max_attended_keyframes)
+        carried: int | None = None  # last keyframe of the previous group, still needed
+        done = 0
+        for number, group in enumerate(groups):
+            _check_cancel(self.should_cancel)
+            state.drop_caches(keep={carried} if carried is not None else set())
+            members = list(group.members)
+            owned = list(group.owned)
+            state.mode = KEYFRAMES
+            state.cache_frames = set(owned)
+            group_eps = self._unet_eps(members, latents, t, alpha_t)
+            self.stats.count("keyframes", BRANCHES * len(members))
+            positions = [members.index(f) for f in owned]
+            eps[owned] = group_eps[positions]
+            done += len(owned)
+            if number == 0 and index % params.preview_every == 0 and self.on_keyframes:
+                self.on_keyframes(index, owned, ddim.predict_clean(latents[owned], eps[owned], alpha_t))
+
+            # Frames whose keyframe-after is in this group (or, past the last keyframe,
+            # whose keyframe-before is): both their neighbours' caches are now present.
+            low = owned[0] if carried is None else carried
+            high = owned[-1]
+            is_first, is_last = number == 0, number == len(groups) - 1
+            span = [
+                f for f in others
+                if (low < f < high) or (is_first and f < low) or (is_last and f > high)
+            ]
+            done += self._propagate(span, latents, t, alpha_t, keyframes, eps)
+            if self.on_step:
+                self.on_step(index, done, self.n_frames)
+            carried = high
+        state.drop_caches(keep=set())
+        return eps
+
+    def _propagate(self, frames: list[int], latents, t, alpha_t, keyframes, eps) -> int:
+        if not frames:
+            return 0
+        state = self.state
+        for batch in _batches(frames, self.params.batch_size):
+            _check_cancel(self.should_cancel)
+            if self.params.propagate:
+                state.mode = PROPAGATE
+                state.plan = [neighbours(f, keyframes) for f in batch]
+                self.stats.count("propagation", BRANCHES * len(batch))
+            else:
+                state.mode = PER_FRAME
+                self.stats.count("per_frame", BRANCHES * len(batch))
+            eps[batch] = self._unet_eps(batch, latents, t, alpha_t)
+        state.plan = []
+        return len(frames)

@@ -1,0 +1,111 @@
+"""Frames <-> latents: working resolution, chunked VAE encode and decode."""
+
+from __future__ import annotations
+
+from typing import Callable, Iterable, Iterator
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from tokenflow.errors import InvalidInput, NonFiniteValues
+
+LATENT_MULTIPLE = 64  # VAE /8, then the UNet halves three times
+
+
+def working_size(width: int, height: int, short_side: int = 512) -> tuple[int, int]:
+    """Keep the aspect ratio, scale the short side to `short_side`, round each side to /64.
+
+    The public code squashes everything to 512x512; this keeps the picture's shape.
+    """
+    if width <= 0 or height <= 0:
+        raise InvalidInput(f"Frame size {width}x{height} is not a picture: check the input video.")
+    if short_side < LATENT_MULTIPLE:
+        raise InvalidInput(f"--size {short_side} is too small: use at least {LATENT_MULTIPLE}.")
+    scale = short_side / min(width, height)
+
+    def snap(side: float) -> int:
+        return max(LATENT_MULTIPLE, int(round(side / LATENT_MULTIPLE)) * LATENT_MULTIPLE)
+
+    return snap(width * scale), snap(height * scale)
+
+
+def to_model_input(image: np.ndarray, size: tuple[int, int]) -> torch.Tensor:
+    """HxWx3 uint8 -> 1x3xhxw float in [-1, 1] at `size` = (w, h), area-resampled."""
+    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+        raise InvalidInput(f"Expected HxWx3 uint8 frames, got {image.shape} {image.dtype}.")
+    tensor = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None].float() / 127.5 - 1.0
+    w, h = size
+    if tensor.shape[-2:] != (h, w):
+        tensor = F.interpolate(tensor, size=(h, w), mode="bicubic", antialias=True, align_corners=False)
+    return tensor.clamp(-1, 1)
+
+
+def to_uint8(images: torch.Tensor, size: tuple[int, int] | None = None) -> list[np.ndarray]:
+    """Bx3xhxw in [-1, 1] -> list of HxWx3 uint8, resized to `size` = (w, h) if given."""
+    images = images.float()
+    if size is not None and images.shape[-2:] != (size[1], size[0]):
+        images = F.interpolate(images, size=(size[1], size[0]), mode="bicubic", antialias=True, align_corners=False)
+    out = ((images.clamp(-1, 1) + 1.0) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+    return [np.ascontiguousarray(frame) for frame in out]
+
+
+def _check_finite(tensor: torch.Tensor, what: str) -> None:
+    if not torch.isfinite(tensor).all():
+        raise NonFiniteValues(
+            f"The {what} produced NaN or infinite values (a known fp16 overflow in some VAEs): "
+            "run with --device cpu or a bf16-capable GPU, or try another model."
+        )
+
+
+@torch.no_grad()
+def encode_frames(
+    vae,
+    frames: Iterable[np.ndarray],
+    size: tuple[int, int],
+    scaling_factor: float,
+    chunk: int = 8,
+    on_frame: Callable[[int], None] | None = None,
+) -> torch.Tensor:
+    """VAE-encode frames with the posterior mean (deterministic), `chunk` at a time.
+
+    Returns (N, 4, h/8, w/8) latents on the CPU in float32, so memory on the device
+    does not grow with clip length.
+    """
+    device, dtype = vae.device, vae.dtype
+    latents: list[torch.Tensor] = []
+    batch: list[torch.Tensor] = []
+    count = 0
+
+    def flush() -> None:
+        x = torch.cat(batch).to(device, dtype)
+        z = vae.encode(x).latent_dist.mean * scaling_factor
+        _check_finite(z, "VAE encoder")
+        latents.append(z.float().cpu())
+        batch.clear()
+
+    for frame in frames:
+        batch.append(to_model_input(frame, size))
+        count += 1
+        if len(batch) == chunk:
+            flush()
+        if on_frame:
+            on_frame(count)
+    if batch:
+        flush()
+    if not latents:
+        raise InvalidInput("No frames were decoded from the input: check the frame range and the file.")
+    return torch.cat(latents)
+
+
+@torch.no_grad()
+def decode_latents(
+    vae, latents: torch.Tensor, scaling_factor: float, out_size: tuple[int, int] | None, chunk: int = 8
+) -> Iterator[np.ndarray]:
+    """Decode latents `chunk` at a time, yielding HxWx3 uint8 frames at `out_size` in order."""
+    device, dtype = vae.device, vae.dtype
+    for start in range(0, latents.shape[0], chunk):
+        z = latents[start : start + chunk].to(device, dtype) / scaling_factor
+        images = vae.decode(z).sample
+        _check_finite(images, "VAE decoder")
+        yield from to_uint8(images, out_size)

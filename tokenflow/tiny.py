@@ -1,0 +1,249 @@
+"""Randomly initialised models with Stable Diffusion's layout.
+
+`make_tiny_pipeline_dir` builds, fully offline, a ~2.5 M parameter pipeline whose
+UNet has SD 1.x/2.x's block structure (so every injection site resolves by the same
+names as on real SD) and saves it as a normal diffusers folder. Its output is NOISE:
+it exists to exercise the machinery in tests and on machines without real weights.
+
+`sd21_base_random_unet` instantiates SD 2.1-base's real UNet configuration with
+random weights: the real compute cost, for timing on a GPU.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+
+TINY_MARKER = "tokenflow_tiny_model.json"
+
+# The CLIP tokenizer's byte-to-unicode table: printable bytes map to themselves,
+# the rest to code points above 255, so every byte has a visible character.
+def _byte_alphabet() -> list[str]:
+    printable = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(
+        range(ord("®"), ord("ÿ") + 1)
+    )
+    chars: list[str] = []
+    extra = 0
+    for b in range(256):
+        if b in printable:
+            chars.append(chr(b))
+        else:
+            chars.append(chr(256 + extra))
+            extra += 1
+    return chars
+
+
+def write_character_tokenizer(directory: Path, max_length: int = 77) -> None:
+    """A CLIP tokenizer with a character-level vocabulary and no merges, written locally."""
+    directory.mkdir(parents=True, exist_ok=True)
+    alphabet = _byte_alphabet()
+    vocab: dict[str, int] = {}
+    for ch in alphabet:
+        vocab[ch] = len(vocab)
+    for ch in alphabet:
+        vocab[ch + "</w>"] = len(vocab)
+    vocab["<|startoftext|>"] = len(vocab)
+    vocab["<|endoftext|>"] = len(vocab)
+    (directory / "vocab.json").write_text(json.dumps(vocab))
+    (directory / "merges.txt").write_text("#version: 0.2\n")
+    config = {
+        "tokenizer_class": "CLIPTokenizer",
+        "model_max_length": max_length,
+        "bos_token": "<|startoftext|>",
+        "eos_token": "<|endoftext|>",
+        "unk_token": "<|endoftext|>",
+        "pad_token": "<|endoftext|>",
+        "do_lower_case": True,
+    }
+    (directory / "tokenizer_config.json").write_text(json.dumps(config, indent=2))
+    (directory / "special_tokens_map.json").write_text(
+        json.dumps({k: config[k] for k in ("bos_token", "eos_token", "unk_token", "pad_token")})
+    )
+
+
+def _tiny_unet(cross_attention_dim: int):
+    from diffusers import UNet2DConditionModel
+
+    return UNet2DConditionModel(
+        sample_size=16,
+        in_channels=4,
+        out_channels=4,
+        down_block_types=("CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"),
+        up_block_types=("UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"),
+        block_out_channels=(32, 32, 64, 64),
+        layers_per_block=2,
+        norm_num_groups=8,
+        cross_attention_dim=cross_attention_dim,
+        attention_head_dim=8,
+    )
+
+
+def _tiny_vae():
+    from diffusers import AutoencoderKL
+
+    # Four blocks -> three 2x down-samplings -> 8x, as SD's VAE.
+    return AutoencoderKL(
+        in_channels=3,
+        out_channels=3,
+        down_block_types=("DownEncoderBlock2D",) * 4,
+        up_block_types=("UpDecoderBlock2D",) * 4,
+        block_out_channels=(16, 32, 32, 32),
+        layers_per_block=1,
+        latent_channels=4,
+        norm_num_groups=8,
+        sample_size=128,
+    )
+
+
+def _tiny_text_encoder(vocab_size: int, hidden: int):
+    from transformers import CLIPTextConfig, CLIPTextModel
+
+    config = CLIPTextConfig(
+        vocab_size=vocab_size,
+        hidden_size=hidden,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        max_position_embeddings=77,
+        bos_token_id=vocab_size - 2,
+        eos_token_id=vocab_size - 1,
+        pad_token_id=vocab_size - 1,
+    )
+    return CLIPTextModel(config)
+
+
+def _sd_scheduler():
+    from diffusers import DDIMScheduler
+
+    # Stable Diffusion's own scheduler settings.
+    return DDIMScheduler(
+        beta_start=0.00085,
+        beta_end=0.012,
+        beta_schedule="scaled_linear",
+        clip_sample=False,
+        set_alpha_to_one=False,
+        steps_offset=1,
+        prediction_type="epsilon",
+        num_train_timesteps=1000,
+    )
+
+
+def _structured_images(count: int, size: int, generator: torch.Generator) -> torch.Tensor:
+    """Smooth random images in [-1, 1] with natural-image-like low-frequency content."""
+    coarse = torch.rand(count, 3, 8, 8, generator=generator) * 2 - 1
+    smooth = torch.nn.functional.interpolate(coarse, size=(size, size), mode="bicubic", align_corners=False)
+    fine = (torch.rand(count, 3, size, size, generator=generator) * 2 - 1) * 0.1
+    return (smooth + fine).clamp(-1, 1)
+
+
+@torch.no_grad()
+def _unit_variance_scaling(vae, generator: torch.Generator) -> float:
+    """A scaling factor that makes encoded images unit-variance, as 0.18215 does for SD's trained VAE."""
+    images = _structured_images(8, 64, generator)
+    latents = vae.encode(images).latent_dist.mean
+    return float(1.0 / latents.std().clamp_min(1e-6))
+
+
+def make_tiny_pipeline_dir(directory: str | Path, seed: int = 0) -> Path:
+    """Build and save the tiny random SD-layout pipeline. Offline; about 10 MB on disk."""
+    from diffusers import StableDiffusionPipeline
+    from transformers import CLIPTokenizer
+
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(seed)
+    generator = torch.Generator().manual_seed(seed)
+
+    tokenizer_dir = directory / "tokenizer"
+    write_character_tokenizer(tokenizer_dir)
+    tokenizer = CLIPTokenizer.from_pretrained(tokenizer_dir)
+    text_encoder = _tiny_text_encoder(len(tokenizer), hidden=32)
+    unet = _tiny_unet(cross_attention_dim=32)
+    vae = _tiny_vae()
+    vae.register_to_config(scaling_factor=_unit_variance_scaling(vae, generator))
+
+    pipe = StableDiffusionPipeline(
+        vae=vae,
+        text_encoder=text_encoder,
+        tokenizer=tokenizer,
+        unet=unet,
+        scheduler=_sd_scheduler(),
+        safety_checker=None,
+        feature_extractor=None,
+        requires_safety_checker=False,
+    )
+    pipe.save_pretrained(directory, safe_serialization=True)
+    (directory / TINY_MARKER).write_text(
+        json.dumps({"warning": "random weights: output is noise; for testing the machinery only", "seed": seed})
+    )
+    return directory
+
+
+# SD 2.1-base's UNet configuration (stabilityai/stable-diffusion-2-1-base, unet/config.json).
+SD21_BASE_UNET_CONFIG = dict(
+    sample_size=64,
+    in_channels=4,
+    out_channels=4,
+    down_block_types=("CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"),
+    up_block_types=("UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"),
+    block_out_channels=(320, 640, 1280, 1280),
+    layers_per_block=2,
+    cross_attention_dim=1024,
+    attention_head_dim=(5, 10, 20, 20),
+    use_linear_projection=True,
+    norm_num_groups=32,
+)
+
+
+def make_sd21_base_random_dir(directory: str | Path, seed: int = 0) -> Path:
+    """SD 2.1-base's real UNet/VAE configuration with random weights, for GPU timing."""
+    from diffusers import AutoencoderKL, StableDiffusionPipeline, UNet2DConditionModel
+    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
+
+    directory = Path(directory)
+    torch.manual_seed(seed)
+    write_character_tokenizer(directory / "tokenizer")
+    tokenizer = CLIPTokenizer.from_pretrained(directory / "tokenizer")
+    text_encoder = CLIPTextModel(
+        CLIPTextConfig(
+            vocab_size=len(tokenizer),
+            hidden_size=1024,
+            intermediate_size=4096,
+            num_hidden_layers=23,
+            num_attention_heads=16,
+            max_position_embeddings=77,
+            hidden_act="gelu",
+            projection_dim=512,
+            bos_token_id=len(tokenizer) - 2,
+            eos_token_id=len(tokenizer) - 1,
+            pad_token_id=len(tokenizer) - 1,
+        )
+    )
+    unet = UNet2DConditionModel(**SD21_BASE_UNET_CONFIG)
+    vae = AutoencoderKL(
+        in_channels=3,
+        out_channels=3,
+        down_block_types=("DownEncoderBlock2D",) * 4,
+        up_block_types=("UpDecoderBlock2D",) * 4,
+        block_out_channels=(128, 256, 512, 512),
+        layers_per_block=2,
+        latent_channels=4,
+        sample_size=512,
+        scaling_factor=0.18215,
+    )
+    pipe = StableDiffusionPipeline(
+        vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet, scheduler=_sd_scheduler(),
+        safety_checker=None, feature_extractor=None, requires_safety_checker=False,
+    )
+    pipe.save_pretrained(directory, safe_serialization=True)
+    (directory / TINY_MARKER).write_text(json.dumps({"warning": "random weights (SD 2.1-base shape): output is noise"}))
+    return directory
+
+
+def is_random_test_model(directory: str | Path) -> bool:
+    return (Path(directory) / TINY_MARKER).exists()
+
+
+__all__ = ["make_tiny_pipeline_dir", "make_sd21_base_random_dir", "is_random_test_model", "SD21_BASE_UNET_CONFIG"]
