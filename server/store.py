@@ -1,0 +1,317 @@
+"""The persistent job store: jobs, their parameters and state, and every event.
+
+SQLite in WAL mode: a committed transaction survives the process being killed, and the
+front thread can read while the worker thread writes. Pixels are not stored here: an
+event that carries an image names a file in the job's folder (`blob`), relative to
+that folder.
+
+Invariants the rest of the server relies on:
+- a job and its `accepted` event are written in one transaction, before anyone hears
+  of the job;
+- a job's events are numbered 1, 2, 3, ... without gaps (`last_seq` on the job row is
+  the highest), and an event that ends a job changes the job's state in the same
+  transaction.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS jobs (
+    id TEXT PRIMARY KEY,
+    created REAL NOT NULL,
+    updated REAL NOT NULL,
+    state TEXT NOT NULL,
+    spec TEXT NOT NULL,
+    priority INTEGER NOT NULL DEFAULT 0,
+    queue_order INTEGER NOT NULL DEFAULT 0,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    last_seq INTEGER NOT NULL DEFAULT 0,
+    outputs TEXT NOT NULL DEFAULT '[]',
+    error TEXT,
+    progress TEXT,
+    client_token TEXT UNIQUE
+);
+CREATE INDEX IF NOT EXISTS jobs_state ON jobs(state);
+CREATE TABLE IF NOT EXISTS events (
+    job_id TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    type TEXT NOT NULL,
+    body TEXT NOT NULL,
+    blob TEXT,
+    frame INTEGER,
+    created REAL NOT NULL,
+    PRIMARY KEY (job_id, seq)
+);
+CREATE INDEX IF NOT EXISTS events_frames ON events(job_id, type, frame);
+"""
+
+
+@dataclass(frozen=True)
+class JobRecord:
+    id: str
+    state: str
+    created: float
+    updated: float
+    spec: dict
+    priority: int
+    queue_order: int
+    attempts: int
+    last_seq: int
+    outputs: list
+    error: dict | None
+    progress: dict | None
+    client_token: str | None
+
+
+@dataclass(frozen=True)
+class EventRecord:
+    job_id: str
+    seq: int
+    type: str
+    body: dict
+    blob: str | None  # file in the job's folder holding the binary frame, if any
+    frame: int | None  # source frame number, for proxy and frame events
+
+
+class StoreError(Exception):
+    pass
+
+
+def _job(row: sqlite3.Row) -> JobRecord:
+    return JobRecord(
+        id=row["id"],
+        state=row["state"],
+        created=row["created"],
+        updated=row["updated"],
+        spec=json.loads(row["spec"]),
+        priority=row["priority"],
+        queue_order=row["queue_order"],
+        attempts=row["attempts"],
+        last_seq=row["last_seq"],
+        outputs=json.loads(row["outputs"]),
+        error=json.loads(row["error"]) if row["error"] else None,
+        progress=json.loads(row["progress"]) if row["progress"] else None,
+        client_token=row["client_token"],
+    )
+
+
+def _event(row: sqlite3.Row) -> EventRecord:
+    return EventRecord(
+        job_id=row["job_id"],
+        seq=row["seq"],
+        type=row["type"],
+        body=json.loads(row["body"]),
+        blob=row["blob"],
+        frame=row["frame"],
+    )
+
+
+class JobStore:
+    """Thread-safe: one connection, one lock; every method is one transaction."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.RLock()
+        self._db = sqlite3.connect(str(self.path), isolation_level=None, check_same_thread=False, timeout=30)
+        self._db.row_factory = sqlite3.Row
+        self._db.execute("PRAGMA journal_mode=WAL")
+        # NORMAL in WAL mode survives a killed process (the WAL is in the OS's hands);
+        # FULL adds an fsync per commit against power loss, for the accept only (below).
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.executescript(_SCHEMA)
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    def _txn(self):
+        return _Transaction(self._db, self._lock)
+
+    # --- jobs ---
+
+    def create_job(
+        self, job_id: str, spec: dict, *, priority: int, client_token: str | None, position: int
+    ) -> tuple[JobRecord, EventRecord]:
+        """Insert a queued job and its `accepted` event (seq 1) in one transaction."""
+        now = time.time()
+        with self._txn() as db:
+            order = db.execute("SELECT COALESCE(MAX(queue_order), 0) + 1 FROM jobs").fetchone()[0]
+            db.execute(
+                "INSERT INTO jobs (id, created, updated, state, spec, priority, queue_order, last_seq, client_token)"
+                " VALUES (?, ?, ?, 'queued', ?, ?, ?, 1, ?)",
+                (job_id, now, now, json.dumps(spec), priority, order, client_token),
+            )
+            body = {"position": position, "state": "queued"}
+            db.execute(
+                "INSERT INTO events (job_id, seq, type, body, created) VALUES (?, 1, 'accepted', ?, ?)",
+                (job_id, json.dumps(body), now),
+            )
+        # The accept is the one promise made to a client that must outlive power loss.
+        with self._lock:
+            self._db.execute("PRAGMA wal_checkpoint(FULL)")
+        return self.get(job_id), EventRecord(job_id, 1, "accepted", body, None, None)
+
+    def get(self, job_id: str) -> JobRecord | None:
+        with self._lock:
+            row = self._db.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
+        return _job(row) if row else None
+
+    def by_token(self, token: str) -> JobRecord | None:
+        with self._lock:
+            row = self._db.execute("SELECT * FROM jobs WHERE client_token = ?", (token,)).fetchone()
+        return _job(row) if row else None
+
+    def list_jobs(self, states: Iterable[str] | None = None, limit: int = 100) -> list[JobRecord]:
+        sql, args = "SELECT * FROM jobs", []
+        states = list(states or [])
+        if states:
+            sql += f" WHERE state IN ({','.join('?' * len(states))})"
+            args += states
+        sql += " ORDER BY created DESC, rowid DESC LIMIT ?"
+        args.append(limit)
+        with self._lock:
+            return [_job(r) for r in self._db.execute(sql, args).fetchall()]
+
+    def queued(self) -> list[tuple[str, int, int]]:
+        """(job id, priority, queue order) of every queued job."""
+        with self._lock:
+            rows = self._db.execute("SELECT id, priority, queue_order FROM jobs WHERE state = 'queued'").fetchall()
+        return [(r[0], r[1], r[2]) for r in rows]
+
+    def count_queued(self) -> int:
+        with self._lock:
+            return self._db.execute("SELECT COUNT(*) FROM jobs WHERE state = 'queued'").fetchone()[0]
+
+    def save_queue(self, entries: Iterable[tuple[str, int, int]]) -> None:
+        with self._txn() as db:
+            db.executemany(
+                "UPDATE jobs SET priority = ?, queue_order = ? WHERE id = ? AND state = 'queued'",
+                [(p, o, j) for j, p, o in entries],
+            )
+
+    def start_attempt(self, job_id: str) -> JobRecord:
+        with self._txn() as db:
+            db.execute(
+                "UPDATE jobs SET state = 'running', attempts = attempts + 1, updated = ? WHERE id = ?",
+                (time.time(), job_id),
+            )
+        return self.get(job_id)
+
+    def requeue_interrupted(self) -> list[str]:
+        """Jobs left `running` by a dead server go back to the front of the queue."""
+        with self._txn() as db:
+            ids = [r[0] for r in db.execute("SELECT id FROM jobs WHERE state = 'running' ORDER BY queue_order")]
+            front = db.execute("SELECT COALESCE(MIN(queue_order), 0) FROM jobs").fetchone()[0]
+            for i, job_id in enumerate(ids):
+                db.execute(
+                    "UPDATE jobs SET state = 'queued', queue_order = ?, updated = ? WHERE id = ?",
+                    (front - len(ids) + i, time.time(), job_id),
+                )
+        return ids
+
+    # --- events ---
+
+    def append_event(
+        self,
+        job_id: str,
+        type_: str,
+        body: dict,
+        *,
+        blob: str | None = None,
+        frame: int | None = None,
+        state: str | None = None,
+        outputs: list | None = None,
+        error: dict | None = None,
+    ) -> EventRecord:
+        """Store the job's next event; `state` etc. update the job in the same transaction."""
+        now = time.time()
+        with self._txn() as db:
+            row = db.execute("SELECT last_seq FROM jobs WHERE id = ?", (job_id,)).fetchone()
+            if row is None:
+                raise StoreError(f"unknown job {job_id}")
+            seq = row[0] + 1
+            db.execute(
+                "INSERT INTO events (job_id, seq, type, body, blob, frame, created) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (job_id, seq, type_, json.dumps(body), blob, frame, now),
+            )
+            sets, args = ["last_seq = ?", "updated = ?"], [seq, now]
+            if type_ == "progress":
+                sets.append("progress = ?")
+                args.append(json.dumps(body))
+            if state is not None:
+                sets.append("state = ?")
+                args.append(state)
+            if outputs is not None:
+                sets.append("outputs = ?")
+                args.append(json.dumps(outputs))
+            if error is not None:
+                sets.append("error = ?")
+                args.append(json.dumps(error))
+            db.execute(f"UPDATE jobs SET {', '.join(sets)} WHERE id = ?", (*args, job_id))
+        return EventRecord(job_id, seq, type_, body, blob, frame)
+
+    def events(self, job_id: str, from_seq: int = 1, limit: int = 256) -> list[EventRecord]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT * FROM events WHERE job_id = ? AND seq >= ? ORDER BY seq LIMIT ?",
+                (job_id, from_seq, limit),
+            ).fetchall()
+        return [_event(r) for r in rows]
+
+    def frame_events(self, job_id: str, first: int | None, last: int | None) -> list[EventRecord]:
+        lo = -(1 << 62) if first is None else first
+        hi = (1 << 62) if last is None else last
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT * FROM events WHERE job_id = ? AND type = 'frame' AND frame BETWEEN ? AND ? ORDER BY frame",
+                (job_id, lo, hi),
+            ).fetchall()
+        return [_event(r) for r in rows]
+
+    def sent_frames(self, job_id: str, type_: str) -> set[int]:
+        """Frame numbers that already have an event of this type (exactly once across re-runs)."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT frame FROM events WHERE job_id = ? AND type = ? AND frame IS NOT NULL", (job_id, type_)
+            ).fetchall()
+        return {r[0] for r in rows}
+
+
+class _Transaction:
+    def __init__(self, db: sqlite3.Connection, lock: threading.RLock):
+        self.db, self.lock = db, lock
+
+    def __enter__(self) -> sqlite3.Connection:
+        self.lock.acquire()
+        try:
+            self.db.execute("BEGIN IMMEDIATE")
+        except BaseException:
+            self.lock.release()
+            raise
+        return self.db
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        try:
+            self.db.execute("ROLLBACK" if exc_type else "COMMIT")
+        finally:
+            self.lock.release()
+
+
+def job_summary_fields(job: JobRecord) -> dict[str, Any]:
+    """The spec fields a listing shows."""
+    spec = job.spec
+    return {
+        "input": spec.get("input", ""),
+        "prompt": str(spec.get("params", {}).get("prompt", "")),
+        "frames": spec.get("frames"),
+        "output": spec.get("output"),
+    }
