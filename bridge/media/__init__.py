@@ -6,7 +6,7 @@ server share it.
 
 from bridge.media.decode import read_frames
 from bridge.media.errors import MediaError
-from bridge.media.probe import ClipInfo, probe
+from bridge.media.clip import ClipInfo, probe
 from bridge.media.ranges import parse_frame_range
 from bridge.media.timecode import frames_to_timecode, offset_timecode, timecode_to_frames
 from bridge.media.writers import (

@@ -31,6 +31,10 @@ class ClipInfo:
     pix_fmt: str | None
 
 
+def _unreadable(path: Path) -> str:
+    return f"{path} cannot be read (permission denied): fix its permissions or copy it somewhere readable."
+
+
 def open_input(path: str | Path) -> av.container.InputContainer:
     """Open a clip for reading, turning OS and FFmpeg failures into MediaError."""
     path = Path(path)
@@ -39,13 +43,14 @@ def open_input(path: str | Path) -> av.container.InputContainer:
     if path.is_dir():
         raise MediaError(f"{path} is a folder, not a video file: pick a video file.")
     if not os.access(path, os.R_OK):
-        raise MediaError(f"{path} cannot be read (permission denied): fix its permissions or copy it somewhere readable.")
+        raise MediaError(_unreadable(path))
     try:
         return av.open(str(path), mode="r")
     except PermissionError as error:
-        raise MediaError(f"{path} cannot be read (permission denied): fix its permissions or copy it somewhere readable.") from error
+        raise MediaError(_unreadable(path)) from error
     except av.error.FFmpegError as error:
-        raise MediaError(f"{path} is not a media file FFmpeg can read ({error.strerror}): pick a video file.") from error
+        reason = error.strerror or "unknown format"
+        raise MediaError(f"{path} is not a media file FFmpeg can read ({reason}): pick a video file.") from error
     except OSError as error:
         raise MediaError(f"{path} cannot be opened ({error.strerror or error}): check the file and the disk.") from error
 

@@ -27,7 +27,7 @@ from PIL import Image
 
 from bridge.media.colour import output_tags, rgb_to_frame
 from bridge.media.errors import MediaError
-from bridge.media.probe import ClipInfo
+from bridge.media.clip import ClipInfo
 from bridge.media.timecode import offset_timecode
 
 OutputKind = Literal["mp4", "mov", "images"]
@@ -59,7 +59,10 @@ def parse_output_spec(out: str | Path) -> OutputSpec:
     if path.is_dir():
         if suffix in _MOVIE_SUFFIXES:
             # A folder named like a movie is almost surely a slip; refuse to guess.
-            raise MediaError(f"Output {text} is an existing folder: give a new file name ending in {suffix}, or end the path with / for an image sequence.")
+            raise MediaError(
+                f"Output {text} is an existing folder: give a new file name ending in {suffix}, "
+                "or end the path with / for an image sequence."
+            )
         return OutputSpec("images", path / _DEFAULT_PATTERN)
     if "%" in path.parent.as_posix():
         raise MediaError(f"Output {text} has a % in its folder name: put the frame-number pattern in the file name only.")

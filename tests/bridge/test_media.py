@@ -134,13 +134,13 @@ def deny_access(monkeypatch: pytest.MonkeyPatch, module: object, denied: Path) -
 
 
 def test_probe_unreadable(tmp_path: Path, carphone: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import bridge.media.probe as probe_module
+    import bridge.media.clip as clip_module
 
     locked = tmp_path / "locked.mp4"
     locked.write_bytes(carphone.read_bytes())
     locked.chmod(0)
     if RUNNING_AS_ROOT:
-        deny_access(monkeypatch, probe_module, locked)
+        deny_access(monkeypatch, clip_module, locked)
     with pytest.raises(MediaError, match="permission denied"):
         probe(locked)
 
