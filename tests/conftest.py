@@ -1,0 +1,45 @@
+"""Shared fixtures: the tiny random SD-layout model (built once per run) and real footage."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+# No test may reach the model hub: the machines that run them cannot.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+REPO = Path(__file__).resolve().parents[1]
+SHIPPED_CLIP = REPO / "media" / "carphone_pristine.mp4"
+SHARED_MEDIA = REPO.parent / "shared" / "media"
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory) -> Path:
+    from server.quiet import quiet_libraries
+    from tokenflow.tiny import make_tiny_pipeline_dir
+
+    quiet_libraries()
+    return make_tiny_pipeline_dir(tmp_path_factory.mktemp("tiny-model"))
+
+
+@pytest.fixture(scope="session")
+def tiny_engine(tiny_model_dir):
+    """One loaded engine without a disk cache; tests that need a cache make their own."""
+    from tokenflow.engine import Engine
+
+    return Engine(str(tiny_model_dir), device="cpu", cache_dir=None)
+
+
+@pytest.fixture(scope="session")
+def shipped_clip() -> Path:
+    return SHIPPED_CLIP
+
+
+@pytest.fixture(scope="session")
+def shared_media() -> Path:
+    if not SHARED_MEDIA.is_dir():
+        pytest.skip("../shared/media is not beside this checkout")
+    return SHARED_MEDIA
