@@ -67,7 +67,8 @@ def invert(
             alpha_t = schedule.alpha(t)
             x = ddim.inversion_step(x, eps, alpha_prev, alpha_t)
             alpha_prev = alpha_t
-            stored[t].append(x.cpu())
+            # Contiguous, as a cache load returns it: the same layout gives bit-identical edits.
+            stored[t].append(x.cpu().contiguous())
             done += len(frames)
             if on_step:
                 on_step(done, total)

@@ -162,7 +162,9 @@ class Engine:
             )
             with stats.timed("edit"):
                 edited = loop.run()
+            # Kept for inspection (tests, benchmarks): what the last edit drew and produced.
             self.last_keyframes = loop.keyframe_history
+            self.last_latents = edited
 
         with stats.timed("decode"):
             for index, image in enumerate(

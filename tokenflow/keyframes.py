@@ -66,15 +66,12 @@ def keyframe_groups(keyframes: list[int], max_attended: int) -> list[KeyframeGro
         return [KeyframeGroup(tuple(keyframes), ())]
     n_anchors = max(1, max_attended // 4) if max_attended >= 2 else 0
     run = max(1, max_attended - n_anchors)
-    if n_anchors:
-        step = (len(keyframes) - 1) / max(1, n_anchors - 1) if n_anchors > 1 else 0
-        anchor_pool = sorted({keyframes[round(i * step)] if n_anchors > 1 else keyframes[len(keyframes) // 2]
-                              for i in range(n_anchors)})
-    else:
-        anchor_pool = []
+    # One spare candidate, so a group that owns an anchor still gets n_anchors others.
+    count = n_anchors + 1
+    candidates = [keyframes[round(i * (len(keyframes) - 1) / (count - 1))] for i in range(count)] if n_anchors else []
     groups = []
     for start in range(0, len(keyframes), run):
         owned = tuple(keyframes[start : start + run])
-        anchors = tuple(a for a in anchor_pool if a not in owned)
+        anchors = tuple([a for a in candidates if a not in owned][:n_anchors])
         groups.append(KeyframeGroup(owned, anchors))
     return groups

@@ -1,0 +1,167 @@
+"""Properties of the TokenFlow edit that hold for any weights (ALGORITHM.md, last section)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import torch
+
+from tokenflow.attention import LayerCache, nearest_tokens, propagate_tokens
+from tokenflow.events import FrameReady, Preview, Progress
+from tokenflow.keyframes import neighbours
+from tokenflow.params import EditParams
+from tests.tokenflow.helpers import clip_frames, relative_error
+
+BASE = EditParams(prompt="a watercolor painting", steps=3, short_side=64, kf_interval=3, seed=7)
+
+
+@pytest.fixture(scope="module")
+def frames(shipped_clip):
+    return clip_frames(shipped_clip, 20, 12)
+
+
+def run(engine, frames, params, record=None):
+    events = []
+    stats = engine.edit(frames, len(frames), params, on_event=events.append, record=record)
+    return engine.last_latents.clone(), stats, events
+
+
+def test_static_clip_tokenflow_equals_per_frame(tiny_engine, frames):
+    static = [frames[0]] * 6
+    params = dataclasses.replace(BASE, kf_interval=2)
+    tokenflow, stats, _ = run(tiny_engine, static, params)
+    per_frame, _, _ = run(tiny_engine, static, dataclasses.replace(params, method="per-frame"))
+    assert stats.unet_passes["propagation"] > 0  # propagation really ran
+    assert relative_error(tokenflow, per_frame) <= 1e-3
+
+
+def test_result_does_not_depend_on_batch_size(tiny_engine, frames):
+    # Six keyframes in groups of three: exercises the bounded groups and the carried keyframe too.
+    params = dataclasses.replace(BASE, kf_interval=2, max_attended_keyframes=3)
+    small, _, _ = run(tiny_engine, frames, dataclasses.replace(params, batch_size=2))
+    large, _, _ = run(tiny_engine, frames, dataclasses.replace(params, batch_size=8))
+    assert relative_error(small, large) <= 1e-4
+
+
+def test_same_seed_same_frames_other_seed_other_keyframes(tiny_engine, frames):
+    first, _, _ = run(tiny_engine, frames, BASE)
+    keyframes_first = tiny_engine.last_keyframes
+    again, _, _ = run(tiny_engine, frames, BASE)
+    assert torch.equal(first, again)
+    run(tiny_engine, frames, dataclasses.replace(BASE, seed=8))
+    assert tiny_engine.last_keyframes != keyframes_first
+
+
+def test_every_frame_comes_out_once_in_order_at_source_size(tiny_engine, frames):
+    clip = frames[:11]  # not a multiple of the keyframe interval or the batch size
+    _, stats, events = run(tiny_engine, clip, dataclasses.replace(BASE, kf_interval=4, batch_size=3))
+    ready = [e for e in events if isinstance(e, FrameReady)]
+    assert [e.index for e in ready] == list(range(11))
+    assert all(e.image.shape == clip[0].shape and e.image.dtype == clip[0].dtype for e in ready)
+    assert stats.frames == 11
+    # Proxies come first: a keyframe preview precedes the first full frame.
+    kinds = [type(e) for e in events]
+    assert kinds.index(Preview) < kinds.index(FrameReady)
+    assert any(isinstance(e, Progress) and e.stage == "edit" for e in events)
+
+
+def test_unet_passes_per_step_match_per_frame_editing(tiny_engine, frames):
+    _, stats, _ = run(tiny_engine, frames, BASE)
+    steps, n = BASE.steps, len(frames)
+    assert stats.unet_passes["inversion"] == n * steps
+    # Keyframes are not run again in the propagation pass: three evaluations per frame and step.
+    assert stats.unet_passes["keyframes"] + stats.unet_passes["propagation"] == 3 * n * steps
+
+
+def test_non_keyframe_attention_is_the_weighted_blend_of_matched_keyframe_tokens(tiny_engine, frames):
+    record: dict = {}
+    run(tiny_engine, frames[:9], dataclasses.replace(BASE, steps=1, kf_interval=4), record=record)
+    checked = 0
+    for layer, entries in record.items():
+        keyframe_tokens: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
+        for entry in entries:
+            if entry[0] == "keyframes":
+                _, kf_frames, source_features, outputs = entry
+                for i, f in enumerate(kf_frames):
+                    keyframe_tokens[f] = (source_features[i], outputs[:, i])
+                continue
+            _, batch_frames, plan, source_features, out = entry
+            for j, (frame, where) in enumerate(zip(batch_frames, plan)):
+                assert frame not in keyframe_tokens
+                expected = torch.zeros_like(out[:, j])
+                for kf, weight in ((where.before, where.weight_before), (where.after, 1 - where.weight_before)):
+                    if weight == 0:
+                        continue
+                    kf_features, kf_outputs = keyframe_tokens[kf]
+                    # Brute-force cosine nearest neighbour, written independently of the engine.
+                    a = source_features[j] / source_features[j].norm(dim=-1, keepdim=True)
+                    b = kf_features / kf_features.norm(dim=-1, keepdim=True)
+                    match = torch.cdist(a, b).argmin(dim=-1)
+                    expected += weight * kf_outputs[:, match]
+                assert torch.allclose(out[:, j], expected, atol=1e-5), layer
+                checked += 1
+    assert checked >= 16 * 6  # every self-attention layer, every non-keyframe
+
+
+def test_turning_propagation_off_changes_the_frames(tiny_engine, frames):
+    on, _, _ = run(tiny_engine, frames, BASE)
+    off, stats, _ = run(tiny_engine, frames, dataclasses.replace(BASE, propagate=False))
+    assert stats.unet_passes.get("propagation", 0) == 0
+    assert relative_error(on, off) > 1e-3
+
+
+def test_one_keyframe_per_frame_propagation_is_identity():
+    generator = torch.Generator().manual_seed(0)
+    cache = LayerCache()
+    for frame in range(3):
+        cache.outputs[frame] = torch.randn(3, 16, 8, generator=generator)
+        cache.source_features[frame] = torch.randn(16, 8, generator=generator)
+    keyframes = [0, 1, 2]
+    features = torch.stack([cache.source_features[f] for f in keyframes])
+    out = propagate_tokens(features, [neighbours(f, keyframes) for f in keyframes], cache)
+    for f in keyframes:
+        assert torch.equal(out[:, f], cache.outputs[f])
+    assert torch.equal(nearest_tokens(features[0], features[0]), torch.arange(16))
+
+
+def test_kf_interval_one_runs_no_propagation(tiny_engine, frames):
+    _, stats, _ = run(tiny_engine, frames[:4], dataclasses.replace(BASE, kf_interval=1))
+    assert stats.unet_passes.get("propagation", 0) == 0 and stats.unet_passes["keyframes"] == 3 * 4 * BASE.steps
+
+
+def test_cached_inversion_gives_the_same_frames(tiny_model_dir, frames, tmp_path):
+    from tokenflow.engine import Engine
+
+    engine = Engine(str(tiny_model_dir), device="cpu", cache_dir=tmp_path)
+    fresh, stats_fresh, _ = run(engine, frames[:6], BASE)
+    cached, stats_cached, _ = run(engine, frames[:6], dataclasses.replace(BASE, prompt="a pencil sketch"))
+    assert not stats_fresh.inversion_cached and stats_cached.inversion_cached
+    assert "inversion" not in stats_cached.unet_passes
+    again, _, _ = run(engine, frames[:6], BASE)
+    assert torch.equal(fresh, again)
+    # Another range of the clip is other content: a miss.
+    _, stats_other, _ = run(engine, frames[1:7], BASE)
+    assert not stats_other.inversion_cached
+
+
+def test_processors_and_hooks_are_removed_after_an_edit(tiny_engine, frames):
+    unet = tiny_engine.model.unet
+    before = {k: type(v) for k, v in unet.attn_processors.items()}
+    run(tiny_engine, frames[:3], BASE)
+    assert {k: type(v) for k, v in unet.attn_processors.items()} == before
+    conv = unet.get_submodule(tiny_engine.sites.pnp_conv)
+    assert not conv._forward_hooks
+
+
+def test_cancel_stops_within_a_step(tiny_engine, frames):
+    from tokenflow.events import Cancelled
+
+    seen = []
+
+    def should_cancel() -> bool:
+        return any(isinstance(e, Progress) and e.stage == "edit" for e in seen)
+
+    with pytest.raises(Cancelled):
+        tiny_engine.edit(frames, len(frames), BASE, on_event=seen.append, should_cancel=should_cancel)
+    assert not any(isinstance(e, FrameReady) for e in seen)
