@@ -147,6 +147,9 @@ class Heartbeat(Body):
 
     TYPE: ClassVar[str] = "heartbeat"
     server_id: Optional[str] = None
+    # In the server's reply: False when the server did not know this client (it restarted,
+    # or forgot a client silent for too long): the client must subscribe again.
+    known: Optional[bool] = None
 
 
 # --- replies (server -> client, same rid as the request) ---
@@ -379,15 +382,15 @@ def to_wire(obj: Any) -> Any:
 
 def encode(env: Envelope) -> list:
     """Frames to hand to `socket.send_multipart(..., copy=False)`."""
-    header = {
-        "v": env.version,
-        "type": env.body.TYPE,
-        "rid": env.rid,
-        "job": env.job,
-        "seq": env.seq,
-        "body": to_wire(env.body),
-    }
-    return [msgpack.packb(header, use_bin_type=True), *env.blobs]
+    return encode_raw(env.body.TYPE, to_wire(env.body), rid=env.rid, job=env.job, seq=env.seq,
+                      blobs=env.blobs, version=env.version)
+
+
+def encode_raw(type_: str, body: dict, *, rid: int | None = None, job: str | None = None,
+               seq: int | None = None, blobs: tuple | list = (), version: int = PROTOCOL_VERSION) -> list:
+    """Frames for a body that is already plain values (e.g. an event read back from the store)."""
+    header = {"v": version, "type": type_, "rid": rid, "job": job, "seq": seq, "body": body}
+    return [msgpack.packb(header, use_bin_type=True), *blobs]
 
 
 def decode(

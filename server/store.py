@@ -206,17 +206,22 @@ class JobStore:
             )
         return self.get(job_id)
 
+    def requeue(self, job_id: str) -> None:
+        """Put an interrupted job back at the front of the queue."""
+        with self._txn() as db:
+            front = db.execute("SELECT COALESCE(MIN(queue_order), 0) FROM jobs").fetchone()[0]
+            db.execute(
+                "UPDATE jobs SET state = 'queued', queue_order = ?, updated = ? WHERE id = ?",
+                (front - 1, time.time(), job_id),
+            )
+
     def requeue_interrupted(self) -> list[str]:
         """Jobs left `running` by a dead server go back to the front of the queue."""
-        with self._txn() as db:
-            ids = [r[0] for r in db.execute("SELECT id FROM jobs WHERE state = 'running' ORDER BY queue_order")]
-            front = db.execute("SELECT COALESCE(MIN(queue_order), 0) FROM jobs").fetchone()[0]
-            for i, job_id in enumerate(ids):
-                db.execute(
-                    "UPDATE jobs SET state = 'queued', queue_order = ?, updated = ? WHERE id = ?",
-                    (front - len(ids) + i, time.time(), job_id),
-                )
-        return ids
+        with self._lock:
+            ids = [r[0] for r in self._db.execute("SELECT id FROM jobs WHERE state = 'running' ORDER BY queue_order DESC")]
+        for job_id in ids:  # last first, so the earliest ends up in front
+            self.requeue(job_id)
+        return ids[::-1]
 
     # --- events ---
 

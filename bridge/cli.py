@@ -1,0 +1,298 @@
+"""`tokenflow submit` and `tokenflow jobs`: the server's command-line client.
+
+Imports neither torch nor the server: it runs wherever the bridge runs. Edit options
+left unset are not sent, so the server's defaults (EditParams) apply, as in `tokenflow edit`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+import uuid
+from dataclasses import asdict
+from pathlib import Path
+from typing import TextIO
+
+from bridge import protocol as p
+from bridge.client import Client, ClientError, ConnectionLost, CurveKeys, EventKind, JobEvent, ServerError, absolute
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_BAD_INPUT = 2
+EXIT_CANCELLED = 130
+
+# option -> EditParams field; only options given on the command line are sent.
+_PARAM_OPTIONS = {
+    "negative": "negative_prompt", "steps": "steps", "guidance": "guidance", "kf_interval": "kf_interval",
+    "seed": "seed", "size": "short_side", "method": "method", "inversion_prompt": "inversion_prompt",
+    "batch_size": "batch_size",
+}
+
+
+def _add_connection_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--server", metavar="ENDPOINT",
+                        help=f"server endpoint (default: $TOKENFLOW_SERVER or {p.DEFAULT_ENDPOINT})")
+    parser.add_argument("--server-key", type=Path, help="the server's CurveZMQ public key file (remote servers)")
+    parser.add_argument("--client-key", type=Path, help="this client's CurveZMQ .key_secret file (remote servers)")
+    parser.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for an answer (default: %(default)s)")
+
+
+def register(subparsers) -> None:
+    submit = subparsers.add_parser(
+        "submit", help="send an edit to the server and wait for it",
+        description="Queue an edit on a running `tokenflow serve`, show its progress, and exit with its outcome. "
+        "Paths are read and written by the server, on its machine. Ctrl-C asks whether to cancel the job "
+        "or leave it running.",
+    )
+    submit.add_argument("input", help="source video file (on the server's machine)")
+    submit.add_argument("-p", "--prompt", required=True, help="what the edited clip should look like")
+    submit.add_argument("--negative", help="negative prompt (default: the server's)")
+    submit.add_argument("--frames", metavar="FIRST:LAST",
+                        help="source frames to edit, counted from 0, inclusive at both ends (default: whole clip)")
+    submit.add_argument("-o", "--output", help="OUT.mp4 / OUT.mov movie, or an image sequence (a folder, or a "
+                        "pattern like frames/%%06d.png) (default: INPUT_tokenflow.mp4 beside the input)")
+    submit.add_argument("--steps", type=int, help="denoising steps (default: 50)")
+    submit.add_argument("--guidance", type=float, help="classifier-free guidance (default: 7.5)")
+    submit.add_argument("--kf-interval", type=int, help="one keyframe per this many frames (default: 8)")
+    submit.add_argument("--seed", type=int, help="random seed (default: 0)")
+    submit.add_argument("--size", type=int, help="working short side in pixels (default: 512)")
+    submit.add_argument("--method", choices=("tokenflow", "per-frame"), help="(default: tokenflow)")
+    submit.add_argument("--inversion-prompt", help="describes the source; used for inversion (default: empty)")
+    submit.add_argument("--batch-size", type=int, help="frames per UNet call; lower it if memory runs out (default: 8)")
+    submit.add_argument("--model", help="one of the server's models (default: the server's default)")
+    submit.add_argument("--priority", type=int, default=0, help="higher runs first (default: %(default)s)")
+    submit.add_argument("--detach", action="store_true", help="print the job id and exit once it is queued")
+    _add_connection_options(submit)
+    submit.set_defaults(func=run_submit)
+
+    jobs = subparsers.add_parser("jobs", help="list, show, cancel, watch or reorder the server's jobs",
+                                 description="Look at and manage the jobs of a running `tokenflow serve`.")
+    actions = jobs.add_subparsers(dest="jobs_action", metavar="ACTION")
+    ls = actions.add_parser("list", help="jobs, newest first (the default action)")
+    ls.add_argument("--state", action="append", choices=p.JOB_STATES, help="only jobs in this state (repeatable)")
+    ls.add_argument("--limit", type=int, default=50)
+    ls.add_argument("--json", action="store_true")
+    show = actions.add_parser("show", help="one job in detail")
+    show.add_argument("job")
+    show.add_argument("--json", action="store_true")
+    cancel = actions.add_parser("cancel", help="cancel a queued or running job")
+    cancel.add_argument("job")
+    watch = actions.add_parser("watch", help="follow a job's progress until it ends; exits with its outcome")
+    watch.add_argument("job")
+    move = actions.add_parser("reorder", help="change a queued job's priority or place in the queue")
+    move.add_argument("job")
+    move.add_argument("--priority", type=int)
+    move.add_argument("--position", type=int, help="0 = next to run")
+    for sub in (ls, show, cancel, watch, move):
+        _add_connection_options(sub)
+    # Bare `tokenflow jobs` lists with the default connection (options live on each action).
+    jobs.set_defaults(func=run_jobs, jobs_action=None, server=None, server_key=None, client_key=None, timeout=10.0)
+
+
+# --- helpers ---
+
+
+def _err(message: str, code: int) -> int:
+    print(f"tokenflow: error: {message}", file=sys.stderr)
+    return code
+
+
+def _client(args: argparse.Namespace) -> Client:
+    keys = None
+    if args.server_key or args.client_key:
+        if not (args.server_key and args.client_key):
+            raise ClientError("--server-key and --client-key go together.")
+        keys = CurveKeys.from_files(args.server_key, args.client_key)
+    return Client(args.server, timeout=args.timeout, keys=keys, name="tokenflow-cli")
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "--"
+    s = int(round(seconds))
+    return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s" if s >= 60 else f"{s}s"
+
+
+class _Status:
+    """One redrawn status line on a terminal; silent otherwise."""
+
+    def __init__(self, stream: TextIO = sys.stderr):
+        self.stream = stream
+        self.enabled = stream.isatty()
+        self._width = 0
+        self._last = 0.0
+
+    def show(self, text: str, force: bool = False) -> None:
+        now = time.monotonic()
+        if not self.enabled or (not force and now - self._last < 0.1):
+            return
+        self._last = now
+        self.stream.write("\r" + text.ljust(self._width))
+        self.stream.flush()
+        self._width = len(text)
+
+    def end(self) -> None:
+        if self.enabled and self._width:
+            self.stream.write("\n")
+            self.stream.flush()
+            self._width = 0
+
+
+def _describe(event: JobEvent) -> str | None:
+    b = event.body
+    if event.kind is EventKind.PROGRESS:
+        return (f"{b.stage:<9} {b.step}/{b.total}  frames {b.frames_done}/{b.frames_total}  "
+                f"ETA {_duration(b.eta_s)}")
+    if event.kind is EventKind.PROXY and b.kind == "preview":
+        return f"preview   step {b.step}"
+    if event.kind is EventKind.REQUEUED:
+        return f"requeued  ({b.reason})"
+    return None
+
+
+def _follow(client: Client, job: str, from_seq: int) -> int:
+    """Show a job's progress until it ends; exit code from its outcome."""
+    status = _Status()
+    for event in client.events(job, from_seq, frames=False, proxies=False):
+        text = _describe(event)
+        if text:
+            status.show(f"{job}  {text}", force=event.kind is EventKind.REQUEUED)
+        if event.terminal:
+            status.end()
+            return _outcome(event)
+    return EXIT_FAILED
+
+
+def _outcome(event: JobEvent) -> int:
+    b = event.body
+    if event.kind is EventKind.DONE:
+        print(f"Job {event.job} done: {b.frames} frames from frame {b.first_frame} in {b.elapsed_s:.1f} s; "
+              f"wrote {', '.join(b.outputs)}")
+        return EXIT_OK
+    if event.kind is EventKind.FAILED:
+        print(f"tokenflow: job {event.job} failed ({b.code}): {b.message}" + (f"\n  {b.hint}" if b.hint else ""),
+              file=sys.stderr)
+        return EXIT_FAILED
+    print(f"Job {event.job} was cancelled ({b.reason}).", file=sys.stderr)
+    return EXIT_CANCELLED
+
+
+def _ask_cancel(job: str) -> bool:
+    """Ctrl-C while following a job: cancel it, or leave it running? Non-interactive: cancel."""
+    if not sys.stdin.isatty():
+        return True
+    try:
+        answer = input(f"\nCancel job {job}? [y] cancel it / [N] leave it running: ")
+    except (EOFError, KeyboardInterrupt):
+        return False
+    return answer.strip().lower() in ("y", "yes")
+
+
+def _follow_interactively(client: Client, job: str, from_seq: int) -> int:
+    try:
+        return _follow(client, job, from_seq)
+    except KeyboardInterrupt:
+        if _ask_cancel(job):
+            client.cancel(job)
+            print(f"Cancelling job {job} ...", file=sys.stderr)
+            return _outcome(client.wait(job))
+        print(f"Job {job} keeps running on the server. Watch it with `tokenflow jobs watch {job}`; "
+              f"cancel it with `tokenflow jobs cancel {job}`.", file=sys.stderr)
+        return EXIT_OK
+
+
+# --- submit ---
+
+
+def job_spec_from_args(args: argparse.Namespace) -> p.JobSpec:
+    params: dict = {"prompt": args.prompt}
+    for option, name in _PARAM_OPTIONS.items():
+        value = getattr(args, option)
+        if value is not None:
+            params[name] = value
+    source = absolute(args.input)
+    output = absolute(args.output) if args.output else str(Path(source).with_name(f"{Path(source).stem}_tokenflow.mp4"))
+    return p.JobSpec(input=source, params=params, frames=args.frames, output=output, model=args.model,
+                     priority=args.priority, client_token=uuid.uuid4().hex)
+
+
+def run_submit(args: argparse.Namespace) -> int:
+    spec = job_spec_from_args(args)
+    try:
+        with _client(args) as client:
+            try:
+                accepted = client.submit(spec)
+            except ServerError as exc:
+                where = f" ({exc.field})" if exc.field else ""
+                return _err(f"{exc.message}{where}" + (f"\n  {exc.hint}" if exc.hint else ""), EXIT_BAD_INPUT)
+            job = accepted.job
+            if args.detach:
+                print(job)
+                return EXIT_OK
+            print(f"Job {job} queued (position {accepted.body.position}).", file=sys.stderr)
+            return _follow_interactively(client, job, accepted.seq + 1)
+    except ConnectionLost as exc:
+        return _err(str(exc), EXIT_FAILED)
+    except ClientError as exc:
+        return _err(str(exc), EXIT_FAILED)
+
+
+# --- jobs ---
+
+
+def _line(info: p.JobInfo) -> str:
+    when = time.strftime("%Y-%m-%d %H:%M", time.localtime(info.created))
+    state = info.state + (f" #{info.position}" if info.position is not None else "")
+    if info.state == "running" and info.progress:
+        pr = info.progress
+        state += f" {pr.get('stage')} {pr.get('step')}/{pr.get('total')}"
+    prompt = info.prompt if len(info.prompt) <= 40 else info.prompt[:37] + "..."
+    return f"{info.id}  {when}  {state:<24} {Path(info.input).name} [{info.frames or 'all'}]  {prompt!r}"
+
+
+def _show(info: p.JobInfo) -> str:
+    lines = [f"{k}: {v}" for k, v in asdict(info).items() if k not in ("error", "progress")]
+    if info.progress:
+        lines.append("progress: " + json.dumps(info.progress))
+    if info.error:
+        lines.append(f"error: {info.error.get('code')}: {info.error.get('message')}")
+        if info.error.get("hint"):
+            lines.append(f"  {info.error['hint']}")
+    return "\n".join(lines)
+
+
+def run_jobs(args: argparse.Namespace) -> int:
+    action = args.jobs_action or "list"
+    try:
+        with _client(args) as client:
+            if action == "list":
+                jobs = client.list_jobs(getattr(args, "state", None), getattr(args, "limit", 50))
+                if getattr(args, "json", False):
+                    print(json.dumps([asdict(j) for j in jobs], indent=2))
+                else:
+                    print("\n".join(_line(info) for info in jobs) if jobs else "No jobs.")
+                return EXIT_OK
+            if action == "show":
+                info = client.status(args.job)
+                print(json.dumps(asdict(info), indent=2) if args.json else _show(info))
+                return EXIT_OK
+            if action == "cancel":
+                info = client.cancel(args.job)
+                print(f"Job {info.id}: {info.state}" + (" (cancel requested)" if info.state == "running" else ""))
+                return EXIT_OK
+            if action == "reorder":
+                if args.priority is None and args.position is None:
+                    return _err("give --priority or --position.", EXIT_BAD_INPUT)
+                info = client.reorder(args.job, priority=args.priority, position=args.position)
+                print(f"Job {info.id}: priority {info.priority}, position {info.position}")
+                return EXIT_OK
+            if action == "watch":
+                return _follow_interactively(client, args.job, 1)
+    except ServerError as exc:
+        return _err(str(exc), EXIT_BAD_INPUT)
+    except ClientError as exc:
+        return _err(str(exc), EXIT_FAILED)
+    return _err(f"unknown action {action!r}", EXIT_BAD_INPUT)
+

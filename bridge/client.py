@@ -1,0 +1,397 @@
+"""A client of the TokenFlow server: submit, watch, cancel, fetch; reconnects on its own.
+
+The server's traffic becomes a small set of typed events (`JobEvent`, kinds in
+`EventKind`), the way an editor panel wants it: progress, proxy, frame, and one of
+done / failed / cancelled at the end. `events()` survives a dropped connection or a
+restarted server: it reconnects, re-subscribes from the last sequence number it saw
+plus one, and the caller sees every event exactly once, in order.
+
+Standard library, pyzmq and msgpack only (numpy and Pillow are imported when an image
+is asked for), so it loads inside an editor's Python.
+"""
+
+from __future__ import annotations
+
+import enum
+import io
+import itertools
+import os
+import time
+from collections import defaultdict, deque
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+import zmq
+
+from bridge import protocol as p
+
+SERVER_ENV = "TOKENFLOW_SERVER"
+
+
+class ClientError(Exception):
+    """Base of what this client raises."""
+
+
+class ServerError(ClientError):
+    """The server answered with an error reply."""
+
+    def __init__(self, code: str, message: str, hint: str = "", field: str | None = None):
+        super().__init__(f"{message} {hint}".strip())
+        self.code, self.message, self.hint, self.field = code, message, hint, field
+
+
+class ConnectionLost(ClientError):
+    """No answer from the server within the time allowed."""
+
+
+class EventKind(str, enum.Enum):
+    ACCEPTED = "accepted"
+    REQUEUED = "requeued"
+    PROGRESS = "progress"
+    PROXY = "proxy"
+    FRAME = "frame"
+    DONE = "done"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+@dataclass(frozen=True)
+class JobEvent:
+    kind: EventKind
+    job: str
+    seq: int
+    body: p.Body  # the protocol dataclass of this kind (p.Progress, p.Proxy, ...)
+    data: Any = None  # the binary frame: encoded proxy image, or raw pixels
+
+    @property
+    def terminal(self) -> bool:
+        return self.kind in (EventKind.DONE, EventKind.FAILED, EventKind.CANCELLED)
+
+    def image(self):
+        """The pixels as an HxWxC numpy array (frames: zero-copy view; proxies: decoded)."""
+        import numpy as np
+
+        if self.data is None:
+            raise ValueError(f"{self.kind.value} event {self.seq} carries no image")
+        if self.kind is EventKind.FRAME:
+            return np.frombuffer(self.data, dtype=np.dtype(self.body.dtype)).reshape(self.body.shape)
+        if self.kind is EventKind.PROXY:
+            from PIL import Image
+
+            return np.asarray(Image.open(io.BytesIO(bytes(self.data))).convert("RGB"))
+        raise ValueError(f"{self.kind.value} events carry no image")
+
+
+@dataclass(frozen=True)
+class CurveKeys:
+    """CurveZMQ keys for a server bound off loopback (see docs/protocol.md, Security)."""
+
+    server_public: bytes
+    public: bytes
+    secret: bytes
+
+    @classmethod
+    def from_files(cls, server_key: str | os.PathLike, client_secret_key: str | os.PathLike) -> "CurveKeys":
+        import zmq.auth
+
+        server_public, _ = zmq.auth.load_certificate(str(server_key))
+        public, secret = zmq.auth.load_certificate(str(client_secret_key))
+        if secret is None:
+            raise ClientError(f"{client_secret_key} holds no secret key: pass the client's .key_secret file.")
+        return cls(server_public, public, secret)
+
+
+class _SessionLost(Exception):
+    """The server stopped answering, restarted, or forgot this client."""
+
+
+def default_endpoint() -> str:
+    return os.environ.get(SERVER_ENV) or p.DEFAULT_ENDPOINT
+
+
+class Client:
+    """One connection (DEALER socket). Not thread-safe: use one Client per thread."""
+
+    def __init__(self, endpoint: str | None = None, *, timeout: float = 10.0, reconnect_timeout: float = 60.0,
+                 keys: CurveKeys | None = None, name: str = "tokenflow-client", context: zmq.Context | None = None):
+        self.endpoint = endpoint or default_endpoint()
+        self.timeout = timeout
+        self.reconnect_timeout = reconnect_timeout
+        self.keys = keys
+        self.name = name
+        self._context = context or zmq.Context.instance()
+        self._socket: zmq.Socket | None = None
+        self._rids = itertools.count(1)
+        self._active: set[int] = set()  # request ids whose messages we keep
+        self._inbox: dict[int, deque[p.Envelope]] = defaultdict(deque)
+        self._last_heard = 0.0
+        self._last_sent = 0.0
+        self._session_lost = False
+        self.welcome: p.Welcome | None = None
+        self.heartbeat_s = p.HEARTBEAT_INTERVAL_S
+        self.liveness = p.HEARTBEAT_LIVENESS
+
+    # --- connection ---
+
+    def connect(self) -> p.Welcome:
+        """Open the socket and say hello. Raises ConnectionLost with advice if nobody answers."""
+        self._open()
+        return self.hello()
+
+    def close(self) -> None:
+        if self._socket is not None:
+            self._socket.close(linger=0)
+            self._socket = None
+
+    def __enter__(self) -> "Client":
+        self.connect()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def _open(self) -> None:
+        self.close()
+        s = self._context.socket(zmq.DEALER)
+        s.setsockopt(zmq.LINGER, 0)
+        # Messages wait for a connection instead of being dropped while none is up.
+        s.setsockopt(zmq.IMMEDIATE, 0)
+        if self.keys is not None:
+            s.curve_serverkey = self.keys.server_public
+            s.curve_publickey = self.keys.public
+            s.curve_secretkey = self.keys.secret
+        s.connect(self.endpoint)
+        self._socket = s
+        self._inbox.clear()
+        self._active.clear()
+        self._last_heard = time.monotonic()
+        self._session_lost = False
+
+    def _no_answer(self, seconds: float) -> ConnectionLost:
+        return ConnectionLost(
+            f"No answer from the TokenFlow server at {self.endpoint} for {seconds:.0f} s. "
+            "Is it running? Start it with `tokenflow serve`, or point to it with --server ENDPOINT "
+            f"(or ${SERVER_ENV})."
+        )
+
+    def _reconnect(self) -> None:
+        """Fresh socket and hello, retried until reconnect_timeout (the Lazy Pirate way)."""
+        deadline = time.monotonic() + self.reconnect_timeout
+        delay = 0.2
+        while True:
+            self._open()
+            try:
+                self.hello(timeout=min(self.timeout, max(0.5, deadline - time.monotonic())))
+                return
+            except ConnectionLost:
+                if time.monotonic() >= deadline:
+                    raise self._no_answer(self.reconnect_timeout) from None
+                time.sleep(min(delay, max(0.0, deadline - time.monotonic())))
+                delay = min(delay * 2, 2.0)
+
+    # --- messages ---
+
+    def _send(self, body: p.Body, job: str | None = None, keep: bool = True) -> int:
+        if self._socket is None:
+            self._open()
+        rid = next(self._rids)
+        if keep:
+            self._active.add(rid)
+        self._socket.send_multipart(p.encode(p.Envelope(body, rid=rid, job=job)), copy=False)
+        self._last_sent = time.monotonic()
+        return rid
+
+    def _forget(self, rid: int) -> None:
+        self._active.discard(rid)
+        self._inbox.pop(rid, None)
+
+    def _pump(self, timeout: float) -> None:
+        """Receive for up to `timeout` s, heartbeating; raise _SessionLost when the server is gone."""
+        now = time.monotonic()
+        if now - self._last_sent >= self.heartbeat_s:
+            self._send(p.Heartbeat(), keep=False)
+        silence = self.heartbeat_s * self.liveness
+        wait = max(0.0, min(timeout, self.heartbeat_s, self._last_heard + silence - now))
+        if self._socket.poll(int(wait * 1000), zmq.POLLIN):
+            while True:
+                try:
+                    frames = self._socket.recv_multipart(zmq.NOBLOCK, copy=False)
+                except zmq.Again:
+                    break
+                self._last_heard = time.monotonic()
+                self._dispatch(frames)
+        if time.monotonic() - self._last_heard > silence:
+            raise _SessionLost("silence")
+
+    def _dispatch(self, frames: list) -> None:
+        parts = [frames[0].bytes, *(f.buffer for f in frames[1:])]
+        try:
+            env = p.decode(parts, strict=False, max_bytes=None)
+        except p.ProtocolError:
+            # A newer server may send an event type this client does not know: keep its
+            # place in the sequence (as a body-less envelope) so it reads as skipped, not lost.
+            header = _peek_header(parts[0])
+            rid, seq = header.get("rid"), header.get("seq")
+            if rid in self._active and isinstance(seq, int):
+                self._inbox[rid].append(p.Envelope(p.Body(), rid=rid, job=header.get("job"), seq=seq))
+            return
+        if env.type == p.Heartbeat.TYPE:
+            if env.body.known is False or (
+                self.welcome is not None and env.body.server_id and env.body.server_id != self.welcome.server_id
+            ):
+                self._session_lost = True
+            return
+        if env.rid in self._active:
+            self._inbox[env.rid].append(env)
+
+    def _next(self, rid: int, deadline: float | None, watch_session: bool = False) -> p.Envelope:
+        """The next message for `rid`; raises _SessionLost (silence; with watch_session also a
+        restarted server or a forgotten session), or ConnectionLost at the deadline."""
+        while True:
+            box = self._inbox.get(rid)
+            if box:
+                return box.popleft()
+            if watch_session and self._session_lost:
+                raise _SessionLost("session")
+            remaining = None if deadline is None else deadline - time.monotonic()
+            if remaining is not None and remaining <= 0:
+                raise self._no_answer(self.timeout)
+            self._pump(self.heartbeat_s if remaining is None else remaining)
+
+    def request(self, body: p.Body, job: str | None = None, timeout: float | None = None) -> p.Envelope:
+        """Send a request and wait for its reply; error replies raise ServerError."""
+        timeout = self.timeout if timeout is None else timeout
+        rid = self._send(body, job)
+        try:
+            env = self._next(rid, time.monotonic() + timeout)
+        except _SessionLost:
+            raise self._no_answer(timeout) from None
+        finally:
+            self._forget(rid)
+        if isinstance(env.body, p.Error):
+            raise ServerError(env.body.code, env.body.message, env.body.hint, env.body.field)
+        return env
+
+    # --- requests ---
+
+    def hello(self, timeout: float | None = None) -> p.Welcome:
+        if self._socket is None:
+            self._open()
+        env = self.request(p.Hello(client=self.name), timeout=timeout)
+        self.welcome = env.body
+        self.heartbeat_s = env.body.limits.heartbeat_s
+        self.liveness = env.body.limits.heartbeat_liveness
+        self._session_lost = False
+        return env.body
+
+    def submit(self, spec: p.JobSpec) -> JobEvent:
+        """Queue a job; returns its `accepted` event (job id, queue position)."""
+        env = self.request(p.Submit(spec=spec))
+        return _event(env)
+
+    def cancel(self, job: str) -> p.JobInfo:
+        return self.request(p.Cancel(), job=job).body.info
+
+    def status(self, job: str) -> p.JobInfo:
+        return self.request(p.Status(), job=job).body.info
+
+    def list_jobs(self, states: list[str] | None = None, limit: int = 100) -> list[p.JobInfo]:
+        return self.request(p.ListJobs(states=states, limit=limit)).body.jobs
+
+    def reorder(self, job: str, *, priority: int | None = None, position: int | None = None) -> p.JobInfo:
+        return self.request(p.Reorder(priority=priority, position=position), job=job).body.info
+
+    def outputs(self, job: str) -> list[str]:
+        return self.request(p.Fetch(what="outputs"), job=job).body.paths
+
+    def fetch_frames(self, job: str, first: int | None = None, last: int | None = None) -> Iterator[JobEvent]:
+        """The job's stored full-resolution frames in [first, last] (source numbers)."""
+        rid = self._send(p.Fetch(what="frames", first=first, last=last), job=job)
+        try:
+            while True:
+                try:
+                    env = self._next(rid, time.monotonic() + self.timeout)
+                except _SessionLost:
+                    raise self._no_answer(self.timeout) from None
+                if isinstance(env.body, p.Error):
+                    raise ServerError(env.body.code, env.body.message, env.body.hint, env.body.field)
+                if isinstance(env.body, p.FetchEnd):
+                    return
+                yield _event(env)
+        finally:
+            self._forget(rid)
+
+    def events(self, job: str, from_seq: int = 1, *, frames: bool = True, proxies: bool = True) -> Iterator[JobEvent]:
+        """The job's events from `from_seq` until its end, across reconnects, each exactly once."""
+        last = from_seq - 1
+        rid = None
+        try:
+            while True:
+                try:
+                    if rid is None:
+                        rid = self._send(p.Subscribe(from_seq=last + 1, frames=frames, proxies=proxies), job=job)
+                    env = self._next(rid, None, watch_session=True)
+                except _SessionLost:
+                    if rid is not None:
+                        self._forget(rid)
+                    rid = None
+                    self._reconnect()
+                    continue
+                if isinstance(env.body, p.Error):
+                    raise ServerError(env.body.code, env.body.message, env.body.hint, env.body.field)
+                if isinstance(env.body, p.Subscribed) or env.seq is None:
+                    continue
+                if not env.body.TYPE and env.seq == last + 1:
+                    last = env.seq  # an event type this client does not know: skipped
+                    continue
+                if env.seq <= last:
+                    continue  # already seen (a replay overlapping what arrived before)
+                if env.seq > last + 1:  # a gap: ask again from the first missing event
+                    self._forget(rid)
+                    rid = None
+                    continue
+                last = env.seq
+                event = _event(env)
+                yield event
+                if event.terminal:
+                    self._forget(rid)
+                    rid = None
+                    return
+        finally:
+            if rid is not None:  # left early: tell the server to stop sending
+                self._forget(rid)
+                try:
+                    self._send(p.Unsubscribe(), job=job, keep=False)
+                except zmq.ZMQError:
+                    pass
+
+    def wait(self, job: str, from_seq: int = 1) -> JobEvent:
+        """Block until the job ends; returns its terminal event (no pixels are transferred)."""
+        for event in self.events(job, from_seq, frames=False, proxies=False):
+            if event.terminal:
+                return event
+        raise ClientError("the event stream ended without a terminal event")
+
+
+def _event(env: p.Envelope) -> JobEvent:
+    data = env.blobs[0] if env.blobs else None
+    return JobEvent(EventKind(env.type), env.job or "", env.seq or 0, env.body, data)
+
+
+def _peek_header(raw: bytes) -> dict:
+    import msgpack
+
+    try:
+        header = msgpack.unpackb(raw, raw=False)
+    except Exception:
+        return {}
+    return header if isinstance(header, dict) else {}
+
+
+def absolute(path: str | os.PathLike) -> str:
+    """Paths go to the server absolute: it has no idea of this process's working directory."""
+    text = os.fspath(path)
+    trailing = text.endswith(("/", os.sep))
+    out = str(Path(text).expanduser().absolute())
+    return out + os.sep if trailing and not out.endswith(os.sep) else out

@@ -1,0 +1,104 @@
+"""The server assembled: store, scheduler, journal, worker, front, one ROUTER socket.
+
+Start-up order matters for "nothing lost": the store is opened and jobs a dead server
+left running are put back in the queue (with a `requeued` event) before the socket
+binds, so no client can see a half-recovered state.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import threading
+
+import zmq
+
+from server.config import ServerConfig
+from server.engine_host import EngineFactory, EngineHost, default_factory
+from server.front import Front
+from server.journal import BlobCache, Doorbell, Journal
+from server.scheduler import Scheduler
+from server.security import secure
+from server.service import Service
+from server.store import JobStore
+from server.worker import Worker
+
+log = logging.getLogger("tokenflow.server")
+
+# Messages queued per client before sends to it pause (each may be a full-HD frame).
+SEND_QUEUE_MESSAGES = 64
+
+
+class Server:
+    def __init__(self, config: ServerConfig, engine_factory: EngineFactory | None = None, preload: bool = True):
+        self.config = config
+        self.server_id = secrets.token_hex(8)
+        config.data.create()
+        self.store = JobStore(config.data.database)
+        self.doorbell = Doorbell()
+        self.journal = Journal(self.store, config.data, BlobCache(), self.doorbell)
+        for job_id in self.store.requeue_interrupted():
+            attempt = self.store.get(job_id).attempts + 1
+            self.journal.append(job_id, "requeued", {"attempt": attempt, "reason": "the server restarted"})
+            log.info("job %s was interrupted; it runs again", job_id)
+        self.scheduler = Scheduler(self.store.queued())
+        factory = engine_factory or default_factory(config.device, config.cache_dir)
+        self.engines = EngineHost(factory, config.default_model)
+        self.worker = Worker(self.journal, self.scheduler, self.engines, preload=preload)
+        self.service = Service(config, self.journal, self.scheduler, self.engines, self.server_id)
+        self.context = zmq.Context()
+        self.socket = self.context.socket(zmq.ROUTER)
+        self._auth = None
+        self.front: Front | None = None
+        self._thread: threading.Thread | None = None
+
+    def bind(self) -> str:
+        """Bind (after the security check); returns the endpoint actually bound."""
+        s = self.socket
+        limits = self.config.limits
+        s.setsockopt(zmq.ROUTER_MANDATORY, 1)  # unroutable and full queues raise instead of dropping
+        s.setsockopt(zmq.MAXMSGSIZE, limits.max_request_bytes)
+        s.setsockopt(zmq.SNDHWM, SEND_QUEUE_MESSAGES)
+        s.setsockopt(zmq.LINGER, 0)
+        # ZMTP heartbeats let libzmq drop connections that died without a FIN (a pulled cable).
+        s.setsockopt(zmq.HEARTBEAT_IVL, int(limits.heartbeat_s * 1000))
+        s.setsockopt(zmq.HEARTBEAT_TIMEOUT, int(limits.heartbeat_s * limits.heartbeat_liveness * 1000))
+        self._auth = secure(s, self.context, self.config.bind, self.config.curve_dir)
+        s.bind(self.config.bind)
+        endpoint = s.getsockopt_string(zmq.LAST_ENDPOINT)
+        self.front = Front(s, self.service, self.doorbell, limits)
+        return endpoint
+
+    def serve_forever(self) -> None:
+        """Run the worker and the front until `stop()`; call `bind()` first."""
+        assert self.front is not None, "bind() first"
+        self.worker.start()
+        try:
+            self.front.serve()
+        finally:
+            self._shutdown()
+
+    def start_in_thread(self) -> str:
+        """For tests and embedding: bind, then serve on a background thread."""
+        endpoint = self.bind()
+        self._thread = threading.Thread(target=self.serve_forever, name="tokenflow-front", daemon=True)
+        self._thread.start()
+        return endpoint
+
+    def stop(self, timeout: float = 30.0) -> None:
+        self.scheduler.stop()  # the running job is cancelled and goes back in the queue
+        if self.front is not None:
+            self.front.stop()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def _shutdown(self) -> None:
+        self.scheduler.stop()
+        self.worker.join(timeout=60)
+        self.socket.close(linger=0)
+        if self._auth is not None:
+            self._auth.stop()
+        self.context.term()
+        self.store.close()
+        self.doorbell.close()
+

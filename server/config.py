@@ -1,0 +1,26 @@
+"""Everything the server is told at start, in one value passed to its parts."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bridge.protocol import DEFAULT_ENDPOINT, Limits
+from server.paths import DataDir
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    data: DataDir
+    models: tuple[str, ...]  # the first is the default; a job may ask for any of them
+    device: str = "auto"
+    cache_dir: Path | None = None  # the inversion cache, shared by every job
+    bind: str = DEFAULT_ENDPOINT
+    allowed_output_dirs: tuple[Path, ...] = ()
+    curve_dir: Path | None = None  # server.key_secret + clients/*.key; required off loopback
+    limits: Limits = field(default_factory=Limits)
+    name: str = "tokenflow-server"
+
+    @property
+    def default_model(self) -> str:
+        return self.models[0]

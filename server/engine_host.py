@@ -1,0 +1,66 @@
+"""Keeps one engine (one loaded model) alive between jobs; swaps it when a job asks for another."""
+
+from __future__ import annotations
+
+import gc
+import sys
+import threading
+from pathlib import Path
+from typing import Any, Callable
+
+EngineFactory = Callable[[str], Any]  # model name -> object with .edit(...) per tokenflow.engine.Engine
+
+
+def default_factory(device: str, cache_dir: Path | None) -> EngineFactory:
+    """The real engine; imported on first use so the server answers `hello` while torch loads."""
+
+    def make(model: str) -> Any:
+        from server.quiet import quiet_libraries
+
+        quiet_libraries()
+        from tokenflow.engine import Engine
+
+        return Engine(model, device=device, cache_dir=cache_dir)
+
+    return make
+
+
+def free_accelerator_memory() -> None:
+    """Give cached GPU blocks back after a failure, so the next job starts clean."""
+    gc.collect()
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
+class EngineHost:
+    def __init__(self, factory: EngineFactory, default_model: str):
+        self._factory = factory
+        self.default_model = default_model
+        self._engine: Any = None
+        self._model: str | None = None
+        self._lock = threading.Lock()
+        self.state = "loading"
+        self.device = ""
+
+    def loaded(self, model: str) -> bool:
+        return self._engine is not None and self._model == model
+
+    def get(self, model: str) -> Any:
+        """The engine for `model`, loading it (and dropping another) if needed. Raises what loading raises."""
+        with self._lock:
+            if self.loaded(model):
+                return self._engine
+            self._engine, self._model = None, None
+            free_accelerator_memory()  # the old model's memory first, or two models must fit at once
+            self.state = "loading"
+            try:
+                engine = self._factory(model)
+            except BaseException as exc:
+                self.state = f"failed: {exc}"
+                raise
+            self._engine, self._model = engine, model
+            loaded = getattr(engine, "model", None)
+            self.device = str(getattr(loaded, "device", "") or "")
+            self.state = "ready"
+            return engine

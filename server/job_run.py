@@ -1,0 +1,175 @@
+"""One attempt at one job: decode, drive the engine, turn its events into stored events,
+write the outputs, and end the job with exactly one of done / failed / cancelled (or
+put it back in the queue when the server is shutting down).
+
+Engine events become, in order: `progress`; `proxy` previews of keyframes during
+denoising; then for each finished frame its small `proxy` and its full-resolution
+`frame` (source frame numbering). A frame already recorded by an earlier attempt (the
+server died mid-job) is written to the output again but not announced again, so every
+frame reaches a subscriber exactly once.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import traceback
+from typing import Any, Callable
+
+from bridge import media
+from server.engine_host import EngineHost, free_accelerator_memory
+from server.journal import Blob, Journal
+from server.proxies import encode_proxy
+from server.store import JobRecord
+from tokenflow.errors import EngineError, OutOfMemory
+from tokenflow.events import Cancelled, FrameReady, Preview, Progress
+from tokenflow.params import EditParams
+
+log = logging.getLogger("tokenflow.server")
+
+OOM_HINT = (
+    "Try a smaller working size (--size), fewer frames per batch (--batch-size), or a shorter --frames range."
+)
+HINTS = {
+    "out_of_memory": OOM_HINT,
+    "model_not_found": "Check the --model given to `tokenflow serve` (hub id, local folder or .safetensors file).",
+    "unsupported_model": "Use a Stable Diffusion 1.x/2.x model.",
+    "non_finite": "Try another --seed; if it persists, the model may need fp32 (--device cpu to check).",
+    "invalid_input": "Check the input clip and the --frames range.",
+    "media_error": "Check the input file and the output folder, then submit again.",
+    "internal_error": "This is a bug; the server log has the details. The server keeps serving other jobs.",
+}
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    if isinstance(exc, (OutOfMemory, MemoryError)) or type(exc).__name__ == "OutOfMemoryError":
+        return True
+    return isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower()
+
+
+class JobRun:
+    """`job` is the record after `store.start_attempt` (state running, attempts counted)."""
+
+    def __init__(self, job: JobRecord, journal: Journal, engines: EngineHost,
+                 should_cancel: Callable[[], bool], shutting_down: Callable[[], bool]):
+        self.job = job
+        self.spec = job.spec
+        self.journal = journal
+        self.engines = engines
+        self.should_cancel = should_cancel
+        self.shutting_down = shutting_down
+        self.first = int(self.spec["first"])
+        self.started = time.monotonic()
+        store = journal.store
+        self.announced_frames = store.sent_frames(job.id, "frame")
+        self.announced_proxies = store.sent_frames(job.id, "proxy")
+        self.writer: Any = None
+        self.ext = "png" if self.spec["proxy_format"] == "png" else "jpg"
+
+    def _emit(self, type_: str, body: dict, **kw: Any) -> None:
+        self.journal.append(self.job.id, type_, body, **kw)
+
+    def _progress(self, stage: str, step: int = 0, total: int = 0, frames_done: int = 0, eta: float | None = None) -> None:
+        self._emit("progress", {
+            "stage": stage, "step": step, "total": total, "frames_done": frames_done,
+            "frames_total": self.spec["n_frames"], "elapsed_s": time.monotonic() - self.started, "eta_s": eta,
+        })
+
+    def run(self) -> str:
+        """Returns the state the job ended in."""
+        job_id = self.job.id
+        spec = self.spec
+        try:
+            self._progress("start")
+            if self.should_cancel():
+                raise Cancelled()
+            if not self.engines.loaded(spec["model"]):
+                self._progress("load")
+            engine = self.engines.get(spec["model"])
+            info = media.probe(spec["input"])
+            self.writer = media.open_writer(spec["output"], info, self.first)
+            frames = media.read_frames(spec["input"], self.first, int(spec["last"]))
+            stats = engine.edit(frames, int(spec["n_frames"]), EditParams(**spec["params"]),
+                                on_event=self._on_event, should_cancel=self.should_cancel)
+            self._progress("write", 1, 1, spec["n_frames"])
+            self.writer.close()
+            outputs = [str(p) for p in self.writer.outputs]
+            self._emit("done", {
+                "outputs": outputs, "frames": spec["n_frames"], "first_frame": self.first,
+                "elapsed_s": time.monotonic() - self.started, "stats": _plain(stats.to_dict()),
+            }, state="done", outputs=outputs)
+            return "done"
+        except Cancelled:
+            self._abort_writer()
+            if self.shutting_down():
+                self.journal.store.requeue(job_id)
+                self._emit("requeued", {"attempt": self.job.attempts + 1, "reason": "the server is shutting down"})
+                return "queued"
+            self._emit("cancelled", {"reason": "cancelled by request"}, state="cancelled")
+            return "cancelled"
+        except BaseException as exc:  # every failure ends the job; none may end the worker
+            self._abort_writer()
+            code, message, hint = _describe(exc)
+            if code == "internal_error":
+                log.error("job %s failed:\n%s", job_id, traceback.format_exc())
+            if code == "out_of_memory":
+                free_accelerator_memory()
+            self._emit("failed", {"code": code, "message": message, "hint": hint}, state="failed",
+                       error={"code": code, "message": message, "hint": hint})
+            return "failed"
+
+    def _abort_writer(self) -> None:
+        if self.writer is not None:
+            try:
+                self.writer.abort()
+            except Exception:
+                log.exception("aborting the output of job %s", self.job.id)
+
+    def _on_event(self, event: Any) -> None:
+        if isinstance(event, Progress):
+            self._progress(event.stage, event.step, event.total, event.frames_done, event.eta_s)
+        elif isinstance(event, Preview):
+            for index, image in zip(event.frame_indices, event.images):
+                frame = self.first + int(index)
+                data, w, h = encode_proxy(image, max(image.shape[:2]), self.spec["proxy_format"])
+                name = f"previews/a{self.job.attempts}_s{event.step:04d}_{frame:08d}.{self.ext}"
+                self._emit("proxy", {"kind": "preview", "frame": frame, "step": event.step, "width": w,
+                                     "height": h, "format": self.spec["proxy_format"]}, blob=Blob(name, data))
+        elif isinstance(event, FrameReady):
+            self._on_frame(self.first + int(event.index), event.image)
+
+    def _on_frame(self, frame: int, image: Any) -> None:
+        self.writer.write(image)
+        if frame not in self.announced_proxies:
+            data, w, h = encode_proxy(image, self.spec["proxy_size"], self.spec["proxy_format"])
+            self._emit("proxy", {"kind": "frame", "frame": frame, "step": None, "width": w, "height": h,
+                                 "format": self.spec["proxy_format"]},
+                       blob=Blob(f"proxies/{frame:08d}.{self.ext}", data), frame=frame)
+            self.announced_proxies.add(frame)
+        if frame not in self.announced_frames:
+            self._emit("frame", {"frame": frame, "shape": list(image.shape), "dtype": str(image.dtype)},
+                       blob=Blob(f"frames/{frame:08d}.npy", image), frame=frame)
+            self.announced_frames.add(frame)
+
+
+def _describe(exc: BaseException) -> tuple[str, str, str]:
+    """(code, message, hint) for a failed event."""
+    if is_out_of_memory(exc):
+        message = str(exc) if isinstance(exc, OutOfMemory) else f"The GPU ran out of memory ({exc})."
+        return "out_of_memory", message, OOM_HINT
+    if isinstance(exc, EngineError):
+        return exc.code, str(exc), exc.hint or HINTS.get(exc.code, "")
+    if isinstance(exc, media.MediaError):
+        return "media_error", str(exc), HINTS["media_error"]
+    return "internal_error", f"{type(exc).__name__}: {exc}", HINTS["internal_error"]
+
+
+def _plain(value: Any) -> Any:
+    """Stats as JSON/msgpack-safe values (tuples to lists, numpy scalars to numbers)."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if hasattr(value, "item") and not isinstance(value, (str, bytes)):
+        return value.item()
+    return value

@@ -1,0 +1,136 @@
+"""Checking a submitted job against the world before it is accepted.
+
+Everything that can be known at submit time is checked here, so a job that is
+accepted fails later only for reasons nobody could see coming (a file deleted, the GPU
+out of memory): the input exists and is a video, the range lies inside the clip, the
+parameters make an `EditParams`, the model is one this server offers, the output is
+under an allowed folder and writable. The result is the *resolved* spec the store
+keeps: absolute paths and explicit frame numbers, so a restart runs the same job.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import typing
+from pathlib import Path
+
+from bridge import media
+from bridge.protocol import JobSpec
+from server.config import ServerConfig
+from tokenflow.params import EditParams
+
+
+class SubmitError(Exception):
+    def __init__(self, code: str, message: str, hint: str = "", field: str | None = None):
+        super().__init__(message)
+        self.code, self.message, self.hint, self.field = code, message, hint, field
+
+
+_PARAM_TYPES = typing.get_type_hints(EditParams)
+
+
+def edit_params(raw: dict) -> EditParams:
+    """EditParams from wire values, refusing unknown names and wrong types by name."""
+    names = {f.name for f in dataclasses.fields(EditParams)}
+    values = {}
+    for key, value in raw.items():
+        where = f"body.spec.params.{key}"
+        if key not in names:
+            raise SubmitError("bad_params", f"Unknown edit parameter {key!r}.", f"Known: {', '.join(sorted(names))}.", where)
+        tp = _PARAM_TYPES[key]
+        ok = (
+            (tp is bool and isinstance(value, bool))
+            or (tp is int and isinstance(value, int) and not isinstance(value, bool))
+            or (tp is float and isinstance(value, (int, float)) and not isinstance(value, bool))
+            or (tp not in (bool, int, float) and isinstance(value, str))  # str and Literal[...] fields
+        )
+        if not ok:
+            raise SubmitError("bad_params", f"Edit parameter {key!r} has the wrong type ({type(value).__name__}).",
+                              "", where)
+        values[key] = float(value) if tp is float else value
+    if "prompt" not in values:
+        raise SubmitError("bad_params", "The edit needs a prompt.", "Set params.prompt, e.g. 'a watercolor painting'.",
+                          "body.spec.params.prompt")
+    params = EditParams(**values)
+    try:
+        params.validate()
+    except ValueError as exc:
+        raise SubmitError("bad_params", str(exc), "", "body.spec.params") from None
+    return params
+
+
+def output_allowed(path: Path, allowed: typing.Iterable[Path]) -> bool:
+    """True if `path` (after resolving '..' and symlinks of what exists) is under an allowed folder."""
+    real = path.parent.resolve() / path.name
+    for root in allowed:
+        try:
+            real.relative_to(Path(root).resolve())
+            return True
+        except ValueError:
+            continue
+    return False
+
+
+def resolve(spec: JobSpec, job_id: str, config: ServerConfig) -> dict:
+    source = Path(spec.input).expanduser()
+    if not source.is_absolute():
+        raise SubmitError("bad_field", f"The input path {spec.input!r} is relative.",
+                          "Send an absolute path on the server's machine.", "body.spec.input")
+    if not source.is_file():
+        raise SubmitError("not_found", f"The input file {source} does not exist on the server.",
+                          "Check the path; the server reads it from its own disk.", "body.spec.input")
+    try:
+        info = media.probe(source)
+    except media.MediaError as exc:
+        raise SubmitError("media_error", str(exc), "", "body.spec.input") from None
+    try:
+        first, last = media.parse_frame_range(spec.frames, info.frame_count)
+    except media.MediaError as exc:
+        raise SubmitError("bad_range", str(exc), "", "body.spec.frames") from None
+    n_frames = last - first + 1
+    if n_frames > config.limits.max_frames:
+        raise SubmitError("bad_range", f"{n_frames} frames exceed this server's limit of {config.limits.max_frames}.",
+                          "Submit a shorter --frames range, or several jobs.", "body.spec.frames")
+
+    params = edit_params(spec.params)
+    model = spec.model or config.default_model
+    if model not in config.models:
+        raise SubmitError("unknown_model", f"This server does not offer model {model!r}.",
+                          f"Pick one of: {', '.join(config.models)}.", "body.spec.model")
+
+    if spec.output:
+        as_folder = spec.output.endswith(("/", os.sep))  # "folder/" means an image sequence there
+        expanded = Path(spec.output).expanduser()
+        if not expanded.is_absolute():
+            raise SubmitError("bad_field", f"The output path {spec.output!r} is relative.",
+                              "Send an absolute path on the server's machine.", "body.spec.output")
+        output = os.path.normpath(expanded) + (os.sep if as_folder else "")
+        if not output_allowed(Path(output), config.allowed_output_dirs):
+            raise SubmitError(
+                "output_not_allowed", f"The server may not write to {output}.",
+                "Write under one of: " + ", ".join(str(d) for d in config.allowed_output_dirs)
+                + " (the server's --allow-output).", "body.spec.output",
+            )
+    else:
+        output = str(config.data.outputs / job_id / f"{source.stem}_tokenflow.mp4")
+    try:
+        media.check_output_writable(output)
+    except media.MediaError as exc:
+        raise SubmitError("output_not_writable", str(exc), "", "body.spec.output") from None
+
+    return {
+        "input": str(source),
+        "frames": spec.frames,
+        "first": first,
+        "last": last,
+        "n_frames": n_frames,
+        "output": output,
+        "model": model,
+        "params": params.to_dict(),
+        "proxy_size": spec.proxy_size,
+        "proxy_format": spec.proxy_format,
+        "priority": spec.priority,
+        "client_token": spec.client_token,
+        "source": {"width": info.width, "height": info.height, "frame_rate": str(info.frame_rate)},
+    }
