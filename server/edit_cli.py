@@ -96,14 +96,13 @@ def run(args: argparse.Namespace) -> int:
     from tokenflow.events import Cancelled, FrameReady, Progress
 
     source = Path(args.input)
-    output = Path(args.output) if args.output else default_output(source)
+    # A string, not a Path: a trailing "/" (image sequence into a folder) must survive.
+    output = args.output if args.output else str(default_output(source))
     try:
         params = params_from_args(args)
         info = probe(source)
         first, last = parse_frame_range(args.frames, info.frame_count)
         check_output_writable(output)
-        if args.stats:
-            check_output_writable(args.stats.with_suffix(".mp4"))  # its folder must be writable too
     except (MediaError, ValueError) as exc:
         return fail(str(exc), EXIT_BAD_INPUT)
 
