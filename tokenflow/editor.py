@@ -63,8 +63,9 @@ def invert(
             _check_cancel(should_cancel)
             output = unet(x.to(dtype), t, encoder_hidden_states=cond).sample.float()
             stats.count("inversion", len(frames))
-            eps = ddim.to_epsilon(output, x, alpha_prev, schedule.prediction_type)
             alpha_t = schedule.alpha(t)
+            # The UNet is told x is at level t (the public rule), so read its output at t.
+            eps = ddim.to_epsilon(output, x, alpha_t, schedule.prediction_type)
             x = ddim.inversion_step(x, eps, alpha_prev, alpha_t)
             alpha_prev = alpha_t
             # Contiguous, as a cache load returns it: the same layout gives bit-identical edits.
