@@ -256,3 +256,18 @@ def test_graceful_stop_requeues_running_job(harness):
     assert c.wait(job).kind is EventKind.DONE
     kinds = [e.kind for e in c.events(job, frames=False)]
     assert kinds.count(EventKind.REQUEUED) == 1
+
+
+def test_model_that_fails_to_load_fails_jobs_with_a_hint(harness):
+    from tokenflow.errors import ModelNotFound
+
+    harness.stop()
+    harness.server = server_app.Server(harness.config, engine_factory=lambda model: (_ for _ in ()).throw(
+        ModelNotFound(f"No model at {model}.")))
+    harness.endpoint = harness.server.start_in_thread()
+    c = harness.client()
+    assert c.welcome.engine_state.startswith(("loading", "failed"))
+    end = c.wait(c.submit(harness.spec()).job)
+    assert end.kind is EventKind.FAILED and end.body.code == "model_not_found"
+    assert "--model" in end.body.hint
+    assert c.hello().engine_state.startswith("failed: No model at fake")
