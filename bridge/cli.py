@@ -13,9 +13,9 @@ import time
 import uuid
 from dataclasses import asdict
 from pathlib import Path
-from typing import TextIO
 
 from bridge import protocol as p
+from bridge.status_line import StatusLine, progress_text
 from bridge.client import Client, ClientError, ConnectionLost, CurveKeys, EventKind, JobEvent, ServerError, absolute
 
 EXIT_OK = 0
@@ -108,43 +108,10 @@ def _client(args: argparse.Namespace) -> Client:
     return Client(args.server, timeout=args.timeout, keys=keys, name="tokenflow-cli")
 
 
-def _duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "--"
-    s = int(round(seconds))
-    return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s" if s >= 60 else f"{s}s"
-
-
-class _Status:
-    """One redrawn status line on a terminal; silent otherwise."""
-
-    def __init__(self, stream: TextIO = sys.stderr):
-        self.stream = stream
-        self.enabled = stream.isatty()
-        self._width = 0
-        self._last = 0.0
-
-    def show(self, text: str, force: bool = False) -> None:
-        now = time.monotonic()
-        if not self.enabled or (not force and now - self._last < 0.1):
-            return
-        self._last = now
-        self.stream.write("\r" + text.ljust(self._width))
-        self.stream.flush()
-        self._width = len(text)
-
-    def end(self) -> None:
-        if self.enabled and self._width:
-            self.stream.write("\n")
-            self.stream.flush()
-            self._width = 0
-
-
 def _describe(event: JobEvent) -> str | None:
     b = event.body
     if event.kind is EventKind.PROGRESS:
-        return (f"{b.stage:<9} {b.step}/{b.total}  frames {b.frames_done}/{b.frames_total}  "
-                f"ETA {_duration(b.eta_s)}")
+        return progress_text(b.stage, b.step, b.total, b.frames_done, b.frames_total, b.eta_s)
     if event.kind is EventKind.PROXY and b.kind == "preview":
         return f"preview   step {b.step}"
     if event.kind is EventKind.REQUEUED:
@@ -154,7 +121,7 @@ def _describe(event: JobEvent) -> str | None:
 
 def _follow(client: Client, job: str, from_seq: int) -> int:
     """Show a job's progress until it ends; exit code from its outcome."""
-    status = _Status()
+    status = StatusLine()
     for event in client.events(job, from_seq, frames=False, proxies=False):
         text = _describe(event)
         if text:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from bridge.media import MediaError, check_output_writable, open_writer, parse_frame_range, probe, read_frames
 from server.user_dirs import default_cache_dir
-from server.progress import ProgressLine
+from bridge.status_line import StatusLine, progress_text
 
 EXIT_BAD_INPUT = 2
 EXIT_FAILED = 1
@@ -106,7 +106,7 @@ def run(args: argparse.Namespace) -> int:
     except (MediaError, ValueError) as exc:
         return fail(str(exc), EXIT_BAD_INPUT)
 
-    display = ProgressLine()
+    display = StatusLine()
     display.message(f"Loading model {args.model} ...")
     try:
         engine = Engine(args.model, device=args.device, cache_dir=args.cache_dir or default_cache_dir(),
@@ -121,7 +121,8 @@ def run(args: argparse.Namespace) -> int:
         if isinstance(event, FrameReady):
             writer.write(event.image)
         elif isinstance(event, Progress):
-            display.show(event.stage, event.step, event.total, event.frames_done, event.frames_total, event.eta_s)
+            display.show(progress_text(event.stage, event.step, event.total, event.frames_done, event.frames_total,
+                                       event.eta_s))
 
     try:
         stats = engine.edit(read_frames(source, first, last), n_frames, params, on_event=on_event)
@@ -131,16 +132,16 @@ def run(args: argparse.Namespace) -> int:
         return fail("cancelled.", EXIT_CANCELLED)
     except KeyboardInterrupt:
         writer.abort()
-        display.done()
+        display.end()
         return fail("interrupted; nothing was written.", EXIT_CANCELLED)
     except (EngineError, MediaError) as exc:
         writer.abort()
-        display.done()
+        display.end()
         return fail(str(exc), EXIT_FAILED)
     except BaseException:
         writer.abort()
         raise
-    display.done()
+    display.end()
     if args.stats:
         data = stats.to_dict()
         data["seconds"]["load"] = round(engine.load_seconds, 4)

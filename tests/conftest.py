@@ -7,6 +7,10 @@ from pathlib import Path
 
 import pytest
 
+# The tiny model's work items are small: with more than one OpenMP thread per process,
+# two processes on two cores (a test and the server it started) spin against each other
+# and run 5-30x slower. Subprocesses inherit this.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 # No test may reach the model hub: the machines that run them cannot.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")

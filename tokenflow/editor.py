@@ -95,6 +95,7 @@ class EditLoop:
         should_cancel: Callable[[], bool],
         on_keyframes: Callable[[int, list[int], torch.Tensor], None] | None = None,
         on_step: Callable[[int, int, int], None] | None = None,
+        previewed_first_step: bool = False,
     ):
         self.unet = unet
         self.schedule = schedule
@@ -109,6 +110,7 @@ class EditLoop:
         self.n_frames = inverted[schedule.timesteps[0]].shape[0]
         self.generator = torch.Generator().manual_seed(params.seed)
         self.keyframe_history: list[list[int]] = []
+        self.previewed_first_step = previewed_first_step
 
     def _unet_eps(self, frames: list[int], latents: torch.Tensor, t: int, step_alpha: float) -> torch.Tensor:
         """Guided noise estimate for `frames`: one UNet call over [source | uncond | cond]."""
@@ -156,7 +158,8 @@ class EditLoop:
             _check_cancel(self.should_cancel)
             eps[frames] = self._unet_eps(frames, latents, t, alpha_t)
             self.stats.count("per_frame", BRANCHES * len(frames))
-            if index % self.params.preview_every == 0 and done == 0 and self.on_keyframes:
+            wants_preview = index % self.params.preview_every == 0 and not (index == 0 and self.previewed_first_step)
+            if wants_preview and done == 0 and self.on_keyframes:
                 clean = ddim.predict_clean(latents[frames], eps[frames], alpha_t)
                 self.on_keyframes(index, frames, clean)
             done += len(frames)
@@ -186,7 +189,8 @@ class EditLoop:
             positions = [members.index(f) for f in owned]
             eps[owned] = group_eps[positions]
             done += len(owned)
-            if number == 0 and index % params.preview_every == 0 and self.on_keyframes:
+            wants_preview = index % params.preview_every == 0 and not (index == 0 and self.previewed_first_step)
+            if number == 0 and wants_preview and self.on_keyframes:
                 self.on_keyframes(index, owned, ddim.predict_clean(latents[owned], eps[owned], alpha_t))
 
             # Frames whose keyframe-after is in this group (or, past the last keyframe,
@@ -221,3 +225,43 @@ class EditLoop:
             eps[batch] = self._unet_eps(batch, latents, t, alpha_t)
         state.plan = []
         return len(frames)
+
+
+def first_preview_frames(params: EditParams, n_frames: int) -> tuple[list[int], list[int]]:
+    """(frames the first preview needs, frames it shows): the first keyframe group's members
+    and owned keyframes at step 0 (per-frame: the first batch).
+
+    The keyframe draw is seeded, so these are known before anything runs: inverting
+    them first lets a cold job show the edit long before the whole clip is inverted.
+    """
+    if params.method == "per-frame":
+        first_batch = list(range(min(n_frames, params.batch_size)))
+        return first_batch, first_batch
+    keyframes = sample_keyframes(n_frames, params.kf_interval, torch.Generator().manual_seed(params.seed))
+    group = keyframe_groups(keyframes, params.max_attended_keyframes)[0]
+    return list(group.members), list(group.owned)
+
+
+@torch.no_grad()
+def preview_first_step(loop: "EditLoop", frame_ids: list[int], owned: list[int]) -> None:
+    """Run the first step's joint keyframe pass on `loop`'s frames (the first group) and
+    report their predicted clean frames: exactly what step 0 of the full edit computes for
+    that group, available as soon as those frames alone are inverted."""
+    schedule, state = loop.schedule, loop.state
+    t = schedule.timesteps[0]
+    alpha_t = schedule.alpha(t)
+    latents = loop.inverted[t].to(loop.unet.device, torch.float32)
+    members = list(range(len(frame_ids)))
+    state.inject_attention = loop.params.pnp_attn_t > 0
+    state.inject_conv = loop.params.pnp_f_t > 0
+    state.mode = KEYFRAMES if loop.params.method == "tokenflow" else PER_FRAME
+    state.cache_frames = set()
+    record, state.record = state.record, None  # frame ids here are positions: keep them out of records
+    try:
+        eps = loop._unet_eps(members, latents, t, alpha_t)
+    finally:
+        state.record = record
+    loop.stats.count("preview", BRANCHES * len(members))
+    shown = [i for i, f in enumerate(frame_ids) if f in owned]
+    if loop.on_keyframes:
+        loop.on_keyframes(0, [frame_ids[i] for i in shown], ddim.predict_clean(latents[shown], eps[shown], alpha_t))

@@ -13,7 +13,7 @@ import torch
 from tokenflow import ddim
 from tokenflow.attention import TokenFlowState, installed
 from tokenflow.cache import InversionCache, inversion_key
-from tokenflow.editor import Conditioning, EditLoop, invert
+from tokenflow.editor import Conditioning, EditLoop, first_preview_frames, invert, preview_first_step
 from tokenflow.errors import InvalidInput, OutOfMemory
 from tokenflow.events import EventSink, FrameReady, Preview, Progress
 from tokenflow.frames import decode_latents, encode_frames, to_uint8, working_size
@@ -59,6 +59,36 @@ class Engine:
         if text not in self._prompts:
             self._prompts[text] = encode_prompt(self.model, text)
         return self._prompts[text]
+
+    def _invert_previewing_early(self, latents, schedule, params, state, stats, should_cancel, progress, run_loop):
+        """Invert the first preview's frames first, show the edit on them, then invert the rest."""
+        n_frames = latents.shape[0]
+        early, owned = first_preview_frames(params, n_frames)
+        rest = [f for f in range(n_frames) if f not in set(early)]
+        source_prompt = self._prompt(params.inversion_prompt)
+        done_before = [0]
+
+        def inverted_part(frames: list[int]) -> dict[int, torch.Tensor]:
+            base = done_before[0]
+
+            def on_step(done: int, total: int) -> None:
+                frames_done = base + done * len(frames) // total
+                progress("inversion", frames_done, n_frames, frames_done)
+
+            with stats.timed("inversion"):
+                # One branch instead of the edit's three: the same memory holds three times the frames.
+                part = invert(self.model.unet, latents[frames], schedule, source_prompt, 3 * params.batch_size,
+                              state, stats, should_cancel, on_step=on_step)
+            done_before[0] += len(frames)
+            return part
+
+        first_part = inverted_part(early)
+        with stats.timed("early_preview"):
+            preview_first_step(run_loop(first_part), early, owned)
+        parts = [(early, first_part)]
+        if rest:
+            parts.append((rest, inverted_part(rest)))
+        return _merge_inversions(parts, n_frames)
 
     def edit(
         self,
@@ -128,20 +158,6 @@ class Engine:
         )
         state = TokenFlowState(self.sites, record=record)
         with installed(model.unet, state):
-            inverted = self.cache.get(key)
-            stats.inversion_cached = inverted is not None
-            if inverted is None:
-                clock.planned += 0
-                with stats.timed("inversion"):
-                    inverted = invert(
-                        model.unet, latents, schedule, self._prompt(params.inversion_prompt), params.batch_size,
-                        state, stats, should_cancel,
-                        on_step=lambda done, total: progress("inversion", done, total, done * n_frames // total),
-                    )
-                self.cache.put(key, inverted)
-            else:
-                clock.planned = edit_passes
-
             conditioning = Conditioning(
                 self._prompt(params.inversion_prompt), self._prompt(params.negative_prompt), self._prompt(params.prompt)
             )
@@ -155,10 +171,23 @@ class Engine:
                     stats.first_preview_seconds = stats.elapsed()
                 emit(Preview(step, tuple(frame_indices[i] for i in chosen), tuple(images), stats.elapsed()))
 
-            loop = EditLoop(
-                model.unet, schedule, inverted, conditioning, params, state, stats, should_cancel,
-                on_keyframes=preview,
+            def run_loop(inverted_latents, **kwargs) -> EditLoop:
+                return EditLoop(model.unet, schedule, inverted_latents, conditioning, params, state, stats,
+                                should_cancel, on_keyframes=preview, **kwargs)
+
+            inverted = self.cache.get(key)
+            stats.inversion_cached = inverted is not None
+            if inverted is None:
+                inverted = self._invert_previewing_early(latents, schedule, params, state, stats, should_cancel,
+                                                         progress, run_loop)
+                self.cache.put(key, inverted)
+            else:
+                clock.planned = edit_passes
+
+            loop = run_loop(
+                inverted,
                 on_step=lambda index, done, total: progress("edit", index, steps, done),
+                previewed_first_step=not stats.inversion_cached,
             )
             with stats.timed("edit"):
                 edited = loop.run()
@@ -178,6 +207,16 @@ class Engine:
                 progress("decode", index + 1, n_frames, index + 1)
         stats.finish(model.device)
         return stats
+
+
+def _merge_inversions(parts: list[tuple[list[int], dict[int, torch.Tensor]]], n_frames: int) -> dict[int, torch.Tensor]:
+    merged: dict[int, torch.Tensor] = {}
+    for t in parts[0][1]:
+        full = torch.empty((n_frames, *parts[0][1][t].shape[1:]), dtype=parts[0][1][t].dtype)
+        for frames, latents in parts:
+            full[frames] = latents[t]
+        merged[t] = full
+    return merged
 
 
 def _chain(first: np.ndarray, rest: Iterable[np.ndarray]) -> Iterable[np.ndarray]:

@@ -1,4 +1,7 @@
-"""A one-line live progress display for terminals; silent when output is not a TTY."""
+"""A one-line live status display for terminals; silent when output is not a TTY.
+
+Shared by `tokenflow edit` (in-process) and `tokenflow submit` / `jobs watch` (over the wire).
+"""
 
 from __future__ import annotations
 
@@ -10,15 +13,19 @@ from typing import TextIO
 def format_duration(seconds: float | None) -> str:
     if seconds is None:
         return "--"
-    seconds = int(round(seconds))
-    if seconds >= 3600:
-        return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
-    if seconds >= 60:
-        return f"{seconds // 60}m{seconds % 60:02d}s"
-    return f"{seconds}s"
+    s = int(round(seconds))
+    if s >= 3600:
+        return f"{s // 3600}h{s % 3600 // 60:02d}m"
+    if s >= 60:
+        return f"{s // 60}m{s % 60:02d}s"
+    return f"{s}s"
 
 
-class ProgressLine:
+def progress_text(stage: str, step: int, total: int, frames_done: int, frames_total: int, eta_s: float | None) -> str:
+    return f"{stage:<9} {step}/{total}  frames {frames_done}/{frames_total}  ETA {format_duration(eta_s)}"
+
+
+class StatusLine:
     """Redraws one status line at most ~10 times a second."""
 
     def __init__(self, stream: TextIO | None = None, enabled: bool | None = None):
@@ -27,26 +34,23 @@ class ProgressLine:
         self._last = 0.0
         self._width = 0
 
-    def show(self, stage: str, step: int, total: int, frames_done: int, frames_total: int,
-             eta_s: float | None, force: bool = False) -> None:
-        if not self.enabled:
-            return
+    def show(self, text: str, force: bool = False) -> None:
         now = time.monotonic()
-        if not force and now - self._last < 0.1:
+        if not self.enabled or (not force and now - self._last < 0.1):
             return
         self._last = now
-        text = f"{stage:<9} {step}/{total}  frames {frames_done}/{frames_total}  ETA {format_duration(eta_s)}"
         self.stream.write("\r" + text.ljust(self._width))
         self.stream.flush()
         self._width = len(text)
 
     def message(self, text: str) -> None:
+        """A line that stays (on a terminal)."""
         if self.enabled:
             self.stream.write("\r" + text.ljust(self._width) + "\n")
             self.stream.flush()
             self._width = 0
 
-    def done(self) -> None:
+    def end(self) -> None:
         if self.enabled and self._width:
             self.stream.write("\n")
             self.stream.flush()
