@@ -165,3 +165,27 @@ def test_cancel_stops_within_a_step(tiny_engine, frames):
     with pytest.raises(Cancelled):
         tiny_engine.edit(frames, len(frames), BASE, on_event=seen.append, should_cancel=should_cancel)
     assert not any(isinstance(e, FrameReady) for e in seen)
+
+
+def test_cold_job_previews_before_the_whole_clip_is_inverted(tiny_model_dir, frames, tmp_path):
+    """The first keyframe group is inverted first and previewed at once; that preview is
+    the same as step 0's preview of a job whose inversion was cached."""
+    import numpy as np
+
+    from tokenflow.engine import Engine
+
+    engine = Engine(str(tiny_model_dir), device="cpu", cache_dir=tmp_path)
+    params = dataclasses.replace(BASE, kf_interval=4, max_attended_keyframes=2)
+    _, cold_stats, cold = run(engine, frames, params)
+    first_preview = next(i for i, e in enumerate(cold) if isinstance(e, Preview))
+    last_inversion = max(i for i, e in enumerate(cold) if isinstance(e, Progress) and e.stage == "inversion")
+    assert first_preview < last_inversion
+    assert cold_stats.unet_passes["inversion"] == len(frames) * params.steps  # nothing inverted twice
+    _, warm_stats, warm = run(engine, frames, params)
+    assert warm_stats.inversion_cached
+    cold_preview = cold[first_preview]
+    warm_preview = next(e for e in warm if isinstance(e, Preview))
+    assert cold_preview.step == warm_preview.step == 0
+    assert cold_preview.frame_indices == warm_preview.frame_indices
+    for a, b in zip(cold_preview.images, warm_preview.images):
+        assert np.abs(a.astype(int) - b.astype(int)).max() <= 1
