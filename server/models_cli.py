@@ -35,23 +35,20 @@ def register(subparsers) -> None:
     sd21.set_defaults(func=_make_sd21)
 
 
-def _make_tiny(args: argparse.Namespace) -> int:
+def _build(builder_name: str, what: str, args: argparse.Namespace) -> int:
     from server.quiet import quiet_libraries
-    from tokenflow.tiny import make_tiny_pipeline_dir
+    from tokenflow import tiny
 
     quiet_libraries()
-    path = make_tiny_pipeline_dir(args.directory, seed=args.seed)
-    print(f"Built a tiny random test model in {path}")
+    path = getattr(tiny, builder_name)(args.directory, seed=args.seed)
+    print(f"Built {what} in {path}")
     print(NOISE_WARNING)
     return 0
+
+
+def _make_tiny(args: argparse.Namespace) -> int:
+    return _build("make_tiny_pipeline_dir", "a tiny random test model", args)
 
 
 def _make_sd21(args: argparse.Namespace) -> int:
-    from server.quiet import quiet_libraries
-    from tokenflow.tiny import make_sd21_base_random_dir
-
-    quiet_libraries()
-    path = make_sd21_base_random_dir(args.directory, seed=args.seed)
-    print(f"Built an SD 2.1-base-shaped random model in {path}")
-    print(NOISE_WARNING)
-    return 0
+    return _build("make_sd21_base_random_dir", "an SD 2.1-base-shaped random model", args)

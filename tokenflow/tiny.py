@@ -80,7 +80,8 @@ def _tiny_unet(cross_attention_dim: int):
     )
 
 
-def _tiny_vae():
+def _sd_vae(block_out_channels: tuple[int, ...], layers_per_block: int, norm_num_groups: int, sample_size: int,
+            scaling_factor: float = 0.18215):
     from diffusers import AutoencoderKL
 
     # Four blocks -> three 2x down-samplings -> 8x, as SD's VAE.
@@ -89,12 +90,25 @@ def _tiny_vae():
         out_channels=3,
         down_block_types=("DownEncoderBlock2D",) * 4,
         up_block_types=("UpDecoderBlock2D",) * 4,
-        block_out_channels=(16, 32, 32, 32),
-        layers_per_block=1,
+        block_out_channels=block_out_channels,
+        layers_per_block=layers_per_block,
         latent_channels=4,
-        norm_num_groups=8,
-        sample_size=128,
+        norm_num_groups=norm_num_groups,
+        sample_size=sample_size,
+        scaling_factor=scaling_factor,
     )
+
+
+def _save_pipeline(directory: Path, vae, text_encoder, tokenizer, unet, warning: str) -> Path:
+    from diffusers import StableDiffusionPipeline
+
+    pipe = StableDiffusionPipeline(
+        vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet, scheduler=_sd_scheduler(),
+        safety_checker=None, feature_extractor=None, requires_safety_checker=False,
+    )
+    pipe.save_pretrained(directory, safe_serialization=True)
+    (directory / TINY_MARKER).write_text(json.dumps({"warning": warning}))
+    return directory
 
 
 def _tiny_text_encoder(vocab_size: int, hidden: int):
@@ -148,7 +162,6 @@ def _unit_variance_scaling(vae, generator: torch.Generator) -> float:
 
 def make_tiny_pipeline_dir(directory: str | Path, seed: int = 0) -> Path:
     """Build and save the tiny random SD-layout pipeline. Offline; about 10 MB on disk."""
-    from diffusers import StableDiffusionPipeline
     from transformers import CLIPTokenizer
 
     directory = Path(directory)
@@ -161,24 +174,10 @@ def make_tiny_pipeline_dir(directory: str | Path, seed: int = 0) -> Path:
     tokenizer = CLIPTokenizer.from_pretrained(tokenizer_dir)
     text_encoder = _tiny_text_encoder(len(tokenizer), hidden=32)
     unet = _tiny_unet(cross_attention_dim=32)
-    vae = _tiny_vae()
+    vae = _sd_vae((16, 32, 32, 32), layers_per_block=1, norm_num_groups=8, sample_size=128)
     vae.register_to_config(scaling_factor=_unit_variance_scaling(vae, generator))
-
-    pipe = StableDiffusionPipeline(
-        vae=vae,
-        text_encoder=text_encoder,
-        tokenizer=tokenizer,
-        unet=unet,
-        scheduler=_sd_scheduler(),
-        safety_checker=None,
-        feature_extractor=None,
-        requires_safety_checker=False,
-    )
-    pipe.save_pretrained(directory, safe_serialization=True)
-    (directory / TINY_MARKER).write_text(
-        json.dumps({"warning": "random weights: output is noise; for testing the machinery only", "seed": seed})
-    )
-    return directory
+    return _save_pipeline(directory, vae, text_encoder, tokenizer, unet,
+                          f"random weights (seed {seed}): output is noise; for testing the machinery only")
 
 
 # SD 2.1-base's UNet configuration (stabilityai/stable-diffusion-2-1-base, unet/config.json).
@@ -199,7 +198,7 @@ SD21_BASE_UNET_CONFIG = dict(
 
 def make_sd21_base_random_dir(directory: str | Path, seed: int = 0) -> Path:
     """SD 2.1-base's real UNet/VAE configuration with random weights, for GPU timing."""
-    from diffusers import AutoencoderKL, StableDiffusionPipeline, UNet2DConditionModel
+    from diffusers import UNet2DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
     directory = Path(directory)
@@ -222,24 +221,9 @@ def make_sd21_base_random_dir(directory: str | Path, seed: int = 0) -> Path:
         )
     )
     unet = UNet2DConditionModel(**SD21_BASE_UNET_CONFIG)
-    vae = AutoencoderKL(
-        in_channels=3,
-        out_channels=3,
-        down_block_types=("DownEncoderBlock2D",) * 4,
-        up_block_types=("UpDecoderBlock2D",) * 4,
-        block_out_channels=(128, 256, 512, 512),
-        layers_per_block=2,
-        latent_channels=4,
-        sample_size=512,
-        scaling_factor=0.18215,
-    )
-    pipe = StableDiffusionPipeline(
-        vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet, scheduler=_sd_scheduler(),
-        safety_checker=None, feature_extractor=None, requires_safety_checker=False,
-    )
-    pipe.save_pretrained(directory, safe_serialization=True)
-    (directory / TINY_MARKER).write_text(json.dumps({"warning": "random weights (SD 2.1-base shape): output is noise"}))
-    return directory
+    vae = _sd_vae((128, 256, 512, 512), layers_per_block=2, norm_num_groups=32, sample_size=512)
+    return _save_pipeline(directory, vae, text_encoder, tokenizer, unet,
+                          "random weights (SD 2.1-base shape): output is noise; for timing only")
 
 
 def is_random_test_model(directory: str | Path) -> bool:
