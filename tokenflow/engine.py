@@ -15,7 +15,7 @@ from tokenflow.attention import TokenFlowState, installed
 from tokenflow.cache import InversionCache, inversion_key
 from tokenflow.editor import Conditioning, EditLoop, first_preview_frames, invert, preview_first_step
 from tokenflow.errors import InvalidInput, OutOfMemory
-from tokenflow.events import EventSink, FrameReady, Preview, Progress
+from tokenflow.events import Cancelled, EventSink, FrameReady, Preview, Progress
 from tokenflow.frames import decode_latents, encode_frames, to_uint8, working_size
 from tokenflow.model import DEFAULT_MODEL, LoadedModel, encode_prompt, load_model
 from tokenflow.params import EditParams
@@ -200,8 +200,6 @@ class Engine:
                 decode_latents(model.vae, edited, model.vae_scale, source_size[0], chunk=params.batch_size)
             ):
                 if should_cancel():
-                    from tokenflow.events import Cancelled
-
                     raise Cancelled()
                 emit(FrameReady(index, image))
                 progress("decode", index + 1, n_frames, index + 1)
