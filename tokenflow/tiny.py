@@ -18,6 +18,14 @@ import torch
 
 TINY_MARKER = "tokenflow_tiny_model.json"
 
+# SD 1.x/2.x's UNet blocks: three cross-attention levels and one plain, mirrored on the
+# way up. Shared by the tiny model and the SD 2.1-base shape so injection sites resolve
+# by the same names on both.
+SD_BLOCK_LAYOUT = dict(
+    down_block_types=("CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"),
+    up_block_types=("UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"),
+)
+
 # The CLIP tokenizer's byte-to-unicode table: printable bytes map to themselves,
 # the rest to code points above 255, so every byte has a visible character.
 def _byte_alphabet() -> list[str]:
@@ -70,8 +78,7 @@ def _tiny_unet(cross_attention_dim: int):
         sample_size=16,
         in_channels=4,
         out_channels=4,
-        down_block_types=("CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"),
-        up_block_types=("UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"),
+        **SD_BLOCK_LAYOUT,
         block_out_channels=(32, 32, 64, 64),
         layers_per_block=2,
         norm_num_groups=8,
@@ -185,8 +192,7 @@ SD21_BASE_UNET_CONFIG = dict(
     sample_size=64,
     in_channels=4,
     out_channels=4,
-    down_block_types=("CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"),
-    up_block_types=("UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"),
+    **SD_BLOCK_LAYOUT,
     block_out_channels=(320, 640, 1280, 1280),
     layers_per_block=2,
     cross_attention_dim=1024,
