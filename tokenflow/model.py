@@ -42,10 +42,11 @@ class LoadedModel:
     def identity(self) -> str:
         """What identifies the weights for the inversion cache key."""
         path = Path(self.name)
-        if path.exists():
-            stat = path.stat() if path.is_file() else (path / "unet").stat() if (path / "unet").exists() else path.stat()
-            return f"{path.resolve()}@{stat.st_mtime_ns}"
-        return self.name
+        if not path.exists():
+            return self.name  # a hub id names its weights
+        # A local model's weights may change in place: its modification time is part of the key.
+        weights = path / "unet" if (path / "unet").is_dir() else path
+        return f"{path.resolve()}@{weights.stat().st_mtime_ns}"
 
 
 def resolve_device(device: str) -> torch.device:
