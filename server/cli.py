@@ -18,6 +18,14 @@ SUBCOMMAND_MODULES: dict[str, str] = {
     "serve": "server.serve_cli",
     "submit": "bridge.cli",
     "jobs": "bridge.cli",
+    # Each module below registers when it exists in this checkout (see build_parser).
+    "queue": "bridge.queue_cli",
+    "formats": "bridge.media_cli",
+    "probe": "bridge.media_cli",
+    "panel": "ui.cli",
+    "install": "bridge.install_cli",
+    "uninstall": "bridge.install_cli",
+    "doctor": "server.doctor",
 }
 
 

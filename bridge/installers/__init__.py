@@ -1,0 +1,114 @@
+"""What `tokenflow install TARGET` puts into other programs, and takes out again.
+
+Each target is a module in this package (listed in `TARGET_MODULES`) exposing
+
+    SUMMARY: str                                   # one line for `tokenflow install --help`
+    def install(ctx: InstallContext) -> InstallResult
+    def uninstall(ctx: InstallContext) -> InstallResult
+    def status(ctx: InstallContext) -> TargetStatus  # for `tokenflow doctor`
+
+Targets write only files that carry `OWNED_MARK` (in a comment of the file's own
+syntax) and remove only such files, so a user's own launcher, unit or add-on of the
+same name is never replaced or deleted: `write_owned` and `remove_owned` enforce that.
+Standard library only: this runs wherever the bridge runs.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import platform
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+from typing import Mapping
+
+# Present in every file an installer writes; uninstall removes nothing without it.
+OWNED_MARK = "installed by `tokenflow install`"
+
+TARGET_MODULES: dict[str, str] = {
+    "desktop": "bridge.installers.desktop",  # panel launcher entry (Linux .desktop)
+    "service": "bridge.installers.service",  # per-user server service (systemd user unit)
+    "resolve": "bridge.installers.resolve",  # DaVinci Resolve Workspace > Scripts launcher
+    "blender": "bridge.installers.blender",  # Blender VSE add-on
+}
+
+
+class InstallError(Exception):
+    """A target cannot be installed or removed; the message says what to do."""
+
+
+@dataclass(frozen=True)
+class InstallContext:
+    """Everything an installer may depend on, passed in so tests can point it at a temporary home."""
+
+    python: Path  # interpreter of the project's environment; launchers record it
+    home: Path
+    system: str  # platform.system(): "Linux", "Darwin" or "Windows"
+    env: Mapping[str, str] = field(default_factory=dict)  # APPDATA, XDG_* and friends
+    force: bool = False  # replace files even when they lack OWNED_MARK (the user asked, in so many words)
+    dry_run: bool = False  # say what would change, change nothing
+
+    @classmethod
+    def current(cls, *, force: bool = False, dry_run: bool = False) -> "InstallContext":
+        return cls(python=Path(sys.executable), home=Path.home(), system=platform.system(),
+                   env=dict(os.environ), force=force, dry_run=dry_run)
+
+
+@dataclass
+class InstallResult:
+    target: str
+    written: list[Path] = field(default_factory=list)
+    removed: list[Path] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # what the user does next, in plain words
+
+
+@dataclass(frozen=True)
+class TargetStatus:
+    target: str
+    installed: bool
+    where: list[Path]
+    advice: str = ""  # what to do when it is missing or broken; empty when all is well
+
+
+def load_target(name: str) -> ModuleType:
+    if name not in TARGET_MODULES:
+        raise InstallError(f"Unknown install target {name!r}; choose one of: {', '.join(TARGET_MODULES)}.")
+    return importlib.import_module(TARGET_MODULES[name])
+
+
+def is_owned(path: Path) -> bool:
+    try:
+        return OWNED_MARK in path.read_text(encoding="utf-8", errors="replace")
+    except FileNotFoundError:
+        return False
+
+
+def write_owned(path: Path, text: str, ctx: InstallContext, result: InstallResult, *, mode: int = 0o644) -> None:
+    """Write `text` (which must carry OWNED_MARK) to `path`, refusing to replace a file we did not write."""
+    if OWNED_MARK not in text:
+        raise ValueError(f"installer text for {path} lacks the ownership mark")
+    if path.is_symlink() or (path.exists() and not is_owned(path) and not ctx.force):
+        raise InstallError(f"{path} exists and was not written by tokenflow; move it away, "
+                           "or pass --force to replace it.")
+    result.written.append(path)
+    if ctx.dry_run:
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text(text, encoding="utf-8")
+    os.chmod(partial, mode)
+    os.replace(partial, path)
+
+
+def remove_owned(path: Path, ctx: InstallContext, result: InstallResult) -> None:
+    """Remove `path` only if we wrote it; a foreign file of the same name is reported and kept."""
+    if not path.exists():
+        return
+    if not is_owned(path) and not ctx.force:
+        result.notes.append(f"Kept {path}: it was not written by tokenflow.")
+        return
+    result.removed.append(path)
+    if not ctx.dry_run:
+        path.unlink()
