@@ -21,6 +21,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 import queue
+import time
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -35,6 +36,7 @@ from ui.images import encoded_to_qimage, rgb_to_qimage
 LIST_INTERVAL_S = 1.0
 RETRY_INTERVAL_S = 2.0
 REQUEST_TIMEOUT_S = 5.0
+ENGINE_POLL_S = 3.0
 
 
 class Request(str, enum.Enum):
@@ -128,7 +130,17 @@ class _CommandThread(QThread):
             self.failed.emit(Failure(kind.value, message, args.get("job"), args.get("token")))
 
     def _serve(self, client: Client) -> None:
+        asked = time.monotonic()
         while not self._stopping:
+            # While the model loads, ask again now and then so the status bar sees it become ready.
+            if client.welcome is not None and client.welcome.engine_state != "ready" \
+                    and time.monotonic() - asked > ENGINE_POLL_S:
+                asked = time.monotonic()
+                try:
+                    self.connected.emit(client.hello())
+                except ConnectionLost as exc:
+                    self.unreachable.emit(str(exc))
+                    return
             try:
                 item = self.requests.get(timeout=LIST_INTERVAL_S)
             except queue.Empty:

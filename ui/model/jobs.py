@@ -73,9 +73,11 @@ class JobView:
         if self.state == "done":
             return 1.0
         pr = self.progress or {}
-        total_frames = pr.get("frames_total") or 0
-        if total_frames and pr.get("frames_done"):
-            return min(1.0, pr["frames_done"] / total_frames)
+        # The server's ETA covers the whole job (all stages), so elapsed / (elapsed + ETA)
+        # is the one fraction that moves steadily from start to end.
+        elapsed, eta = pr.get("elapsed_s") or 0.0, pr.get("eta_s")
+        if eta is not None and elapsed + eta > 0:
+            return min(1.0, elapsed / (elapsed + eta))
         total = pr.get("total") or 0
         return min(1.0, pr.get("step", 0) / total) if total else 0.0
 
@@ -91,7 +93,8 @@ class JobView:
         stage = pr.get("stage", "start")
         parts = [STAGE_WORDS.get(stage, stage.capitalize())]
         if pr.get("total"):
-            parts[0] += f" {pr.get('step', 0)}/{pr['total']}"
+            step = pr.get("step", 0) + (1 if stage == "edit" else 0)  # edit steps count from 0
+            parts[0] += f" {step}/{pr['total']}"
         if pr.get("frames_total"):
             parts.append(f"frames {pr.get('frames_done', 0)}/{pr['frames_total']}")
         if pr.get("eta_s") is not None:

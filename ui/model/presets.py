@@ -27,7 +27,9 @@ class EditForm:
     def params(self) -> dict:
         """The job's `params`: every value, so the history says exactly what made a version."""
         values = {"prompt": self.prompt.strip(), "seed": self.seed, "steps": self.steps, "guidance": self.guidance,
-                  "kf_interval": self.kf_interval, "short_side": self.short_side}
+                  "kf_interval": self.kf_interval, "short_side": self.short_side,
+                  # The panel always shows the edit as it forms: about ten previews a job.
+                  "preview_every": max(1, self.steps // 10)}
         if self.negative_prompt.strip():
             values["negative_prompt"] = self.negative_prompt.strip()
         return values

@@ -27,7 +27,7 @@ class QueueView(QWidget):
         self.tree.setUniformRowHeights(True)
         header = self.tree.header()
         header.setSectionResizeMode(0, QHeaderView.ResizeMode.Interactive)
-        header.resizeSection(0, 260)
+        header.resizeSection(0, 330)
         header.setSectionResizeMode(1, QHeaderView.ResizeMode.Stretch)
         self.tree.itemSelectionChanged.connect(self._enable)
         self.tree.itemDoubleClicked.connect(lambda item, col: self.session.reload(item.data(0, Qt.ItemDataRole.UserRole)))

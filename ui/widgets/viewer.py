@@ -114,8 +114,16 @@ class Viewer(QWidget):
     def _picture(self, painter: QPainter, image: QImage | None, box: QRectF, label: str, result: bool = False) -> None:
         if image is None:
             painter.setPen(theme.DIM)
-            text = "Waiting for the first preview ..." if result and self.session.viewer.job else (
-                "No version yet: write a prompt and submit (Ctrl+Enter)" if result else "")
+            job = self.session.viewer.job
+            view = self.session.jobs.get(job) if job else None
+            if not result:
+                text = ""
+            elif job is None:
+                text = "No version yet: write a prompt and submit (Ctrl+Enter)"
+            elif view is not None and view.terminal:
+                text = view.status_text if view.state != "done" else "Fetching the frames ..."
+            else:
+                text = "Waiting for the first preview ..."
             painter.drawText(box, Qt.AlignmentFlag.AlignCenter, text)
             return
         rect = _fit(image.size(), box)
