@@ -128,7 +128,7 @@ def test_jobs_model_orders_the_queue_and_picks_the_best_picture(qapp):
     assert view.best_image(16) == (proxy, "proxy")
     jobs.apply_event(_event(EventKind.FRAME, 5, p.Frame(frame=16, shape=[4, 4, 3]), "r"), full)
     assert view.best_image(16) == (full, "frame")
-    assert view.status_text.startswith("Editing 1/4")
+    assert view.status_text.startswith("Editing 2/4")  # edit steps count from 0 on the wire
     finished = []
     jobs.finished.connect(lambda job, state: finished.append((job, state)))
     jobs.apply_event(_event(EventKind.DONE, 6, p.Done(outputs=["/o.mp4"], frames=8), "r"), None)
