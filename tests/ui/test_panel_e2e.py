@@ -162,6 +162,9 @@ def test_cancel_a_job_and_reorder_the_queue(qtbot, panel_factory, serve, shipped
 
 
 def test_a_restarted_panel_finds_its_history(qtbot, panel_factory, serve, shipped_clip, panel_data):  # noqa: F811
+    # The earlier tests' panels are closed; the server restarts too. A new widget tree on the same data folder:
+    serve.stop()
+    serve.start()
     session, window = panel_factory(serve.endpoint, panel_data, serve.out)
     qtbot.waitUntil(lambda: session.connection.connected, timeout=20000)
     session.open_clip(shipped_clip)
