@@ -231,13 +231,23 @@ def run_panel(request: HandoffRequest, out: TextIO) -> int:
     assert process.stdin is not None and process.stdout is not None
     process.stdin.write(request.to_json())
     process.stdin.close()
+    answered: set[int] = set()
     for line in process.stdout:
-        if HandoffResult.from_line(line.rstrip("\n")) is not None:
+        result = HandoffResult.from_line(line.rstrip("\n"))
+        if result is not None:
+            answered.add(result.clip_index)
             out.write(line)
             out.flush()
         else:
             _log(line.rstrip("\n"))
-    return process.wait()
+    code = process.wait()
+    if code != 0 and not answered:  # the panel did not open: say so for every clip
+        for index in range(len(request.clips)):
+            _emit(HandoffResult(clip_index=index, state="failed", message=(
+                f"The TokenFlow panel did not open (`tokenflow panel` exited with {code}; its messages are above). "
+                "Check the environment with `tokenflow doctor`.")), out)
+        return EXIT_NOT_ALL_DONE
+    return code
 
 
 def _read_request(source: str) -> HandoffRequest:

@@ -246,3 +246,24 @@ def test_launch_reports_problems_and_stops_when_cancelled(app, shipped_clip):
     said.clear()
     assert r.launch(app, "/nonexistent/python", "/nowhere", ask=lambda n: None, say=said.append) == 0
     assert said == []  # cancelled in the dialog: nothing started
+
+
+def test_marks_changed_during_placement_are_put_back(app, shipped_clip, tmp_path):
+    picked = _picked_one(app, shipped_clip)
+    tl = _timeline(app)
+    tl.marks = {"video": {"in": 3, "out": 9}}
+    pool = app.project.media_pool
+    append = pool.AppendToTimeline
+
+    def append_and_move_marks(infos):  # whatever Resolve does to the marks while editing, they come back
+        tl.marks = {"video": {"in": 100, "out": 119}}
+        return append(infos)
+
+    pool.AppendToTimeline = append_and_move_marks
+    r.place(app, picked, _done(_sequence(tmp_path / "o", 10, 29), 10, 29))
+    assert tl.marks == {"video": {"in": 3, "out": 9}}
+    tl.marks = {}
+    pool.AppendToTimeline = lambda infos: (tl.marks.update({"video": {"in": 1, "out": 2}}), append(infos))[1]
+    picked2 = _picked_one(app, shipped_clip, start=START + 300)
+    r.place(app, picked2, _done(_sequence(tmp_path / "o2", 10, 29), 10, 29))
+    assert "video" not in tl.marks
