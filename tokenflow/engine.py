@@ -13,7 +13,7 @@ import torch
 from tokenflow import ddim
 from tokenflow.attention import TokenFlowState, installed
 from tokenflow.cache import InversionCache, inversion_key
-from tokenflow.editor import Conditioning, EditLoop, first_preview_frames, invert, preview_first_step
+from tokenflow.editor import Conditioning, EditLoop, device_index, first_preview_frames, invert, preview_first_step
 from tokenflow.errors import InvalidInput, OutOfMemory
 from tokenflow.events import Cancelled, EventSink, FrameReady, Preview, Progress
 from tokenflow.keyframes import resolve_max_joint_keyframes
@@ -212,9 +212,10 @@ class Engine:
 def _merge_inversions(parts: list[tuple[list[int], dict[int, torch.Tensor]]], n_frames: int) -> dict[int, torch.Tensor]:
     merged: dict[int, torch.Tensor] = {}
     for t in parts[0][1]:
-        full = torch.empty((n_frames, *parts[0][1][t].shape[1:]), dtype=parts[0][1][t].dtype)
+        first = parts[0][1][t]
+        full = torch.empty((n_frames, *first.shape[1:]), dtype=first.dtype, device=first.device)
         for frames, latents in parts:
-            full[frames] = latents[t]
+            full[device_index(frames, first.device)] = latents[t]
         merged[t] = full
     return merged
 
