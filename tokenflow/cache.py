@@ -32,7 +32,7 @@ def inversion_key(
             "scheduler": relevant,
             "inversion_prompt": inversion_prompt,
             "dtype": dtype,
-            "format": 1,
+            "format": 2,  # 2: content is the source pixels' digest, not the latents'
         },
         sort_keys=True,
         default=str,

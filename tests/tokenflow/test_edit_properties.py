@@ -109,6 +109,7 @@ def test_cached_inversion_gives_the_same_frames(tiny_model_dir, frames, tmp_path
     cached, stats_cached, _ = run(engine, frames[:6], dataclasses.replace(BASE, prompt="a pencil sketch"))
     assert not stats_fresh.inversion_cached and stats_cached.inversion_cached
     assert "inversion" not in stats_cached.unet_passes
+    assert "encode" not in stats_cached.seconds  # the hit is known from the pixels: no VAE encoding at all
     again, _, _ = run(engine, frames[:6], BASE)
     assert torch.equal(fresh, again)
     # Another range of the clip is other content: a miss.
