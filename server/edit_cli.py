@@ -109,7 +109,9 @@ def run(args: argparse.Namespace) -> int:
     display = StatusLine()
     display.message(f"Loading model {args.model} ...")
     try:
-        engine = Engine(args.model, device=args.device, cache_dir=args.cache_dir or default_cache_dir(),
+        from server.model_registry import resolve_model
+
+        engine = Engine(resolve_model(args.model), device=args.device, cache_dir=args.cache_dir or default_cache_dir(),
                         model_config=args.model_config)
     except EngineError as exc:
         return fail(str(exc), EXIT_BAD_INPUT)
