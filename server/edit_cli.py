@@ -39,6 +39,9 @@ def add_edit_options(parser: argparse.ArgumentParser) -> None:
                         help="tokenflow, or per-frame PnP editing for comparison (default: %(default)s)")
     parser.add_argument("--inversion-prompt", default="", help="describes the source; used for inversion (default: empty)")
     parser.add_argument("--batch-size", type=int, default=8, help="frames per UNet call; lower it if memory runs out (default: %(default)s)")
+    parser.add_argument("--max-joint-keyframes", type=int, default=0, metavar="N",
+                        help="keyframes attending to each other in one group; 0 = as many as fit the device "
+                        "(about 24 at 512x512 on a GPU, 6 on a CPU) (default: %(default)s)")
 
 
 def default_output(source: Path) -> Path:
@@ -52,6 +55,7 @@ def params_from_args(args: argparse.Namespace):
         prompt=args.prompt, negative_prompt=args.negative, inversion_prompt=args.inversion_prompt,
         steps=args.steps, guidance=args.guidance, kf_interval=args.kf_interval, seed=args.seed,
         short_side=args.size, method=args.method, batch_size=args.batch_size,
+        max_joint_keyframes=args.max_joint_keyframes,
     )
     params.validate()
     return params
