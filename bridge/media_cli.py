@@ -13,7 +13,7 @@ from dataclasses import asdict
 from fractions import Fraction
 from typing import Any
 
-from bridge.media.presets import PRESETS, ExportPreset
+from bridge.media.presets import PRESETS, ExportPreset, get_preset
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -32,7 +32,7 @@ def _start_number(text: str) -> int:
 
 def add_format_options(parser: argparse.ArgumentParser) -> None:
     """--format and --start-number, shared by `tokenflow edit`, `submit` and the queue."""
-    parser.add_argument("--format", metavar="PRESET", choices=list(PRESETS), type=_preset_name,
+    parser.add_argument("--format", metavar="PRESET", type=_preset_name,
                         help="export preset: " + ", ".join(PRESETS) + " (default: implied by --output; "
                         "`tokenflow formats` describes them)")
     parser.add_argument("--start-number", metavar="N", type=_start_number,
@@ -40,8 +40,11 @@ def add_format_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _preset_name(text: str) -> str:
-    # Accept "ProRes-422-HQ" as well as "prores_422_hq"; argparse's choices then checks the name.
-    return text.strip().lower().replace("-", "_").replace(" ", "_")
+    """The canonical preset name; "ProRes-422-HQ", "prores" and "png" are accepted too."""
+    try:
+        return get_preset(text).name
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def register(subparsers) -> None:

@@ -121,8 +121,18 @@ _IMAGE_DEFAULTS = {".png": "png8", ".tif": "tiff16", ".tiff": "tiff16", ".exr": 
 _MOVIE_DEFAULTS = {".mp4": "h264", ".mov": "prores_422_hq"}
 
 
+# Short names people type (and editor scripts send): a container or image suffix means
+# the preset that suffix implies without --format.
+ALIASES: dict[str, str] = {
+    "mp4": "h264", "mov": "prores_422_hq", "prores": "prores_422_hq", "prores422hq": "prores_422_hq",
+    "prores4444": "prores_4444", "dnxhr": "dnxhr_hqx", "png": "png8", "tif": "tiff16", "tiff": "tiff16",
+    "exr": "exr_half",
+}
+
+
 def _normalise(name: str) -> str:
-    return name.strip().lower().replace("-", "_").replace(" ", "_")
+    name = name.strip().lower().lstrip(".").replace("-", "_").replace(" ", "_")
+    return ALIASES.get(name, name)
 
 
 def preset_names() -> list[str]:
