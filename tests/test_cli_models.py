@@ -190,3 +190,14 @@ def test_remove_deletes_only_what_pull_downloaded_and_only_when_confirmed(places
     assert not (hub / "models--someone--pulled").exists() and (hub / "models--someone--theirs").is_dir()
     assert [m["id"] for m in _list_json(capsys)["models"]] == ["someone/theirs"]
     assert main(["models", "remove", "someone/never-heard-of"]) == 1
+
+    # A pull interrupted before its first file landed: listed as ours and incomplete, removable.
+    (hub / "models--someone--interrupted" / "blobs").mkdir(parents=True)
+    (hub / "models--someone--interrupted" / "blobs" / "abc.incomplete").write_bytes(b"\0" * 100)
+    registry = Registry.load(config)
+    registry.pulled["someone/interrupted"] = 0.0
+    registry.save()
+    listed = {m["id"]: m for m in _list_json(capsys)["models"]}
+    assert listed["someone/interrupted"]["source"] == "pulled" and "resumes it" in listed["someone/interrupted"]["note"]
+    assert main(["models", "remove", "someone/interrupted", "--yes"]) == 0
+    assert not (hub / "models--someone--interrupted").exists()
