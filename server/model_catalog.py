@@ -130,7 +130,7 @@ def hub_models(hub_cache: Path, registry: Registry) -> list[ModelEntry]:
         folder = repo_folder(hub_cache, repo_id)
         if folder.is_dir():  # our pull, stopped before a snapshot was complete enough to scan
             entries.append(ModelEntry(repo_id, "pulled", str(folder), folder_size(folder), False,
-                                      f"incomplete download: `tokenflow models pull {repo_id}` resumes it"))
+                                      f"incomplete download: `tokenflow models pull {repo_id}` continues it"))
     return entries
 
 
@@ -214,8 +214,8 @@ def _unreachable(repo_id: str, exc: BaseException) -> HubUnreachable:
            else f"{constants.ENDPOINT} did not answer ({exc.__class__.__name__})")
     return HubUnreachable(
         f"Cannot download {repo_id}: the Hugging Face hub cannot be reached, {why}. Check the network or proxy "
-        "(HTTPS_PROXY, HF_ENDPOINT), unset HF_HUB_OFFLINE, and run the same command again (a partial download "
-        "resumes). Without a network, copy a diffusers folder to this machine and `tokenflow models add DIR`."
+        "(HTTPS_PROXY, HF_ENDPOINT), unset HF_HUB_OFFLINE, and run the same command again (files already downloaded are "
+        "kept). Without a network, copy a diffusers folder to this machine and `tokenflow models add DIR`."
     )
 
 
@@ -230,7 +230,8 @@ def _is_connection_problem(exc: BaseException) -> bool:
 
 
 def pull(repo_id: str, revision: str | None, hub_cache: Path, config_dir: Path, progress: bool = True) -> ModelEntry:
-    """Bring `repo_id` into the hub cache (resuming a partial download), or reuse what is there."""
+    """Bring `repo_id` into the hub cache, or reuse what is there. After an interruption, files already
+    complete in the cache are kept and only the rest is fetched (huggingface_hub skips what it has)."""
     from huggingface_hub import HfApi, errors, snapshot_download
 
     registry = Registry.load(config_dir)
