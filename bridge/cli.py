@@ -27,7 +27,7 @@ EXIT_CANCELLED = 130
 _PARAM_OPTIONS = {
     "negative": "negative_prompt", "steps": "steps", "guidance": "guidance", "kf_interval": "kf_interval",
     "seed": "seed", "size": "short_side", "method": "method", "inversion_prompt": "inversion_prompt",
-    "batch_size": "batch_size",
+    "batch_size": "batch_size", "max_joint_keyframes": "max_joint_keyframes",
 }
 
 
@@ -61,6 +61,8 @@ def register(subparsers) -> None:
     submit.add_argument("--method", choices=("tokenflow", "per-frame"), help="(default: tokenflow)")
     submit.add_argument("--inversion-prompt", help="describes the source; used for inversion (default: empty)")
     submit.add_argument("--batch-size", type=int, help="frames per UNet call; lower it if memory runs out (default: 8)")
+    submit.add_argument("--max-joint-keyframes", type=int, metavar="N",
+                        help="keyframes attending to each other in one group (default: 0 = as many as fit the server's device)")
     submit.add_argument("--model", help="one of the server's models (default: the server's default)")
     submit.add_argument("--priority", type=int, default=0, help="higher runs first (default: %(default)s)")
     submit.add_argument("--detach", action="store_true", help="print the job id and exit once it is queued")

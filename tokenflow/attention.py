@@ -47,8 +47,6 @@ class TokenFlowState:
     plan: list[Neighbours] = field(default_factory=list)  # PROPAGATE: one per batch item
     cache_frames: set[int] = field(default_factory=set)  # KEYFRAMES: whose tokens to keep
     caches: dict[str, LayerCache] = field(default_factory=dict)
-    # Observations for tests; None unless a test asks for them.
-    record: dict[str, list] | None = None
 
     def drop_caches(self, keep: set[int]) -> None:
         for cache in self.caches.values():
@@ -171,19 +169,11 @@ class TokenFlowAttnProcessor:
                 continue  # anchors lend context only; their own group keeps their tokens
             cache.outputs[frame] = by_branch[:, i]
             cache.source_features[frame] = source_features[i]
-        if self.state.record is not None:
-            self.state.record.setdefault(self.name, []).append(
-                ("keyframes", list(self.state.frames), source_features.clone(), by_branch.clone())
-            )
 
     def _propagate(self, hidden_states: torch.Tensor) -> torch.Tensor:
         frames = hidden_states.shape[0] // BRANCHES
         cache = self.state.caches[self.name]
         out = propagate_tokens(hidden_states[:frames], self.state.plan, cache)
-        if self.state.record is not None:
-            self.state.record.setdefault(self.name, []).append(
-                ("propagate", list(self.state.frames), list(self.state.plan), hidden_states[:frames].clone(), out.clone())
-            )
         return out.reshape(BRANCHES * frames, *out.shape[2:]).to(hidden_states.dtype)
 
 

@@ -11,7 +11,7 @@ from tokenflow import ddim
 from tokenflow.attention import KEYFRAMES, PER_FRAME, PLAIN, PROPAGATE, BRANCHES, TokenFlowState
 from tokenflow.errors import NonFiniteValues
 from tokenflow.events import Cancelled
-from tokenflow.keyframes import keyframe_groups, neighbours, sample_keyframes
+from tokenflow.keyframes import KeyframeGroup, neighbours, plan_groups, resolve_max_joint_keyframes, sample_keyframes
 from tokenflow.params import EditParams
 from tokenflow.stats import EditStats
 
@@ -109,7 +109,11 @@ class EditLoop:
         self.on_step = on_step  # (step, frames_done, frames_total)
         self.n_frames = inverted[schedule.timesteps[0]].shape[0]
         self.generator = torch.Generator().manual_seed(params.seed)
+        latent_h, latent_w = inverted[schedule.timesteps[0]].shape[-2:]
+        self.max_joint = resolve_max_joint_keyframes(params.max_joint_keyframes, unet.device.type, latent_h, latent_w)
+        stats.max_joint_keyframes = self.max_joint
         self.keyframe_history: list[list[int]] = []
+        self.group_history: list[list[KeyframeGroup]] = []
         self.previewed_first_step = previewed_first_step
 
     def _unet_eps(self, frames: list[int], latents: torch.Tensor, t: int, step_alpha: float) -> torch.Tensor:
@@ -135,8 +139,8 @@ class EditLoop:
         steps = len(schedule.timesteps)
         for index, t in enumerate(schedule.timesteps):
             _check_cancel(self.should_cancel)
-            self.state.inject_attention = index < params.pnp_attn_t * steps
-            self.state.inject_conv = index < params.pnp_f_t * steps
+            self.state.inject_attention = index < injection_steps(params.pnp_attn_t, steps)
+            self.state.inject_conv = index < injection_steps(params.pnp_f_t, steps)
             alpha_t, alpha_prev = schedule.alpha(t), schedule.previous_alpha(index)
             if params.method == "per-frame":
                 eps = self._per_frame_step(latents, t, alpha_t, index)
@@ -174,7 +178,8 @@ class EditLoop:
         keyframe_set = set(keyframes)
         others = [f for f in range(self.n_frames) if f not in keyframe_set]
         eps = torch.empty_like(latents)
-        groups = keyframe_groups(keyframes, params.max_attended_keyframes)
+        groups = plan_groups(keyframes, self.max_joint, self.generator)
+        self.group_history.append(groups)
         carried: int | None = None  # last keyframe of the previous group, still needed
         done = 0
         for number, group in enumerate(groups):
@@ -191,7 +196,8 @@ class EditLoop:
             done += len(owned)
             wants_preview = index % params.preview_every == 0 and not (index == 0 and self.previewed_first_step)
             if number == 0 and wants_preview and self.on_keyframes:
-                self.on_keyframes(index, owned, ddim.predict_clean(latents[owned], eps[owned], alpha_t))
+                # All members: anchors' estimates are not kept, but they preview the edit as well.
+                self.on_keyframes(index, members, ddim.predict_clean(latents[members], group_eps, alpha_t))
 
             # Frames whose keyframe-after is in this group (or, past the last keyframe,
             # whose keyframe-before is): both their neighbours' caches are now present.
@@ -227,23 +233,27 @@ class EditLoop:
         return len(frames)
 
 
-def first_preview_frames(params: EditParams, n_frames: int) -> tuple[list[int], list[int]]:
-    """(frames the first preview needs, frames it shows): the first keyframe group's members
-    and owned keyframes at step 0 (per-frame: the first batch).
+def injection_steps(fraction: float, steps: int) -> int:
+    """Steps (from the first) with PnP injection on: the public code's `int(fraction * steps)`."""
+    return int(fraction * steps)
+
+
+def first_preview_frames(params: EditParams, n_frames: int, max_joint: int) -> list[int]:
+    """The frames the first preview needs and shows: the first keyframe group's members at
+    step 0 (per-frame: the first batch).
 
     The keyframe draw is seeded, so these are known before anything runs: inverting
     them first lets a cold job show the edit long before the whole clip is inverted.
     """
     if params.method == "per-frame":
-        first_batch = list(range(min(n_frames, params.batch_size)))
-        return first_batch, first_batch
-    keyframes = sample_keyframes(n_frames, params.kf_interval, torch.Generator().manual_seed(params.seed))
-    group = keyframe_groups(keyframes, params.max_attended_keyframes)[0]
-    return list(group.members), list(group.owned)
+        return list(range(min(n_frames, params.batch_size)))
+    generator = torch.Generator().manual_seed(params.seed)  # the edit loop's first draws, replayed
+    keyframes = sample_keyframes(n_frames, params.kf_interval, generator)
+    return list(plan_groups(keyframes, max_joint, generator)[0].members)
 
 
 @torch.no_grad()
-def preview_first_step(loop: "EditLoop", frame_ids: list[int], owned: list[int]) -> None:
+def preview_first_step(loop: "EditLoop", frame_ids: list[int]) -> None:
     """Run the first step's joint keyframe pass on `loop`'s frames (the first group) and
     report their predicted clean frames: exactly what step 0 of the full edit computes for
     that group, available as soon as those frames alone are inverted."""
@@ -252,16 +262,12 @@ def preview_first_step(loop: "EditLoop", frame_ids: list[int], owned: list[int])
     alpha_t = schedule.alpha(t)
     latents = loop.inverted[t].to(loop.unet.device, torch.float32)
     members = list(range(len(frame_ids)))
-    state.inject_attention = loop.params.pnp_attn_t > 0
-    state.inject_conv = loop.params.pnp_f_t > 0
+    steps = len(schedule.timesteps)
+    state.inject_attention = 0 < injection_steps(loop.params.pnp_attn_t, steps)
+    state.inject_conv = 0 < injection_steps(loop.params.pnp_f_t, steps)
     state.mode = KEYFRAMES if loop.params.method == "tokenflow" else PER_FRAME
     state.cache_frames = set()
-    record, state.record = state.record, None  # frame ids here are positions: keep them out of records
-    try:
-        eps = loop._unet_eps(members, latents, t, alpha_t)
-    finally:
-        state.record = record
+    eps = loop._unet_eps(members, latents, t, alpha_t)
     loop.stats.count("preview", BRANCHES * len(members))
-    shown = [i for i, f in enumerate(frame_ids) if f in owned]
     if loop.on_keyframes:
-        loop.on_keyframes(0, [frame_ids[i] for i in shown], ddim.predict_clean(latents[shown], eps[shown], alpha_t))
+        loop.on_keyframes(0, list(frame_ids), ddim.predict_clean(latents, eps, alpha_t))

@@ -16,6 +16,7 @@ from tokenflow.cache import InversionCache, inversion_key
 from tokenflow.editor import Conditioning, EditLoop, first_preview_frames, invert, preview_first_step
 from tokenflow.errors import InvalidInput, OutOfMemory
 from tokenflow.events import Cancelled, EventSink, FrameReady, Preview, Progress
+from tokenflow.keyframes import resolve_max_joint_keyframes
 from tokenflow.frames import decode_latents, encode_frames, to_uint8, working_size
 from tokenflow.model import DEFAULT_MODEL, LoadedModel, encode_prompt, load_model
 from tokenflow.params import EditParams
@@ -63,7 +64,9 @@ class Engine:
     def _invert_previewing_early(self, latents, schedule, params, state, stats, should_cancel, progress, run_loop):
         """Invert the first preview's frames first, show the edit on them, then invert the rest."""
         n_frames = latents.shape[0]
-        early, owned = first_preview_frames(params, n_frames)
+        latent_h, latent_w = latents.shape[-2:]
+        max_joint = resolve_max_joint_keyframes(params.max_joint_keyframes, self.model.device.type, latent_h, latent_w)
+        early = first_preview_frames(params, n_frames, max_joint)
         rest = [f for f in range(n_frames) if f not in set(early)]
         source_prompt = self._prompt(params.inversion_prompt)
         done_before = [0]
@@ -84,7 +87,7 @@ class Engine:
 
         first_part = inverted_part(early)
         with stats.timed("early_preview"):
-            preview_first_step(run_loop(first_part), early, owned)
+            preview_first_step(run_loop(first_part), early)
         parts = [(early, first_part)]
         if rest:
             parts.append((rest, inverted_part(rest)))
@@ -97,7 +100,6 @@ class Engine:
         params: EditParams,
         on_event: EventSink | None = None,
         should_cancel: Callable[[], bool] = _never,
-        record: dict | None = None,
     ) -> EditStats:
         """Edit a clip. Emits Progress and Preview events, then FrameReady for every frame in order."""
         try:
@@ -112,14 +114,14 @@ class Engine:
         if model.device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(model.device)
         try:
-            return self._edit(frames, n_frames, params, emit, should_cancel, stats, record)
+            return self._edit(frames, n_frames, params, emit, should_cancel, stats)
         except torch.OutOfMemoryError as exc:
             raise OutOfMemory(
                 f"The GPU ran out of memory ({n_frames} frames at --size {params.short_side}): try a smaller "
                 "--size, fewer frames per batch, or a shorter --frames range."
             ) from exc
 
-    def _edit(self, frames, n_frames, params, emit, should_cancel, stats, record) -> EditStats:
+    def _edit(self, frames, n_frames, params, emit, should_cancel, stats) -> EditStats:
         model = self.model
         schedule = ddim.make_schedule(model.scheduler, params.steps)
         steps = len(schedule.timesteps)
@@ -156,7 +158,7 @@ class Engine:
             hashlib.sha256(latents.numpy().tobytes()).hexdigest(), model.identity, stats.working_size,
             schedule.timesteps, dict(model.scheduler.config), params.inversion_prompt, str(model.unet_dtype),
         )
-        state = TokenFlowState(self.sites, record=record)
+        state = TokenFlowState(self.sites)
         with installed(model.unet, state):
             conditioning = Conditioning(
                 self._prompt(params.inversion_prompt), self._prompt(params.negative_prompt), self._prompt(params.prompt)
