@@ -89,7 +89,10 @@ def register(subparsers) -> None:
     move.add_argument("job")
     move.add_argument("--priority", type=int)
     move.add_argument("--position", type=int, help="0 = next to run")
-    for sub in (ls, show, cancel, watch, move):
+    delete = actions.add_parser("delete", help="forget a job that is not running and free what the server "
+                                "stored for it (its outputs are kept)")
+    delete.add_argument("job")
+    for sub in (ls, show, cancel, watch, move, delete):
         _add_connection_options(sub)
     # Bare `tokenflow jobs` lists with the default connection (options live on each action).
     jobs.set_defaults(func=run_jobs, jobs_action=None, server=None, server_key=None, client_key=None, timeout=10.0)
@@ -275,6 +278,9 @@ def run_jobs(args: argparse.Namespace) -> int:
                 return EXIT_OK
             if action == "watch":
                 return _follow_interactively(client, args.job, 1)
+            if action == "delete":
+                print(client.request(p.Delete(), job=args.job).body.detail)
+                return EXIT_OK
     except ServerError as exc:
         return _err(str(exc), EXIT_BAD_INPUT)
     except ClientError as exc:

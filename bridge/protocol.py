@@ -145,6 +145,14 @@ class Reorder(Body):
 
 
 @dataclass(frozen=True)
+class Delete(Body):
+    """Remove a finished, failed, cancelled or queued job and what the server stores for
+    it (events, frames, proxies). The job's outputs are the user's files: never touched."""
+
+    TYPE: ClassVar[str] = "delete"  # header "job" names the job
+
+
+@dataclass(frozen=True)
 class Heartbeat(Body):
     """Sent by both ends. The server's carries its instance id: when it changes, the
     server restarted and the client must subscribe again."""
@@ -336,7 +344,7 @@ class Requeued(Body):
 
 
 REQUESTS: tuple[type[Body], ...] = (
-    Hello, Submit, Cancel, ListJobs, Status, Subscribe, Unsubscribe, Fetch, Reorder, Heartbeat,
+    Hello, Submit, Cancel, ListJobs, Status, Subscribe, Unsubscribe, Fetch, Reorder, Heartbeat, Delete,
 )
 REPLIES: tuple[type[Body], ...] = (
     Welcome, JobStatus, JobList, Subscribed, Outputs, FetchEnd, Ok, Error, Heartbeat,
@@ -346,7 +354,7 @@ EVENTS: tuple[type[Body], ...] = (
 )
 TERMINAL_EVENTS = (Done.TYPE, Failed.TYPE, Cancelled.TYPE)
 # Requests whose header must name a job.
-JOB_REQUESTS = frozenset(t.TYPE for t in (Cancel, Status, Subscribe, Unsubscribe, Fetch, Reorder))
+JOB_REQUESTS = frozenset(t.TYPE for t in (Cancel, Status, Subscribe, Unsubscribe, Fetch, Reorder, Delete))
 
 _BY_TYPE: dict[str, type[Body]] = {}
 for _cls in (*REQUESTS, *REPLIES, *EVENTS):
