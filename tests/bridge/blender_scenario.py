@@ -24,8 +24,9 @@ mod = addon_utils.enable("tokenflow_vse", default_set=True)
 if mod is None:
     sys.exit("the TokenFlow add-on did not load")
 source = strips.new_movie(name="carphone", filepath=footage, channel=2, frame_start=10)
-source.frame_offset_start = 20  # trims: the visible part is movie frames 20..23
-source.frame_offset_end = 96
+trim_start, trim_end = (int(x) for x in os.environ.get("TF_TRIM", "20,96").split(","))
+source.frame_offset_start = trim_start  # trims: by default the visible part is movie frames 20..23
+source.frame_offset_end = trim_end
 blocker = strips.new_effect(name="title card", type="COLOR", channel=3, frame_start=5,
                             **({"frame_end": 32} if bpy.app.version < (4, 5, 0) else {"length": 27}))
 editor.active_strip = source
