@@ -98,7 +98,7 @@ def status(ctx: InstallContext) -> TargetStatus:
         return TargetStatus(NAME, False, [], _manual_advice(ctx))
     entry = entry_path(ctx)
     if not entry.exists():
-        return TargetStatus(NAME, False, [], "not installed: `tokenflow install desktop` adds the panel to the "
+        return TargetStatus(NAME, False, [], "`tokenflow install desktop` adds the panel to the "
                             "application menu.")
     if not is_owned(entry):
         return TargetStatus(NAME, False, [entry], f"{entry} was not written by tokenflow; "

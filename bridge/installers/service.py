@@ -163,7 +163,7 @@ def status(ctx: InstallContext) -> TargetStatus:
         return TargetStatus(NAME, False, [], _manual(ctx))
     unit = unit_path(ctx)
     if not unit.exists():
-        return TargetStatus(NAME, False, [], "not installed: `tokenflow install service` runs the server at login.")
+        return TargetStatus(NAME, False, [], "`tokenflow install service` runs the server at every login.")
     if not is_owned(unit):
         return TargetStatus(NAME, False, [unit], f"{unit} was not written by tokenflow; "
                             "`tokenflow install service --force` replaces it.")
