@@ -44,6 +44,7 @@ class Request(str, enum.Enum):
     CANCEL = "cancel"
     REORDER = "reorder"
     STATUS = "status"
+    DELETE = "delete"
 
 
 @dataclass(frozen=True)
@@ -85,6 +86,7 @@ class _CommandThread(QThread):
     jobs_listed = Signal(list)
     submitted = Signal(str, object)  # client token, accepted JobEvent
     job_info = Signal(object)  # p.JobInfo
+    deleted = Signal(str)
     failed = Signal(object)  # Failure
 
     def __init__(self, endpoint: str, keys: CurveKeys | None, parent: QObject | None = None):
@@ -159,6 +161,9 @@ class _CommandThread(QThread):
                     self.job_info.emit(client.reorder(args["job"], position=args["position"]))
                 elif kind is Request.STATUS:
                     self.job_info.emit(client.status(args["job"]))
+                elif kind is Request.DELETE:
+                    client.request(p.Delete(), job=args["job"])
+                    self.deleted.emit(args["job"])
             except ServerError as exc:
                 if kind != "list":
                     self.failed.emit(Failure(kind.value, plain_error(exc), args.get("job"), args.get("token")))
@@ -253,6 +258,7 @@ class ServerLink(QObject):
     job_event = Signal(object, object)  # JobEvent (no buffer), QImage | None
     job_info = Signal(object)  # p.JobInfo after a cancel, reorder or status
     submitted = Signal(str, object)  # client token, the accepted JobEvent
+    deleted = Signal(str)  # job the server forgot (its outputs stay)
     failed = Signal(object)  # Failure
     watch_ended = Signal(str, str)  # job, error ("" = reached its end)
     fetch_ended = Signal(str, str)
@@ -276,6 +282,7 @@ class ServerLink(QObject):
         self._command.jobs_listed.connect(self.jobs_listed)
         self._command.submitted.connect(self.submitted)
         self._command.job_info.connect(self.job_info)
+        self._command.deleted.connect(self.deleted)
         self._command.failed.connect(self.failed)
         self._command.start()
 
@@ -313,6 +320,10 @@ class ServerLink(QObject):
 
     def status(self, job: str) -> None:
         self._ask(Request.STATUS, job=job)
+
+    def delete(self, job: str) -> None:
+        """Have the server forget a job that is not running (its outputs are the user's and stay)."""
+        self._ask(Request.DELETE, job=job)
 
     # --- streams ---
 

@@ -2,13 +2,11 @@
 the server and written here with bridge.media's writers (a movie at the source rate and
 timecode, or a sequence numbered with source frames).
 
-The presets come from `bridge.media.presets` where that table exists; otherwise the
-formats the writers infer from a file name.
+The presets are `bridge.media.presets` (`tokenflow formats`).
 """
 
 from __future__ import annotations
 
-import inspect
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,19 +27,9 @@ class ExportFormat:
     description: str = ""
 
 
-_FALLBACK = (
-    ExportFormat("h264", "H.264 (.mp4)", "movie", ".mp4", "H.264 in MPEG-4: small files for review."),
-    ExportFormat("prores_422_hq", "ProRes 422 HQ (.mov)", "movie", ".mov", "Apple ProRes 422 HQ for finishing."),
-    ExportFormat("png8", "PNG sequence", "images", ".png", "8-bit PNG, one file per source frame."),
-    ExportFormat("tiff", "TIFF sequence", "images", ".tif", "TIFF, one file per source frame."),
-)
-
-
 def export_formats() -> list[ExportFormat]:
-    try:
-        from bridge.media.presets import PRESETS
-    except ImportError:
-        return list(_FALLBACK)
+    from bridge.media.presets import PRESETS
+
     return [ExportFormat(p.name, p.label, "movie" if p.kind == "movie" else "images", p.extension, p.description)
             for p in PRESETS.values()]
 
@@ -53,10 +41,9 @@ def export_target(fmt: ExportFormat, chosen: Path, stem: str) -> Path:
     return chosen / f"{stem}_%06d{fmt.extension}"
 
 
-def _open_writer(target: Path, info: media.ClipInfo, first: int, fmt: ExportFormat) -> media.FrameWriter:
-    if "preset" in inspect.signature(media.open_writer).parameters:
-        return media.open_writer(target, info, first, preset=fmt.name)
-    return media.open_writer(target, info, first)
+def _open_writer(target: Path, info: media.ClipInfo, first: int, count: int, fmt: ExportFormat) -> media.FrameWriter:
+    # frame_count: files the export would replace are refused before anything is fetched
+    return media.open_writer(target, info, first, preset=fmt.name, frame_count=count)
 
 
 class ExportThread(QThread):
@@ -86,7 +73,7 @@ class ExportThread(QThread):
         try:
             info = media.probe(self.source)
             client.connect()
-            with _open_writer(self.target, info, self.first, self.fmt) as writer:
+            with _open_writer(self.target, info, self.first, total, self.fmt) as writer:
                 for event in client.fetch_frames(self.job, self.first, self.last):
                     writer.write(event.image())
                     self.progress.emit(writer.frames_written, total)

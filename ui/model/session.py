@@ -20,12 +20,13 @@ from PySide6.QtCore import QObject, Signal
 
 from bridge import protocol as p
 from bridge.client import CurveKeys, EventKind, JobEvent, absolute
-from bridge.handoff import HandoffRequest, HandoffResult
+from bridge.handoff import HandoffError, HandoffRequest, HandoffResult
+from bridge.handoff_run import output_for
 from ui.images import thumbnail_png
 from ui.link import Failure, ServerLink
 from ui.model.clip import ClipModel
 from ui.model.connection import ConnectionModel, LinkState
-from ui.model.export import ExportFormat, ExportThread, export_formats
+from ui.model.export import ExportFormat, ExportThread
 from ui.model.frames import SourceFrames, ThumbnailsModel
 from ui.model.history import HistoryModel, HistoryStore, Version
 from ui.model.jobs import JobsModel
@@ -94,6 +95,7 @@ class PanelSession(QObject):
         self.link.failed.connect(self._failed)
         self.link.job_event.connect(self._event)
         self.link.watch_ended.connect(self._watch_ended)
+        self.link.deleted.connect(self._deleted)
         self.link.fetch_ended.connect(self._fetch_ended)
         self.server.exited.connect(self.connection.on_server_exited)
         self.clip.error.connect(lambda m: self.notice.emit("error", m))
@@ -166,19 +168,17 @@ class PanelSession(QObject):
 
     # --- submit ---
 
-    def _output_for(self, clip: str, first: int, last: int, token: str, handoff_index: int | None) -> str | None:
-        folder = self.output_dir
-        extension = ".mp4"
+    def _output_for(self, clip: str, first: int, last: int, token: str, handoff_index: int | None,
+                    prompt: str) -> str | None:
         if handoff_index is not None and self.handoff is not None:
-            folder = self.handoff.output_dir or str(Path(clip).parent)  # the contract: beside the source media
-            if self.handoff.preset:
-                fmt = next((f for f in export_formats() if f.name == self.handoff.preset), None)
-                if fmt is not None and fmt.kind == "movie":
-                    extension = fmt.extension
-        if not folder:
+            # The editor's contract (the same as `python -m bridge.handoff_run`): the request's
+            # output_dir, else beside the source media; in its preset; never an existing name.
+            ref = dataclasses.replace(self.handoff.clips[handoff_index], first=first, last=last)
+            return output_for(ref, dataclasses.replace(self.handoff, prompt=prompt))
+        if not self.output_dir:
             return None  # the server's own outputs folder
-        name = f"{Path(clip).stem}_tokenflow_{first}-{last}_{token[:8]}{extension}"
-        return absolute(Path(folder) / name)
+        name = f"{Path(clip).stem}_tokenflow_{first}-{last}_{token[:8]}.mp4"
+        return absolute(Path(self.output_dir) / name)
 
     def submit(self, form: EditForm) -> str | None:
         """Queue the current clip's marked range with these parameters; returns the submit's token."""
@@ -200,11 +200,15 @@ class PanelSession(QObject):
             self.notice.emit("error", "Not connected to a server, so nothing was queued. " + self.connection.message)
             return None
         token = uuid.uuid4().hex
-        spec = p.JobSpec(input=clip, params=params or form.params(), frames=f"{first}:{last}",
-                         output=self._output_for(clip, first, last, token, handoff_index),
-                         model=model if params is not None else (form.model or None), client_token=token)
-        if handoff_index is not None and self.handoff is not None and self.handoff.preset \
-                and "preset" in {f.name for f in dataclasses.fields(p.JobSpec)}:
+        params = params or form.params()
+        try:
+            output = self._output_for(clip, first, last, token, handoff_index, str(params.get("prompt", "")))
+        except HandoffError as exc:
+            self.notice.emit("error", f"Nothing was queued: {exc}")
+            return None
+        spec = p.JobSpec(input=clip, params=params, frames=f"{first}:{last}", output=output,
+                         model=model if model is not None else (form.model or None), client_token=token)
+        if handoff_index is not None and self.handoff is not None and self.handoff.preset:
             spec = dataclasses.replace(spec, preset=self.handoff.preset)
         self._pending[token] = _Pending(spec, clip, first, last, handoff_index, time.time())
         self.link.submit(spec)
@@ -343,12 +347,18 @@ class PanelSession(QObject):
                                  version.model)
 
     def remove(self, job: str) -> None:
-        """Take a finished job off the queue list (the history keeps it)."""
+        """Take a job that is not running off the queue: the server forgets it and frees what it
+        stored; its output files stay, and so does its entry in the history."""
         view = self.jobs.get(job)
-        if view is not None and not view.terminal:
-            self.notice.emit("error", "This job is still queued or running: cancel it first, then remove it.")
+        if view is not None and view.state == "running":
+            self.notice.emit("error", "This job is running: cancel it first, then remove it.")
             return
         self.jobs.hide(job)
+        self.link.delete(job)
+
+    def _deleted(self, job: str) -> None:
+        self.history.set_state(job, self.history.get(job).state if self.history.get(job) else "cancelled",
+                               message="Removed from the server's queue; its output files are kept.")
 
     # --- history ---
 
