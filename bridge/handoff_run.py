@@ -42,7 +42,7 @@ SERVER_START_TIMEOUT_S = 300.0
 # Suffix of the default output (ProRes 422 HQ .mov: every editor reads it without a transcode,
 # including DaVinci Resolve's free edition on Linux, which decodes no H.264).
 DEFAULT_MOVIE_SUFFIX = ".mov"
-IMAGE_SUFFIXES = (".png", ".tif", ".tiff", ".exr", ".dpx")
+IMAGE_SUFFIXES = (".png", ".tif", ".tiff", ".exr")
 
 
 class AutoStartError(ClientError):
@@ -89,21 +89,15 @@ def output_for(clip: ClipRef, request: HandoffRequest) -> str:
 
 
 def _suffix_for(preset: Optional[str]) -> str:
-    """The file suffix a preset writes: a known export preset's, else a suffix named directly."""
+    """The file suffix an export preset writes (`tokenflow formats`; aliases like png, mov, exr work)."""
     if not preset:
         return DEFAULT_MOVIE_SUFFIX
-    try:  # export presets (bridge.media.presets) when this checkout has them
-        from bridge.media.presets import PRESETS  # type: ignore[import-not-found]
-    except ImportError:
-        PRESETS = {}
-    found = PRESETS.get(preset) if isinstance(PRESETS, dict) else None
-    suffix = getattr(found, "suffix", None) or getattr(found, "extension", None)
-    if suffix:
-        return suffix if suffix.startswith(".") else "." + suffix
-    plain = "." + preset.lower().lstrip(".").removesuffix("-sequence")
-    if plain in IMAGE_SUFFIXES or plain in (".mov", ".mp4"):
-        return plain
-    raise HandoffError(f"preset: {preset!r} is not an export preset; see `tokenflow formats`, or use mov, mp4, png or tif")
+    from bridge.media.presets import get_preset
+
+    try:
+        return get_preset(preset).extension
+    except ValueError as exc:
+        raise HandoffError(f"preset: {exc}") from None
 
 
 def job_spec(clip: ClipRef, request: HandoffRequest, output: str) -> p.JobSpec:
@@ -113,11 +107,8 @@ def job_spec(clip: ClipRef, request: HandoffRequest, output: str) -> p.JobSpec:
         params["negative_prompt"] = request.negative_prompt
     if request.seed is not None:
         params["seed"] = request.seed
-    extra = {}
-    if request.preset and "preset" in p.JobSpec.__dataclass_fields__:
-        extra["preset"] = request.preset
     return p.JobSpec(input=clip.media, params=params, frames=f"{clip.first}:{clip.last}", output=output,
-                     client_token=uuid.uuid4().hex, **extra)
+                     preset=request.preset, client_token=uuid.uuid4().hex)
 
 
 def result_of(index: int, event, output: str, request: HandoffRequest) -> HandoffResult:

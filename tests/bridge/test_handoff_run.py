@@ -94,5 +94,8 @@ def test_outputs_never_reuse_an_existing_name(shipped_clip, tmp_path):
     seq = handoff_run.output_for(clip, HandoffRequest(clips=[clip], mode="submit", prompt="p", preset="png",
                                                       output_dir=str(tmp_path)))
     assert seq == str(tmp_path / "carphone_pristine_10-29_p" / "carphone_pristine_10-29_p_%06d.png")
+    exr = handoff_run.output_for(clip, HandoffRequest(clips=[clip], mode="submit", prompt="p", preset="exr_half",
+                                                      output_dir=str(tmp_path)))
+    assert exr.endswith("_%06d.exr")
     with pytest.raises(ValueError, match="preset"):
         handoff_run.output_for(clip, HandoffRequest(clips=[clip], mode="submit", prompt="p", preset="betamax"))
