@@ -649,6 +649,6 @@ def _checks(body: Body) -> None:
             "body.priority",
         )
     elif isinstance(body, Probe):
-        need(0 < len(body.input) <= 4096, "body.input must name a media file (at most 4096 characters).", "body.input")
+        need(len(body.input) <= 4096, "body.input must be at most 4096 characters.", "body.input")
     elif isinstance(body, Hello):
         need(len(body.client) <= 256, "body.client must be at most 256 characters.", "body.client")

@@ -29,6 +29,8 @@ class ProbeError(Exception):
 
 def probe_facts(path: str) -> dict:
     """The facts about the file at `path` (absolute, on this machine)."""
+    if not path.strip():
+        raise ProbeError("bad_field", "The probe names no file.", "Send the absolute path of a media file.")
     source = Path(path).expanduser()
     if not source.is_absolute():
         raise ProbeError("bad_field", f"The input path {path!r} is relative.", "Send an absolute path on the server's machine.")
