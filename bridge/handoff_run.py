@@ -44,6 +44,8 @@ EXIT_BAD_REQUEST = 2
 
 # How long an auto-started server may take to answer (it loads the model first).
 SERVER_START_TIMEOUT_S = 300.0
+# How long a server that runs has to answer a hello (a local one answers in milliseconds).
+CONNECT_TIMEOUT_S = 3.0
 # Suffix of the default output (ProRes 422 HQ .mov: every editor reads it without a transcode,
 # including DaVinci Resolve's free edition on Linux, which decodes no H.264).
 DEFAULT_MOVIE_SUFFIX = ".mov"
@@ -147,7 +149,7 @@ def connect(endpoint: Optional[str], *, start_server: bool = True,
             start_timeout: float = SERVER_START_TIMEOUT_S) -> Client:
     """A connected client; starts `tokenflow serve` on a local endpoint when nobody answers."""
     endpoint = endpoint or default_endpoint()
-    client = Client(endpoint, timeout=3.0, name="tokenflow-handoff")
+    client = Client(endpoint, timeout=CONNECT_TIMEOUT_S, name="tokenflow-handoff")
     try:
         client.connect()
         return client

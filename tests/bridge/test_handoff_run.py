@@ -75,6 +75,7 @@ def test_a_bad_request_exits_2_with_a_sentence(capsys, monkeypatch):
 
 
 def test_no_server_and_no_autostart_fails_every_clip_with_advice(shipped_clip, tmp_path, monkeypatch):
+    monkeypatch.setattr(handoff_run, "CONNECT_TIMEOUT_S", 0.3)
     request = HandoffRequest(clips=[ClipRef(str(shipped_clip), 0, 3, "30000/1001")] * 2, mode="submit", prompt="x")
     path = tmp_path / "req.json"
     path.write_text(request.to_json())
@@ -124,7 +125,8 @@ def test_ask_mode_closed_dialog_cancels_every_clip_and_sends_nothing(shipped_cli
     assert [c.name for c in asked[0].clips] == ["carphone", "carphone"]
 
 
-def test_ask_mode_submits_with_the_dialogs_prompt_and_seed(shipped_clip, tmp_path):
+def test_ask_mode_submits_with_the_dialogs_prompt_and_seed(shipped_clip, tmp_path, monkeypatch):
+    monkeypatch.setattr(handoff_run, "CONNECT_TIMEOUT_S", 0.3)
     out = io.StringIO()
     code = handoff_run.main(["--request", str(_ask_request(tmp_path, shipped_clip)), "--server",
                              f"tcp://127.0.0.1:{_free_port()}", "--no-start-server"], out=out,
