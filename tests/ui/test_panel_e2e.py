@@ -14,7 +14,7 @@ import time
 
 import pytest
 from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QUrl
-from PySide6.QtGui import QDragEnterEvent, QDropEvent
+from PySide6.QtGui import QDragEnterEvent, QDropEvent, QImage
 from PySide6.QtWidgets import QApplication
 
 from bridge.client import Client
@@ -161,7 +161,8 @@ def test_cancel_a_job_and_reorder_the_queue(qtbot, panel_factory, serve, shipped
     assert second not in [j.id for j in session.jobs.ordered()]
 
 
-def test_a_restarted_panel_finds_its_history(qtbot, panel_factory, serve, shipped_clip, panel_data):  # noqa: F811
+def test_a_restarted_panel_finds_its_history(qtbot, panel_factory, serve, shipped_clip, panel_data,  # noqa: F811
+                                             tmp_path):
     # The earlier tests' panels are closed; the server restarts too. A new widget tree on the same data folder:
     serve.stop()
     serve.start()
@@ -185,8 +186,29 @@ def test_a_restarted_panel_finds_its_history(qtbot, panel_factory, serve, shippe
     window.viewer.repaint()
     assert window.viewer.shown_kind == "frame"
 
+    # Export it as a PNG sequence numbered with the source frames; a second export to the
+    # same place is refused rather than written over.
+    from ui.model.export import export_formats, export_target
 
-def test_no_server_offers_to_start_one_and_says_what_to_do(qtbot, panel_factory, shipped_clip, tmp_path):
+    png = next(f for f in export_formats() if f.name == "png8")
+    target = export_target(png, tmp_path / "export", "carphone_ink")
+    finished = []
+    session.export_finished.connect(lambda paths, error: finished.append((paths, error)))
+    assert session.export(job, png, target)
+    qtbot.waitUntil(lambda: len(finished) == 1, timeout=30000)
+    paths, error = finished[0]
+    assert error == "" and sorted(os.path.basename(p) for p in paths) == [
+        f"carphone_ink_{n:06d}.png" for n in range(20, 28)]
+    assert QImage(paths[0]).size().toTuple() == (176, 144)
+    before = {p: os.path.getmtime(p) for p in paths}
+    assert session.export(job, png, target)
+    qtbot.waitUntil(lambda: len(finished) == 2, timeout=30000)
+    assert finished[1][0] == [] and "exist" in finished[1][1]
+    assert {p: os.path.getmtime(p) for p in paths} == before
+
+
+def test_no_server_offers_to_start_one_and_says_what_to_do(qtbot, panel_factory, shipped_clip, tmp_path,
+                                                           tiny_model_dir, monkeypatch):
     import socket
 
     with socket.socket() as s:
@@ -201,6 +223,18 @@ def test_no_server_offers_to_start_one_and_says_what_to_do(qtbot, panel_factory,
     window.actions_by_name["submit"].trigger()
     assert window.banner.isVisible() and "Not connected" in window.banner.text()
     assert session.history.versions(session.clip.current.key) == []  # nothing looks queued
+
+    # Take the offer: the panel starts `tokenflow serve` as its child and shows its log.
+    for name, value in (("TOKENFLOW_MODEL", tiny_model_dir), ("TOKENFLOW_DATA_DIR", tmp_path / "data"),
+                        ("TOKENFLOW_CACHE_DIR", tmp_path / "cache"), ("PYTHONPATH", REPO)):
+        monkeypatch.setenv(name, str(value))
+    qtbot.mouseClick(window.start_button, Qt.MouseButton.LeftButton)
+    assert session.connection.state.value == "starting" and not window.start_button.isVisible()
+    qtbot.waitUntil(lambda: session.connection.connected, timeout=120000)
+    assert "listening on" in window.log_view.toPlainText()
+    process = session.server.process
+    window.close()  # the panel's own server goes with it
+    assert process.state() == process.ProcessState.NotRunning
 
 
 def test_editor_handoff_through_the_command(serve, shipped_clip, tmp_path):  # noqa: F811

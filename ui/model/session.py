@@ -81,6 +81,7 @@ class PanelSession(QObject):
         self.link = ServerLink(endpoint, keys, self)
         self.handoff: HandoffRequest | None = None
         self._handoff_waiting = False
+        self._closed = False
         self._pending: dict[str, _Pending] = {}
         self._handoff_jobs: dict[str, int] = {}  # job -> clip index in the handoff request
         self._asked_status: set[str] = set()
@@ -110,6 +111,11 @@ class PanelSession(QObject):
         self.link.start()
 
     def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        # Events the threads queued before they stopped must not reach a closed history.
+        self.link.blockSignals(True)
         self.playback.stop()
         if self._export is not None:
             self._export.stop()
