@@ -8,8 +8,10 @@ what the widgets show and what the server says.
 from __future__ import annotations
 
 import os
+import queue
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
@@ -251,12 +253,15 @@ def test_editor_handoff_through_the_command(serve, shipped_clip, tmp_path):  # n
     try:
         child.stdin.write(request.to_json() + "\n")
         child.stdin.flush()  # kept open, as a launcher may
+        lines: queue.Queue[str] = queue.Queue()
+        threading.Thread(target=lambda: [lines.put(line) for line in child.stdout], daemon=True).start()
         results = []
-        deadline = time.monotonic() + 90
+        deadline = time.monotonic() + 60
         while time.monotonic() < deadline and not (results and results[-1].state == "done"):
-            line = child.stdout.readline()
-            if not line:
-                break
+            try:
+                line = lines.get(timeout=max(0.1, deadline - time.monotonic()))
+            except queue.Empty:
+                break  # a result line that never comes (not flushed, not printed) fails below
             result = HandoffResult.from_line(line.rstrip("\n"))
             if result is not None:
                 results.append(result)
