@@ -131,29 +131,26 @@ def all_states(folder: Path) -> None:
             session.viewer.set_mode("side")
             grab(app, window, folder / "panel-side-by-side.png")
 
-            # A queue: one running, two waiting, one cancelled.
-            session.viewer.set_mode("result")
-            panel.steps.setValue(400)
+            # A queue: one running, two waiting, one cancelled; the done version stays on screen.
+            done_job = job
+            panel.steps.setValue(200)
             for first, prompt in ((0, "an oil painting"), (48, "a pencil sketch"), (80, "neon cyberpunk city"),
                                   (100, "a claymation still")):
                 session.clip.set_marks(first, first + 15)
                 panel.prompt.setPlainText(prompt)
                 window.actions_by_name["submit"].trigger()
                 settle(app, 1.5)
-            wait(app, lambda: any(j.state == "running" for j in session.jobs.jobs.values()))
+            wait(app, lambda: any(j.state == "running" and j.progress for j in session.jobs.jobs.values()))
             queued = session.jobs.queue_order()
             session.cancel(queued[-1])
             wait(app, lambda: session.jobs.get(queued[-1]).state == "cancelled")
-            wait(app, lambda: any(j.state == "running" and (j.progress or {}).get("stage") == "edit"
-                                  for j in session.jobs.jobs.values()))
+            settle(app, 3)  # a progress event or two
             window.docks["queue"].raise_()
             window.resizeDocks([window.docks["queue"]], [260], Qt.Orientation.Vertical)
             window.queue_view.select(queued[0])
-            running = next(j.id for j in session.jobs.jobs.values() if j.state == "running")
-            session.viewer.show_job(running)
-            session.clip.set_marks(*(session.jobs.get(running).first_frame, session.jobs.get(running).last_frame))
-            session.clip.seek(session.jobs.get(running).first_frame + 2)
-            wait(app, lambda: session.jobs.get(running).previews, 120)
+            session.reload(done_job)
+            session.viewer.set_mode("result")
+            session.clip.seek(40)
             grab(app, window, folder / "panel-queue.png")
             for j in list(session.jobs.jobs.values()):
                 if not j.terminal:

@@ -233,3 +233,22 @@ def test_session_reports_handoff_results_on_its_sink(qapp, tmp_path, shipped_cli
         assert session.history.get("job1").state == "done"
     finally:
         session.close()
+
+
+def test_a_handed_over_clip_that_cannot_be_read_is_answered(qapp, tmp_path, shipped_clip):
+    from ui.model.session import PanelSession
+    from ui.paths import panel_dirs
+
+    lines: list[str] = []
+    session = PanelSession("tcp://127.0.0.1:9", panel_dirs(tmp_path), result_sink=lines.append)
+    try:
+        missing = tmp_path / "gone.mov"
+        session.load_handoff(HandoffRequest(clips=[
+            ClipRef(media=str(missing), first=0, last=9, frame_rate="25"),
+            ClipRef(media=str(shipped_clip), first=30, last=39, frame_rate="30000/1001")]))
+        results = [HandoffResult.from_line(line) for line in lines]
+        assert [(r.clip_index, r.state) for r in results] == [(0, "failed")]
+        assert str(missing) in results[0].message
+        assert session.clip.current.handoff_index == 1 and session.clip.range == (30, 39)
+    finally:
+        session.close()

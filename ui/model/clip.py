@@ -87,15 +87,28 @@ class ClipModel(QObject):
             self.set_marks(first, last)
         return existing
 
-    def open_handoff(self, clips: list[ClipRef]) -> None:
-        for index, ref in enumerate(clips):
-            self.open(ref.media, ref.first, ref.last, handoff_index=index, name=ref.name)
-        if self.clips and self.current is not self.clips[0]:
-            first = next((c for c in self.clips if c.handoff_index == 0), None)
-            if first is not None:
-                self.select(first)
-                ref = clips[0]
-                self.set_marks(ref.first, ref.last)
+    def open_handoff(self, clips: list[ClipRef]) -> dict[int, str]:
+        """Open an editor's clips, the first one shown with its range marked; returns {index: why not} for
+        the clips that cannot be read."""
+        failed: dict[int, str] = {}
+        messages: list[str] = []
+        self.error.connect(messages.append)
+        try:
+            opened = []
+            for index, ref in enumerate(clips):
+                messages.clear()
+                clip = self.open(ref.media, ref.first, ref.last, handoff_index=index, name=ref.name)
+                if clip is None:
+                    failed[index] = messages[0] if messages else f"{ref.media} cannot be opened."
+                else:
+                    opened.append((clip, ref))
+        finally:
+            self.error.disconnect(messages.append)
+        if opened:
+            clip, ref = opened[0]
+            self.select(clip)
+            self.set_marks(ref.first, ref.last)
+        return failed
 
     def select(self, clip: OpenClip) -> None:
         if clip is self.current:

@@ -140,7 +140,9 @@ class PanelSession(QObject):
     def load_handoff(self, request: HandoffRequest) -> None:
         """Clips (and their ranges) from an editor's launcher; mode 'submit' queues them at once."""
         self.handoff = request
-        self.clip.open_handoff(request.clips)
+        for index, message in self.clip.open_handoff(request.clips).items():
+            # The launcher waits for an answer per clip: a clip the panel cannot read gets one now.
+            self.result_sink(HandoffResult(clip_index=index, state="failed", message=message).to_line())
         form = dataclasses.replace(
             EditForm.from_params(request.params, request.params.get("model")),
             prompt=request.prompt or "", negative_prompt=request.negative_prompt or "",

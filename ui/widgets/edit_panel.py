@@ -42,7 +42,7 @@ class EditPanel(QWidget):
 
         presets = QHBoxLayout()
         self.preset_box = QComboBox()
-        self.preset_box.setPlaceholderText("Prompt presets")
+        self.preset_box.setPlaceholderText("Presets")
         self.preset_box.setMinimumContentsLength(14)
         self.preset_box.setToolTip("Load a saved prompt preset")
         self.preset_box.activated.connect(self._preset_chosen)
