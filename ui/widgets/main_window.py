@@ -191,8 +191,9 @@ class MainWindow(QMainWindow):
         row.addWidget(self.connection_dot)
         row.addWidget(self.connection_label, 1)
         row.addWidget(self.start_button)
-        bar.addWidget(holder, 1)
+        # Permanent: a passing message (left) never hides the connection state.
         bar.addPermanentWidget(self.export_bar)
+        bar.addPermanentWidget(holder)
 
     # --- state -> widgets ---
 
