@@ -85,14 +85,15 @@ class Serve:
         self.root = root
         root.mkdir(parents=True, exist_ok=True)
         self.log = root / "serve.log"
-        cmd = [sys.executable, "-m", "server.cli", "serve", "--bind", "tcp://127.0.0.1:*", "--model", model,
+        # The default endpoint (a private ipc:// socket), in a runtime folder of this run's own.
+        cmd = [sys.executable, "-m", "server.cli", "serve", "--model", model,
                "--device", device, "--data-dir", str(root / "data"), "--cache-dir", str(root / "cache"),
                "--allow-output", str(root), *extra]
-        env = {**os.environ, "PYTHONPATH": str(REPO), "HF_HUB_OFFLINE": "1"}
+        env = {**os.environ, "PYTHONPATH": str(REPO), "HF_HUB_OFFLINE": "1", "TOKENFLOW_RUNTIME_DIR": str(root / "run")}
         self.proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=open(self.log, "w"), stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 300
         while time.monotonic() < deadline:
-            m = re.search(r"listening on (tcp://\S+)", self.log.read_text())
+            m = re.search(r"listening on ((?:tcp|ipc)://\S+)", self.log.read_text())
             if m:
                 self.endpoint = m.group(1)
                 return

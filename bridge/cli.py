@@ -33,7 +33,7 @@ _PARAM_OPTIONS = {
 
 def _add_connection_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--server", metavar="ENDPOINT",
-                        help=f"server endpoint (default: $TOKENFLOW_SERVER or {p.DEFAULT_ENDPOINT})")
+                        help="server endpoint (default: $TOKENFLOW_SERVER or your own server's private ipc:// socket)")
     parser.add_argument("--server-key", type=Path, help="the server's CurveZMQ public key file (remote servers)")
     parser.add_argument("--client-key", type=Path, help="this client's CurveZMQ .key_secret file (remote servers)")
     parser.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for an answer (default: %(default)s)")
