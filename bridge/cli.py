@@ -15,6 +15,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from bridge import protocol as p
+from bridge.edit_options import add_param_options, params_from_args
 from bridge.status_line import StatusLine, progress_text
 from bridge.client import Client, ClientError, ConnectionLost, CurveKeys, EventKind, JobEvent, ServerError, absolute
 
@@ -22,14 +23,6 @@ EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_BAD_INPUT = 2
 EXIT_CANCELLED = 130
-
-# option -> EditParams field; only options given on the command line are sent.
-_PARAM_OPTIONS = {
-    "negative": "negative_prompt", "steps": "steps", "guidance": "guidance", "kf_interval": "kf_interval",
-    "seed": "seed", "size": "short_side", "method": "method", "inversion_prompt": "inversion_prompt",
-    "batch_size": "batch_size",
-}
-
 
 def _add_connection_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--server", metavar="ENDPOINT",
@@ -47,20 +40,11 @@ def register(subparsers) -> None:
         "or leave it running.",
     )
     submit.add_argument("input", help="source video file (on the server's machine)")
-    submit.add_argument("-p", "--prompt", required=True, help="what the edited clip should look like")
-    submit.add_argument("--negative", help="negative prompt (default: the server's)")
     submit.add_argument("--frames", metavar="FIRST:LAST",
                         help="source frames to edit, counted from 0, inclusive at both ends (default: whole clip)")
     submit.add_argument("-o", "--output", help="OUT.mp4 / OUT.mov movie, or an image sequence (a folder, or a "
                         "pattern like frames/%%06d.png) (default: INPUT_tokenflow.mp4 beside the input)")
-    submit.add_argument("--steps", type=int, help="denoising steps (default: 50)")
-    submit.add_argument("--guidance", type=float, help="classifier-free guidance (default: 7.5)")
-    submit.add_argument("--kf-interval", type=int, help="one keyframe per this many frames (default: 8)")
-    submit.add_argument("--seed", type=int, help="random seed (default: 0)")
-    submit.add_argument("--size", type=int, help="working short side in pixels (default: 512)")
-    submit.add_argument("--method", choices=("tokenflow", "per-frame"), help="(default: tokenflow)")
-    submit.add_argument("--inversion-prompt", help="describes the source; used for inversion (default: empty)")
-    submit.add_argument("--batch-size", type=int, help="frames per UNet call; lower it if memory runs out (default: 8)")
+    add_param_options(submit, send_defaults=False)  # the same table as `tokenflow edit` and the protocol
     submit.add_argument("--model", help="one of the server's models (default: the server's default)")
     submit.add_argument("--priority", type=int, default=0, help="higher runs first (default: %(default)s)")
     submit.add_argument("--detach", action="store_true", help="print the job id and exit once it is queued")
@@ -174,11 +158,7 @@ def _follow_interactively(client: Client, job: str, from_seq: int) -> int:
 
 
 def job_spec_from_args(args: argparse.Namespace) -> p.JobSpec:
-    params: dict = {"prompt": args.prompt}
-    for option, name in _PARAM_OPTIONS.items():
-        value = getattr(args, option)
-        if value is not None:
-            params[name] = value
+    params = params_from_args(args)
     source = absolute(args.input)
     output = absolute(args.output) if args.output else str(Path(source).with_name(f"{Path(source).stem}_tokenflow.mp4"))
     return p.JobSpec(input=source, params=params, frames=args.frames, output=output, model=args.model,

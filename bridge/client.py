@@ -201,6 +201,7 @@ class Client:
 
     def _no_answer(self, seconds: float) -> ConnectionLost:
         """`seconds`: how long this client actually waited."""
+        self._check_handshake()
         if self._refused:
             return AccessRefused(
                 f"The TokenFlow server at {self.endpoint} refused this client ({self._refused}); gave up after "
@@ -278,7 +279,11 @@ class Client:
         self._check_handshake()
         if self._refused:
             raise _SessionLost("refused")
-        if self._socket.poll(int(wait * 1000), zmq.POLLIN):
+        poller = zmq.Poller()
+        poller.register(self._socket, zmq.POLLIN)
+        if self._monitor is not None:
+            poller.register(self._monitor, zmq.POLLIN)  # a refused handshake wakes the wait
+        if self._socket in dict(poller.poll(int(wait * 1000))):
             while True:
                 try:
                     frames = self._socket.recv_multipart(zmq.NOBLOCK, copy=False)
