@@ -24,9 +24,12 @@ class EditOption:
     minimum: float | None = None  # inclusive
     maximum: float | None = None  # inclusive
     choices: tuple[str, ...] | None = None
+    range_note: str | None = None  # a range the fields above cannot say
 
     @property
     def range_text(self) -> str:
+        if self.range_note:
+            return self.range_note
         if self.choices:
             return " or ".join(f'"{c}"' for c in self.choices)
         if self.type is bool:
@@ -72,7 +75,9 @@ EDIT_OPTIONS: tuple[EditOption, ...] = (
     EditOption("pnp_attn_t", float, 0.5, "fraction of the steps with self-attention injection", None, 0.0, 1.0),
     EditOption("batch_size", int, 8, "frames per UNet call; lower it if memory runs out (the result does "
                "not depend on it)", "--batch-size", 1),
-    EditOption("max_attended_keyframes", int, 6, "keyframes each keyframe attends to in the joint pass", None, 1),
+    EditOption("max_joint_keyframes", int, 0, "keyframes attending to each other in one group; 0 = as many as "
+               "fit the device (about 24 at 512x512 on a GPU, 6 on a CPU)", "--max-joint-keyframes", 0,
+               range_note="0 (auto), or >= 2"),
     EditOption("preview_every", int, 5, "send a keyframe preview every this many steps", None, 1),
     EditOption("preview_size", int, 128, "long side of keyframe previews, pixels", None),
     EditOption("propagate", bool, True, "token propagation to non-keyframes (off only to show it matters)", None),

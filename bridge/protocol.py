@@ -92,6 +92,10 @@ class JobSpec:
     priority: int = 0  # higher runs first; FIFO within a priority
     # Makes submit idempotent: a second submit with the same token returns the first job.
     client_token: Optional[str] = None
+    # Export preset name (bridge.media.presets, `tokenflow formats`); None = implied by `output`.
+    preset: Optional[str] = None
+    # First number of an image sequence; None = the source frame numbers.
+    start_number: Optional[int] = None
 
 
 @dataclass(frozen=True)
@@ -147,6 +151,14 @@ class Reorder(Body):
     TYPE: ClassVar[str] = "reorder"  # header "job" names a queued job
     priority: Optional[int] = None
     position: Optional[int] = None  # 0 = next to run
+
+
+@dataclass(frozen=True)
+class Delete(Body):
+    """Remove a finished, failed, cancelled or queued job and what the server stores for
+    it (events, frames, proxies). The job's outputs are the user's files: never touched."""
+
+    TYPE: ClassVar[str] = "delete"  # header "job" names the job
 
 
 @dataclass(frozen=True)
@@ -374,7 +386,7 @@ class Requeued(Body):
 
 
 REQUESTS: tuple[type[Body], ...] = (
-    Hello, Submit, Cancel, ListJobs, Status, Subscribe, Unsubscribe, Fetch, Reorder, Heartbeat, Stats,
+    Hello, Submit, Cancel, ListJobs, Status, Subscribe, Unsubscribe, Fetch, Reorder, Heartbeat, Delete, Stats,
 )
 REPLIES: tuple[type[Body], ...] = (
     Welcome, JobStatus, JobList, Subscribed, Unsubscribed, Outputs, FetchEnd, Ok, Error, Heartbeat, Stats,
@@ -384,7 +396,7 @@ EVENTS: tuple[type[Body], ...] = (
 )
 TERMINAL_EVENTS = (Done.TYPE, Failed.TYPE, Cancelled.TYPE)
 # Requests whose header must name a job.
-JOB_REQUESTS = frozenset(t.TYPE for t in (Cancel, Status, Subscribe, Unsubscribe, Fetch, Reorder))
+JOB_REQUESTS = frozenset(t.TYPE for t in (Cancel, Status, Subscribe, Unsubscribe, Fetch, Reorder, Delete))
 
 _BY_TYPE: dict[str, type[Body]] = {}
 for _cls in (*REQUESTS, *REPLIES, *EVENTS):
@@ -634,6 +646,10 @@ def _checks(body: Body) -> None:
                 f"the limit is {MAX_STRING_CHARS}.",
                 f"body.spec.params.{k}",
             )
+        need(s.preset is None or 0 < len(s.preset) <= 64, "body.spec.preset must name an export preset.",
+             "body.spec.preset")
+        need(s.start_number is None or 0 <= s.start_number <= 99_999_999,
+             "body.spec.start_number must be between 0 and 99999999.", "body.spec.start_number")
         need(
             s.client_token is None or 0 < len(s.client_token) <= 128,
             "body.spec.client_token must be 1 to 128 characters.",

@@ -15,6 +15,7 @@ import zmq
 
 from bridge.local import default_endpoint
 from server.config import ServerConfig
+from server.data_lock import DataDirLock
 from server.engine_host import EngineFactory, EngineHost, default_factory
 from server.front import Front
 from server.journal import BlobCache, Doorbell, Journal
@@ -37,7 +38,13 @@ class Server:
         self.config = config
         self.server_id = secrets.token_hex(8)
         config.data.create()
-        self.store = JobStore(config.data.database)
+        # Before the store is opened: a second server must not "recover" this one's jobs.
+        self.lock = DataDirLock(config.data.root).acquire()
+        try:
+            self.store = JobStore(config.data.database)
+        except BaseException:
+            self.lock.release()
+            raise
         self.doorbell = Doorbell()
         self.journal = Journal(self.store, config.data, BlobCache(), self.doorbell)
         for job_id in self.store.requeue_interrupted():
@@ -78,6 +85,7 @@ class Server:
         self._auth, owner_of = secure(s, self.context, where, self.config.curve_dir)
         bind_private(s, where)
         endpoint = s.getsockopt_string(zmq.LAST_ENDPOINT)
+        self.lock.note(endpoint)
         self.front = Front(s, self.service, self.doorbell, limits, owner_of=owner_of)
         return endpoint
 
@@ -114,4 +122,5 @@ class Server:
         self.context.term()
         self.store.close()
         self.doorbell.close()
+        self.lock.release()
 

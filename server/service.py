@@ -24,7 +24,7 @@ from server.store import JobRecord, job_summary_fields
 from server.submission import SubmitError, resolve
 
 CAPABILITIES = ["submit", "cancel", "list", "status", "subscribe", "fetch", "reorder", "proxy", "frame",
-                "client_token", "curve", "stats"]
+                "client_token", "curve", "stats", "delete"]
 
 # The client identity of the server's own user (an ipc:// peer, or the user's own local
 # CurveZMQ key): it may act on every job. Any other identity acts on its own jobs only.
@@ -255,6 +255,18 @@ class Service:
         events = self.store.frame_events(job.id, first, last)
         closing = p.encode(p.Envelope(p.FetchEnd(count=len(events)), rid=env.rid, job=job.id))
         return Outcome(cursor=ListCursor(self.journal, events, env.rid, closing), cursor_key=("fetch", env.rid))
+
+    def _on_delete(self, env: p.Envelope) -> Outcome:
+        from server.disk import DeleteRefused, delete_job, human
+
+        job = self._job(env)
+        try:
+            freed = delete_job(self.store, self.scheduler, self.config.data, job.id)
+        except DeleteRefused as exc:
+            raise RequestError("job_running", str(exc), f"Cancel it first (`tokenflow jobs cancel {job.id}`), "
+                               "then delete it.", "job")
+        kept = f"; its outputs were kept ({', '.join(job.outputs)})" if job.outputs else ""
+        return self._reply(env, p.Ok(detail=f"Deleted job {job.id} and {human(freed)} of stored data{kept}."))
 
     def _on_heartbeat(self, env: p.Envelope) -> Outcome:  # the front answers heartbeats itself
         return self._reply(env, p.Heartbeat(server_id=self.server_id))

@@ -99,6 +99,10 @@ def resolve(spec: JobSpec, job_id: str, config: ServerConfig) -> dict:
         raise SubmitError("unknown_model", f"This server does not offer model {model!r}.",
                           f"Pick one of: {', '.join(config.models)}.", "body.spec.model")
 
+    try:
+        preset = media.resolve_preset(spec.preset)
+    except media.MediaError as exc:
+        raise SubmitError("bad_format", str(exc), "List the presets with `tokenflow formats`.", "body.spec.preset") from None
     if spec.output:
         as_folder = spec.output.endswith(("/", os.sep))  # "folder/" means an image sequence there
         expanded = Path(spec.output).expanduser()
@@ -113,11 +117,25 @@ def resolve(spec: JobSpec, job_id: str, config: ServerConfig) -> dict:
                 + " (the server's --allow-output).", "body.spec.output",
             )
     else:
-        output = str(config.data.outputs / job_id / f"{source.stem}_tokenflow.mp4")
+        output = media.default_output(config.data.outputs / job_id / source.name, preset)
     try:
-        media.check_output_writable(output)
+        media.parse_output_spec(output)  # the path itself, whatever the preset
     except media.MediaError as exc:
         raise SubmitError("output_not_writable", str(exc), "", "body.spec.output") from None
+    try:
+        out_spec = media.parse_output_spec(output, preset)
+        media.writers.check_size(out_spec.preset, (info.width, info.height))
+    except media.MediaError as exc:
+        raise SubmitError("bad_format", str(exc), "List the presets with `tokenflow formats`.", "body.spec.preset") from None
+    try:
+        media.check_output_writable(output, preset)
+    except media.MediaError as exc:
+        raise SubmitError("output_not_writable", str(exc), "", "body.spec.output") from None
+    number = first if spec.start_number is None else spec.start_number
+    try:
+        media.writers.check_not_existing(media.writers.sequence_paths(out_spec, number, n_frames))
+    except media.MediaError as exc:
+        raise SubmitError("output_exists", str(exc), "", "body.spec.output") from None
 
     return {
         "input": str(source),
@@ -132,5 +150,7 @@ def resolve(spec: JobSpec, job_id: str, config: ServerConfig) -> dict:
         "proxy_format": spec.proxy_format,
         "priority": spec.priority,
         "client_token": spec.client_token,
+        "preset": out_spec.preset.name,
+        "start_number": spec.start_number,
         "source": {"width": info.width, "height": info.height, "frame_rate": str(info.frame_rate)},
     }

@@ -33,8 +33,8 @@ def _valid(**change) -> bool:
         return False
 
 
-@pytest.mark.parametrize("option", [o for o in EDIT_OPTIONS if o.minimum is not None or o.maximum is not None],
-                         ids=lambda o: o.name)
+@pytest.mark.parametrize("option", [o for o in EDIT_OPTIONS if (o.minimum is not None or o.maximum is not None)
+                                    and not o.range_note], ids=lambda o: o.name)
 def test_ranges_are_the_ones_validate_enforces(option):
     step = 1 if option.type is int else 0.01
     if option.minimum is not None:
@@ -43,3 +43,7 @@ def test_ranges_are_the_ones_validate_enforces(option):
     if option.maximum is not None:
         assert _valid(**{option.name: option.type(option.maximum)})
         assert not _valid(**{option.name: option.type(option.maximum + step)})
+
+
+def test_max_joint_keyframes_is_auto_or_at_least_two():
+    assert [_valid(max_joint_keyframes=n) for n in (-1, 0, 1, 2, 40)] == [False, True, False, True, True]
