@@ -24,7 +24,8 @@ class EditOption:
     minimum: float | None = None  # inclusive
     maximum: float | None = None  # inclusive
     choices: tuple[str, ...] | None = None
-    range_note: str | None = None  # a range the fields above cannot say
+    excluded: tuple = ()  # values refused inside [minimum, maximum]
+    range_note: str | None = None  # how the range reads when `excluded` is used
 
     @property
     def range_text(self) -> str:
@@ -54,7 +55,23 @@ class EditOption:
 
 
 def _num(value: float) -> str:
-    return str(int(value)) if float(value).is_integer() and not isinstance(value, float) else str(value)
+    return str(int(value)) if float(value).is_integer() else str(value)
+
+
+def out_of_range(name: str, value: Any) -> str | None:
+    """A sentence saying what is wrong with `value` for parameter `name`, or None if it is in range."""
+    option = BY_NAME.get(name)
+    if option is None or isinstance(value, bool) or value is None:
+        return None
+    if option.choices and value not in option.choices:
+        return f"{name} must be {option.range_text} (got {value!r})."
+    if isinstance(value, (int, float)):
+        low, high = option.minimum, option.maximum
+        if (low is not None and value < low) or (high is not None and value > high) or value in option.excluded:
+            return f"{name} must be {option.range_text} (got {value})."
+    if option.type is str and option.default is None and isinstance(value, str) and not value.strip():
+        return f"{name} must not be empty."
+    return None
 
 
 DEFAULT_NEGATIVE = "ugly, blurry, low res, unrealistic, unaesthetic"
@@ -77,7 +94,7 @@ EDIT_OPTIONS: tuple[EditOption, ...] = (
                "not depend on it)", "--batch-size", 1),
     EditOption("max_joint_keyframes", int, 0, "keyframes attending to each other in one group; 0 = as many as "
                "fit the device (about 24 at 512x512 on a GPU, 6 on a CPU)", "--max-joint-keyframes", 0,
-               range_note="0 (auto), or >= 2"),
+               excluded=(1,), range_note="0 (auto), or >= 2"),
     EditOption("preview_every", int, 5, "send a keyframe preview every this many steps", None, 1),
     EditOption("preview_size", int, 128, "long side of keyframe previews, pixels", None),
     EditOption("propagate", bool, True, "token propagation to non-keyframes (off only to show it matters)", None),

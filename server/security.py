@@ -25,6 +25,7 @@ from typing import Callable
 import zmq
 import zmq.auth
 from zmq.auth.thread import ThreadAuthenticator
+from zmq.utils import z85
 
 from bridge.local import LocalSetupError, ensure_local_keys, ipc_in_use, ipc_path, is_local, is_loopback_tcp, local_keys
 from server.service import LOCAL_OWNER
@@ -76,7 +77,7 @@ def _curve(socket: zmq.Socket, context: zmq.Context, secret_file: Path, clients:
     socket.curve_secretkey = secret
     socket.curve_publickey = public
     socket.curve_server = True
-    local_id = zmq.z85.encode(local_public).decode() if local_public else None
+    local_id = z85.encode(local_public).decode() if local_public else None
 
     def owner_of(frame: zmq.Frame) -> str:
         try:

@@ -45,6 +45,10 @@ def register(subparsers) -> None:
     parser.add_argument("--max-queue", type=int, default=Limits.max_queue, help="queued jobs at most (default: %(default)s)")
     parser.add_argument("--max-request-bytes", type=int, default=Limits.max_request_bytes,
                         help="largest inbound message (default: %(default)s)")
+    parser.add_argument("--client-queue-bytes", type=int, default=Limits.client_queue_bytes,
+                        help="bytes of frames held for one client before its streams pause (default: %(default)s)")
+    parser.add_argument("--total-queue-bytes", type=int, default=Limits.total_queue_bytes,
+                        help="the same for all clients together (default: %(default)s)")
     parser.add_argument("--no-preload", action="store_true", help="load the model at the first job, not at start")
     parser.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
     # For tests and benchmarks: module:callable taking a model name, returning an engine.
@@ -106,7 +110,8 @@ def run(args: argparse.Namespace) -> int:
         data=data, models=_models(args), device=args.device,
         cache_dir=args.cache_dir or default_cache_dir(), bind=bind, allowed_output_dirs=allowed,
         curve_dir=args.curve_dir,
-        limits=dataclasses.replace(Limits(), max_queue=args.max_queue, max_request_bytes=args.max_request_bytes),
+        limits=dataclasses.replace(Limits(), max_queue=args.max_queue, max_request_bytes=args.max_request_bytes,
+                                    client_queue_bytes=args.client_queue_bytes, total_queue_bytes=args.total_queue_bytes),
     )
     factory = _load_factory(args.engine_factory) if args.engine_factory else None
     from server.data_lock import DataDirBusy

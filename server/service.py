@@ -154,7 +154,8 @@ class Service:
     def _on_hello(self, env: p.Envelope) -> Outcome:
         if not set(env.body.versions) & set(p.SUPPORTED_VERSIONS):
             raise RequestError("bad_version", f"The client speaks protocol versions {env.body.versions}; this "
-                               f"server speaks {list(p.SUPPORTED_VERSIONS)}.", "Update the client or the server.")
+                               f"server speaks {list(p.SUPPORTED_VERSIONS)}.", "Update the client or the server.",
+                               "body.versions")
         cfg = self.config
         return self._reply(env, p.Welcome(
             server=cfg.name, server_id=self.server_id, version=p.PROTOCOL_VERSION,
