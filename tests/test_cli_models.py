@@ -271,3 +271,17 @@ def test_pull_downloads_only_what_an_edit_reads_goes_on_after_an_interruption_th
 
     assert main(["models", "remove", "someone/tiny-sd", "--yes"]) == 0
     assert not (hub / "models--someone--tiny-sd").exists()
+
+
+def test_the_panel_reads_the_same_list_through_the_bridge(places, tiny_model_dir, capsys):
+    from bridge.model_list import ModelListError, available_models
+
+    assert main(["models", "add", str(tiny_model_dir), "--name", "tiny"]) == 0
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    listed = available_models(env=env)
+    assert [(m.id, m.source, m.path, m.supported) for m in listed.usable] == [
+        ("tiny", "folder", str(tiny_model_dir.resolve()), True)]
+    assert listed.registry == str(places[1] / "models.json")
+    (places[1] / "models.json").write_text("{not json")
+    with pytest.raises(ModelListError, match="cannot be read"):
+        available_models(env=env)
