@@ -343,11 +343,29 @@ class Requeued(Body):
     reason: str = ""
 
 
+@dataclass(frozen=True)
+class Probe(Body):
+    """Describe a media file on the server's machine; answered with `clip`."""
+
+    TYPE: ClassVar[str] = "probe"
+    input: str = ""  # absolute path on the server's machine
+
+
+@dataclass(frozen=True)
+class Clip(Body):
+    """The reply to `probe`: the facts `tokenflow probe --json` prints (docs/protocol.md)."""
+
+    TYPE: ClassVar[str] = "clip"
+    facts: dict[str, Any] = field(default_factory=dict)
+
+
 REQUESTS: tuple[type[Body], ...] = (
     Hello, Submit, Cancel, ListJobs, Status, Subscribe, Unsubscribe, Fetch, Reorder, Heartbeat, Delete,
+    Probe,
 )
 REPLIES: tuple[type[Body], ...] = (
     Welcome, JobStatus, JobList, Subscribed, Outputs, FetchEnd, Ok, Error, Heartbeat,
+    Clip,
 )
 EVENTS: tuple[type[Body], ...] = (
     Accepted, Progress, Proxy, Frame, Done, Failed, Cancelled, Requeued,
@@ -630,5 +648,7 @@ def _checks(body: Body) -> None:
             "body.priority must be between -1000 and 1000.",
             "body.priority",
         )
+    elif isinstance(body, Probe):
+        need(len(body.input) <= 4096, "body.input must be at most 4096 characters.", "body.input")
     elif isinstance(body, Hello):
         need(len(body.client) <= 256, "body.client must be at most 256 characters.", "body.client")

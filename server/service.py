@@ -17,12 +17,13 @@ from server.config import ServerConfig
 from server.cursors import Cursor, EventCursor, ListCursor
 from server.engine_host import EngineHost
 from server.journal import Journal
+from server.probe_request import Prober
 from server.scheduler import Scheduler
 from server.store import JobRecord, job_summary_fields
 from server.submission import SubmitError, resolve
 
 CAPABILITIES = ["submit", "cancel", "list", "status", "subscribe", "fetch", "reorder", "proxy", "frame",
-                "client_token", "curve", "delete"]
+                "client_token", "curve", "delete", "probe"]
 
 
 class RequestError(Exception):
@@ -54,6 +55,7 @@ class Service:
         self.engines = engines
         self.server_id = server_id
         self.new_job_id = new_job_id
+        self.prober = Prober(journal.doorbell.ring)
 
     def handle(self, env: p.Envelope) -> Outcome:
         handler = getattr(self, f"_on_{env.type}")
@@ -184,6 +186,10 @@ class Service:
                                "then delete it.", "job")
         kept = f"; its outputs were kept ({', '.join(job.outputs)})" if job.outputs else ""
         return self._reply(env, p.Ok(detail=f"Deleted job {job.id} and {human(freed)} of stored data{kept}."))
+
+    def _on_probe(self, env: p.Envelope) -> Outcome:
+        # Off this thread: a long file must not hold up everyone else's requests.
+        return Outcome(cursor=self.prober.start(env.body.input, env.rid), cursor_key=("probe", env.rid))
 
     def _on_heartbeat(self, env: p.Envelope) -> Outcome:  # the front answers heartbeats itself
         return self._reply(env, p.Heartbeat(server_id=self.server_id))
