@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
-from .handoff import ClipRef, HandoffRequest, HandoffResult, RESULT_PREFIX
+from .handoff import ClipRef, HandoffRequest, HandoffResult, RESULT_PREFIX, image_sequence
 
 EDITOR = "resolve"
 BIN_NAME = "AI Edits"
@@ -220,8 +220,10 @@ def import_description(result: HandoffResult) -> Dict[str, Any]:
     """The clipInfo for MediaPool.ImportMedia: an image-sequence pattern with its index range, or the movie."""
     if not result.output:
         raise ResolveProblem("The result has no output file.")
-    if result.first_number is not None and result.last_number is not None:
-        return {"FilePath": result.output, "StartIndex": int(result.first_number), "EndIndex": int(result.last_number)}
+    sequence = image_sequence(result)
+    if sequence is not None:
+        pattern, first, last = sequence
+        return {"FilePath": pattern, "StartIndex": first, "EndIndex": last}
     return {"FilePath": result.output}
 
 
