@@ -321,10 +321,17 @@ def place(resolve: Any, picked: Picked, result: HandoffResult) -> str:
             "mediaType": 1, "trackIndex": track, "recordFrame": first,
         }]) or []
         placed = [i for i in appended if i is not None]
-        if not placed or placed[0].GetStart() != first or placed[0].GetDuration() != picked.timeline_frames:
+        if not placed or placed[0].GetStart() != first:
             raise ResolveProblem("Resolve did not place the result of '{}' at frame {} on V{}; it is in the '{}' "
                                  "bin.".format(clip.name, first, track, BIN_NAME))
         placed[0].SetClipColor(RESULT_CLIP_COLOR)
+        if placed[0].GetDuration() != picked.timeline_frames:
+            # e.g. an image sequence imported at the project's image-sequence rate, not the clip's
+            raise ResolveProblem("The result of '{}' is on V{} from frame {}, but {} frames long instead of {}: "
+                                 "Resolve gave it another frame rate. Set the rate of the '{}' clip in Clip "
+                                 "Attributes to {}, or use a movie format.".format(
+                                     clip.name, track, first, placed[0].GetDuration(), picked.timeline_frames,
+                                     BIN_NAME, clip.frame_rate))
     finally:
         if switched:
             project.SetCurrentTimeline(current)
