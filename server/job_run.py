@@ -17,6 +17,7 @@ import traceback
 from typing import Any, Callable
 
 from bridge import media
+from server import output_files
 from server.engine_host import EngineHost, free_accelerator_memory
 from server.journal import Blob, Journal
 from server.proxies import encode_proxy
@@ -94,9 +95,12 @@ class JobRun:
             self._progress("write", 1, 1, spec["n_frames"])
             self.writer.close()
             outputs = [str(p) for p in self.writer.outputs]
+            # Sizes and checksums for downloads, hashed here so no request ever waits on it.
+            files = output_files.manifest(spec["output"], outputs)
             self._emit("done", {
                 "outputs": outputs, "frames": spec["n_frames"], "first_frame": self.first,
                 "elapsed_s": time.monotonic() - self.started, "stats": _plain(stats.to_dict()),
+                "files": files,
             }, state="done", outputs=outputs)
             return "done"
         except Cancelled:

@@ -15,7 +15,7 @@ import os
 import typing
 from pathlib import Path
 
-from bridge import media
+from bridge import media, naming
 from bridge.protocol import JobSpec
 from server.config import ServerConfig
 from tokenflow.params import EditParams
@@ -72,7 +72,40 @@ def output_allowed(path: Path, allowed: typing.Iterable[Path]) -> bool:
     return False
 
 
-def resolve(spec: JobSpec, job_id: str, config: ServerConfig) -> dict:
+def _allowed_output(output: str, config: ServerConfig, where: str) -> None:
+    if not output_allowed(Path(output), config.allowed_output_dirs):
+        raise SubmitError(
+            "output_not_allowed", f"The server may not write to {output}.",
+            "Write under one of: " + ", ".join(str(d) for d in config.allowed_output_dirs)
+            + " (the server's --allow-output).", where,
+        )
+
+
+def _named_output(spec: JobSpec, job_id: str, source: Path, first: int, last: int, params: dict,
+                  config: ServerConfig, taken: typing.Callable[[Path], bool]) -> str:
+    """destination/<template>.mp4 for a queued job; the first free name (never an existing file)."""
+    where = "body.spec.destination"
+    folder = Path(spec.destination or "").expanduser()
+    if not folder.is_absolute():
+        raise SubmitError("bad_field", f"The destination {spec.destination!r} is relative.",
+                          "Send an absolute folder on the server's machine.", where)
+    if folder.exists() and not folder.is_dir():
+        raise SubmitError("bad_field", f"The destination {folder} is a file, not a folder.",
+                          "Give a folder for the outputs.", where)
+    values = {"clip": spec.name or source.stem, "first": first, "last": last, "prompt": params["prompt"],
+              "seed": params["seed"], "job": job_id, "batch": spec.batch or "", "row": spec.row or 0}
+    try:
+        name = naming.render(spec.name_template or naming.DEFAULT_TEMPLATE, values)
+    except naming.TemplateError as exc:
+        raise SubmitError("bad_field", str(exc), "", "body.spec.name_template") from None
+    target = Path(os.path.normpath(folder)) / f"{name}.mp4"
+    _allowed_output(str(target), config, where)
+    return str(naming.unique_path(target, taken))
+
+
+def resolve(spec: JobSpec, job_id: str, config: ServerConfig,
+            taken: typing.Callable[[Path], bool] = lambda path: path.exists()) -> dict:
+    """`taken(path)`: whether a named output would reuse a path (on disk, or another job's)."""
     source = Path(spec.input).expanduser()
     if not source.is_absolute():
         raise SubmitError("bad_field", f"The input path {spec.input!r} is relative.",
@@ -106,12 +139,9 @@ def resolve(spec: JobSpec, job_id: str, config: ServerConfig) -> dict:
             raise SubmitError("bad_field", f"The output path {spec.output!r} is relative.",
                               "Send an absolute path on the server's machine.", "body.spec.output")
         output = os.path.normpath(expanded) + (os.sep if as_folder else "")
-        if not output_allowed(Path(output), config.allowed_output_dirs):
-            raise SubmitError(
-                "output_not_allowed", f"The server may not write to {output}.",
-                "Write under one of: " + ", ".join(str(d) for d in config.allowed_output_dirs)
-                + " (the server's --allow-output).", "body.spec.output",
-            )
+        _allowed_output(output, config, "body.spec.output")
+    elif spec.destination:
+        output = _named_output(spec, job_id, source, first, last, params.to_dict(), config, taken)
     else:
         output = str(config.data.outputs / job_id / f"{source.stem}_tokenflow.mp4")
     try:
@@ -133,4 +163,9 @@ def resolve(spec: JobSpec, job_id: str, config: ServerConfig) -> dict:
         "priority": spec.priority,
         "client_token": spec.client_token,
         "source": {"width": info.width, "height": info.height, "frame_rate": str(info.frame_rate)},
+        "destination": spec.destination,
+        "name_template": spec.name_template,
+        "name": spec.name or source.stem,
+        "batch": spec.batch,
+        "row": spec.row,
     }
