@@ -1,7 +1,7 @@
 """When a batch's last job ends, the server writes the batch summary beside its outputs.
 
-Called after every job ends (worker) and after a queued job is cancelled (front):
-cheap when the batch is still running (one indexed query). The summary goes into each
+Called as each job ends, before its terminal event is stored (worker), and as a
+queued job is cancelled (front): cheap when the batch is still running. The summary goes into each
 destination folder the batch's jobs wrote into, so an editor finds it with the renders.
 """
 
@@ -20,16 +20,25 @@ def _as_info(job: JobRecord) -> dict:
     return {"id": job.id, "state": job.state, "outputs": job.outputs, "error": job.error, **job_summary_fields(job)}
 
 
-def job_ended(store: JobStore, job_id: str) -> list[Path]:
-    """Write the summary of the job's batch if every job in it has ended; returns the files written."""
+def job_ending(store: JobStore, job_id: str, state: str, outputs: list | None = None,
+               error: dict | None = None) -> list[Path]:
+    """Called just before the job's terminal event is stored: if that ends its batch, write the
+    batch's summary (with this job's end) first, so whoever sees the batch end finds the summary.
+    Returns the files written."""
     job = store.get(job_id)
     batch = job.spec.get("batch") if job else None
     if not batch:
         return []
     jobs = store.list_batch(batch)
-    if any(j.state not in summary.TERMINAL for j in jobs):
+    infos = []
+    for j in jobs:
+        info = _as_info(j)
+        if j.id == job_id:
+            info.update(state=state, outputs=outputs or [], error=error)
+        infos.append(info)
+    if any(i["state"] not in summary.TERMINAL for i in infos):
         return []
-    content = summary.build(batch, [_as_info(j) for j in jobs])
+    content = summary.build(batch, infos)
     folders = dict.fromkeys(Path(j.spec.get("destination") or Path(j.spec["output"]).parent) for j in jobs)
     written = []
     for folder in folders:

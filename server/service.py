@@ -134,8 +134,8 @@ class Service:
     def _on_cancel(self, env: p.Envelope) -> Outcome:
         job = self._job(env)
         if self.scheduler.cancel(job.id) == "removed":
+            batch_summary.job_ending(self.store, job.id, "cancelled")
             self.journal.append(job.id, "cancelled", {"reason": "cancelled while queued"}, state="cancelled")
-            batch_summary.job_ended(self.store, job.id)
             job = self.store.get(job.id)
         return self._reply(env, p.JobStatus(info=self.info(job)))
 

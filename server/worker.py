@@ -9,7 +9,6 @@ from __future__ import annotations
 import logging
 import threading
 
-from server import batch_summary
 from server.engine_host import EngineHost
 from server.job_run import JobRun
 from server.journal import Journal
@@ -54,7 +53,4 @@ class Worker:
                 log.exception("job %s: the worker could not run it", job_id)
             finally:
                 self.scheduler.finish(job_id)
-            try:
-                batch_summary.job_ended(self.journal.store, job_id)
-            except Exception:
-                log.exception("job %s: writing its batch summary failed", job_id)
+
