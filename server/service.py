@@ -7,6 +7,7 @@ front will drain to the client. Runs on the front's thread only.
 
 from __future__ import annotations
 
+import dataclasses
 import secrets
 import sqlite3
 from dataclasses import dataclass, field
@@ -196,9 +197,12 @@ class Service:
             raise RequestError("not_retryable", f"Job {job.id} is {job.state}: only failed or cancelled jobs are "
                                "queued again.", "A done job's outputs are kept; submit a new job to render again.")
         job = self.store.get(job.id)
+        # The reply is made before the worker can take the job: its last_seq is the `requeued` event.
+        info = dataclasses.replace(self.info(job), position=self.scheduler.position_for(job.priority))
+        reply = self._reply(env, p.JobStatus(info=info))
         self.scheduler.push(job.id, job.priority, job.queue_order)
         self.journal.doorbell.ring()
-        return self._reply(env, p.JobStatus(info=self.info(job)))
+        return reply
 
     def _on_queue(self, env: p.Envelope) -> Outcome:
         action = env.body.action

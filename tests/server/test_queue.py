@@ -99,8 +99,7 @@ def test_retry_a_failed_job_and_the_batch_summary(harness):
     assert err.value.code == "not_retryable"
     info = c.retry(bad)
     assert info.state == "queued" and info.error is None
-    last = c.status(bad).last_seq
-    events = list(c.events(bad, last))  # from the `requeued` event to the new attempt's end
+    events = list(c.events(bad, info.last_seq))  # from the `requeued` event to the new attempt's end
     assert events[0].kind is EventKind.REQUEUED and events[-1].kind is EventKind.FAILED  # oom again
     again = json.loads(path.read_text())
     assert again["written_at"] >= written["written_at"] and c.status(bad).attempts == 2
