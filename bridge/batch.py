@@ -118,10 +118,10 @@ def job_from_mapping(values: dict[str, Any], where: str, row: int, base: Path,
     for source in (defaults, values):
         for key, value in source.items():
             key = ALIASES.get(key.strip().lower(), key.strip().lower())
-            if value is None or (isinstance(value, str) and not value.strip()):
-                continue  # an empty CSV cell: not set
             if key not in PARAM_KEYS and key not in JOB_KEYS:
                 raise ValueError(f"unknown key {key!r}; known keys: {', '.join(KNOWN)}")
+            if value is None or (isinstance(value, str) and not value.strip()):
+                continue  # an empty CSV cell: not set
             merged[key] = value
     params: dict[str, Any] = {}
     job: dict[str, Any] = {}
@@ -154,6 +154,10 @@ def job_from_mapping(values: dict[str, Any], where: str, row: int, base: Path,
                              "not after LAST")
     if "template" in job:
         naming.check_template(job["template"])
+    if "preset" in job:
+        from bridge.media.presets import get_preset  # standard library only
+
+        get_preset(job["preset"])  # ValueError listing the presets
     destination = job.get("destination")
     if destination is not None:
         destination = _resolve_input(destination, base)

@@ -261,6 +261,8 @@ class Client:
 
     def request(self, body: p.Body, job: str | None = None, timeout: float | None = None) -> p.Envelope:
         """Send a request and wait for its reply; error replies raise ServerError."""
+        # Silence counts from now: a client idle for minutes has heard nothing because it asked nothing.
+        self._last_heard = max(self._last_heard, time.monotonic())
         timeout = self.timeout if timeout is None else timeout
         rid = self._send(body, job)
         try:

@@ -91,6 +91,10 @@ class JobSpec:
     priority: int = 0  # higher runs first; FIFO within a priority
     # Makes submit idempotent: a second submit with the same token returns the first job.
     client_token: Optional[str] = None
+    # Export preset name (bridge.media.presets, `tokenflow formats`); None = implied by `output`.
+    preset: Optional[str] = None
+    # First number of an image sequence; None = the source frame numbers.
+    start_number: Optional[int] = None
     # The render queue (docs/queue.md): with no `output`, the server names the output
     # `destination/<name_template>` (+ the format's extension), never reusing a name.
     destination: Optional[str] = None  # absolute folder on the server's machine
@@ -188,6 +192,11 @@ class Read(Body):
     name: str = ""  # one of the `files` reply's names
     offset: int = 0
     length: int = MAX_CHUNK_BYTES  # at most MAX_CHUNK_BYTES
+class Delete(Body):
+    """Remove a finished, failed, cancelled or queued job and what the server stores for
+    it (events, frames, proxies). The job's outputs are the user's files: never touched."""
+
+    TYPE: ClassVar[str] = "delete"  # header "job" names the job
 
 
 @dataclass(frozen=True)
@@ -421,7 +430,7 @@ class Requeued(Body):
 
 
 REQUESTS: tuple[type[Body], ...] = (
-    Hello, Submit, Cancel, ListJobs, Status, Subscribe, Unsubscribe, Fetch, Reorder, Heartbeat,
+    Hello, Submit, Cancel, ListJobs, Status, Subscribe, Unsubscribe, Fetch, Reorder, Heartbeat, Delete,
     Retry, QueueControl, ListFiles, Read,
 )
 REPLIES: tuple[type[Body], ...] = (
@@ -433,8 +442,8 @@ EVENTS: tuple[type[Body], ...] = (
 )
 TERMINAL_EVENTS = (Done.TYPE, Failed.TYPE, Cancelled.TYPE)
 # Requests whose header must name a job.
-JOB_REQUESTS = frozenset(t.TYPE for t in (Cancel, Status, Subscribe, Unsubscribe, Fetch, Reorder, Retry, ListFiles,
-                                          Read))
+JOB_REQUESTS = frozenset(t.TYPE for t in (Cancel, Status, Subscribe, Unsubscribe, Fetch, Reorder, Delete, Retry,
+                                          ListFiles, Read))
 
 _BY_TYPE: dict[str, type[Body]] = {}
 for _cls in (*REQUESTS, *REPLIES, *EVENTS):
@@ -676,6 +685,10 @@ def _checks(body: Body) -> None:
                 f"body.spec.params.{k} must be a number, string or boolean.",
                 f"body.spec.params.{k}",
             )
+        need(s.preset is None or 0 < len(s.preset) <= 64, "body.spec.preset must name an export preset.",
+             "body.spec.preset")
+        need(s.start_number is None or 0 <= s.start_number <= 99_999_999,
+             "body.spec.start_number must be between 0 and 99999999.", "body.spec.start_number")
         need(
             s.client_token is None or 0 < len(s.client_token) <= 128,
             "body.spec.client_token must be 1 to 128 characters.",

@@ -206,7 +206,8 @@ def table(jobs: list[p.JobInfo], state: p.QueueState | None = None) -> str:
         if j.state == "failed" and j.error:
             result = f"{j.error.get('code')}: {j.error.get('message')}"
         elif j.state == "done" and j.outputs:
-            result = Path(j.output or j.outputs[0]).name
+            out = Path(j.output or j.outputs[0])
+            result = f"{out.parent.name}/ ({len(j.outputs)} files)" if "%" in out.name else out.name
         else:
             result = repr(j.prompt)
         position = str(j.position + 1) if j.position is not None else ""
@@ -359,7 +360,9 @@ def _wait(client: Client, batch: str, download: Path | None) -> int:
     status.end()
     content = summary.build(batch, [asdict(j) for j in jobs])
     print(summary.text(content))
-    folders = {str(Path(j.output).parent) for j in jobs if j.output}
+    # Where the server wrote it: the destination (a sequence's folder sits in it).
+    folders = {str(Path(j.output).parent.parent if "%" in Path(j.output).name else Path(j.output).parent)
+               for j in jobs if j.output}
     for folder in sorted(folders):
         print(f"Summary on the server: {Path(folder) / summary.filename(batch)}")
     if download is not None:
@@ -406,7 +409,7 @@ def run_remove(args: argparse.Namespace) -> int:
     code = EXIT_OK
     with _client(args) as client:
         # `delete` removes a finished job's stored data (never its outputs) on servers that offer it.
-        can_delete = "delete" in (client.welcome.capabilities if client.welcome else []) and hasattr(client, "delete")
+        can_delete = "delete" in (client.welcome.capabilities if client.welcome else [])
         for job in args.job:
             try:
                 info = client.status(job)
@@ -416,7 +419,7 @@ def run_remove(args: argparse.Namespace) -> int:
                         print(f"Job {job} is running: cancelling it ...", file=sys.stderr)
                         client.wait(job)
                 if can_delete:
-                    client.delete(job)
+                    client.request(p.Delete(), job=job)
                 print(f"Removed job {job} from the queue." + ("" if can_delete else
                       " Its record stays in `tokenflow jobs list` (this server cannot delete jobs)."))
             except ServerError as exc:

@@ -56,7 +56,11 @@ def text(summary: Mapping[str, Any]) -> str:
         label = f"  {e['job']}  {e.get('clip') or Path(e.get('input') or '').name} [{e.get('frames') or 'all'}]"
         if e["state"] == "done":
             lines.append(f"{label}  done")
-            lines += [f"      {path}" for path in e["outputs"]]
+            outputs = e["outputs"]
+            if len(outputs) > 1:  # an image sequence: its folder, not every frame
+                lines.append(f"      {Path(outputs[0]).parent}{os.sep} ({len(outputs)} files)")
+            else:
+                lines += [f"      {path}" for path in outputs]
         elif e["state"] == "failed":
             err = e.get("error") or {}
             lines.append(f"{label}  FAILED ({err.get('code')}): {err.get('message')}")

@@ -14,6 +14,7 @@ import threading
 import zmq
 
 from server.config import ServerConfig
+from server.data_lock import DataDirLock
 from server.engine_host import EngineFactory, EngineHost, default_factory
 from server.front import Front
 from server.journal import BlobCache, Doorbell, Journal
@@ -34,7 +35,13 @@ class Server:
         self.config = config
         self.server_id = secrets.token_hex(8)
         config.data.create()
-        self.store = JobStore(config.data.database)
+        # Before the store is opened: a second server must not "recover" this one's jobs.
+        self.lock = DataDirLock(config.data.root).acquire()
+        try:
+            self.store = JobStore(config.data.database)
+        except BaseException:
+            self.lock.release()
+            raise
         self.doorbell = Doorbell()
         self.journal = Journal(self.store, config.data, BlobCache(), self.doorbell)
         for job_id in self.store.requeue_interrupted():
@@ -66,6 +73,7 @@ class Server:
         self._auth = secure(s, self.context, self.config.bind, self.config.curve_dir)
         s.bind(self.config.bind)
         endpoint = s.getsockopt_string(zmq.LAST_ENDPOINT)
+        self.lock.note(endpoint)
         self.front = Front(s, self.service, self.doorbell, limits)
         return endpoint
 
@@ -101,4 +109,5 @@ class Server:
         self.context.term()
         self.store.close()
         self.doorbell.close()
+        self.lock.release()
 

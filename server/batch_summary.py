@@ -11,6 +11,7 @@ import logging
 from pathlib import Path
 
 from bridge import summary
+from server import output_files
 from server.store import JobRecord, JobStore, job_summary_fields
 
 log = logging.getLogger("tokenflow.server")
@@ -39,7 +40,8 @@ def job_ending(store: JobStore, job_id: str, state: str, outputs: list | None = 
     if any(i["state"] not in summary.TERMINAL for i in infos):
         return []
     content = summary.build(batch, infos)
-    folders = dict.fromkeys(Path(j.spec.get("destination") or Path(j.spec["output"]).parent) for j in jobs)
+    folders = dict.fromkeys(Path(j.spec.get("destination") or output_files.base_folder(j.spec["output"]))
+                            for j in jobs)
     written = []
     for folder in folders:
         try:

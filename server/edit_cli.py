@@ -10,6 +10,8 @@ import tempfile
 from pathlib import Path
 
 from bridge.media import MediaError, check_output_writable, open_writer, parse_frame_range, probe, read_frames
+from bridge.media import default_output as default_media_output
+from bridge.media_cli import add_format_options
 from server.user_dirs import default_cache_dir
 from bridge.status_line import StatusLine, progress_text
 
@@ -22,7 +24,7 @@ def add_edit_options(parser: argparse.ArgumentParser) -> None:
     """Options shared by `tokenflow edit` and `tokenflow submit`."""
     from tokenflow.params import DEFAULT_NEGATIVE
 
-    parser.add_argument("input", help="source video file")
+    parser.add_argument("input", nargs="?", help="source video file (or take it from a timeline with --otio)")
     parser.add_argument("-p", "--prompt", required=True, help="what the edited clip should look like")
     parser.add_argument("--negative", default=DEFAULT_NEGATIVE, help="negative prompt (default: %(default)r)")
     parser.add_argument("--frames", metavar="FIRST:LAST",
@@ -39,10 +41,15 @@ def add_edit_options(parser: argparse.ArgumentParser) -> None:
                         help="tokenflow, or per-frame PnP editing for comparison (default: %(default)s)")
     parser.add_argument("--inversion-prompt", default="", help="describes the source; used for inversion (default: empty)")
     parser.add_argument("--batch-size", type=int, default=8, help="frames per UNet call; lower it if memory runs out (default: %(default)s)")
+    parser.add_argument("--max-joint-keyframes", type=int, default=0, metavar="N",
+                        help="keyframes attending to each other in one group; 0 = as many as fit the device "
+                        "(about 24 at 512x512 on a GPU, 6 on a CPU) (default: %(default)s)")
+    add_format_options(parser)
 
 
-def default_output(source: Path) -> Path:
-    return source.with_name(f"{source.stem}_tokenflow.mp4")
+def default_output(source: Path, preset: str | None = None) -> str:
+    """INPUT_tokenflow.mp4 beside the input; with a preset, its extension (or a folder for sequences)."""
+    return default_media_output(source, preset)
 
 
 def params_from_args(args: argparse.Namespace):
@@ -52,6 +59,7 @@ def params_from_args(args: argparse.Namespace):
         prompt=args.prompt, negative_prompt=args.negative, inversion_prompt=args.inversion_prompt,
         steps=args.steps, guidance=args.guidance, kf_interval=args.kf_interval, seed=args.seed,
         short_side=args.size, method=args.method, batch_size=args.batch_size,
+        max_joint_keyframes=args.max_joint_keyframes,
     )
     params.validate()
     return params
@@ -71,6 +79,14 @@ def register(subparsers) -> None:
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     parser.add_argument("--cache-dir", type=Path, help="inversion cache folder (default: the user cache directory)")
     parser.add_argument("--stats", type=Path, metavar="JSON", help="write figures about the run to this JSON file")
+    otio_group = parser.add_argument_group("OpenTimelineIO", "take the clip and its range from a timeline file "
+                                           "(docs/editors.md)")
+    otio_group.add_argument("--otio", type=Path, metavar="TIMELINE", help="an .otio (or other OTIO-readable) timeline")
+    otio_group.add_argument("--clip", metavar="NAME", help="the clip's name in the timeline")
+    otio_group.add_argument("--track", type=int, metavar="N", help="video track, from 1 at the bottom (with --index)")
+    otio_group.add_argument("--index", type=int, metavar="I", help="clip in that track, from 1, gaps not counted")
+    otio_group.add_argument("--otio-out", type=Path, metavar="FILE",
+                            help="write a new timeline with the edit on a track above the source clip")
     parser.set_defaults(func=run)
 
 
@@ -95,31 +111,43 @@ def run(args: argparse.Namespace) -> int:
     from tokenflow.errors import EngineError
     from tokenflow.events import Cancelled, FrameReady, Progress
 
+    try:
+        otio_pick = _otio_source(args)
+    except ValueError as exc:
+        return fail(str(exc), EXIT_BAD_INPUT)
     source = Path(args.input)
     # A string, not a Path: a trailing "/" (image sequence into a folder) must survive.
-    output = args.output if args.output else str(default_output(source))
+    preset = getattr(args, "format", None)
+    start_number = getattr(args, "start_number", None)
     try:
+        output = args.output if args.output else default_output(source, preset)
         params = params_from_args(args)
         info = probe(source)
         first, last = parse_frame_range(args.frames, info.frame_count)
-        check_output_writable(output)
+        check_output_writable(output, preset)
+        # Opened (and closed again) now so a clash with existing files or a format the
+        # clip cannot take is reported before any GPU work, not after it.
+        open_writer(output, info, first, preset=preset, start_number=start_number,
+                    frame_count=last - first + 1).abort()
     except (MediaError, ValueError) as exc:
         return fail(str(exc), EXIT_BAD_INPUT)
 
     display = StatusLine()
     display.message(f"Loading model {args.model} ...")
     try:
-        engine = Engine(args.model, device=args.device, cache_dir=args.cache_dir or default_cache_dir(),
+        from server.model_registry import resolve_model
+
+        engine = Engine(resolve_model(args.model), device=args.device, cache_dir=args.cache_dir or default_cache_dir(),
                         model_config=args.model_config)
     except EngineError as exc:
         return fail(str(exc), EXIT_BAD_INPUT)
 
     n_frames = last - first + 1
-    writer = open_writer(output, info, first)
+    writer = open_writer(output, info, first, preset=preset, start_number=start_number, frame_count=n_frames)
 
     def on_event(event) -> None:
         if isinstance(event, FrameReady):
-            writer.write(event.image)
+            writer.write(event.best_image)
         elif isinstance(event, Progress):
             display.show(progress_text(event.stage, event.step, event.total, event.frames_done, event.frames_total,
                                        event.eta_s))
@@ -150,4 +178,42 @@ def run(args: argparse.Namespace) -> int:
         data["output"] = [str(p) for p in writer.outputs]
         write_json_atomically(args.stats, data)
     print(f"Wrote {n_frames} frames ({first}..{last}) to {output}")
+    if otio_pick is not None and args.otio_out:
+        return _write_otio(otio_pick, args, writer)
+    return 0
+
+
+def _otio_source(args: argparse.Namespace):
+    """With --otio: the picked clip; sets args.input and args.frames from it. Without: checks INPUT is there."""
+    if args.otio is None:
+        if args.input is None:
+            raise ValueError("name the video to edit (INPUT), or a timeline with --otio TIMELINE --clip NAME.")
+        if args.otio_out or args.clip or args.track is not None or args.index is not None:
+            raise ValueError("--clip, --track, --index and --otio-out need --otio TIMELINE.")
+        return None
+    from bridge import otio as bridge_otio
+
+    if args.input is not None or args.frames is not None:
+        raise ValueError("--otio takes the video and its frames from the timeline: leave out INPUT and --frames.")
+    if args.otio_out is not None and args.otio_out.exists():
+        raise ValueError(f"{args.otio_out} exists; name a new file for --otio-out.")
+    timeline = bridge_otio.read_timeline(args.otio)
+    chosen = bridge_otio.pick(timeline, args.clip, args.track, args.index, base=args.otio.parent.absolute())
+    args.input, args.frames = str(chosen.media), f"{chosen.first}:{chosen.last}"
+    print(f"{chosen.clip.name}: {chosen.media} frames {chosen.first}..{chosen.last}", file=sys.stderr)
+    return chosen
+
+
+def _write_otio(chosen, args: argparse.Namespace, writer) -> int:
+    from bridge import otio as bridge_otio
+
+    pattern = getattr(writer, "pattern", None)  # image sequences know their pattern; movies are one file
+    output = pattern if pattern is not None else writer.outputs[0]
+    timeline = bridge_otio.with_edit(chosen, output, sequence=pattern is not None,
+                                     metadata={"prompt": args.prompt, "seed": args.seed})
+    try:
+        bridge_otio.write_new(timeline, args.otio_out)
+    except ValueError as exc:
+        return fail(str(exc), EXIT_FAILED)
+    print(f"Wrote {args.otio_out}: the edit is on a new track above {chosen.clip.name!r}.")
     return 0

@@ -18,9 +18,11 @@ def default_factory(device: str, cache_dir: Path | None) -> EngineFactory:
         from server.quiet import quiet_libraries
 
         quiet_libraries()
+        from server.model_registry import resolve_model
         from tokenflow.engine import Engine
 
-        return Engine(model, device=device, cache_dir=cache_dir)
+        # A name registered with `tokenflow models add` stands for its folder or file.
+        return Engine(resolve_model(model), device=device, cache_dir=cache_dir)
 
     return make
 

@@ -97,7 +97,10 @@ class JobRun:
                 self._progress("load")
             engine = self.engines.get(spec["model"])
             info = media.probe(spec["input"])
-            self.writer = media.open_writer(spec["output"], info, self.first)
+            # .get: jobs stored before presets existed run with the format their output implies.
+            self.writer = media.open_writer(spec["output"], info, self.first, preset=spec.get("preset"),
+                                            start_number=spec.get("start_number"),
+                                            overwrite=self._replaces_only_own_outputs())
             frames = media.read_frames(spec["input"], self.first, int(spec["last"]))
             stats = engine.edit(frames, int(spec["n_frames"]), EditParams(**spec["params"]),
                                 on_event=self._on_event, should_cancel=self.should_cancel)
@@ -131,6 +134,21 @@ class JobRun:
                        error={"code": code, "message": message, "hint": hint})
             return "failed"
 
+    def _replaces_only_own_outputs(self) -> bool:
+        """True when a retry may replace what an earlier attempt of this job finished.
+
+        Submission refused outputs that already existed, so on a retry a file at the
+        job's own output path made after the job was created is this job's (the server
+        died between finishing the file and recording `done`); anything older is not.
+        """
+        if self.job.attempts <= 1:
+            return False
+        spec = self.spec
+        out_spec = media.parse_output_spec(spec["output"], spec.get("preset"))
+        number = self.first if spec.get("start_number") is None else spec["start_number"]
+        existing = [p for p in media.writers.sequence_paths(out_spec, number, int(spec["n_frames"])) if p.exists()]
+        return bool(existing) and all(p.stat().st_mtime >= self.job.created for p in existing)
+
     def _abort_writer(self) -> None:
         if self.writer is not None:
             try:
@@ -149,10 +167,10 @@ class JobRun:
                 self._emit("proxy", {"kind": "preview", "frame": frame, "step": event.step, "width": w,
                                      "height": h, "format": self.spec["proxy_format"]}, blob=Blob(name, data))
         elif isinstance(event, FrameReady):
-            self._on_frame(self.first + int(event.index), event.image)
+            self._on_frame(self.first + int(event.index), event.image, event.best_image)
 
-    def _on_frame(self, frame: int, image: Any) -> None:
-        self.writer.write(image)
+    def _on_frame(self, frame: int, image: Any, precise: Any = None) -> None:
+        self.writer.write(image if precise is None else precise)
         if frame not in self.announced_proxies:
             data, w, h = encode_proxy(image, self.spec["proxy_size"], self.spec["proxy_format"])
             self._emit("proxy", {"kind": "frame", "frame": frame, "step": None, "width": w, "height": h,

@@ -148,6 +148,15 @@ class Scheduler:
                 return "signalled"
             return "unknown"
 
+    def remove_if_queued(self, job_id: str) -> bool:
+        """Take a queued job out of the queue (for delete); never touches a running one."""
+        with self._cond:
+            i = self._index(job_id)
+            if i is None:
+                return False
+            del self._queue[i]
+            return True
+
     def cancel_requested(self, job_id: str) -> bool:
         with self._cond:
             return job_id in self._cancel

@@ -8,6 +8,7 @@ import importlib
 import logging
 import os
 import signal
+import sqlite3
 import sys
 from pathlib import Path
 
@@ -58,6 +59,10 @@ def _models(args: argparse.Namespace) -> tuple[str, ...]:
     return (DEFAULT_MODEL,)
 
 
+def _reason(exc: BaseException) -> str:
+    return exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+
+
 def _load_factory(spec: str):
     module, _, attr = spec.partition(":")
     return getattr(importlib.import_module(module), attr)
@@ -90,7 +95,17 @@ def run(args: argparse.Namespace) -> int:
         limits=dataclasses.replace(Limits(), max_queue=args.max_queue, max_request_bytes=args.max_request_bytes),
     )
     factory = _load_factory(args.engine_factory) if args.engine_factory else None
-    server = Server(config, engine_factory=factory, preload=not args.no_preload)
+    from server.data_lock import DataDirBusy
+
+    try:
+        server = Server(config, engine_factory=factory, preload=not args.no_preload)
+    except DataDirBusy as exc:
+        print(f"tokenflow serve: error: {exc}", file=sys.stderr)
+        return 2
+    except (OSError, sqlite3.Error) as exc:
+        print(f"tokenflow serve: error: cannot use the data folder {data.root} ({_reason(exc)}): make it writable "
+              "for this user, or pick another with --data-dir.", file=sys.stderr)
+        return 2
     try:
         endpoint = server.bind()
     except SecurityError as exc:

@@ -25,7 +25,7 @@ from server.store import JobRecord, job_summary_fields
 from server.submission import SubmitError, resolve
 
 CAPABILITIES = ["submit", "cancel", "list", "status", "subscribe", "fetch", "reorder", "proxy", "frame",
-                "client_token", "curve", "queue", "retry", "dry_run", "named_outputs", "files", "read"]
+                "client_token", "curve", "delete", "queue", "retry", "dry_run", "named_outputs", "files", "read"]
 QUEUE_PAUSED = "queue_paused"  # store setting: the pause outlives a restart
 
 
@@ -111,10 +111,10 @@ class Service:
             raise RequestError("queue_full", f"The queue holds {self.config.limits.max_queue} jobs already.",
                                "Wait for some to finish, or cancel some with `tokenflow jobs cancel ID`.")
         if env.body.dry_run:
-            resolved = resolve(spec, "JOBID", self.config, self._output_taken)
+            resolved = resolve(spec, "JOBID", self.config, self.store.output_reserved)
             return self._reply(env, p.Ok(detail=resolved["output"]))
         job_id = self.new_job_id()
-        resolved = resolve(spec, job_id, self.config, self._output_taken)
+        resolved = resolve(spec, job_id, self.config, self.store.output_reserved)
         position = self.scheduler.position_for(spec.priority)
         try:
             job, _ = self.store.create_job(job_id, resolved, priority=spec.priority,
@@ -125,8 +125,6 @@ class Service:
         self.journal.doorbell.ring()
         return self._accepted(env, job)
 
-    def _output_taken(self, path) -> bool:
-        return path.exists() or self.store.output_reserved(str(path))
 
     def _accepted(self, env: p.Envelope, job: JobRecord) -> Outcome:
         first = self.store.events(job.id, 1, 1)[0]  # the stored `accepted` event, seq 1
@@ -188,6 +186,17 @@ class Service:
         closing = p.encode(p.Envelope(p.FetchEnd(count=len(events)), rid=env.rid, job=job.id))
         return Outcome(cursor=ListCursor(self.journal, events, env.rid, closing), cursor_key=("fetch", env.rid))
 
+    def _on_delete(self, env: p.Envelope) -> Outcome:
+        from server.disk import DeleteRefused, delete_job, human
+
+        job = self._job(env)
+        try:
+            freed = delete_job(self.store, self.scheduler, self.config.data, job.id)
+        except DeleteRefused as exc:
+            raise RequestError("job_running", str(exc), f"Cancel it first (`tokenflow jobs cancel {job.id}`), "
+                               "then delete it.", "job")
+        kept = f"; its outputs were kept ({', '.join(job.outputs)})" if job.outputs else ""
+        return self._reply(env, p.Ok(detail=f"Deleted job {job.id} and {human(freed)} of stored data{kept}."))
     # --- the render queue (docs/queue.md) ---
 
     def _on_retry(self, env: p.Envelope) -> Outcome:

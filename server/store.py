@@ -284,6 +284,28 @@ class JobStore:
             self.requeue(job_id)
         return ids[::-1]
 
+    def delete_job(self, job_id: str) -> bool:
+        """Forget a job that is not running: its row and its events. False if it runs (or is gone)."""
+        with self._txn() as db:
+            row = db.execute("SELECT state FROM jobs WHERE id = ?", (job_id,)).fetchone()
+            if row is None or row[0] == "running":
+                return False
+            db.execute("DELETE FROM events WHERE job_id = ?", (job_id,))
+            db.execute("DELETE FROM jobs WHERE id = ?", (job_id,))
+        return True
+
+    def count_jobs(self) -> int:
+        with self._lock:
+            return self._db.execute("SELECT COUNT(*) FROM jobs").fetchone()[0]
+
+    def finished_jobs(self) -> list[tuple[str, float]]:
+        """(id, last update) of every job in a terminal state, oldest first."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT id, updated FROM jobs WHERE state IN ('done', 'failed', 'cancelled') ORDER BY updated, rowid"
+            ).fetchall()
+        return [(r[0], r[1]) for r in rows]
+
     # --- events ---
 
     def append_event(

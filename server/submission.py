@@ -82,8 +82,9 @@ def _allowed_output(output: str, config: ServerConfig, where: str) -> None:
 
 
 def _named_output(spec: JobSpec, job_id: str, source: Path, first: int, last: int, params: dict,
-                  config: ServerConfig, taken: typing.Callable[[Path], bool]) -> str:
-    """destination/<template>.mp4 for a queued job; the first free name (never an existing file)."""
+                  config: ServerConfig, reserved: typing.Callable[[str], bool], preset) -> str:
+    """destination/NAME.mov (a movie) or destination/NAME/NAME_%06d.png (a sequence), NAME from the
+    template; the first of NAME, NAME_2, ... that is neither on disk nor another job's output."""
     where = "body.spec.destination"
     folder = Path(spec.destination or "").expanduser()
     if not folder.is_absolute():
@@ -98,14 +99,27 @@ def _named_output(spec: JobSpec, job_id: str, source: Path, first: int, last: in
         name = naming.render(spec.name_template or naming.DEFAULT_TEMPLATE, values)
     except naming.TemplateError as exc:
         raise SubmitError("bad_field", str(exc), "", "body.spec.name_template") from None
-    target = Path(os.path.normpath(folder)) / f"{name}.mp4"
-    _allowed_output(str(target), config, where)
-    return str(naming.unique_path(target, taken))
+    preset = preset or media.get_preset("h264")
+    folder = Path(os.path.normpath(folder))
+    _allowed_output(str(folder / name), config, where)
+
+    def output(candidate: str) -> tuple[Path, str]:  # (what must not exist, the output spec)
+        if preset.is_movie:
+            return folder / f"{candidate}{preset.extension}", str(folder / f"{candidate}{preset.extension}")
+        return folder / candidate, str(folder / candidate / f"{candidate}_%06d{preset.extension}")
+
+    for n in range(1, 100_000):
+        candidate = name if n == 1 else f"{name}_{n}"
+        path, out = output(candidate)
+        if not path.exists() and not reserved(out):
+            return out
+    raise SubmitError("output_exists", f"Every name like {name} is taken in {folder}.",
+                      "Choose another destination or name template.", where)
 
 
 def resolve(spec: JobSpec, job_id: str, config: ServerConfig,
-            taken: typing.Callable[[Path], bool] = lambda path: path.exists()) -> dict:
-    """`taken(path)`: whether a named output would reuse a path (on disk, or another job's)."""
+            reserved: typing.Callable[[str], bool] = lambda output: False) -> dict:
+    """`reserved(output)`: whether another job will write that output (a named output avoids it)."""
     source = Path(spec.input).expanduser()
     if not source.is_absolute():
         raise SubmitError("bad_field", f"The input path {spec.input!r} is relative.",
@@ -132,6 +146,10 @@ def resolve(spec: JobSpec, job_id: str, config: ServerConfig,
         raise SubmitError("unknown_model", f"This server does not offer model {model!r}.",
                           f"Pick one of: {', '.join(config.models)}.", "body.spec.model")
 
+    try:
+        preset = media.resolve_preset(spec.preset)
+    except media.MediaError as exc:
+        raise SubmitError("bad_format", str(exc), "List the presets with `tokenflow formats`.", "body.spec.preset") from None
     if spec.output:
         as_folder = spec.output.endswith(("/", os.sep))  # "folder/" means an image sequence there
         expanded = Path(spec.output).expanduser()
@@ -141,13 +159,27 @@ def resolve(spec: JobSpec, job_id: str, config: ServerConfig,
         output = os.path.normpath(expanded) + (os.sep if as_folder else "")
         _allowed_output(output, config, "body.spec.output")
     elif spec.destination:
-        output = _named_output(spec, job_id, source, first, last, params.to_dict(), config, taken)
+        output = _named_output(spec, job_id, source, first, last, params.to_dict(), config, reserved, preset)
     else:
-        output = str(config.data.outputs / job_id / f"{source.stem}_tokenflow.mp4")
+        output = media.default_output(config.data.outputs / job_id / source.name, preset)
     try:
-        media.check_output_writable(output)
+        media.parse_output_spec(output)  # the path itself, whatever the preset
     except media.MediaError as exc:
         raise SubmitError("output_not_writable", str(exc), "", "body.spec.output") from None
+    try:
+        out_spec = media.parse_output_spec(output, preset)
+        media.writers.check_size(out_spec.preset, (info.width, info.height))
+    except media.MediaError as exc:
+        raise SubmitError("bad_format", str(exc), "List the presets with `tokenflow formats`.", "body.spec.preset") from None
+    try:
+        media.check_output_writable(output, preset)
+    except media.MediaError as exc:
+        raise SubmitError("output_not_writable", str(exc), "", "body.spec.output") from None
+    number = first if spec.start_number is None else spec.start_number
+    try:
+        media.writers.check_not_existing(media.writers.sequence_paths(out_spec, number, n_frames))
+    except media.MediaError as exc:
+        raise SubmitError("output_exists", str(exc), "", "body.spec.output") from None
 
     return {
         "input": str(source),
@@ -162,6 +194,8 @@ def resolve(spec: JobSpec, job_id: str, config: ServerConfig,
         "proxy_format": spec.proxy_format,
         "priority": spec.priority,
         "client_token": spec.client_token,
+        "preset": out_spec.preset.name,
+        "start_number": spec.start_number,
         "source": {"width": info.width, "height": info.height, "frame_rate": str(info.frame_rate)},
         "destination": spec.destination,
         "name_template": spec.name_template,

@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from fractions import Fraction
 from pathlib import Path
 
@@ -78,6 +77,7 @@ def test_wide_and_hd_clips_come_back_at_source_size(tiny_model_dir, shared_media
         (lambda d, clip: [str(clip), "-o", str(_text_file(d) / "sub" / "out.mp4")], "is a file"),
         (lambda d, clip: [str(clip), "--model", str(d / "no-such-model")], "does not exist"),
         (lambda d, clip: [str(clip), "-p", " "], "prompt"),
+        (lambda d, clip: [str(clip), "--max-joint-keyframes", "1"], "--max-joint-keyframes"),
     ],
 )
 def test_bad_input_exits_with_one_clear_sentence_and_no_output(
@@ -104,16 +104,38 @@ def _text_file(directory: Path) -> Path:
 
 
 def test_interrupted_edit_leaves_no_output(tiny_model_dir, shipped_clip, tmp_path):
+    """Ctrl-C once the edit loop is running (seen on the status line, not guessed from the clock)."""
+    import pty
+    import select
+
     out = tmp_path / "interrupted.mp4"
     env = dict(os.environ, PYTHONUNBUFFERED="1")
+    # stderr on a terminal, so the status line reports each stage as it starts.
+    main_fd, terminal_fd = pty.openpty()
     process = subprocess.Popen(
-        [sys.executable, "-m", "server.cli", "edit", str(shipped_clip), "-p", "x", "--size", "64", "--steps", "200",
+        [sys.executable, "-m", "server.cli", "edit", str(shipped_clip), "-p", "x", "--size", "64", "--steps", "50",
+         "--frames", "0:7",
          "--model", str(tiny_model_dir), "--device", "cpu", "--cache-dir", str(tmp_path / "c"), "-o", str(out)],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=Path(__file__).resolve().parents[1],
+        env=env, stdout=subprocess.PIPE, stderr=terminal_fd, cwd=Path(__file__).resolve().parents[1],
     )
-    time.sleep(12)
-    process.send_signal(signal.SIGINT)
-    _, err = process.communicate(timeout=60)
-    assert process.returncode == 130, err.decode()
+    os.close(terminal_fd)
+    seen = b""
+    try:
+        while b"edit " not in seen:
+            ready, _, _ = select.select([main_fd], [], [], 120)
+            assert ready and process.poll() is None, f"the edit stage never started: {seen[-500:]!r}"
+            seen += os.read(main_fd, 4096)
+        process.send_signal(signal.SIGINT)
+        process.wait(timeout=60)
+        while select.select([main_fd], [], [], 0)[0]:
+            try:
+                seen += os.read(main_fd, 4096)
+            except OSError:  # the terminal closes with the process
+                break
+    finally:
+        os.close(main_fd)
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 130, seen.decode(errors="replace")[-500:]
     assert not out.exists()
     assert not [p for p in tmp_path.iterdir() if p.name.endswith((".mp4",)) or "partial" in p.name]

@@ -8,10 +8,10 @@ from typing import Callable
 import torch
 
 from tokenflow import ddim
-from tokenflow.attention import KEYFRAMES, PER_FRAME, PLAIN, PROPAGATE, BRANCHES, TokenFlowState
+from tokenflow.attention import BRANCHES, KEYFRAMES, PER_FRAME, PLAIN, PROPAGATE, PlanIndex, TokenFlowState
 from tokenflow.errors import NonFiniteValues
 from tokenflow.events import Cancelled
-from tokenflow.keyframes import keyframe_groups, neighbours, sample_keyframes
+from tokenflow.keyframes import KeyframeGroup, neighbours, plan_groups, resolve_max_joint_keyframes, sample_keyframes
 from tokenflow.params import EditParams
 from tokenflow.stats import EditStats
 
@@ -25,6 +25,18 @@ class Conditioning:
 
 def _batches(items: list[int], size: int) -> list[list[int]]:
     return [items[i : i + size] for i in range(0, len(items), size)]
+
+
+def device_index(values: list[int], device: torch.device) -> torch.Tensor | slice:
+    """An index for `values` on `device`: a slice when they are a contiguous run, else a
+    tensor copied from pinned memory without waiting for the GPU (indexing a CUDA tensor
+    with a Python list copies it from pageable memory, which synchronises the stream)."""
+    if values and values == list(range(values[0], values[-1] + 1)):
+        return slice(values[0], values[-1] + 1)
+    index = torch.tensor(values, dtype=torch.long)
+    if device.type == "cuda":
+        return index.pin_memory().to(device, non_blocking=True)
+    return index
 
 
 def _check_cancel(should_cancel: Callable[[], bool]) -> None:
@@ -44,7 +56,7 @@ def invert(
     should_cancel: Callable[[], bool],
     on_step: Callable[[int, int], None] | None = None,
 ) -> dict[int, torch.Tensor]:
-    """DDIM-invert (N, 4, h, w) latents; returns x_t on the CPU for every sampling timestep t.
+    """DDIM-invert (N, 4, h, w) latents; returns x_t on the UNet's device for every sampling timestep t.
 
     No guidance, one conditional pass per frame and step, on exactly the sampling
     schedule, so every latent saved is one the editor consumes.
@@ -55,6 +67,7 @@ def invert(
     state.mode = PLAIN
     total = len(ascending) * latents.shape[0]
     done = 0
+    finite = torch.ones((), dtype=torch.bool, device=device)
     for frames in _batches(list(range(latents.shape[0])), batch_size):
         x = latents[frames].to(device, torch.float32)
         cond = condition.expand(len(frames), -1, -1)
@@ -68,15 +81,13 @@ def invert(
             eps = ddim.to_epsilon(output, x, alpha_t, schedule.prediction_type)
             x = ddim.inversion_step(x, eps, alpha_prev, alpha_t)
             alpha_prev = alpha_t
-            # Contiguous, as a cache load returns it: the same layout gives bit-identical edits.
-            stored[t].append(x.cpu().contiguous())
+            stored[t].append(x)  # stays on the device: no copy back, no synchronisation per step
             done += len(frames)
             if on_step:
                 on_step(done, total)
-        if not torch.isfinite(x).all():
-            raise NonFiniteValues(
-                "DDIM inversion produced NaN or infinite values: try --device cpu, or another model."
-            )
+        finite &= torch.isfinite(x).all()
+    if not bool(finite):  # the one synchronisation, once all frames are inverted
+        raise NonFiniteValues("DDIM inversion produced NaN or infinite values: try --device cpu, or another model.")
     return {t: torch.cat(parts) for t, parts in stored.items()}
 
 
@@ -99,7 +110,8 @@ class EditLoop:
     ):
         self.unet = unet
         self.schedule = schedule
-        self.inverted = inverted
+        # On the device once, in fp32: every UNet call reads its source branch from here.
+        self.inverted = {t: x.to(unet.device, torch.float32) for t, x in inverted.items()}
         self.conditioning = conditioning
         self.params = params
         self.state = state
@@ -109,14 +121,20 @@ class EditLoop:
         self.on_step = on_step  # (step, frames_done, frames_total)
         self.n_frames = inverted[schedule.timesteps[0]].shape[0]
         self.generator = torch.Generator().manual_seed(params.seed)
+        latent_h, latent_w = inverted[schedule.timesteps[0]].shape[-2:]
+        self.max_joint = resolve_max_joint_keyframes(params.max_joint_keyframes, unet.device.type, latent_h, latent_w)
+        stats.max_joint_keyframes = self.max_joint
         self.keyframe_history: list[list[int]] = []
+        self.group_history: list[list[KeyframeGroup]] = []
         self.previewed_first_step = previewed_first_step
 
-    def _unet_eps(self, frames: list[int], latents: torch.Tensor, t: int, step_alpha: float) -> torch.Tensor:
+    def _unet_eps(self, frames: list[int], latents: torch.Tensor, t: int, step_alpha: float,
+                  index: torch.Tensor | slice | None = None) -> torch.Tensor:
         """Guided noise estimate for `frames`: one UNet call over [source | uncond | cond]."""
-        device, dtype = self.unet.device, self.unet.dtype
-        source = self.inverted[t][frames].to(device, torch.float32)
-        current = latents[frames]
+        dtype = self.unet.dtype
+        index = device_index(frames, latents.device) if index is None else index
+        source = self.inverted[t][index]
+        current = latents[index]
         batch = torch.cat([source, current, current]).to(dtype)
         c = self.conditioning
         b = len(frames)
@@ -131,24 +149,26 @@ class EditLoop:
     @torch.no_grad()
     def run(self) -> torch.Tensor:
         schedule, params = self.schedule, self.params
-        latents = self.inverted[schedule.timesteps[0]].to(self.unet.device, torch.float32).clone()
+        latents = self.inverted[schedule.timesteps[0]].clone()
         steps = len(schedule.timesteps)
+        finite = torch.ones((), dtype=torch.bool, device=latents.device)
         for index, t in enumerate(schedule.timesteps):
             _check_cancel(self.should_cancel)
-            self.state.inject_attention = index < params.pnp_attn_t * steps
-            self.state.inject_conv = index < params.pnp_f_t * steps
+            self.state.inject_attention = index < injection_steps(params.pnp_attn_t, steps)
+            self.state.inject_conv = index < injection_steps(params.pnp_f_t, steps)
             alpha_t, alpha_prev = schedule.alpha(t), schedule.previous_alpha(index)
             if params.method == "per-frame":
                 eps = self._per_frame_step(latents, t, alpha_t, index)
             else:
                 eps = self._tokenflow_step(latents, t, alpha_t, index)
             latents = ddim.sampling_step(latents, eps, alpha_t, alpha_prev)
-            if not torch.isfinite(latents).all():
-                raise NonFiniteValues(
-                    f"Denoising produced NaN or infinite values at step {index + 1}: the model may not "
-                    "run in fp16 on this GPU; try --device cpu, a lower --guidance, or another model."
-                )
-        return latents.cpu()
+            finite &= torch.isfinite(latents).all()  # checked on the device: no synchronisation per step
+        if not bool(finite):
+            raise NonFiniteValues(
+                "Denoising produced NaN or infinite values: the model may not run in fp16 on this GPU; "
+                "try --device cpu, a lower --guidance, or another model."
+            )
+        return latents
 
     def _per_frame_step(self, latents: torch.Tensor, t: int, alpha_t: float, index: int) -> torch.Tensor:
         eps = torch.empty_like(latents)
@@ -156,11 +176,12 @@ class EditLoop:
         done = 0
         for frames in _batches(list(range(self.n_frames)), self.params.batch_size):
             _check_cancel(self.should_cancel)
-            eps[frames] = self._unet_eps(frames, latents, t, alpha_t)
+            where = device_index(frames, latents.device)
+            eps[where] = self._unet_eps(frames, latents, t, alpha_t, where)
             self.stats.count("per_frame", BRANCHES * len(frames))
             wants_preview = index % self.params.preview_every == 0 and not (index == 0 and self.previewed_first_step)
             if wants_preview and done == 0 and self.on_keyframes:
-                clean = ddim.predict_clean(latents[frames], eps[frames], alpha_t)
+                clean = ddim.predict_clean(latents[where], eps[where], alpha_t)
                 self.on_keyframes(index, frames, clean)
             done += len(frames)
             if self.on_step:
@@ -174,7 +195,8 @@ class EditLoop:
         keyframe_set = set(keyframes)
         others = [f for f in range(self.n_frames) if f not in keyframe_set]
         eps = torch.empty_like(latents)
-        groups = keyframe_groups(keyframes, params.max_attended_keyframes)
+        groups = plan_groups(keyframes, self.max_joint, self.generator)
+        self.group_history.append(groups)
         carried: int | None = None  # last keyframe of the previous group, still needed
         done = 0
         for number, group in enumerate(groups):
@@ -184,14 +206,19 @@ class EditLoop:
             owned = list(group.owned)
             state.mode = KEYFRAMES
             state.cache_frames = set(owned)
-            group_eps = self._unet_eps(members, latents, t, alpha_t)
+            where = device_index(members, latents.device)
+            group_eps = self._unet_eps(members, latents, t, alpha_t, where)
             self.stats.count("keyframes", BRANCHES * len(members))
-            positions = [members.index(f) for f in owned]
-            eps[owned] = group_eps[positions]
+            if group.anchors:
+                positions = device_index([members.index(f) for f in owned], latents.device)
+                eps[device_index(owned, latents.device)] = group_eps[positions]
+            else:
+                eps[where] = group_eps
             done += len(owned)
             wants_preview = index % params.preview_every == 0 and not (index == 0 and self.previewed_first_step)
             if number == 0 and wants_preview and self.on_keyframes:
-                self.on_keyframes(index, owned, ddim.predict_clean(latents[owned], eps[owned], alpha_t))
+                # All members: anchors' estimates are not kept, but they preview the edit as well.
+                self.on_keyframes(index, members, ddim.predict_clean(latents[where], group_eps, alpha_t))
 
             # Frames whose keyframe-after is in this group (or, past the last keyframe,
             # whose keyframe-before is): both their neighbours' caches are now present.
@@ -218,50 +245,52 @@ class EditLoop:
             if self.params.propagate:
                 state.mode = PROPAGATE
                 state.plan = [neighbours(f, keyframes) for f in batch]
+                state.plan_index = PlanIndex.build(state.plan, self.unet.device)
                 self.stats.count("propagation", BRANCHES * len(batch))
             else:
                 state.mode = PER_FRAME
                 self.stats.count("per_frame", BRANCHES * len(batch))
-            eps[batch] = self._unet_eps(batch, latents, t, alpha_t)
-        state.plan = []
+            where = device_index(batch, latents.device)
+            eps[where] = self._unet_eps(batch, latents, t, alpha_t, where)
+        state.plan, state.plan_index = [], None
         return len(frames)
 
 
-def first_preview_frames(params: EditParams, n_frames: int) -> tuple[list[int], list[int]]:
-    """(frames the first preview needs, frames it shows): the first keyframe group's members
-    and owned keyframes at step 0 (per-frame: the first batch).
+def injection_steps(fraction: float, steps: int) -> int:
+    """Steps (from the first) with PnP injection on: the public code's `int(fraction * steps)`."""
+    return int(fraction * steps)
+
+
+def first_preview_frames(params: EditParams, n_frames: int, max_joint: int) -> list[int]:
+    """The frames the first preview needs and shows: the first keyframe group's members at
+    step 0 (per-frame: the first batch).
 
     The keyframe draw is seeded, so these are known before anything runs: inverting
     them first lets a cold job show the edit long before the whole clip is inverted.
     """
     if params.method == "per-frame":
-        first_batch = list(range(min(n_frames, params.batch_size)))
-        return first_batch, first_batch
-    keyframes = sample_keyframes(n_frames, params.kf_interval, torch.Generator().manual_seed(params.seed))
-    group = keyframe_groups(keyframes, params.max_attended_keyframes)[0]
-    return list(group.members), list(group.owned)
+        return list(range(min(n_frames, params.batch_size)))
+    generator = torch.Generator().manual_seed(params.seed)  # the edit loop's first draws, replayed
+    keyframes = sample_keyframes(n_frames, params.kf_interval, generator)
+    return list(plan_groups(keyframes, max_joint, generator)[0].members)
 
 
 @torch.no_grad()
-def preview_first_step(loop: "EditLoop", frame_ids: list[int], owned: list[int]) -> None:
+def preview_first_step(loop: "EditLoop", frame_ids: list[int]) -> None:
     """Run the first step's joint keyframe pass on `loop`'s frames (the first group) and
     report their predicted clean frames: exactly what step 0 of the full edit computes for
     that group, available as soon as those frames alone are inverted."""
     schedule, state = loop.schedule, loop.state
     t = schedule.timesteps[0]
     alpha_t = schedule.alpha(t)
-    latents = loop.inverted[t].to(loop.unet.device, torch.float32)
+    latents = loop.inverted[t]
     members = list(range(len(frame_ids)))
-    state.inject_attention = loop.params.pnp_attn_t > 0
-    state.inject_conv = loop.params.pnp_f_t > 0
+    steps = len(schedule.timesteps)
+    state.inject_attention = 0 < injection_steps(loop.params.pnp_attn_t, steps)
+    state.inject_conv = 0 < injection_steps(loop.params.pnp_f_t, steps)
     state.mode = KEYFRAMES if loop.params.method == "tokenflow" else PER_FRAME
     state.cache_frames = set()
-    record, state.record = state.record, None  # frame ids here are positions: keep them out of records
-    try:
-        eps = loop._unet_eps(members, latents, t, alpha_t)
-    finally:
-        state.record = record
+    eps = loop._unet_eps(members, latents, t, alpha_t)
     loop.stats.count("preview", BRANCHES * len(members))
-    shown = [i for i, f in enumerate(frame_ids) if f in owned]
     if loop.on_keyframes:
-        loop.on_keyframes(0, [frame_ids[i] for i in shown], ddim.predict_clean(latents[shown], eps[shown], alpha_t))
+        loop.on_keyframes(0, list(frame_ids), ddim.predict_clean(latents, eps, alpha_t))

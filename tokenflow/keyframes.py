@@ -42,6 +42,31 @@ def neighbours(frame: int, keyframes: list[int]) -> Neighbours:
     return Neighbours(before, after, 1.0 - (frame - before) / (after - before))
 
 
+# Keyframe tokens at the finest attention level (h/8 x w/8 latent pixels) that attend
+# jointly in one group. On a GPU with flash / memory-efficient SDPA the cost is time, not
+# memory: 96k tokens = 24 keyframes at 512x512, so clips up to ~190 frames (kf_interval 8)
+# get the paper's full joint attention. On a CPU joint attention is slow: 6 at 512x512.
+GPU_TOKEN_BUDGET = 96 * 1024
+CPU_TOKEN_BUDGET = 24 * 1024
+# Anchors per group past the budget: about a quarter of the group.
+ANCHOR_SHARE = 4
+
+
+def finest_level_tokens(latent_height: int, latent_width: int) -> int:
+    return latent_height * latent_width
+
+
+def auto_max_joint_keyframes(device_type: str, latent_height: int, latent_width: int) -> int:
+    """Keyframes that fit the device's token budget at this latent size (at least 2)."""
+    budget = GPU_TOKEN_BUDGET if device_type == "cuda" else CPU_TOKEN_BUDGET
+    return max(2, budget // finest_level_tokens(latent_height, latent_width))
+
+
+def resolve_max_joint_keyframes(requested: int, device_type: str, latent_height: int, latent_width: int) -> int:
+    """`requested`, or the device's auto default when it is 0."""
+    return requested if requested > 0 else auto_max_joint_keyframes(device_type, latent_height, latent_width)
+
+
 @dataclass(frozen=True)
 class KeyframeGroup:
     """Keyframes processed in one joint pass: `owned` are kept, `anchors` only lend context."""
@@ -54,24 +79,33 @@ class KeyframeGroup:
         return tuple(sorted(self.owned + self.anchors))
 
 
-def keyframe_groups(keyframes: list[int], max_attended: int) -> list[KeyframeGroup]:
-    """Split keyframes into joint-attention groups of at most `max_attended` members.
+def plan_groups(keyframes: list[int], max_joint: int, generator: torch.Generator) -> list[KeyframeGroup]:
+    """This step's joint-attention groups over the (sorted) keyframes.
 
-    Short clips: one group, every keyframe attends to every keyframe (the paper).
-    Long clips: consecutive runs of keyframes plus a few anchors spread over the whole
-    clip, so each keyframe sees its neighbours in time and the clip's overall look,
-    while memory and time stay linear in clip length.
+    While they fit (`len(keyframes) <= max_joint`): one group, every keyframe attends to
+    every keyframe (the paper), and nothing is drawn from `generator`.
+
+    Past it: consecutive runs of `max_joint - max_joint // 4` owned keyframes, the first
+    run's length drawn at random, so the boundaries (where the look could drift) sit in
+    other frames every step; each group adds `max_joint // 4` anchors spread evenly over
+    the rest of the clip at a random phase, so it sees the clip's overall look. Groups
+    have at most `max_joint` members (the first and last runs may be shorter: padding
+    them would cost attention quadratic in the group size for nothing). Time and memory
+    per step are linear in clip length.
     """
-    if len(keyframes) <= max_attended:
+    if len(keyframes) <= max_joint:
         return [KeyframeGroup(tuple(keyframes), ())]
-    n_anchors = max(1, max_attended // 4) if max_attended >= 2 else 0
-    run = max(1, max_attended - n_anchors)
-    # One spare candidate, so a group that owns an anchor still gets n_anchors others.
-    count = n_anchors + 1
-    candidates = [keyframes[round(i * (len(keyframes) - 1) / (count - 1))] for i in range(count)] if n_anchors else []
+    if max_joint < 2:
+        raise ValueError("joint attention groups need at least 2 keyframes")
+    n_anchors = max(1, max_joint // ANCHOR_SHARE)
+    run = max_joint - n_anchors
+    first = 1 + int(torch.randint(run, (1,), generator=generator))
+    phase = float(torch.rand(1, generator=generator, dtype=torch.float64))
+    starts = [0, *range(first, len(keyframes), run)]
     groups = []
-    for start in range(0, len(keyframes), run):
-        owned = tuple(keyframes[start : start + run])
-        anchors = tuple([a for a in candidates if a not in owned][:n_anchors])
-        groups.append(KeyframeGroup(owned, anchors))
+    for start, end in zip(starts, [*starts[1:], len(keyframes)]):
+        owned = keyframes[start:end]
+        others = keyframes[:start] + keyframes[end:]
+        anchors = [others[int((phase + i) * len(others) / n_anchors)] for i in range(n_anchors)]
+        groups.append(KeyframeGroup(tuple(owned), tuple(anchors)))
     return groups

@@ -26,12 +26,11 @@ class EditParams:
     # Frames per UNet call in the propagation / per-frame passes. A memory device
     # only: the result does not depend on it.
     batch_size: int = 8
-    # Keyframes each keyframe attends to in the joint pass; bounds memory and time
-    # on long clips (neighbours in time plus an anchor from elsewhere in the clip).
-    # Joint attention over M keyframes costs M times a frame's own attention, so a
-    # small M keeps TokenFlow cheaper than per-frame editing; clips of up to
-    # M * kf_interval frames get the paper's full joint attention.
-    max_attended_keyframes: int = 6
+    # Keyframes attending jointly in one group (0 = auto: as many as fit the device's
+    # token budget at the working size, see keyframes.auto_max_joint_keyframes). Clips
+    # with more keyframes are split into groups re-drawn at a random offset every step,
+    # each with anchors from across the clip (docs/algorithm.md).
+    max_joint_keyframes: int = 0
     # Emit a preview of the keyframes' predicted clean frames every N steps.
     preview_every: int = 5
     preview_size: int = 128
@@ -53,8 +52,11 @@ class EditParams:
             )
         if self.batch_size < 1:
             raise ValueError(f"batch size must be at least 1 (got {self.batch_size}).")
-        if self.max_attended_keyframes < 1:
-            raise ValueError("max_attended_keyframes must be at least 1.")
+        if self.max_joint_keyframes == 1 or self.max_joint_keyframes < 0:
+            raise ValueError(
+                f"--max-joint-keyframes must be 0 (auto) or at least 2 (got {self.max_joint_keyframes}): "
+                "keyframes share their look by attending to each other."
+            )
         if not (0.0 <= self.pnp_f_t <= 1.0 and 0.0 <= self.pnp_attn_t <= 1.0):
             raise ValueError("pnp_f_t and pnp_attn_t are fractions of the steps, between 0 and 1.")
         if self.method not in ("tokenflow", "per-frame"):

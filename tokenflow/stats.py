@@ -30,6 +30,7 @@ class EditStats:
     inversion_cached: bool = False
     method: str = "tokenflow"
     device: str = "cpu"
+    max_joint_keyframes: int = 0  # keyframes attending jointly per group, as resolved for this edit
     started: float = field(default_factory=time.perf_counter, repr=False)
 
     def count(self, stage: str, frame_evaluations: int) -> None:
@@ -68,4 +69,5 @@ class EditStats:
             "inversion_cached": self.inversion_cached,
             "method": self.method,
             "device": self.device,
+            "max_joint_keyframes": self.max_joint_keyframes,
         }

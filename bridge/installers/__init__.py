@@ -72,6 +72,40 @@ class TargetStatus:
     advice: str = ""  # what to do when it is missing or broken; empty when all is well
 
 
+@dataclass(frozen=True)
+class Command:
+    """How a launcher or unit starts `tokenflow ...` in this environment, with absolute paths only."""
+
+    argv: list[str]
+    env: dict[str, str] = field(default_factory=dict)  # what must be set for it (a checkout's PYTHONPATH)
+
+    @property
+    def executable(self) -> str:
+        return self.argv[0]
+
+
+def tokenflow_command(ctx: InstallContext, *args: str) -> Command:
+    """`tokenflow ARGS` as the environment of `ctx.python` runs it, whatever the PATH of the launcher.
+
+    The console script beside the interpreter is preferred (what pip installs); without one
+    (running from a checkout) the interpreter runs the module, and the checkout is put on
+    PYTHONPATH because a launcher does not start in it.
+    """
+    windows = ctx.system == "Windows"
+    script = ctx.python.parent / ("tokenflow.exe" if windows else "tokenflow")
+    if script.is_file():
+        return Command([str(script), *args])
+    checkout = Path(__file__).resolve().parents[2]
+    env = {"PYTHONPATH": str(checkout)} if (checkout / "pyproject.toml").is_file() else {}
+    return Command([str(ctx.python), "-m", "server.cli", *args], env)
+
+
+def xdg_dir(ctx: InstallContext, variable: str, default: str) -> Path:
+    """An XDG base directory of `ctx` (a relative value is invalid by the spec and ignored)."""
+    value = ctx.env.get(variable, "")
+    return Path(value) if value and Path(value).is_absolute() else ctx.home / default
+
+
 def load_target(name: str) -> ModuleType:
     if name not in TARGET_MODULES:
         raise InstallError(f"Unknown install target {name!r}; choose one of: {', '.join(TARGET_MODULES)}.")

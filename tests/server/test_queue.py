@@ -167,3 +167,50 @@ def test_read_refuses_what_is_not_a_listed_output(harness):
         c.read(queued, info.name, 0, 10)
     assert err.value.code == "not_done"
     c.cancel(queued)
+
+
+def test_queue_commands(harness, tmp_path, capsys):
+    from server.cli import main
+
+    def run(*args: str) -> tuple[int, str, str]:
+        code = main(["queue", "--server", harness.endpoint, *args])
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    jobs = tmp_path / "jobs.json"
+    jobs.write_text(json.dumps({"defaults": {"input": str(harness.clip), "steps": 2, "kf_interval": 4}, "jobs": [
+        {"range": "0:3", "prompt": "one"},
+        {"range": "10:13", "prompt": "two"},
+        {"range": "20:22", "prompt": "three", "preset": "png8", "clip": "seq"},
+    ]}))
+    assert run("pause")[0] == 0
+    code, out, err = run("add", str(jobs), "-d", str(harness.root / "out" / "q"))
+    assert code == 0, err
+    ids = [line.split()[0] for line in out.splitlines()[1:4]]
+    assert run("move", ids[2], "1")[0] == 0
+    code, out, _ = run("remove", ids[1])
+    assert code == 0 and "Removed job" in out
+    code, out, _ = run()
+    assert out.splitlines()[0].startswith("Queue PAUSED") and ids[1] not in out
+    rows = [line.split()[:3] for line in out.splitlines()[2:]]
+    assert rows == [["1", ids[2], "queued"], ["2", ids[0], "queued"]]  # moved to the front
+    assert run("resume")[0] == 0
+    code, out, err = run("wait")
+    assert code == 0, err
+    assert "2 of 2 jobs succeeded" in out
+    seq = harness.root / "out" / "q" / f"seq_20-22_three_0_{ids[2]}"
+    assert sorted(f.name for f in seq.iterdir()) == [f"{seq.name}_{n:06d}.png" for n in (20, 21, 22)]
+    assert f"{seq}/ (3 files)" in out
+    code, out, err = run("retry", ids[0])
+    assert code == 2 and "only failed or cancelled jobs" in err
+
+
+def test_an_idle_client_can_ask_again(harness):
+    # `queue wait` and downloads keep one client for a long time between requests: being idle
+    # longer than the heartbeat liveness (1 s here) is not a lost connection.
+    import time
+
+    c = harness.client()
+    assert c.queue().queued == 0
+    time.sleep(harness.config.limits.heartbeat_s * harness.config.limits.heartbeat_liveness + 0.3)  # idleness itself
+    assert c.queue().queued == 0

@@ -6,6 +6,7 @@ import pytest
 
 from bridge.client import Client, ConnectionLost, CurveKeys
 from server.app import Server
+from server.paths import DataDir
 from server.security import SecurityError, init_keys, is_loopback
 
 
@@ -30,7 +31,9 @@ def test_is_loopback(endpoint, local):
 
 
 def test_remote_bind_without_keys_is_refused(harness):
-    config = harness.config.__class__(**{**harness.config.__dict__, "bind": "tcp://0.0.0.0:*"})
+    # Its own data folder: the harness's server holds the lock on the shared one.
+    config = harness.config.__class__(**{**harness.config.__dict__, "bind": "tcp://0.0.0.0:*",
+                                         "data": DataDir(harness.root / "data-remote")})
     server = Server(config, engine_factory=lambda m: harness.engine, preload=False)
     try:
         with pytest.raises(SecurityError, match="--curve-dir"):
@@ -38,6 +41,7 @@ def test_remote_bind_without_keys_is_refused(harness):
     finally:
         server.socket.close()
         server.store.close()
+        server.lock.release()
 
 
 def test_curve_keys_let_the_right_client_in(harness, tmp_path):

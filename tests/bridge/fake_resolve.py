@@ -1,0 +1,408 @@
+"""A fake of DaVinci Resolve's scripting object model, for the methods bridge/resolve.py uses.
+
+Follows the README that ships with Resolve (Developer/Scripting) and the quirks users
+measured, because the tests exist to catch code that trusts Resolve too much:
+- `AppendToTimeline([{clipInfo}])` never overwrites: a clip that would overlap an item
+  already on its track, or that names a track that does not exist, is dropped without
+  an error (it is simply missing from the returned list). `endFrame` is exclusive.
+- `ImportMedia` imports into the media pool's *current* folder.
+- `TimelineItem.GetSourceStartFrame()` is one frame off (below the real first frame).
+- `Timeline.GetMarkInOut()` (19.1+) gives offsets from the timeline's start frame; keys
+  are absent when no mark is set. Older versions have no such method.
+- The free edition ("DaVinci Resolve") raises on Studio-only calls, and its UIManager
+  builds nothing since 19.1.
+Every call is recorded in `FakeResolve.calls` as (object kind, method, args).
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+from pathlib import Path
+from typing import Any, Optional
+
+_ids = itertools.count(1)
+STUDIO_ONLY = {"DetectSceneCuts", "CreateSubtitlesFromAudio", "AnalyzeDolbyVision"}
+
+
+class StudioOnlyCalled(AssertionError):
+    pass
+
+
+class _Recorded:
+    KIND = "object"
+
+    def __init__(self, app: "FakeResolve"):
+        self._app = app
+        self._id = f"{self.KIND}-{next(_ids)}"
+
+    def _call(self, method: str, *args: Any) -> None:
+        self._app.calls.append((self.KIND, method, args))
+
+    def GetUniqueId(self) -> str:
+        return self._id
+
+
+class FakeMediaPoolItem(_Recorded):
+    KIND = "MediaPoolItem"
+
+    def __init__(self, app: "FakeResolve", name: str, properties: dict[str, str], frames: int):
+        super().__init__(app)
+        self.name = name
+        self.properties = {"Clip Name": name, **properties}
+        self.frames = frames  # how many source frames the clip holds
+        self.metadata: dict[str, str] = {}
+        self.third_party: dict[str, str] = {}
+
+    def GetName(self) -> str:
+        return self.name
+
+    def GetClipProperty(self, key: Optional[str] = None):
+        self._call("GetClipProperty", key)
+        return dict(self.properties) if key is None else self.properties.get(key, "")
+
+    def SetMetadata(self, key, value=None) -> bool:
+        self._call("SetMetadata", key, value)
+        updates = key if isinstance(key, dict) else {key: value}
+        # Resolve accepts only its own metadata fields
+        if any(k not in ("Comments", "Description", "Keywords", "Shot", "Scene", "Take") for k in updates):
+            return False
+        self.metadata.update({k: str(v) for k, v in updates.items()})
+        return True
+
+    def GetMetadata(self, key=None):
+        return dict(self.metadata) if key is None else self.metadata.get(key, "")
+
+    def SetThirdPartyMetadata(self, key, value=None) -> bool:
+        self._call("SetThirdPartyMetadata", key, value)
+        self.third_party.update(key if isinstance(key, dict) else {key: value})
+        return True
+
+    def GetThirdPartyMetadata(self, key=None):
+        return dict(self.third_party) if key is None else self.third_party.get(key, "")
+
+
+class FakeFolder(_Recorded):
+    KIND = "Folder"
+
+    def __init__(self, app: "FakeResolve", name: str):
+        super().__init__(app)
+        self.name = name
+        self.clips: list[FakeMediaPoolItem] = []
+        self.subfolders: list[FakeFolder] = []
+
+    def GetName(self) -> str:
+        return self.name
+
+    def GetClipList(self) -> list:
+        return list(self.clips)
+
+    def GetSubFolderList(self) -> list:
+        return list(self.subfolders)
+
+
+class FakeTimelineItem(_Recorded):
+    KIND = "TimelineItem"
+
+    def __init__(self, app: "FakeResolve", name: str, media_item: Optional[FakeMediaPoolItem], start: int,
+                 duration: int, left_offset: int, track: int):
+        super().__init__(app)
+        self.name, self.media_item = name, media_item
+        self.start, self.duration, self.left_offset, self.track = start, duration, left_offset, track
+        self.color = ""
+
+    def GetName(self) -> str:
+        return self.name
+
+    def GetStart(self, subframe: bool = False) -> int:
+        return self.start
+
+    def GetEnd(self, subframe: bool = False) -> int:
+        return self.start + self.duration  # exclusive, as Resolve reports it
+
+    def GetDuration(self, subframe: bool = False) -> int:
+        return self.duration
+
+    def GetLeftOffset(self, subframe: bool = False) -> int:
+        return self.left_offset
+
+    def GetRightOffset(self, subframe: bool = False) -> int:
+        frames = self.media_item.frames if self.media_item else self.left_offset + self.duration
+        return frames - self.left_offset - self.duration
+
+    def GetSourceStartFrame(self) -> int:
+        return self.left_offset - 1  # the measured off-by-one
+
+    def GetMediaPoolItem(self) -> Optional[FakeMediaPoolItem]:
+        return self.media_item
+
+    def GetTrackTypeAndIndex(self) -> list:
+        return ["video", self.track]
+
+    def SetClipColor(self, color: str) -> bool:
+        self._call("SetClipColor", color)
+        self.color = color
+        return True
+
+    def GetClipColor(self) -> str:
+        return self.color
+
+
+class FakeTimeline(_Recorded):
+    KIND = "Timeline"
+
+    def __init__(self, app: "FakeResolve", name: str, frame_rate: str = "29.97", start_frame: int = 108000,
+                 tracks: int = 1):
+        super().__init__(app)
+        self.name, self.frame_rate, self.start_frame = name, frame_rate, start_frame
+        self.tracks: list[list[FakeTimelineItem]] = [[] for _ in range(tracks)]
+        self.locked: set[int] = set()
+        self.disabled: set[int] = set()
+        self.playhead = start_frame
+        self.marks: dict[str, dict[str, int]] = {}
+        self.selection: Optional[list[FakeTimelineItem]] = None  # None: this Resolve cannot report a selection
+
+    def __getattr__(self, name: str):
+        # Versions differ: GetMarkInOut exists from 19.1, a selection API not in the documented one.
+        if name in ("GetMarkInOut", "SetMarkInOut", "ClearMarkInOut") and self._app.version >= (19, 1):
+            return getattr(self, "_" + name)
+        if name == "GetSelectedItems" and self.selection is not None:
+            return lambda: {i: item for i, item in enumerate(self.selection)}
+        if name in STUDIO_ONLY:
+            return self._app.studio_only(name)
+        raise AttributeError(name)
+
+    def add(self, track: int, name: str, media_item: Optional[FakeMediaPoolItem], start: int, duration: int,
+            left_offset: int = 0) -> FakeTimelineItem:
+        while len(self.tracks) < track:
+            self.tracks.append([])
+        item = FakeTimelineItem(self._app, name, media_item, start, duration, left_offset, track)
+        self.tracks[track - 1].append(item)
+        return item
+
+    def GetName(self) -> str:
+        return self.name
+
+    def GetStartFrame(self) -> int:
+        return self.start_frame
+
+    def GetEndFrame(self) -> int:
+        return max([i.GetEnd() for t in self.tracks for i in t] + [self.start_frame])
+
+    def GetSetting(self, key: str = ""):
+        return {"timelineFrameRate": self.frame_rate}.get(key, "")
+
+    def GetTrackCount(self, kind: str) -> int:
+        return len(self.tracks) if kind == "video" else 0
+
+    def AddTrack(self, kind: str, sub: Any = None) -> bool:
+        self._call("AddTrack", kind)
+        if kind != "video":
+            return False
+        self.tracks.append([])
+        return True
+
+    def GetItemListInTrack(self, kind: str, index: int) -> list:
+        if kind != "video" or not 1 <= index <= len(self.tracks):
+            return None  # Resolve answers None for a track that does not exist
+        return sorted(self.tracks[index - 1], key=lambda i: i.start)
+
+    def GetIsTrackEnabled(self, kind: str, index: int) -> bool:
+        return index not in self.disabled
+
+    def GetIsTrackLocked(self, kind: str, index: int) -> bool:
+        return index in self.locked
+
+    def GetCurrentVideoItem(self) -> Optional[FakeTimelineItem]:
+        # The topmost enabled track's item under the playhead.
+        for index in range(len(self.tracks), 0, -1):
+            if index in self.disabled:
+                continue
+            for item in self.tracks[index - 1]:
+                if item.start <= self.playhead < item.GetEnd():
+                    return item
+        return None
+
+    def _GetMarkInOut(self) -> dict:
+        return {k: dict(v) for k, v in self.marks.items()}
+
+    def _SetMarkInOut(self, mark_in: int, mark_out: int, kind: str = "all") -> bool:
+        self._call("SetMarkInOut", mark_in, mark_out, kind)
+        for k in (("video", "audio") if kind == "all" else (kind,)):
+            self.marks[k] = {"in": mark_in, "out": mark_out}
+        return True
+
+    def _ClearMarkInOut(self, kind: str = "all") -> bool:
+        self._call("ClearMarkInOut", kind)
+        for k in (("video", "audio") if kind == "all" else (kind,)):
+            self.marks.pop(k, None)
+        return True
+
+    def GetCurrentTimecode(self) -> str:
+        return "01:00:00:00"
+
+
+class FakeMediaPool(_Recorded):
+    KIND = "MediaPool"
+
+    def __init__(self, app: "FakeResolve", project: "FakeProject"):
+        super().__init__(app)
+        self.project = project
+        self.root = FakeFolder(app, "Master")
+        self.current = self.root
+
+    def GetRootFolder(self) -> FakeFolder:
+        return self.root
+
+    def AddSubFolder(self, parent: FakeFolder, name: str) -> FakeFolder:
+        self._call("AddSubFolder", parent.name, name)
+        folder = FakeFolder(self._app, name)
+        parent.subfolders.append(folder)
+        return folder
+
+    def GetCurrentFolder(self) -> FakeFolder:
+        return self.current
+
+    def SetCurrentFolder(self, folder: FakeFolder) -> bool:
+        self._call("SetCurrentFolder", folder.name)
+        self.current = folder
+        return True
+
+    def ImportMedia(self, items: list) -> list:
+        self._call("ImportMedia", items)
+        made = []
+        for info in items:
+            info = {"FilePath": info} if isinstance(info, str) else info
+            path = info["FilePath"]
+            if "StartIndex" in info:
+                numbers = range(info["StartIndex"], info["EndIndex"] + 1)
+                files = [Path(path.replace("%06d", f"{n:06d}")) for n in numbers]
+                if not files or not all(f.is_file() for f in files):
+                    continue  # Resolve imports nothing for a sequence it cannot find
+                name = Path(path).name.replace("%06d", f"[{numbers[0]:06d}-{numbers[-1]:06d}]")
+                frames, start = len(files), numbers[0]
+                rate = self.project.GetCurrentTimeline().frame_rate
+            else:
+                if not os.path.isfile(path):
+                    continue
+                from bridge.media import probe
+
+                meta = probe(path)
+                frames, start, name = meta.frame_count, 0, Path(path).name
+                rate = f"{float(meta.frame_rate):.3f}".rstrip("0").rstrip(".")
+            item = FakeMediaPoolItem(self._app, name, {"File Path": path, "Type": "Video", "FPS": rate,
+                                                      "Start": str(start), "Frames": str(frames)}, frames)
+            self.current.clips.append(item)
+            made.append(item)
+        return made
+
+    def AppendToTimeline(self, infos: list) -> list:
+        self._call("AppendToTimeline", infos)
+        timeline = self.project.GetCurrentTimeline()
+        made = []
+        for info in infos:
+            media_item, first, end = info["mediaPoolItem"], int(info["startFrame"]), int(info["endFrame"])
+            track = int(info.get("trackIndex", 1))
+            record = int(info.get("recordFrame", timeline.GetEndFrame()))
+            duration = end - first  # endFrame is exclusive
+            if not 1 <= track <= len(timeline.tracks) or duration <= 0 or end > media_item.frames:
+                continue
+            if any(i.start < record + duration and i.GetEnd() > record for i in timeline.tracks[track - 1]):
+                continue  # overlap: silently dropped, never overwritten
+            made.append(timeline.add(track, media_item.name, media_item, record, duration, first))
+        return made
+
+
+class FakeProject(_Recorded):
+    KIND = "Project"
+
+    def __init__(self, app: "FakeResolve"):
+        super().__init__(app)
+        self.timelines: list[FakeTimeline] = []
+        self.current: Optional[FakeTimeline] = None
+        self.media_pool = FakeMediaPool(app, self)
+
+    def add_timeline(self, **kwargs: Any) -> FakeTimeline:
+        timeline = FakeTimeline(self._app, f"Timeline {len(self.timelines) + 1}", **kwargs)
+        self.timelines.append(timeline)
+        self.current = self.current or timeline
+        return timeline
+
+    def GetMediaPool(self) -> FakeMediaPool:
+        return self.media_pool
+
+    def GetCurrentTimeline(self) -> Optional[FakeTimeline]:
+        return self.current
+
+    def SetCurrentTimeline(self, timeline: FakeTimeline) -> bool:
+        self._call("SetCurrentTimeline", timeline.name)
+        self.current = timeline
+        return True
+
+    def GetTimelineCount(self) -> int:
+        return len(self.timelines)
+
+    def GetTimelineByIndex(self, index: int) -> Optional[FakeTimeline]:
+        return self.timelines[index - 1] if 1 <= index <= len(self.timelines) else None
+
+
+class FakeProjectManager:
+    def __init__(self, project: Optional[FakeProject]):
+        self.project = project
+
+    def GetCurrentProject(self) -> Optional[FakeProject]:
+        return self.project
+
+
+class FakeResolve:
+    """`resolve` as a script sees it. product: "DaVinci Resolve" (free) or "DaVinci Resolve Studio"."""
+
+    def __init__(self, product: str = "DaVinci Resolve", version: tuple = (19, 1, 4), page: str = "edit"):
+        self.product, self.version, self.page = product, version, page
+        self.calls: list[tuple] = []
+        self.project = FakeProject(self)
+        self.project_manager = FakeProjectManager(self.project)
+
+    def studio_only(self, name: str):
+        def call(*args: Any):
+            self.calls.append(("Resolve", name, args))
+            if "Studio" not in self.product:
+                raise StudioOnlyCalled(f"{name} is Studio-only and was called on the free edition")
+            return True
+
+        return call
+
+    def GetProductName(self) -> str:
+        return self.product
+
+    def GetVersion(self) -> list:
+        return [*self.version, 0, ""][:5]
+
+    def GetCurrentPage(self) -> str:
+        return self.page
+
+    def GetProjectManager(self) -> FakeProjectManager:
+        return self.project_manager
+
+    def Fusion(self):
+        return _FakeFusion(self)
+
+    # helpers for tests
+    def media(self, path: str | os.PathLike, fps: str = "29.97", frames: int = 120, kind: str = "Video",
+              start_tc: str = "00:00:00:00") -> FakeMediaPoolItem:
+        item = FakeMediaPoolItem(self, Path(path).name, {"File Path": str(path), "FPS": fps, "Type": kind,
+                                                         "Start TC": start_tc, "Frames": str(frames)}, frames)
+        self.project.media_pool.root.clips.append(item)
+        return item
+
+    def names(self, kind: Optional[str] = None) -> list[str]:
+        return [m for k, m, _ in self.calls if kind is None or k == kind]
+
+
+class _FakeFusion:
+    def __init__(self, app: FakeResolve):
+        self._app = app
+
+    @property
+    def UIManager(self):
+        return None if "Studio" not in self._app.product and self._app.version >= (19, 1) else object()

@@ -1,0 +1,101 @@
+"""The handoff to the project's environment, for real: a child process, a `tokenflow serve` it starts, the tiny model."""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+import signal
+import socket
+import sys
+from pathlib import Path
+
+import pytest
+
+from bridge import handoff_run
+from bridge import resolve as r
+from bridge.handoff import ClipRef, HandoffRequest, HandoffResult
+from tests.bridge.fake_resolve import FakeResolve
+
+REPO = Path(__file__).resolve().parents[2]
+START = 108000
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_resolve_launcher_hands_off_to_a_started_server_and_places_the_result(
+        tiny_model_dir, shipped_clip, tmp_path, monkeypatch):
+    data = tmp_path / "data"
+    monkeypatch.setenv("TOKENFLOW_SERVER", f"tcp://127.0.0.1:{_free_port()}")  # nobody answers there yet
+    monkeypatch.setenv("TOKENFLOW_MODEL", str(tiny_model_dir))
+    monkeypatch.setenv("TOKENFLOW_DATA_DIR", str(data))
+    monkeypatch.setenv("TOKENFLOW_CACHE_DIR", str(tmp_path / "cache"))
+    app = FakeResolve()
+    tl = app.project.add_timeline(start_frame=START, tracks=1)
+    tl.add(1, "carphone", app.media(shipped_clip), start=START + 50, duration=4, left_offset=20)
+    tl.playhead = START + 51
+    said: list[str] = []
+    options = {"preset": "png", "output_dir": str(data / "outputs"),
+               "params": {"steps": 2, "short_side": 64, "kf_interval": 4}}
+    try:
+        placed = r.launch(app, sys.executable, str(REPO), ask=lambda n: ("submit", "a watercolor painting", 5),
+                          say=said.append, options=options)
+    finally:
+        started = [int(m.group(1)) for line in said for m in [re.search(r"local TokenFlow server \(pid (\d+)", line)] if m]
+        for pid in started:
+            os.kill(pid, signal.SIGTERM)
+    log = "\n".join(said)
+    assert started, log
+    assert placed == 1, log
+    imports = [args[0][0] for _, m, args in app.calls if m == "ImportMedia"]
+    assert len(imports) == 1
+    info = imports[0]
+    assert (info["StartIndex"], info["EndIndex"]) == (20, 23)  # numbered from the source frames
+    assert info["FilePath"].endswith("_%06d.png") and Path(info["FilePath"]).parent.parent == data / "outputs"
+    for n in range(20, 24):
+        assert Path(info["FilePath"] % n).is_file()
+    assert not Path(info["FilePath"] % 24).exists()
+    new = tl.tracks[1]
+    assert [(i.start, i.duration) for i in new] == [(START + 50, 4)]
+    meta = app.project.media_pool.root.subfolders[0].clips[0]
+    assert meta.third_party["TokenFlow Prompt"] == "a watercolor painting" and meta.third_party["TokenFlow Seed"] == "5"
+    assert re.fullmatch(r"[A-Za-z0-9_-]+", meta.third_party["TokenFlow Job"])
+
+
+def test_a_bad_request_exits_2_with_a_sentence(capsys, monkeypatch):
+    monkeypatch.setattr(sys, "stdin", io.StringIO('{"clips": [], "mode": "submit"}'))
+    assert handoff_run.main([]) == 2
+    assert "clips: no clip to edit" in capsys.readouterr().err
+
+
+def test_no_server_and_no_autostart_fails_every_clip_with_advice(shipped_clip, tmp_path, monkeypatch):
+    request = HandoffRequest(clips=[ClipRef(str(shipped_clip), 0, 3, "30000/1001")] * 2, mode="submit", prompt="x")
+    path = tmp_path / "req.json"
+    path.write_text(request.to_json())
+    out = io.StringIO()
+    code = handoff_run.main(["--request", str(path), "--server", f"tcp://127.0.0.1:{_free_port()}",
+                             "--no-start-server"], out=out)
+    results = [HandoffResult.from_line(line) for line in out.getvalue().splitlines()]
+    assert code == 1 and [x.state for x in results] == ["failed", "failed"]
+    assert "tokenflow serve" in results[0].message
+
+
+def test_outputs_never_reuse_an_existing_name(shipped_clip, tmp_path):
+    clip = ClipRef(str(shipped_clip), 10, 29, "30000/1001")
+    request = HandoffRequest(clips=[clip], mode="submit", prompt="A Watercolor, painting!", output_dir=str(tmp_path))
+    first = handoff_run.output_for(clip, request)
+    assert first == str(tmp_path / "carphone_pristine_10-29_a-watercolor-painting.mov")
+    Path(first).write_bytes(b"x")
+    assert handoff_run.output_for(clip, request).endswith("_a-watercolor-painting_2.mov")
+    seq = handoff_run.output_for(clip, HandoffRequest(clips=[clip], mode="submit", prompt="p", preset="png",
+                                                      output_dir=str(tmp_path)))
+    assert seq == str(tmp_path / "carphone_pristine_10-29_p" / "carphone_pristine_10-29_p_%06d.png")
+    exr = handoff_run.output_for(clip, HandoffRequest(clips=[clip], mode="submit", prompt="p", preset="exr_half",
+                                                      output_dir=str(tmp_path)))
+    assert exr.endswith("_%06d.exr")
+    with pytest.raises(ValueError, match="preset"):
+        handoff_run.output_for(clip, HandoffRequest(clips=[clip], mode="submit", prompt="p", preset="betamax"))
