@@ -328,6 +328,10 @@ class Client:
     def reorder(self, job: str, *, priority: int | None = None, position: int | None = None) -> p.JobInfo:
         return self.request(p.Reorder(priority=priority, position=position), job=job).body.info
 
+    def probe(self, path: str) -> dict:
+        """Facts about a media file on the server's machine (see `tokenflow probe`)."""
+        return self.request(p.Probe(input=path)).body.facts
+
     def outputs(self, job: str) -> list[str]:
         return self.request(p.Fetch(what="outputs"), job=job).body.paths
 

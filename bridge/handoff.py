@@ -20,7 +20,9 @@ from typing import Any, Optional
 
 HANDOFF_VERSION = 1
 RESULT_PREFIX = "TOKENFLOW-RESULT "
-MODES = ("panel", "submit")  # open the panel with the clips loaded / submit at once with the given prompt
+# open the panel with the clips loaded / submit at once with the given prompt / ask for the prompt in a
+# small dialog shown by the project's environment (so the editor's own process runs no GUI code), then submit
+MODES = ("panel", "submit", "ask")
 RESULT_STATES = ("queued", "done", "failed", "cancelled")
 
 

@@ -429,13 +429,29 @@ class Requeued(Body):
     reason: str = ""
 
 
+@dataclass(frozen=True)
+class Probe(Body):
+    """Describe a media file on the server's machine; answered with `clip`."""
+
+    TYPE: ClassVar[str] = "probe"
+    input: str = ""  # absolute path on the server's machine
+
+
+@dataclass(frozen=True)
+class Clip(Body):
+    """The reply to `probe`: the facts `tokenflow probe --json` prints (docs/protocol.md)."""
+
+    TYPE: ClassVar[str] = "clip"
+    facts: dict[str, Any] = field(default_factory=dict)
+
+
 REQUESTS: tuple[type[Body], ...] = (
     Hello, Submit, Cancel, ListJobs, Status, Subscribe, Unsubscribe, Fetch, Reorder, Heartbeat, Delete,
-    Retry, QueueControl, ListFiles, Read,
+    Retry, QueueControl, ListFiles, Read, Probe,
 )
 REPLIES: tuple[type[Body], ...] = (
     Welcome, JobStatus, JobList, Subscribed, Outputs, FetchEnd, Ok, Error, Heartbeat,
-    QueueState, Files, Chunk,
+    QueueState, Files, Chunk, Clip,
 )
 EVENTS: tuple[type[Body], ...] = (
     Accepted, Progress, Proxy, Frame, Done, Failed, Cancelled, Requeued,
@@ -733,5 +749,7 @@ def _checks(body: Body) -> None:
         need(body.offset >= 0, "body.offset must be 0 or more.", "body.offset")
         need(1 <= body.length <= MAX_CHUNK_BYTES, f"body.length must be between 1 and {MAX_CHUNK_BYTES}.",
              "body.length")
+    elif isinstance(body, Probe):
+        need(len(body.input) <= 4096, "body.input must be at most 4096 characters.", "body.input")
     elif isinstance(body, Hello):
         need(len(body.client) <= 256, "body.client must be at most 256 characters.", "body.client")

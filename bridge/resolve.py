@@ -371,60 +371,15 @@ def run_handoff(python: str, project_root: str, request: HandoffRequest,
     return process.wait()
 
 
-def ask_prompt(count: int) -> Optional[Tuple[str, Optional[str], Optional[int]]]:
-    """A minimal dialog (tkinter): ("submit", prompt, seed), ("panel", None, None), or None when cancelled.
-
-    Without tkinter (or without a display) the panel opens instead: it has its own prompt field.
-    """
-    try:
-        import tkinter as tk
-        root = tk.Tk()
-    except Exception:  # no tkinter in this Python, or no display: the panel asks instead
-        return ("panel", None, None)
-    answer: List[Any] = [None]
-    root.title("TokenFlow")
-    tk.Label(root, text="Edit {} clip{} with the prompt:".format(count, "" if count == 1 else "s")).grid(
-        row=0, column=0, columnspan=3, sticky="w", padx=8, pady=(8, 2))
-    prompt = tk.Entry(root, width=56)
-    prompt.grid(row=1, column=0, columnspan=3, padx=8, sticky="we")
-    tk.Label(root, text="Seed (optional):").grid(row=2, column=0, sticky="w", padx=8, pady=4)
-    seed = tk.Entry(root, width=10)
-    seed.grid(row=2, column=1, sticky="w", pady=4)
-    error = tk.Label(root, text="", fg="red")
-    error.grid(row=3, column=0, columnspan=3, sticky="w", padx=8)
-
-    def submit(_event: Any = None) -> None:
-        text, seed_text = prompt.get().strip(), seed.get().strip()
-        if not text:
-            error.config(text="Type a prompt, e.g. 'a watercolor painting'.")
-            return
-        if seed_text and not seed_text.lstrip("-").isdigit():
-            error.config(text="The seed is a whole number, or empty.")
-            return
-        answer[0] = ("submit", text, int(seed_text) if seed_text else None)
-        root.destroy()
-
-    def panel() -> None:
-        answer[0] = ("panel", None, None)
-        root.destroy()
-
-    buttons = tk.Frame(root)
-    buttons.grid(row=4, column=0, columnspan=3, sticky="e", padx=8, pady=8)
-    tk.Button(buttons, text="Cancel", command=root.destroy).pack(side="right")
-    tk.Button(buttons, text="Open panel...", command=panel).pack(side="right", padx=4)
-    tk.Button(buttons, text="Edit", default="active", command=submit).pack(side="right")
-    root.bind("<Return>", submit)
-    root.bind("<Escape>", lambda _e: root.destroy())
-    prompt.focus_set()
-    root.mainloop()
-    return answer[0]
-
-
 def launch(resolve: Any, python: str, project_root: str,
-           ask: Callable[[int], Optional[Tuple[str, Optional[str], Optional[int]]]] = ask_prompt,
+           ask: Optional[Callable[[int], Optional[Tuple[str, Optional[str], Optional[int]]]]] = None,
            say: Callable[[str], None] = print, options: Optional[Dict[str, Any]] = None) -> int:
-    """Workspace > Scripts > TokenFlow: collect the clips, ask, hand off, place each result as it arrives.
+    """Workspace > Scripts > TokenFlow: collect the clips, hand off, place each result as it arrives.
 
+    The prompt dialog is shown by the project's environment (mode "ask"), never in
+    Resolve's own process: GUI code on Resolve's script thread can take Resolve down
+    (macOS runs Tk only on a process's main thread). `ask` replaces the dialog (tests,
+    other front ends): it returns (mode, prompt, seed), or None to stop.
     Returns how many results were placed.
     """
     try:
@@ -436,10 +391,12 @@ def launch(resolve: Any, python: str, project_root: str,
         say("TokenFlow: skipped: " + problem)
     if not picked:
         return 0
-    answer = ask(len(picked))
-    if answer is None:
-        return 0
-    mode, prompt, seed = answer
+    mode, prompt, seed = "ask", None, None
+    if ask is not None:
+        answer = ask(len(picked))
+        if answer is None:
+            return 0
+        mode, prompt, seed = answer
     request = request_for(picked, mode, prompt, seed, options)
     placed = [0]
 
@@ -449,6 +406,8 @@ def launch(resolve: Any, python: str, project_root: str,
         clip = picked[result.clip_index]
         if result.state == "queued":
             say("TokenFlow: '{}' queued as job {}.".format(clip.clip.name, result.job_id))
+            return
+        if result.state == "cancelled" and not result.job_id:  # the dialog was closed: nothing was sent
             return
         try:
             say("TokenFlow: " + place(resolve, clip, result))

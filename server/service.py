@@ -20,12 +20,14 @@ from server.cursors import Cursor, EventCursor, ListCursor
 from server.engine_host import EngineHost
 from server.journal import Journal
 from server.output_files import OutputFileError, read_chunk
+from server.probe_request import Prober
 from server.scheduler import Scheduler
 from server.store import JobRecord, job_summary_fields
 from server.submission import SubmitError, resolve
 
 CAPABILITIES = ["submit", "cancel", "list", "status", "subscribe", "fetch", "reorder", "proxy", "frame",
-                "client_token", "curve", "delete", "queue", "retry", "dry_run", "named_outputs", "files", "read"]
+                "client_token", "curve", "delete", "probe", "queue", "retry", "dry_run", "named_outputs", "files",
+                "read"]
 QUEUE_PAUSED = "queue_paused"  # store setting: the pause outlives a restart
 
 
@@ -58,6 +60,7 @@ class Service:
         self.engines = engines
         self.server_id = server_id
         self.new_job_id = new_job_id
+        self.prober = Prober(journal.doorbell.ring)
 
     def handle(self, env: p.Envelope) -> Outcome:
         handler = getattr(self, f"_on_{env.type}")
@@ -197,6 +200,7 @@ class Service:
                                "then delete it.", "job")
         kept = f"; its outputs were kept ({', '.join(job.outputs)})" if job.outputs else ""
         return self._reply(env, p.Ok(detail=f"Deleted job {job.id} and {human(freed)} of stored data{kept}."))
+
     # --- the render queue (docs/queue.md) ---
 
     def _on_retry(self, env: p.Envelope) -> Outcome:
@@ -247,6 +251,10 @@ class Service:
             raise RequestError(exc.code, exc.message, exc.hint, "body.name") from None
         chunk = p.Chunk(name=body.name, offset=body.offset, size=size, eof=body.offset + len(data) >= size)
         return Outcome([p.encode(p.Envelope(chunk, rid=env.rid, job=job.id, blobs=(data,)))])
+
+    def _on_probe(self, env: p.Envelope) -> Outcome:
+        # Off this thread: a long file must not hold up everyone else's requests.
+        return Outcome(cursor=self.prober.start(env.body.input, env.rid), cursor_key=("probe", env.rid))
 
     def _on_heartbeat(self, env: p.Envelope) -> Outcome:  # the front answers heartbeats itself
         return self._reply(env, p.Heartbeat(server_id=self.server_id))
