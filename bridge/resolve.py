@@ -24,12 +24,11 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
-from .handoff import ClipRef, HandoffRequest, HandoffResult, RESULT_PREFIX
+from .handoff import ClipRef, HandoffRequest, HandoffResult, RESULT_PREFIX, image_sequence
 
 EDITOR = "resolve"
 BIN_NAME = "AI Edits"
@@ -220,8 +219,10 @@ def import_description(result: HandoffResult) -> Dict[str, Any]:
     """The clipInfo for MediaPool.ImportMedia: an image-sequence pattern with its index range, or the movie."""
     if not result.output:
         raise ResolveProblem("The result has no output file.")
-    if result.first_number is not None and result.last_number is not None:
-        return {"FilePath": result.output, "StartIndex": int(result.first_number), "EndIndex": int(result.last_number)}
+    sequence = image_sequence(result)
+    if sequence is not None:
+        pattern, first, last = sequence
+        return {"FilePath": pattern, "StartIndex": first, "EndIndex": last}
     return {"FilePath": result.output}
 
 
@@ -319,10 +320,17 @@ def place(resolve: Any, picked: Picked, result: HandoffResult) -> str:
             "mediaType": 1, "trackIndex": track, "recordFrame": first,
         }]) or []
         placed = [i for i in appended if i is not None]
-        if not placed or placed[0].GetStart() != first or placed[0].GetDuration() != picked.timeline_frames:
+        if not placed or placed[0].GetStart() != first:
             raise ResolveProblem("Resolve did not place the result of '{}' at frame {} on V{}; it is in the '{}' "
                                  "bin.".format(clip.name, first, track, BIN_NAME))
         placed[0].SetClipColor(RESULT_CLIP_COLOR)
+        if placed[0].GetDuration() != picked.timeline_frames:
+            # e.g. an image sequence imported at the project's image-sequence rate, not the clip's
+            raise ResolveProblem("The result of '{}' is on V{} from frame {}, but {} frames long instead of {}: "
+                                 "Resolve gave it another frame rate. Set the rate of the '{}' clip in Clip "
+                                 "Attributes to {}, or use a movie format.".format(
+                                     clip.name, track, first, placed[0].GetDuration(), picked.timeline_frames,
+                                     BIN_NAME, clip.frame_rate))
     finally:
         if switched:
             project.SetCurrentTimeline(current)
