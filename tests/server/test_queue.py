@@ -214,3 +214,19 @@ def test_an_idle_client_can_ask_again(harness):
     assert c.queue().queued == 0
     time.sleep(harness.config.limits.heartbeat_s * harness.config.limits.heartbeat_liveness + 0.3)  # idleness itself
     assert c.queue().queued == 0
+
+
+def test_a_damaged_download_is_removed_not_named(harness, tmp_path):
+    from bridge.download import DownloadError
+
+    c = harness.client()
+    job = c.submit(named(harness)).job
+    c.wait(job)
+    (info,) = c.files(job).files
+    served = harness.root / "out" / "renders" / info.name
+    data = bytearray(served.read_bytes())
+    data[len(data) // 2] ^= 0xFF  # same size, different bytes: only the checksum can tell
+    served.write_bytes(bytes(data))
+    with pytest.raises(DownloadError, match="SHA-256 does not match"):
+        download_job(c, job, tmp_path / "dl")
+    assert list((tmp_path / "dl").iterdir()) == []  # neither a file under the final name nor a partial left
