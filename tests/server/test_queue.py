@@ -230,3 +230,30 @@ def test_a_damaged_download_is_removed_not_named(harness, tmp_path):
     with pytest.raises(DownloadError, match="SHA-256 does not match"):
         download_job(c, job, tmp_path / "dl")
     assert list((tmp_path / "dl").iterdir()) == []  # neither a file under the final name nor a partial left
+
+
+def test_download_rides_out_a_server_restart(harness, tmp_path):
+    import dataclasses
+
+    c = harness.client(reconnect_timeout=30)
+    job = c.submit(named(harness, frames="0:7")).job
+    c.wait(job)
+    (info,) = c.files(job).files
+    harness.config = dataclasses.replace(harness.config, bind=harness.endpoint)  # restart on the same port
+    offsets, reconnects = [], []
+
+    def stop_once(name, offset, size):
+        offsets.append(offset)
+        if len(offsets) == 1:
+            harness.server.stop()  # the requests in flight die with it; the client hears silence
+
+    def reconnect():  # the client gave up on the old connection: the server comes back now
+        reconnects.append(offsets[-1])
+        harness.start()
+        real_reconnect()
+
+    real_reconnect, c.reconnect = c.reconnect, reconnect
+    (saved,) = download_job(c, job, tmp_path / "dl", chunk_size=1000, window=3, on_chunk=stop_once)
+    assert reconnects == [1000]  # one drop, after the first chunk
+    assert offsets[:2] == [1000, 2000] and offsets[-1] == info.size  # carried on from byte 1000
+    assert hashlib.sha256(saved.path.read_bytes()).hexdigest() == info.sha256
