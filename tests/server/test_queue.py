@@ -201,6 +201,10 @@ def test_queue_commands(harness, tmp_path, capsys):
     seq = harness.root / "out" / "q" / f"seq_20-22_three_0_{ids[2]}"
     assert sorted(f.name for f in seq.iterdir()) == [f"{seq.name}_{n:06d}.png" for n in (20, 21, 22)]
     assert f"{seq}/ (3 files)" in out
+    code, out, err = run("--batch", out.split()[1].rstrip(":"), "--download", str(tmp_path / "local"))
+    assert code == 0, err
+    here = tmp_path / "local" / seq.name
+    assert sorted(f.read_bytes() for f in here.iterdir()) == sorted(f.read_bytes() for f in seq.iterdir())
     code, out, err = run("retry", ids[0])
     assert code == 2 and "only failed or cancelled jobs" in err
 
