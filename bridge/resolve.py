@@ -12,7 +12,8 @@ what users measured):
   frames x (clip rate / timeline rate). `GetSourceStartFrame()` is off by one on some
   versions and is not used.
 - `Timeline.GetMarkInOut()` (19.1+) gives marks as offsets from the timeline's start
-  frame, both inclusive; keys are absent when a mark is not set.
+  frame (the README's example starts at 0), both inclusive; keys are absent when a mark
+  is not set. Marks that only make sense as timeline frames are read as such.
 - `MediaPool.ImportMedia([{"FilePath": pattern, "StartIndex": a, "EndIndex": b}])`
   imports an image sequence; the import goes into the *current* folder.
 - `MediaPool.AppendToTimeline([{clipInfo}])` never overwrites: a clip that would overlap
@@ -104,8 +105,13 @@ def video_marks(timeline: Any) -> Optional[Tuple[int, int]]:
     video = (marks or {}).get("video") or {}
     if "in" not in video or "out" not in video:
         return None
-    start = int(timeline.GetStartFrame())
-    return start + int(video["in"]), start + int(video["out"])
+    start, end = int(timeline.GetStartFrame()), int(timeline.GetEndFrame())
+    mark_in, mark_out = int(video["in"]), int(video["out"])
+    # Documented as offsets from the start frame; a Resolve that answers in timeline frames
+    # (01:00:00:00 = 86400 at 24 fps) is recognised by marks that only fit that way.
+    if start + mark_out > end and start <= mark_in and mark_out <= end:
+        return mark_in, mark_out
+    return start + mark_in, start + mark_out
 
 
 def _items_in_range(timeline: Any, first: int, last: int) -> List[Any]:

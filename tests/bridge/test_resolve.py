@@ -292,3 +292,11 @@ def test_a_result_resolve_stretches_is_reported_with_what_to_do(app, shipped_cli
     with pytest.raises(r.ResolveProblem, match="20 frames long instead of 10.*Clip Attributes to 50"):
         r.place(app, picked, _done(_sequence(tmp_path / "o", 0, 19), 0, 19))
     assert len(tl.tracks[1]) == 1  # placed, and said so
+
+
+def test_marks_given_in_timeline_frames_are_recognised(app, shipped_clip):
+    tl = _timeline(app)
+    tl.add(1, "a", app.media(shipped_clip), start=START, duration=60, left_offset=5)
+    tl.marks = {"video": {"in": START + 20, "out": START + 29}}  # absolute: as offsets they would lie past the end
+    clip = r.collect(app)[0][0].clip
+    assert (clip.first, clip.last, clip.record_frame) == (25, 34, START + 20)
