@@ -82,8 +82,12 @@ def test_install_list_and_uninstall_desktop_and_service(home, capsys):
     assert listed["desktop"]["installed"] and listed["service"]["installed"]
     assert listed["desktop"]["advice"] == "" and str(entry) in listed["desktop"]["where"]
 
+    # As `systemctl --user enable` (run by the user, elsewhere) leaves it; removed with the unit.
+    wants = unit.parent / "default.target.wants" / "tokenflow.service"
+    wants.parent.mkdir()
+    wants.symlink_to(unit)
     assert main(["uninstall", "service"]) == 0 and main(["uninstall", "desktop"]) == 0
-    assert not entry.exists() and not unit.exists()
+    assert not entry.exists() and not unit.exists() and not wants.is_symlink()
     assert not (home / ".local/share/icons/hicolor/scalable/apps/tokenflow.svg").exists()
     capsys.readouterr()
     assert main(["install", "--list", "--json"]) == 0
