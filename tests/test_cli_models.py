@@ -16,7 +16,6 @@ from server.model_registry import Registry, resolve_model
 from server.cli import main
 
 
-
 def test_make_tiny_builds_a_loadable_diffusers_folder_and_says_it_is_noise(tmp_path, capsys):
     from diffusers import StableDiffusionPipeline
 
