@@ -332,6 +332,8 @@ class Client:
 
     def request(self, body: p.Body, job: str | None = None, timeout: float | None = None) -> p.Envelope:
         """Send a request and wait for its reply; error replies raise ServerError."""
+        # Silence counts from now: a client idle for minutes has heard nothing because it asked nothing.
+        self._last_heard = max(self._last_heard, time.monotonic())
         timeout = self.timeout if timeout is None else timeout
         started = time.monotonic()
         rid = self._send(body, job)
@@ -368,12 +370,12 @@ class Client:
     def status(self, job: str) -> p.JobInfo:
         return self.request(p.Status(), job=job).body.info
 
-    def list_jobs(self, states: list[str] | None = None, limit: int = 100) -> list[p.JobInfo]:
+    def list_jobs(self, states: list[str] | None = None, limit: int = 100, batch: str | None = None) -> list[p.JobInfo]:
         """Up to `limit` jobs, newest first, read page by page (the server bounds each page)."""
         jobs: list[p.JobInfo] = []
         while len(jobs) < limit:
             page = self.request(p.ListJobs(states=states, limit=min(limit - len(jobs), p.MAX_LIST),
-                                           offset=len(jobs))).body
+                                           offset=len(jobs), batch=batch)).body
             jobs.extend(page.jobs)
             if not page.more or not page.jobs:
                 break
@@ -383,8 +385,63 @@ class Client:
         """What the server holds for its clients now (queued bytes, subscriptions; docs/protocol.md)."""
         return self.request(p.Stats()).body
 
+    # --- the render queue (docs/queue.md) ---
+
+    def check(self, spec: p.JobSpec) -> str:
+        """Validate a spec exactly as `submit` would, queueing nothing; returns the output path it would get."""
+        return self.request(p.Submit(spec=spec, dry_run=True)).body.detail
+
+    def retry(self, job: str) -> p.JobInfo:
+        return self.request(p.Retry(), job=job).body.info
+
+    def queue(self, action: str | None = None) -> p.QueueState:
+        """The queue's state; action "pause" or "resume" changes it first."""
+        return self.request(p.QueueControl(action=action)).body
+
+    def files(self, job: str) -> p.Files:
+        return self.request(p.ListFiles(), job=job).body
+
+    def read(self, job: str, name: str, offset: int, length: int = p.MAX_CHUNK_BYTES) -> tuple[p.Chunk, bytes]:
+        env = self.request(p.Read(name=name, offset=offset, length=length), job=job)
+        return env.body, bytes(env.blobs[0])
+
+    def read_stream(self, job: str, name: str, offset: int, size: int, chunk: int = p.MAX_CHUNK_BYTES,
+                    window: int = 4) -> Iterator[tuple[p.Chunk, bytes]]:
+        """The chunks of file `name` from `offset` to `size`, in order, with up to `window` `read`
+        requests in flight: over a link with latency the next chunks are already on their way
+        (each request still asks for one bounded chunk). Raises ConnectionLost when the server
+        stops answering; ask again from the last byte received to resume."""
+        pending: deque[int] = deque()
+        ahead = offset
+        try:
+            while pending or ahead < size:
+                while len(pending) < window and ahead < size:
+                    length = min(chunk, size - ahead)
+                    pending.append(self._send(p.Read(name=name, offset=ahead, length=length), job=job))
+                    ahead += length
+                self._last_heard = max(self._last_heard, time.monotonic())
+                try:
+                    env = self._next(pending[0], time.monotonic() + self.timeout)
+                except _SessionLost:
+                    raise self._no_answer(self.timeout) from None
+                self._forget(pending.popleft())
+                if isinstance(env.body, p.Error):
+                    raise ServerError(env.body.code, env.body.message, env.body.hint, env.body.field)
+                yield env.body, bytes(env.blobs[0])
+        finally:
+            for rid in pending:  # left early: late replies are dropped on arrival
+                self._forget(rid)
+
+    def reconnect(self) -> None:
+        """A fresh socket and hello, retried for up to reconnect_timeout (after ConnectionLost)."""
+        self._reconnect()
+
     def reorder(self, job: str, *, priority: int | None = None, position: int | None = None) -> p.JobInfo:
         return self.request(p.Reorder(priority=priority, position=position), job=job).body.info
+
+    def probe(self, path: str) -> dict:
+        """Facts about a media file on the server's machine (see `tokenflow probe`)."""
+        return self.request(p.Probe(input=path)).body.facts
 
     def outputs(self, job: str) -> list[str]:
         return self.request(p.Fetch(what="outputs"), job=job).body.paths

@@ -28,7 +28,7 @@ def register(subparsers) -> None:
                         "tcp://127.0.0.1:PORT uses keys made in your config folder; any other address needs "
                         "--curve-dir). See docs/protocol.md, Security.")
     parser.add_argument("--model", action="append", metavar="MODEL",
-                        help="model to offer (hub id, local folder, .safetensors); repeat to offer several, the "
+                        help="model to offer (hub id, local folder, .safetensors, or a name from `tokenflow models list`); repeat to offer several, the "
                         f"first is the default (default: ${MODEL_ENV} or the engine's default)")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     parser.add_argument("--data-dir", type=Path,
