@@ -2,8 +2,10 @@
 
 Driven by tests/bridge/test_blender.py through environment variables: enables the
 installed TokenFlow add-on, puts a trimmed movie strip on channel 2 with a colour strip
-in the way on channel 3, runs the add-on's operator (blocking, as in background mode),
-and prints one JSON line describing every strip afterwards.
+in the way on channel 3, runs the add-on's operator, and prints one JSON line
+describing every strip afterwards. In background mode the operator blocks; with
+Blender's window (under Xvfb) it runs modal on a timer, as a user sees it, and this
+script waits for the placed strip with a timer of its own, then quits Blender.
 """
 
 import json
@@ -31,9 +33,8 @@ blocker = strips.new_effect(name="title card", type="COLOR", channel=3, frame_st
                             **({"frame_end": 32} if bpy.app.version < (4, 5, 0) else {"length": 27}))
 editor.active_strip = source
 
-result = bpy.ops.sequencer.tokenflow_edit(
-    prompt="a watercolor painting", seed=5, preset=os.environ.get("TF_PRESET", "png"),
-    params_json=json.dumps({"steps": 2, "short_side": 64, "kf_interval": 4}))
+ARGS = dict(prompt="a watercolor painting", seed=5, preset=os.environ.get("TF_PRESET", "png"),
+            params_json=json.dumps({"steps": 2, "short_side": 64, "kf_interval": 4}))
 
 
 def describe(strip):
@@ -49,8 +50,37 @@ def describe(strip):
     return out
 
 
-print("SCENARIO " + json.dumps({"operator": sorted(result), "version": list(bpy.app.version),
-                                "addon_file": mod.__file__, "strips": [describe(s) for s in strips]}))
-if os.environ.get("TF_SAVE"):
-    scene.frame_current = 31
-    bpy.ops.wm.save_as_mainfile(filepath=os.environ["TF_SAVE"])
+def report(result):
+    print("SCENARIO " + json.dumps({"operator": sorted(result), "version": list(bpy.app.version),
+                                    "background": bpy.app.background, "addon_file": mod.__file__,
+                                    "strips": [describe(s) for s in strips]}), flush=True)
+    if os.environ.get("TF_SAVE"):
+        scene.frame_current = 31
+        bpy.ops.wm.save_as_mainfile(filepath=os.environ["TF_SAVE"])
+
+
+if bpy.app.background:
+    report(bpy.ops.sequencer.tokenflow_edit(**ARGS))
+else:
+    import time
+
+    state = {"deadline": time.monotonic() + 240}
+
+    def start():
+        window = bpy.context.window_manager.windows[0]
+        area = max(window.screen.areas, key=lambda a: a.width * a.height)
+        area.type = "SEQUENCE_EDITOR"
+        with bpy.context.temp_override(window=window, area=area):
+            state["result"] = bpy.ops.sequencer.tokenflow_edit("EXEC_DEFAULT", **ARGS)
+        return None
+
+    def finish():
+        placed = any(s.name.endswith("TokenFlow") for s in strips)
+        if not placed and time.monotonic() < state["deadline"]:
+            return 0.5
+        report(state.get("result", set()))
+        bpy.ops.wm.quit_blender()
+        return None
+
+    bpy.app.timers.register(start, first_interval=1.0)
+    bpy.app.timers.register(finish, first_interval=2.0)

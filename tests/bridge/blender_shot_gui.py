@@ -41,7 +41,32 @@ def arrange():
 def shoot():
     win = bpy.context.window_manager.windows[0]
     with bpy.context.temp_override(window=win):
+        bpy.ops.wm.redraw_timer(type="DRAW_WIN_SWAP", iterations=1)  # the preview's zoom shows only after a redraw
         bpy.ops.screen.screenshot(filepath=OUT)
+    if not os.environ.get("TF_SHOT_DIALOG"):
+        bpy.ops.wm.quit_blender()
+        return None
+    # The operator's dialog, over the source strip, as it looks before the edit.
+    import addon_utils
+
+    addon_utils.enable("tokenflow_vse", default_set=True)
+    editor = bpy.context.scene.sequence_editor
+    editor.sequences.remove(editor.sequences["carphone TokenFlow"])  # as before the edit
+    for s in editor.sequences:
+        s.select = s.name == "carphone"
+    editor.active_strip = editor.sequences["carphone"]
+    area = next(a for a in win.screen.areas if a.type == "SEQUENCE_EDITOR" and a.spaces.active.view_type == "SEQUENCER")
+    region = next(r for r in area.regions if r.type == "WINDOW")
+    with bpy.context.temp_override(window=win, area=area, region=region):
+        bpy.ops.sequencer.tokenflow_edit("INVOKE_DEFAULT", prompt="a watercolor painting", seed=5)
+    bpy.app.timers.register(shoot_dialog, first_interval=2.0)
+    return None
+
+
+def shoot_dialog():
+    win = bpy.context.window_manager.windows[0]
+    with bpy.context.temp_override(window=win):
+        bpy.ops.screen.screenshot(filepath=os.environ["TF_SHOT_DIALOG"])
     bpy.ops.wm.quit_blender()
     return None
 

@@ -47,10 +47,11 @@ def main(out: Path) -> None:
                             str(REPO / "tests/bridge/blender_scenario.py")], env=env, check=True, cwd=root)
         finally:
             serve.stop()
-        env = {**os.environ, "HOME": str(home), "TF_SHOT": str(out.absolute())}
+        env = {**os.environ, "HOME": str(home), "TF_SHOT": str(out.absolute()),
+               "TF_SHOT_DIALOG": str(out.with_name(out.stem + "_dialog" + out.suffix).absolute())}
         subprocess.run(["xvfb-run", "-a", "-s", "-screen 0 1600x900x24", "blender", str(saved), "--python",
                         str(REPO / "tests/bridge/blender_shot_gui.py")], env=env, check=True, cwd=root)
-    print(f"Wrote {out}")
+    print(f"Wrote {out} and {out.stem}_dialog{out.suffix}")
 
 
 if __name__ == "__main__":
