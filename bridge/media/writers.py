@@ -465,6 +465,7 @@ class ImageSequenceWriter(FrameWriter):
         preset: ExportPreset | None = None,
         frame_rate: Fraction | None = None,
         overwrite: bool = False,
+        timecode: str | None = None,
     ) -> None:
         preset = preset or preset_for_output(pattern)
         super().__init__(size, preset)
@@ -472,6 +473,7 @@ class ImageSequenceWriter(FrameWriter):
         self.pattern = pattern
         self.first_number = first_number
         self.frame_rate = frame_rate
+        self.timecode = timecode  # of the first image; EXR files carry each one's own
         self._overwrite = overwrite
         self._made_folders = _make_folders(pattern.parent)
         self._staging = Path(tempfile.mkdtemp(prefix=".tokenflow-", suffix=".partial", dir=pattern.parent))
@@ -515,6 +517,9 @@ class ImageSequenceWriter(FrameWriter):
         }
         if self.frame_rate is not None:
             header["framesPerSecond"] = self.frame_rate
+            if self.timecode:
+                header["timeCode"] = _exr_timecode(
+                    offset_timecode(self.timecode, self.frames_written, self.frame_rate))
         with OpenEXR.File(header, {"RGB": pixels}) as exr:
             exr.write(str(path))
 
@@ -569,7 +574,9 @@ def open_writer(
             raise MediaError(f"Start number {number} is negative: give 0 or more.")
         if frame_count is not None and not overwrite:
             check_not_existing(sequence_paths(spec, number, frame_count))
-        return ImageSequenceWriter(spec.path, number, size, spec.preset, info.frame_rate, overwrite)
+        timecode = _start_timecode(info, first_frame) if spec.preset.codec == "exr" else None
+        return ImageSequenceWriter(spec.path, number, size, spec.preset, info.frame_rate, overwrite,
+                                   timecode=_parsable(timecode, info.frame_rate))
     if not overwrite:
         check_not_existing([spec.path])
     return MovieWriter(
@@ -577,6 +584,24 @@ def open_writer(
         audio_source=info.path if audio and info.audio is not None else None,
         audio_start_s=info.start_s + Fraction(first_frame) / info.frame_rate, overwrite=overwrite,
     )
+
+
+def _parsable(timecode: str | None, rate: Fraction) -> str | None:
+    try:
+        return timecode if timecode and offset_timecode(timecode, 0, rate) else None
+    except ValueError:
+        return None
+
+
+def _exr_timecode(timecode: str):
+    """SMPTE timecode as OpenEXR's timeCode attribute (drop-frame flag included)."""
+    import OpenEXR
+
+    hours, minutes, seconds, frames = (int(part) for part in re.split(r"[:;.,]", timecode))
+    value = OpenEXR.TimeCode()
+    value.hours, value.minutes, value.seconds, value.frame = hours, minutes, seconds, frames
+    value.dropFrame = ";" in timecode or "," in timecode
+    return value
 
 
 def _start_timecode(info: ClipInfo, first_frame: int) -> str | None:
