@@ -49,7 +49,7 @@ def test_probe_reports_the_conformed_length_and_the_held_frames(gapped):
     assert info.variable_rate and info.held_frames == 5 and info.dropped_pictures == 0
     # The range an editor can mark is 0..16, not 0..11 (the picture count).
     assert parse_frame_range("12:16", info.frame_count) == (12, 16)
-    with pytest.raises(MediaError, match=r"runs past the end of the clip: keep it within 0:16"):
+    with pytest.raises(MediaError, match=r"runs past the end of the clip, which has 17 frames: keep it within 0:16"):
         parse_frame_range("10:17", info.frame_count)
     with pytest.raises(MediaError, match="ended after 17 frames"):
         list(read_frames(gapped, 15, 18))
