@@ -86,6 +86,8 @@ def parse_output_spec(out: str | Path, preset: str | ExportPreset | None = None)
     path = Path(text)
     suffix = path.suffix.lower()
     as_folder = text.endswith(("/", os.sep))
+    if chosen is not None and not chosen.is_movie and not suffix and "%" not in path.name:
+        as_folder = True  # `--format exr -o plates`: a sequence wants a folder
     if not as_folder and path.is_dir():
         if suffix in _MOVIE_SUFFIXES:
             # A folder named like a movie is almost surely a slip; refuse to guess.
@@ -408,6 +410,8 @@ class MovieWriter(FrameWriter):
             # One tick per frame keeps 30000/1001 exact through the muxer.
             context.time_base = 1 / frame_rate
             context.gop_size = max(1, round(frame_rate))  # a keyframe a second scrubs well
+            context.thread_type = "AUTO"  # ProRes and DNxHR encode slices on every core
+            context.thread_count = 0
             context.colorspace, context.color_primaries, context.color_trc = tags.matrix, tags.primaries, tags.transfer
             context.color_range = 2 if self._full_range else 1
             if timecode:
