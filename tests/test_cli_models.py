@@ -1,5 +1,18 @@
 from __future__ import annotations
 
+import hashlib
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from server.model_registry import Registry, resolve_model
 from server.cli import main
 
 
@@ -22,20 +35,6 @@ def test_models_help_warns_about_noise(capsys):
 
 
 # --- models list | pull | add | remove, on a temporary Hugging Face cache and config dir ---
-
-import hashlib
-import json
-import os
-import shutil
-import socket
-import subprocess
-import sys
-from pathlib import Path
-
-import numpy as np
-import pytest
-
-from server.model_registry import Registry, resolve_model
 
 REV = "0123456789abcdef0123456789abcdef01234567"
 
