@@ -321,6 +321,33 @@ class Client:
         env = self.request(p.Read(name=name, offset=offset, length=length), job=job)
         return env.body, bytes(env.blobs[0])
 
+    def read_stream(self, job: str, name: str, offset: int, size: int, chunk: int = p.MAX_CHUNK_BYTES,
+                    window: int = 4) -> Iterator[tuple[p.Chunk, bytes]]:
+        """The chunks of file `name` from `offset` to `size`, in order, with up to `window` `read`
+        requests in flight: over a link with latency the next chunks are already on their way
+        (each request still asks for one bounded chunk). Raises ConnectionLost when the server
+        stops answering; ask again from the last byte received to resume."""
+        pending: deque[int] = deque()
+        ahead = offset
+        try:
+            while pending or ahead < size:
+                while len(pending) < window and ahead < size:
+                    length = min(chunk, size - ahead)
+                    pending.append(self._send(p.Read(name=name, offset=ahead, length=length), job=job))
+                    ahead += length
+                self._last_heard = max(self._last_heard, time.monotonic())
+                try:
+                    env = self._next(pending[0], time.monotonic() + self.timeout)
+                except _SessionLost:
+                    raise self._no_answer(self.timeout) from None
+                self._forget(pending.popleft())
+                if isinstance(env.body, p.Error):
+                    raise ServerError(env.body.code, env.body.message, env.body.hint, env.body.field)
+                yield env.body, bytes(env.blobs[0])
+        finally:
+            for rid in pending:  # left early: late replies are dropped on arrival
+                self._forget(rid)
+
     def reconnect(self) -> None:
         """A fresh socket and hello, retried for up to reconnect_timeout (after ConnectionLost)."""
         self._reconnect()

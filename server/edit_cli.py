@@ -74,7 +74,8 @@ def register(subparsers) -> None:
     )
     add_edit_options(parser)
     parser.add_argument("--model", default=os.environ.get("TOKENFLOW_MODEL", DEFAULT_MODEL),
-                        help="hub id, local diffusers folder, or .safetensors checkpoint (default: %(default)s)")
+                        help="hub id, local diffusers folder, .safetensors checkpoint, or a name from `tokenflow models list` "
+                        "(default: %(default)s)")
     parser.add_argument("--model-config", help="diffusers folder giving the configuration of a single-file checkpoint")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     parser.add_argument("--cache-dir", type=Path, help="inversion cache folder (default: the user cache directory)")

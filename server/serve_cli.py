@@ -26,7 +26,7 @@ def register(subparsers) -> None:
     parser.add_argument("--bind", default=DEFAULT_ENDPOINT,
                         help="ZeroMQ endpoint (default: %(default)s). Off loopback, --curve-dir is required.")
     parser.add_argument("--model", action="append", metavar="MODEL",
-                        help="model to offer (hub id, local folder, .safetensors); repeat to offer several, the "
+                        help="model to offer (hub id, local folder, .safetensors, or a name from `tokenflow models list`); repeat to offer several, the "
                         f"first is the default (default: ${MODEL_ENV} or the engine's default)")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     parser.add_argument("--data-dir", type=Path,
