@@ -79,7 +79,8 @@ def test_pause_lets_the_running_job_finish(harness):
             break
     assert c.queue("pause").running == running
     assert c.wait(running).kind is EventKind.DONE
-    assert c.status(queued).state == "queued" and harness.server.scheduler.current is None
+    # Paused: the scheduler hands out nothing, to the worker or anyone else.
+    assert c.status(queued).state == "queued" and harness.server.scheduler.take(timeout=0) is None
     c.queue("resume")
     assert c.wait(queued).kind is EventKind.DONE
 
