@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any, Iterator, List, Optional
 
-from .handoff import ClipRef, HandoffRequest, HandoffResult, RESULT_PREFIX
+from .handoff import ClipRef, HandoffRequest, HandoffResult, RESULT_PREFIX, image_sequence
 
 EDITOR = "blender"
 MAX_CHANNEL = 128  # Blender's sequencer has channels 1..128
@@ -127,16 +127,16 @@ def place(scene: Any, placement: Placement, result: HandoffResult) -> Any:
     collection = strips(scene.sequence_editor)
     source_channel = int(placement.clip.track or 1)
     start = placement.frame_start
-    sequence = result.first_number is not None and result.last_number is not None
-    # An image strip shows one image per scene frame, so it may be longer than the range when rates differ.
-    length = (result.last_number - result.first_number + 1) if sequence else placement.frames
+    sequence = image_sequence(result)
+    length = (sequence[2] - sequence[1] + 1) if sequence else placement.frames
     channel = free_channel_above(collection, source_channel, start, start + max(length, placement.frames))
     if channel is None:
         raise BlenderProblem("No free channel above '{}' over frames {}-{}; the result is at {}.".format(
             placement.clip.name, start, start + placement.frames - 1, result.output))
     name = "{} TokenFlow".format(placement.clip.name)
     if sequence:
-        files = [result.output % n for n in range(result.first_number, result.last_number + 1)]
+        pattern, first, last = sequence
+        files = [pattern % n for n in range(first, last + 1)]
         missing = [f for f in files if not os.path.isfile(f)]
         if missing:
             raise BlenderProblem("{} of the result's images are missing, e.g. {}.".format(len(missing), missing[0]))

@@ -30,6 +30,11 @@ SUPPORTED_VERSIONS = (1,)
 DEFAULT_PORT = 7460
 DEFAULT_ENDPOINT = f"tcp://127.0.0.1:{DEFAULT_PORT}"
 DEFAULT_MAX_REQUEST_BYTES = 1 << 20  # requests carry paths and prompts, never pixels
+# Any single inbound frame up to this size is read and answered (`too_large` when it is
+# over max_request_bytes); ZeroMQ drops the connection of a peer sending a bigger frame.
+DEFAULT_MAX_FRAME_BYTES = 16 << 20
+# Every string in a request (paths, prompts, names) is at most this many characters.
+MAX_STRING_CHARS = 4096
 HEARTBEAT_INTERVAL_S = 1.0
 # A peer is presumed dead after this many heartbeat intervals without any traffic.
 HEARTBEAT_LIVENESS = 5
@@ -38,6 +43,10 @@ JOB_STATES = ("queued", "running", "done", "failed", "cancelled")
 TERMINAL_STATES = ("done", "failed", "cancelled")
 _JOB_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _MAX_INT = (1 << 63) - 1
+# Largest chunk of an output file one `read` reply carries (see `Read`).
+MAX_CHUNK_BYTES = 1 << 20
+# Placeholders a `name_template` may use (see bridge/naming.py).
+NAME_FIELDS = ("clip", "first", "last", "prompt", "seed", "job", "batch", "row")
 
 
 class ProtocolError(Exception):
@@ -91,12 +100,22 @@ class JobSpec:
     preset: Optional[str] = None
     # First number of an image sequence; None = the source frame numbers.
     start_number: Optional[int] = None
+    # The render queue (docs/queue.md): with no `output`, the server names the output
+    # `destination/<name_template>` (+ the format's extension), never reusing a name.
+    destination: Optional[str] = None  # absolute folder on the server's machine
+    name_template: Optional[str] = None  # e.g. "{clip}_{first}-{last}_{prompt}_{seed}_{job}"
+    name: Optional[str] = None  # the clip's name for {clip} (default: the input's file name)
+    batch: Optional[str] = None  # jobs queued together share it; the server writes their summary
+    row: Optional[int] = None  # the job's place in its batch file, for {row} and messages
 
 
 @dataclass(frozen=True)
 class Submit(Body):
     TYPE: ClassVar[str] = "submit"
     spec: JobSpec = None  # type: ignore[assignment]  # required; checked in decode
+    # True: check the spec exactly as a submit would, queue nothing; the reply is `ok`
+    # with the output path the job would get (a batch is checked whole before any is queued).
+    dry_run: bool = False
 
 
 @dataclass(frozen=True)
@@ -108,7 +127,12 @@ class Cancel(Body):
 class ListJobs(Body):
     TYPE: ClassVar[str] = "list"
     states: Optional[list[str]] = None
-    limit: int = 100
+    limit: int = 100  # 1..MAX_LIST
+    offset: int = 0  # jobs to skip (newest first): pages are offset, offset + limit, ...
+    batch: Optional[str] = None  # only this batch's jobs, in the order they were queued
+
+
+MAX_LIST = 1000
 
 
 @dataclass(frozen=True)
@@ -145,11 +169,57 @@ class Reorder(Body):
 
 
 @dataclass(frozen=True)
+class Retry(Body):
+    """A failed or cancelled job is queued again (same id, same output name): a `requeued`
+    event follows its terminal event, and a new attempt's events follow that."""
+
+    TYPE: ClassVar[str] = "retry"  # header "job" names the job
+
+
+@dataclass(frozen=True)
+class QueueControl(Body):
+    """The whole queue: "pause" (the running job finishes, nothing new starts; kept across
+    restarts), "resume", or None to just report. Reply: `queue_state`."""
+
+    TYPE: ClassVar[str] = "queue"
+    action: Optional[str] = None
+
+
+@dataclass(frozen=True)
+class ListFiles(Body):
+    """A finished job's output files with their sizes and SHA-256 (reply `file_list`)."""
+
+    TYPE: ClassVar[str] = "files"  # header "job" names the job
+
+
+@dataclass(frozen=True)
+class Read(Body):
+    """One chunk of one output file (reply `chunk`): the client pulls, one chunk per
+    request, so a dropped download resumes from any byte offset."""
+
+    TYPE: ClassVar[str] = "read"  # header "job" names the job
+    name: str = ""  # one of the `files` reply's names
+    offset: int = 0
+    length: int = MAX_CHUNK_BYTES  # at most MAX_CHUNK_BYTES
 class Delete(Body):
     """Remove a finished, failed, cancelled or queued job and what the server stores for
     it (events, frames, proxies). The job's outputs are the user's files: never touched."""
 
     TYPE: ClassVar[str] = "delete"  # header "job" names the job
+
+
+@dataclass(frozen=True)
+class Stats(Body):
+    """Request (empty body) and reply: what the server holds for its clients right now."""
+
+    TYPE: ClassVar[str] = "stats"
+    clients: int = 0  # clients the server knows (said anything within the liveness window)
+    subscriptions: int = 0
+    fetches: int = 0  # open `fetch` frame streams
+    queued_bytes: int = 0  # bytes handed to ZeroMQ for all clients and not yet written to their connections
+    peak_client_queued_bytes: int = 0  # the most any one client has had queued since the server started
+    peak_queued_bytes: int = 0  # the most queued for all clients together since the server started
+    rss_bytes: int = 0  # the server process's resident memory (0 where unknown)
 
 
 @dataclass(frozen=True)
@@ -174,6 +244,14 @@ class Limits:
     max_frames: int = 100_000
     heartbeat_s: float = HEARTBEAT_INTERVAL_S
     heartbeat_liveness: int = HEARTBEAT_LIVENESS
+    max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES
+    max_string_chars: int = MAX_STRING_CHARS
+    max_list: int = MAX_LIST
+    max_clients: int = 64
+    max_subscriptions: int = 32  # per client
+    max_fetches: int = 4  # open frame fetches per client
+    client_queue_bytes: int = 64 << 20  # per client: past it, its streams pause and resume from the store
+    total_queue_bytes: int = 256 << 20  # all clients together
 
 
 @dataclass(frozen=True)
@@ -209,6 +287,10 @@ class JobInfo:
     outputs: list[str]
     error: Optional[dict[str, Any]]
     progress: Optional[dict[str, Any]]  # the body of the last progress event
+    batch: Optional[str] = None
+    name: Optional[str] = None  # the clip's name ({clip} of the output name)
+    row: Optional[int] = None
+    n_frames: Optional[int] = None
 
 
 @dataclass(frozen=True)
@@ -221,6 +303,7 @@ class JobStatus(Body):
 class JobList(Body):
     TYPE: ClassVar[str] = "jobs"
     jobs: list[JobInfo] = field(default_factory=list)
+    more: bool = False  # more jobs match: ask again with offset + len(jobs)
 
 
 @dataclass(frozen=True)
@@ -231,10 +314,54 @@ class Subscribed(Body):
 
 
 @dataclass(frozen=True)
+class Unsubscribed(Body):
+    """Sent with a subscription's rid when it ends before the job's terminal event:
+    `reason` is "replaced" (a newer subscribe to the same job on this connection took
+    over) or "unsubscribed" (the client asked)."""
+
+    TYPE: ClassVar[str] = "unsubscribed"
+    reason: str = ""
+
+
+@dataclass(frozen=True)
 class Outputs(Body):
     TYPE: ClassVar[str] = "outputs"
     state: str = ""
     paths: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class QueueState(Body):
+    TYPE: ClassVar[str] = "queue_state"
+    paused: bool = False
+    running: Optional[str] = None  # the running job's id
+    queued: int = 0
+
+
+@dataclass(frozen=True)
+class FileInfo:
+    name: str  # relative path: the movie's file name, or "SEQUENCE_FOLDER/FRAME.png"
+    size: int
+    sha256: str  # hex digest of the whole file
+
+
+@dataclass(frozen=True)
+class Files(Body):
+    TYPE: ClassVar[str] = "file_list"
+    state: str = ""
+    files: list[FileInfo] = field(default_factory=list)  # empty unless the job is done
+
+
+@dataclass(frozen=True)
+class Chunk(Body):
+    """Bytes [offset, offset + len(blob)) of file `name`; one binary frame follows."""
+
+    TYPE: ClassVar[str] = "chunk"
+    BLOBS: ClassVar[int] = 1
+    name: str = ""
+    offset: int = 0
+    size: int = 0  # the whole file's size
+    eof: bool = False  # this chunk ends the file
 
 
 @dataclass(frozen=True)
@@ -317,6 +444,7 @@ class Done(Body):
     first_frame: int = 0
     elapsed_s: float = 0.0
     stats: dict[str, Any] = field(default_factory=dict)
+    files: list[FileInfo] = field(default_factory=list)  # the outputs for download (`files`, `read`)
 
 
 @dataclass(frozen=True)
@@ -361,18 +489,19 @@ class Clip(Body):
 
 REQUESTS: tuple[type[Body], ...] = (
     Hello, Submit, Cancel, ListJobs, Status, Subscribe, Unsubscribe, Fetch, Reorder, Heartbeat, Delete,
-    Probe,
+    Retry, QueueControl, ListFiles, Read, Probe, Stats,
 )
 REPLIES: tuple[type[Body], ...] = (
-    Welcome, JobStatus, JobList, Subscribed, Outputs, FetchEnd, Ok, Error, Heartbeat,
-    Clip,
+    Welcome, JobStatus, JobList, Subscribed, Unsubscribed, Outputs, FetchEnd, Ok, Error, Heartbeat,
+    QueueState, Files, Chunk, Clip, Stats,
 )
 EVENTS: tuple[type[Body], ...] = (
     Accepted, Progress, Proxy, Frame, Done, Failed, Cancelled, Requeued,
 )
 TERMINAL_EVENTS = (Done.TYPE, Failed.TYPE, Cancelled.TYPE)
 # Requests whose header must name a job.
-JOB_REQUESTS = frozenset(t.TYPE for t in (Cancel, Status, Subscribe, Unsubscribe, Fetch, Reorder, Delete))
+JOB_REQUESTS = frozenset(t.TYPE for t in (Cancel, Status, Subscribe, Unsubscribe, Fetch, Reorder, Delete, Retry,
+                                          ListFiles, Read))
 
 _BY_TYPE: dict[str, type[Body]] = {}
 for _cls in (*REQUESTS, *REPLIES, *EVENTS):
@@ -440,20 +569,14 @@ def decode(
         raise ProtocolError("bad_message", "Empty message: expected a msgpack header frame.")
     sizes = [len(memoryview(f)) if not isinstance(f, (bytes, bytearray)) else len(f) for f in frames]
     if max_bytes is not None and sum(sizes) > max_bytes:
-        raise ProtocolError("too_large", f"Message of {sum(sizes)} bytes exceeds the limit of {max_bytes} bytes.")
-    raw = frames[0]
-    limit = max(sizes[0], 1)
+        # Answer with the request's rid when its header alone is readable, so the client
+        # can match the refusal to the request.
+        header = _read_header(frames[0], sizes[0]) if sizes[0] <= max_bytes else None
+        rid = header.get("rid") if isinstance(header, dict) else None
+        raise ProtocolError("too_large", f"Message of {sum(sizes)} bytes exceeds the limit of {max_bytes} bytes.",
+                            rid=rid if _is_int(rid) and 0 <= rid <= _MAX_INT else None)
     try:
-        header = msgpack.unpackb(
-            bytes(raw),
-            raw=False,
-            strict_map_key=True,
-            max_str_len=limit,
-            max_bin_len=limit,
-            max_array_len=limit,
-            max_map_len=limit,
-            max_ext_len=0,
-        )
+        header = _read_header(frames[0], sizes[0])
     except Exception as exc:  # msgpack raises many types on garbage; none may escape
         raise ProtocolError("bad_header", f"The header frame is not valid msgpack ({type(exc).__name__}).") from None
     if not isinstance(header, dict):
@@ -504,6 +627,12 @@ def decode(
     if len(blobs) != expected:
         raise fail("bad_message", f"A {mtype!r} message carries {expected} binary frame(s), got {len(blobs)}.")
     return Envelope(body=body, rid=rid, job=job, seq=seq, blobs=blobs, version=version)
+
+
+def _read_header(raw: Any, size: int) -> Any:
+    limit = max(size, 1)
+    return msgpack.unpackb(bytes(raw), raw=False, strict_map_key=True, max_str_len=limit, max_bin_len=limit,
+                           max_array_len=limit, max_map_len=limit, max_ext_len=0)
 
 
 # ---------------------------------------------------------------------------
@@ -591,6 +720,8 @@ def _coerce(value: Any, tp: Any, path: str, strict: bool) -> Any:
     if tp is str:
         if not isinstance(value, str):
             raise _FieldError(f"{path} must be a string.", path)
+        if strict and len(value) > MAX_STRING_CHARS:
+            raise _FieldError(f"{path} is {len(value)} characters long; the limit is {MAX_STRING_CHARS}.", path)
         return value
     raise _FieldError(f"{path} has an unsupported type.", path)  # a bug in this module
 
@@ -614,6 +745,12 @@ def _checks(body: Body) -> None:
                 f"body.spec.params.{k} must be a number, string or boolean.",
                 f"body.spec.params.{k}",
             )
+            need(
+                not isinstance(v, str) or len(v) <= MAX_STRING_CHARS,
+                f"body.spec.params.{k} is {len(v) if isinstance(v, str) else 0} characters long; "
+                f"the limit is {MAX_STRING_CHARS}.",
+                f"body.spec.params.{k}",
+            )
         need(s.preset is None or 0 < len(s.preset) <= 64, "body.spec.preset must name an export preset.",
              "body.spec.preset")
         need(s.start_number is None or 0 <= s.start_number <= 99_999_999,
@@ -623,6 +760,12 @@ def _checks(body: Body) -> None:
             "body.spec.client_token must be 1 to 128 characters.",
             "body.spec.client_token",
         )
+        for name in ("destination", "name_template", "name", "batch"):
+            value = getattr(s, name)
+            need(value is None or 0 < len(value) <= 1024, f"body.spec.{name} must be 1 to 1024 characters.",
+                 f"body.spec.{name}")
+        need(s.row is None or 0 <= s.row <= 1_000_000, "body.spec.row must be between 0 and 1000000.",
+             "body.spec.row")
     elif isinstance(body, Subscribe):
         need(body.from_seq >= 1, "body.from_seq must be at least 1.", "body.from_seq")
     elif isinstance(body, Fetch):
@@ -633,7 +776,8 @@ def _checks(body: Body) -> None:
             "body.first",
         )
     elif isinstance(body, ListJobs):
-        need(1 <= body.limit <= 10_000, "body.limit must be between 1 and 10000.", "body.limit")
+        need(1 <= body.limit <= MAX_LIST, f"body.limit must be between 1 and {MAX_LIST}.", "body.limit")
+        need(body.offset >= 0, "body.offset must be 0 or more.", "body.offset")
         for s in body.states or ():
             need(s in JOB_STATES, f"body.states: unknown state {s!r}; known: {list(JOB_STATES)}.", "body.states")
     elif isinstance(body, Reorder):
@@ -648,6 +792,14 @@ def _checks(body: Body) -> None:
             "body.priority must be between -1000 and 1000.",
             "body.priority",
         )
+    elif isinstance(body, QueueControl):
+        need(body.action in (None, "pause", "resume"), "body.action must be 'pause', 'resume' or null.",
+             "body.action")
+    elif isinstance(body, Read):
+        need(0 < len(body.name) <= 4096, "body.name must name one of the job's files.", "body.name")
+        need(body.offset >= 0, "body.offset must be 0 or more.", "body.offset")
+        need(1 <= body.length <= MAX_CHUNK_BYTES, f"body.length must be between 1 and {MAX_CHUNK_BYTES}.",
+             "body.length")
     elif isinstance(body, Probe):
         need(len(body.input) <= 4096, "body.input must be at most 4096 characters.", "body.input")
     elif isinstance(body, Hello):

@@ -12,7 +12,8 @@ what users measured):
   frames x (clip rate / timeline rate). `GetSourceStartFrame()` is off by one on some
   versions and is not used.
 - `Timeline.GetMarkInOut()` (19.1+) gives marks as offsets from the timeline's start
-  frame, both inclusive; keys are absent when a mark is not set.
+  frame (the README's example starts at 0), both inclusive; keys are absent when a mark
+  is not set. Marks that only make sense as timeline frames are read as such.
 - `MediaPool.ImportMedia([{"FilePath": pattern, "StartIndex": a, "EndIndex": b}])`
   imports an image sequence; the import goes into the *current* folder.
 - `MediaPool.AppendToTimeline([{clipInfo}])` never overwrites: a clip that would overlap
@@ -24,12 +25,11 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
-from .handoff import ClipRef, HandoffRequest, HandoffResult, RESULT_PREFIX
+from .handoff import ClipRef, HandoffRequest, HandoffResult, RESULT_PREFIX, image_sequence
 
 EDITOR = "resolve"
 BIN_NAME = "AI Edits"
@@ -105,8 +105,13 @@ def video_marks(timeline: Any) -> Optional[Tuple[int, int]]:
     video = (marks or {}).get("video") or {}
     if "in" not in video or "out" not in video:
         return None
-    start = int(timeline.GetStartFrame())
-    return start + int(video["in"]), start + int(video["out"])
+    start, end = int(timeline.GetStartFrame()), int(timeline.GetEndFrame())
+    mark_in, mark_out = int(video["in"]), int(video["out"])
+    # Documented as offsets from the start frame; a Resolve that answers in timeline frames
+    # (01:00:00:00 = 86400 at 24 fps) is recognised by marks that only fit that way.
+    if start + mark_out > end and start <= mark_in and mark_out <= end:
+        return mark_in, mark_out
+    return start + mark_in, start + mark_out
 
 
 def _items_in_range(timeline: Any, first: int, last: int) -> List[Any]:
@@ -220,8 +225,10 @@ def import_description(result: HandoffResult) -> Dict[str, Any]:
     """The clipInfo for MediaPool.ImportMedia: an image-sequence pattern with its index range, or the movie."""
     if not result.output:
         raise ResolveProblem("The result has no output file.")
-    if result.first_number is not None and result.last_number is not None:
-        return {"FilePath": result.output, "StartIndex": int(result.first_number), "EndIndex": int(result.last_number)}
+    sequence = image_sequence(result)
+    if sequence is not None:
+        pattern, first, last = sequence
+        return {"FilePath": pattern, "StartIndex": first, "EndIndex": last}
     return {"FilePath": result.output}
 
 
@@ -319,10 +326,17 @@ def place(resolve: Any, picked: Picked, result: HandoffResult) -> str:
             "mediaType": 1, "trackIndex": track, "recordFrame": first,
         }]) or []
         placed = [i for i in appended if i is not None]
-        if not placed or placed[0].GetStart() != first or placed[0].GetDuration() != picked.timeline_frames:
+        if not placed or placed[0].GetStart() != first:
             raise ResolveProblem("Resolve did not place the result of '{}' at frame {} on V{}; it is in the '{}' "
                                  "bin.".format(clip.name, first, track, BIN_NAME))
         placed[0].SetClipColor(RESULT_CLIP_COLOR)
+        if placed[0].GetDuration() != picked.timeline_frames:
+            # e.g. an image sequence imported at the project's image-sequence rate, not the clip's
+            raise ResolveProblem("The result of '{}' is on V{} from frame {}, but {} frames long instead of {}: "
+                                 "Resolve gave it another frame rate. Set the rate of the '{}' clip in Clip "
+                                 "Attributes to {}, or use a movie format.".format(
+                                     clip.name, track, first, placed[0].GetDuration(), picked.timeline_frames,
+                                     BIN_NAME, clip.frame_rate))
     finally:
         if switched:
             project.SetCurrentTimeline(current)
@@ -382,6 +396,9 @@ def launch(resolve: Any, python: str, project_root: str,
     other front ends): it returns (mode, prompt, seed), or None to stop.
     Returns how many results were placed.
     """
+    version = ".".join(str(v) for v in (resolve.GetVersion() or [])[:3])
+    say("TokenFlow: {} {} ({} edition: only functions of every edition are used).".format(
+        resolve.GetProductName(), version, "Studio" if is_studio(resolve) else "free"))
     try:
         picked, problems = collect(resolve)
     except ResolveProblem as exc:

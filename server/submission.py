@@ -15,7 +15,8 @@ import os
 import typing
 from pathlib import Path
 
-from bridge import media
+from bridge import media, naming
+from bridge.edit_options import out_of_range
 from bridge.protocol import JobSpec
 from server.config import ServerConfig
 from tokenflow.params import EditParams
@@ -49,6 +50,9 @@ def edit_params(raw: dict) -> EditParams:
             raise SubmitError("bad_params", f"Edit parameter {key!r} has the wrong type ({type(value).__name__}).",
                               "", where)
         values[key] = float(value) if tp is float else value
+        wrong = out_of_range(key, value)  # the documented range (bridge/edit_options.py), by name
+        if wrong:
+            raise SubmitError("bad_params", wrong, "", where)
     if "prompt" not in values:
         raise SubmitError("bad_params", "The edit needs a prompt.", "Set params.prompt, e.g. 'a watercolor painting'.",
                           "body.spec.params.prompt")
@@ -72,7 +76,54 @@ def output_allowed(path: Path, allowed: typing.Iterable[Path]) -> bool:
     return False
 
 
-def resolve(spec: JobSpec, job_id: str, config: ServerConfig) -> dict:
+def _allowed_output(output: str, config: ServerConfig, where: str) -> None:
+    if not output_allowed(Path(output), config.allowed_output_dirs):
+        raise SubmitError(
+            "output_not_allowed", f"The server may not write to {output}.",
+            "Write under one of: " + ", ".join(str(d) for d in config.allowed_output_dirs)
+            + " (the server's --allow-output).", where,
+        )
+
+
+def _named_output(spec: JobSpec, job_id: str, source: Path, first: int, last: int, params: dict,
+                  config: ServerConfig, reserved: typing.Callable[[str], bool], preset) -> str:
+    """destination/NAME.mov (a movie) or destination/NAME/NAME_%06d.png (a sequence), NAME from the
+    template; the first of NAME, NAME_2, ... that is neither on disk nor another job's output."""
+    where = "body.spec.destination"
+    folder = Path(spec.destination or "").expanduser()
+    if not folder.is_absolute():
+        raise SubmitError("bad_field", f"The destination {spec.destination!r} is relative.",
+                          "Send an absolute folder on the server's machine.", where)
+    if folder.exists() and not folder.is_dir():
+        raise SubmitError("bad_field", f"The destination {folder} is a file, not a folder.",
+                          "Give a folder for the outputs.", where)
+    values = {"clip": spec.name or source.stem, "first": first, "last": last, "prompt": params["prompt"],
+              "seed": params["seed"], "job": job_id, "batch": spec.batch or "", "row": spec.row or 0}
+    try:
+        name = naming.render(spec.name_template or naming.DEFAULT_TEMPLATE, values)
+    except naming.TemplateError as exc:
+        raise SubmitError("bad_field", str(exc), "", "body.spec.name_template") from None
+    preset = preset or media.get_preset("h264")
+    folder = Path(os.path.normpath(folder))
+    _allowed_output(str(folder / name), config, where)
+
+    def output(candidate: str) -> tuple[Path, str]:  # (what must not exist, the output spec)
+        if preset.is_movie:
+            return folder / f"{candidate}{preset.extension}", str(folder / f"{candidate}{preset.extension}")
+        return folder / candidate, str(folder / candidate / f"{candidate}_%06d{preset.extension}")
+
+    for n in range(1, 100_000):
+        candidate = name if n == 1 else f"{name}_{n}"
+        path, out = output(candidate)
+        if not path.exists() and not reserved(out):
+            return out
+    raise SubmitError("output_exists", f"Every name like {name} is taken in {folder}.",
+                      "Choose another destination or name template.", where)
+
+
+def resolve(spec: JobSpec, job_id: str, config: ServerConfig,
+            reserved: typing.Callable[[str], bool] = lambda output: False) -> dict:
+    """`reserved(output)`: whether another job will write that output (a named output avoids it)."""
     source = Path(spec.input).expanduser()
     if not source.is_absolute():
         raise SubmitError("bad_field", f"The input path {spec.input!r} is relative.",
@@ -110,12 +161,9 @@ def resolve(spec: JobSpec, job_id: str, config: ServerConfig) -> dict:
             raise SubmitError("bad_field", f"The output path {spec.output!r} is relative.",
                               "Send an absolute path on the server's machine.", "body.spec.output")
         output = os.path.normpath(expanded) + (os.sep if as_folder else "")
-        if not output_allowed(Path(output), config.allowed_output_dirs):
-            raise SubmitError(
-                "output_not_allowed", f"The server may not write to {output}.",
-                "Write under one of: " + ", ".join(str(d) for d in config.allowed_output_dirs)
-                + " (the server's --allow-output).", "body.spec.output",
-            )
+        _allowed_output(output, config, "body.spec.output")
+    elif spec.destination:
+        output = _named_output(spec, job_id, source, first, last, params.to_dict(), config, reserved, preset)
     else:
         output = media.default_output(config.data.outputs / job_id / source.name, preset)
     try:
@@ -153,4 +201,9 @@ def resolve(spec: JobSpec, job_id: str, config: ServerConfig) -> dict:
         "preset": out_spec.preset.name,
         "start_number": spec.start_number,
         "source": {"width": info.width, "height": info.height, "frame_rate": str(info.frame_rate)},
+        "destination": spec.destination,
+        "name_template": spec.name_template,
+        "name": spec.name or source.stem,
+        "batch": spec.batch,
+        "row": spec.row,
     }

@@ -53,3 +53,4 @@ class Worker:
                 log.exception("job %s: the worker could not run it", job_id)
             finally:
                 self.scheduler.finish(job_id)
+

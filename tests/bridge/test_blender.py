@@ -5,10 +5,10 @@ Blender). Run it with
 
     TOKENFLOW_TEST_BLENDER=1 python -m pytest tests/bridge/test_blender.py
 
-It uses the `blender` binary on PATH (Debian: `apt-get install blender`, 3.4) and/or a
-Python that has the `bpy` module named by TOKENFLOW_BPY_PYTHON (PyPI `bpy` 5.x needs
-Python 3.11 and numpy<2 in its own environment: `python3.11 -m venv bpyenv &&
-bpyenv/bin/pip install bpy "numpy<2"`).
+It uses the `blender` binary on PATH (Debian: `apt-get install blender`, 3.4; with
+`xvfb-run` also with its window), and the Pythons with the `bpy` module listed in
+TOKENFLOW_BPY_PYTHON (separated by `:`; PyPI's `bpy` needs Python 3.11 and numpy<2 in
+its own environment: `python3.11 -m venv bpyenv && bpyenv/bin/pip install bpy "numpy<2"`).
 """
 
 from __future__ import annotations
@@ -91,10 +91,8 @@ def _blenders() -> list[tuple[str, list[str]]]:
         if shutil.which("xvfb-run"):  # with its window: the operator runs modal, as a user sees it
             found.append(("blender window", ["xvfb-run", "-a", "-s", "-screen 0 1280x720x24", blender,
                                              "--factory-startup", "--python-exit-code", "1", "--python"]))
-    bpy_python = os.environ.get("TOKENFLOW_BPY_PYTHON") or ("/work/bpyenv/bin/python"
-                                                           if Path("/work/bpyenv/bin/python").exists() else "")
-    if bpy_python:
-        found.append(("bpy module", [bpy_python]))
+    for python in filter(None, os.environ.get("TOKENFLOW_BPY_PYTHON", "").split(os.pathsep)):
+        found.append((f"bpy module {python}", [python]))
     return found
 
 
@@ -124,7 +122,7 @@ def test_the_addon_places_the_edit_above_the_strip_in_real_blender(name, command
     version = _version(command)
     (home / ".config/blender" / version).mkdir(parents=True)
     blender_target.install(_ctx(home))
-    footage = serve.out / f"footage-{name.replace(' ', '-')}-{preset}" / "carphone.mp4"
+    footage = serve.out / f"footage-{abs(hash(name))}-{preset}" / "carphone.mp4"
     footage.parent.mkdir()
     shutil.copy(shipped_clip, footage)
     env = {**os.environ, "HOME": str(home), "TF_FOOTAGE": str(footage), "TF_PRESET": preset,
