@@ -161,7 +161,10 @@ class Client:
     def close(self) -> None:
         if self._socket is not None:
             if self._monitor is not None:
-                self._socket.disable_monitor()
+                try:
+                    self._socket.disable_monitor()
+                except zmq.ZMQError:
+                    pass  # the context is terminating: closing both sockets is all that is left to do
                 self._monitor.close(linger=0)
                 self._monitor = None
             self._socket.close(linger=0)

@@ -45,6 +45,8 @@ class Request(str, enum.Enum):
     REORDER = "reorder"
     STATUS = "status"
     DELETE = "delete"
+    RETRY = "retry"
+    QUEUE = "queue"  # pause / resume the whole queue
 
 
 @dataclass(frozen=True)
@@ -87,10 +89,12 @@ class _CommandThread(QThread):
     submitted = Signal(str, object)  # client token, accepted JobEvent
     job_info = Signal(object)  # p.JobInfo
     deleted = Signal(str)
+    queue_state = Signal(object)  # p.QueueState
     failed = Signal(object)  # Failure
 
     def __init__(self, endpoint: str, keys: CurveKeys | None, parent: QObject | None = None):
         super().__init__(parent)
+        self.queue_control = True
         self.endpoint = endpoint
         self.keys = keys
         self.requests: queue.Queue[tuple[Request, dict[str, Any]] | None] = queue.Queue()
@@ -153,6 +157,8 @@ class _CommandThread(QThread):
             try:
                 if kind == "list":
                     self.jobs_listed.emit(client.list_jobs(limit=200))
+                    if self.queue_control:
+                        self.queue_state.emit(client.queue())
                 elif kind is Request.SUBMIT:
                     self.submitted.emit(args["token"], client.submit(args["spec"]))
                 elif kind is Request.CANCEL:
@@ -161,10 +167,16 @@ class _CommandThread(QThread):
                     self.job_info.emit(client.reorder(args["job"], position=args["position"]))
                 elif kind is Request.STATUS:
                     self.job_info.emit(client.status(args["job"]))
+                elif kind is Request.RETRY:
+                    self.job_info.emit(client.retry(args["job"]))
+                elif kind is Request.QUEUE:
+                    self.queue_state.emit(client.queue(args["action"]))
                 elif kind is Request.DELETE:
                     client.request(p.Delete(), job=args["job"])
                     self.deleted.emit(args["job"])
             except ServerError as exc:
+                if kind == "list" and exc.code in ("bad_type", "unknown_type", "bad_request"):
+                    self.queue_control = False  # an older server: no queue pause/resume
                 if kind != "list":
                     self.failed.emit(Failure(kind.value, plain_error(exc), args.get("job"), args.get("token")))
             except ConnectionLost as exc:
@@ -259,6 +271,7 @@ class ServerLink(QObject):
     job_info = Signal(object)  # p.JobInfo after a cancel, reorder or status
     submitted = Signal(str, object)  # client token, the accepted JobEvent
     deleted = Signal(str)  # job the server forgot (its outputs stay)
+    queue_state = Signal(object)  # p.QueueState: paused, running, queued
     failed = Signal(object)  # Failure
     watch_ended = Signal(str, str)  # job, error ("" = reached its end)
     fetch_ended = Signal(str, str)
@@ -283,6 +296,7 @@ class ServerLink(QObject):
         self._command.submitted.connect(self.submitted)
         self._command.job_info.connect(self.job_info)
         self._command.deleted.connect(self.deleted)
+        self._command.queue_state.connect(self.queue_state)
         self._command.failed.connect(self.failed)
         self._command.start()
 
@@ -320,6 +334,14 @@ class ServerLink(QObject):
 
     def status(self, job: str) -> None:
         self._ask(Request.STATUS, job=job)
+
+    def retry(self, job: str) -> None:
+        """Queue a failed or cancelled job again (same job, same output name)."""
+        self._ask(Request.RETRY, job=job)
+
+    def pause_queue(self, paused: bool) -> None:
+        """Pause the queue (the running job finishes, nothing new starts) or resume it."""
+        self._ask(Request.QUEUE, action="pause" if paused else "resume")
 
     def delete(self, job: str) -> None:
         """Have the server forget a job that is not running (its outputs are the user's and stay)."""

@@ -120,7 +120,7 @@ def test_edit_a_marked_range_and_watch_it_arrive(qtbot, panel_factory, serve, sh
     assert version.state == "done" and version.thumbnail and version.params["steps"] == 3
 
 
-def test_cancel_a_job_and_reorder_the_queue(qtbot, panel_factory, serve, shipped_clip, panel_data):  # noqa: F811
+def test_queue_reorder_pause_cancel_retry_remove(qtbot, panel_factory, serve, shipped_clip, panel_data):  # noqa: F811
     session, window = panel_factory(serve.endpoint, panel_data, serve.out)
     qtbot.waitUntil(lambda: session.connection.connected, timeout=20000)
     session.open_clip(shipped_clip)
@@ -146,21 +146,45 @@ def test_cancel_a_job_and_reorder_the_queue(qtbot, panel_factory, serve, shipped
     on_server = _server_jobs(serve.endpoint)
     assert (on_server[third].position, on_server[second].position) == (0, 1)
 
+    # Pause the queue: the running job goes on, nothing new starts after it.
+    qtbot.waitUntil(lambda: queue.pause.isVisible(), timeout=5000)
+    qtbot.mouseClick(queue.pause, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: session.jobs.paused is True, timeout=10000)
+    with Client(serve.endpoint, timeout=20) as c:
+        assert c.queue().paused
+
     queue.select(second)
     assert queue.cancel.isEnabled()
     qtbot.mouseClick(queue.cancel, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: session.jobs.get(second).state == "cancelled", timeout=10000)
+    qtbot.waitUntil(lambda: session.history.get(second).state == "cancelled", timeout=5000)
+    # Retry it: the same job is queued again, a second attempt.
+    queue.select(second)
+    assert queue.retry.isEnabled()
+    qtbot.mouseClick(queue.retry, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: session.jobs.get(second).state == "queued", timeout=10000)
+    assert session.history.get(second).state == "queued"
+    assert _server_jobs(serve.endpoint)[second].state == "queued"  # the same job, not a new one
+
     # The cancel of the version on screen is always there: the long job stops with it.
     session.viewer.show_job(running)
     assert panel.cancel_button.isVisible() and panel.cancel_button.isEnabled()
     qtbot.mouseClick(panel.cancel_button, Qt.MouseButton.LeftButton)
-    session.cancel(third)
+    qtbot.waitUntil(lambda: session.jobs.get(running).state == "cancelled", timeout=30000)
+    on_server = _server_jobs(serve.endpoint)
+    assert (on_server[third].state, on_server[second].state) == ("queued", "queued")  # paused: nothing started
+    for job in (second, third):
+        session.cancel(job)
     qtbot.waitUntil(lambda: all(session.jobs.get(j).terminal for j in jobs), timeout=30000)
-    assert session.jobs.get(running).state == "cancelled"
+    qtbot.mouseClick(queue.pause, Qt.MouseButton.LeftButton)  # resume, for the tests after this one
+    qtbot.waitUntil(lambda: session.jobs.paused is False, timeout=10000)
+
     qtbot.waitUntil(lambda: session.history.get(second).state == "cancelled", timeout=5000)
     queue.select(second)
     qtbot.mouseClick(queue.remove, Qt.MouseButton.LeftButton)
     assert second not in [j.id for j in session.jobs.ordered()]
+    qtbot.waitUntil(lambda: second not in _server_jobs(serve.endpoint), timeout=10000)  # the server forgot it
+    assert session.history.get(second) is not None  # the history keeps the version
 
 
 def test_a_restarted_panel_finds_its_history(qtbot, panel_factory, serve, shipped_clip, panel_data,  # noqa: F811
@@ -195,8 +219,10 @@ def test_a_restarted_panel_finds_its_history(qtbot, panel_factory, serve, shippe
     png = next(f for f in export_formats() if f.name == "png8")
     target = export_target(png, tmp_path / "export", "carphone_ink")
     finished = []
+    notices = []
+    session.notice.connect(lambda level, text: notices.append(text))
     session.export_finished.connect(lambda paths, error: finished.append((paths, error)))
-    assert session.export(job, png, target)
+    assert session.export(job, png, target), notices
     qtbot.waitUntil(lambda: len(finished) == 1, timeout=30000)
     paths, error = finished[0]
     assert error == "" and sorted(os.path.basename(p) for p in paths) == [

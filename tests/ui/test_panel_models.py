@@ -252,3 +252,32 @@ def test_a_handed_over_clip_that_cannot_be_read_is_answered(qapp, tmp_path, ship
         assert session.clip.current.handoff_index == 1 and session.clip.range == (30, 39)
     finally:
         session.close()
+
+
+def test_stopping_a_network_thread_never_hangs():
+    """The panel stops its threads by terminating their ZeroMQ context: a Client blocked in a
+    call must get out and close, or the window would hang on close."""
+    import zmq
+
+    from bridge.client import Client
+
+    context = zmq.Context()
+    client = Client("tcp://127.0.0.1:9", timeout=30, context=context)  # nobody answers there
+    outcome = []
+
+    def blocked():
+        try:
+            client.connect()
+        except zmq.ZMQError as exc:
+            outcome.append(exc.errno == zmq.ETERM)
+        finally:
+            client.close()
+
+    worker = threading.Thread(target=blocked, daemon=True)
+    worker.start()
+    time.sleep(0.5)  # let it block in the hello (not a synchronisation: the outcome does not depend on it)
+    closer = threading.Thread(target=context.term, daemon=True)
+    closer.start()
+    closer.join(10)
+    assert not closer.is_alive(), "terminating the context hung: a socket was left open"
+    assert outcome == [True]

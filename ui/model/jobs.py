@@ -44,6 +44,7 @@ class JobView:
     message: str = ""  # failed / cancelled: what happened and what to do
     outputs: list[str] = field(default_factory=list)
     last_seq: int = 0
+    attempts: int = 0
     previews: dict[int, QImage] = field(default_factory=dict)  # keyframe previews by source frame
     proxies: dict[int, QImage] = field(default_factory=dict)
     full: dict[int, QImage] = field(default_factory=dict)  # full-resolution frames (display size)
@@ -117,6 +118,7 @@ class JobsModel(QObject):
     """Jobs by id, in queue order; pictures kept for the jobs this panel follows."""
 
     changed = Signal()  # the set or order of jobs changed
+    queue_changed = Signal()  # the queue was paused or resumed
     job_changed = Signal(str)
     image_arrived = Signal(str, str, int)  # job, "preview" | "proxy" | "frame", source frame
     finished = Signal(str, str)  # job, terminal state
@@ -125,6 +127,12 @@ class JobsModel(QObject):
         super().__init__(parent)
         self.jobs: dict[str, JobView] = {}
         self.hidden: set[str] = set()  # removed from the list by the user (kept on the server and in the history)
+        self.paused: bool | None = None  # None: not known (or a server without pause)
+
+    def set_queue_state(self, state: p.QueueState) -> None:
+        if state.paused != self.paused:
+            self.paused = state.paused
+            self.queue_changed.emit()
 
     def get(self, job: str) -> JobView | None:
         return self.jobs.get(job)
@@ -157,8 +165,10 @@ class JobsModel(QObject):
         view.prompt, view.input, view.frames, view.created = info.prompt, info.input, info.frames, info.created
         view.priority = info.priority
         view.position = info.position
-        if not (was_terminal and info.state not in p.TERMINAL_STATES):
-            view.state = info.state  # never un-finish a job we saw finish (a stale list)
+        if not (was_terminal and info.state not in p.TERMINAL_STATES) or info.last_seq > view.last_seq:
+            # A stale list never un-finishes a job; one with events after its end (a retry) is running again.
+            view.state = info.state
+        view.last_seq = max(view.last_seq, info.last_seq)
         if info.progress:
             view.progress = dict(info.progress)
         if info.outputs:
@@ -198,7 +208,8 @@ class JobsModel(QObject):
             if not view.terminal and view.state != "running":
                 view.state, view.position = b.state, b.position
         elif kind is EventKind.REQUEUED:
-            view.state, view.position = "queued", None
+            view.state, view.position, view.message = "queued", None, ""
+            view.attempts = max(view.attempts, b.attempt)
         elif kind is EventKind.PROGRESS:
             if not view.terminal:
                 view.state, view.position = "running", None
@@ -222,6 +233,8 @@ class JobsModel(QObject):
             view.message = b.reason
         if kind not in (EventKind.PROXY, EventKind.FRAME):
             self.job_changed.emit(event.job)
+        if kind is EventKind.REQUEUED:
+            self.changed.emit()
         if not was_terminal and view.terminal:
             self.finished.emit(event.job, view.state)
             self.changed.emit()

@@ -33,7 +33,7 @@ from ui.model.jobs import JobsModel
 from ui.model.local_server import LocalServer, can_start_locally
 from ui.model.playback import PlaybackModel
 from ui.model.presets import EditForm, PresetStore
-from ui.model.viewer import ViewerModel
+from ui.model.viewer import CompareMode, ViewerModel
 from ui.paths import PanelDirs
 
 
@@ -97,6 +97,7 @@ class PanelSession(QObject):
         self.link.job_event.connect(self._event)
         self.link.watch_ended.connect(self._watch_ended)
         self.link.deleted.connect(self._deleted)
+        self.link.queue_state.connect(self.jobs.set_queue_state)
         self.link.fetch_ended.connect(self._fetch_ended)
         self.server.exited.connect(self.connection.on_server_exited)
         self.clip.error.connect(lambda m: self.notice.emit("error", m))
@@ -273,10 +274,18 @@ class PanelSession(QObject):
 
     def _info(self, info: p.JobInfo) -> None:
         self.jobs.apply_info(info)
-        self.history.set_state(info.id, info.state, list(info.outputs) or None)
+        self.history.set_state(info.id, info.state, list(info.outputs) or None,
+                               "" if info.state not in p.TERMINAL_STATES else None)
+        view = self.jobs.get(info.id)
+        if info.state not in p.TERMINAL_STATES and self.history.get(info.id) is not None \
+                and not self.link.watching(info.id):
+            # A retried job: follow its new attempt from the first event not seen yet.
+            self.link.watch(info.id, view.last_seq + 1 if view and view.last_seq else 1)
 
     def _event(self, event: JobEvent, image) -> None:
         self.jobs.apply_event(event, image)
+        if event.kind is EventKind.REQUEUED:
+            self.history.set_state(event.job, "queued", message="")
         if image is not None and event.kind in (EventKind.FRAME, EventKind.PROXY):
             version = self.history.get(event.job)
             if version is not None and version.thumbnail is None and (
@@ -340,8 +349,20 @@ class PanelSession(QObject):
         position = max(0, min(len(order) - 1, order.index(job) + delta))
         self.link.reorder(job, position)
 
-    def retry(self, job: str) -> str | None:
-        """Submit the same edit again (same clip, range and parameters) as a new job."""
+    def retry(self, job: str) -> None:
+        """Queue a failed or cancelled job again on the server (same job, same output name)."""
+        view = self.jobs.get(job)
+        if view is not None and view.state not in ("failed", "cancelled"):
+            self.notice.emit("error", "Only a failed or cancelled job can be retried; use Make again in the "
+                             "history for another version.")
+            return
+        self.link.retry(job)
+
+    def pause_queue(self, paused: bool) -> None:
+        self.link.pause_queue(paused)
+
+    def make_again(self, job: str) -> str | None:
+        """Submit the same edit again (same clip, range and parameters) as a new job, a new version."""
         version = self.history.get(job)
         if version is None:
             view = self.jobs.get(job)
@@ -383,6 +404,8 @@ class PanelSession(QObject):
         self.last_form = form
         self.form_loaded.emit(form)
         self.viewer.show_job(job)
+        if self.viewer.mode is CompareMode.SOURCE:
+            self.viewer.set_mode(CompareMode.RESULT)
         self._ensure_pictures(job)
 
     def _ensure_pictures(self, job: str) -> None:
@@ -398,8 +421,8 @@ class PanelSession(QObject):
     def export(self, job: str, fmt: ExportFormat, target: Path) -> bool:
         version = self.history.get(job)
         view = self.jobs.get(job)
-        state = view.state if view else (version.state if version else "")
-        if state != "done":
+        # The history knows a version is done even before the server's list has been read.
+        if not ((view is not None and view.state == "done") or (version is not None and version.state == "done")):
             self.notice.emit("error", "Only a finished version can be exported: wait for it to be done.")
             return False
         if self._export is not None:

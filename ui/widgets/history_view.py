@@ -30,7 +30,7 @@ class HistoryView(QWidget):
         self.reload.clicked.connect(lambda: self.selected() and session.reload(self.selected()))
         self.again = QPushButton("Make again")
         self.again.setToolTip("Submit the same edit again")
-        self.again.clicked.connect(lambda: self.selected() and session.retry(self.selected()))
+        self.again.clicked.connect(lambda: self.selected() and session.make_again(self.selected()))
         self.export = QPushButton("Export…")
         self.export.clicked.connect(lambda: self.selected() and self.export_requested.emit(self.selected()))
         for b in (self.reload, self.again, self.export):

@@ -35,20 +35,35 @@ class QueueView(QWidget):
         self.up = self._button("Move up", "Run this queued job earlier (Ctrl+Up)", lambda j: session.move(j, -1))
         self.down = self._button("Move down", "Run this queued job later (Ctrl+Down)", lambda j: session.move(j, +1))
         self.cancel = self._button("Cancel", "Cancel this job", session.cancel)
-        self.retry = self._button("Retry", "Submit the same edit again", session.retry)
+        self.retry = self._button("Retry", "Queue this failed or cancelled job again (same output name)",
+                                  session.retry)
         self.remove = self._button("Remove", "Take this finished job off the list (the history keeps it)",
                                    session.remove)
         self.export = self._button("Export…", "Write this version with an export preset", self.export_requested.emit)
         for b in (self.up, self.down, self.cancel, self.retry, self.remove, self.export):
             buttons.addWidget(b)
         buttons.addStretch(1)
+        self.pause = QPushButton("Pause queue")
+        self.pause.setCheckable(True)
+        self.pause.setToolTip("Pause: the running job finishes, nothing new starts (kept across server restarts)")
+        self.pause.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        self.pause.clicked.connect(lambda checked: session.pause_queue(checked))
+        buttons.addWidget(self.pause)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addLayout(buttons)
         layout.addWidget(self.tree)
         session.jobs.changed.connect(self.rebuild)
         session.jobs.job_changed.connect(self._update_one)
+        session.jobs.queue_changed.connect(self._queue_state)
+        self._queue_state()
         self.rebuild()
+
+    def _queue_state(self) -> None:
+        paused = self.session.jobs.paused
+        self.pause.setVisible(paused is not None)
+        self.pause.setChecked(bool(paused))
+        self.pause.setText("Resume queue (paused)" if paused else "Pause queue")
 
     def _button(self, text: str, tip: str, action) -> QPushButton:
         button = QPushButton(text)
@@ -111,6 +126,6 @@ class QueueView(QWidget):
         self.up.setEnabled(queued)
         self.down.setEnabled(queued)
         self.cancel.setEnabled(view is not None and not view.terminal)
-        self.retry.setEnabled(view is not None and view.terminal)
-        self.remove.setEnabled(view is not None and view.terminal)
+        self.retry.setEnabled(view is not None and view.state in ("failed", "cancelled"))
+        self.remove.setEnabled(view is not None and view.state != "running")
         self.export.setEnabled(view is not None and view.state == "done")
