@@ -36,6 +36,9 @@ HEARTBEAT_LIVENESS = 5
 
 JOB_STATES = ("queued", "running", "done", "failed", "cancelled")
 TERMINAL_STATES = ("done", "failed", "cancelled")
+# CLIP reads 77 tokens (about 300 characters); longer prompts are refused, not cut.
+MAX_PROMPT_CHARS = 1000
+_PROMPT_PARAMS = ("prompt", "negative_prompt", "inversion_prompt")
 _JOB_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _MAX_INT = (1 << 63) - 1
 
@@ -87,6 +90,9 @@ class JobSpec:
     priority: int = 0  # higher runs first; FIFO within a priority
     # Makes submit idempotent: a second submit with the same token returns the first job.
     client_token: Optional[str] = None
+    # Replace an existing output (a file, or frames of the same sequence pattern); the
+    # input itself is never replaced. `{job}` in `output` becomes the job id.
+    overwrite: bool = False
 
 
 @dataclass(frozen=True)
@@ -590,6 +596,14 @@ def _checks(body: Body) -> None:
             need(
                 v is None or isinstance(v, (bool, int, float, str)),
                 f"body.spec.params.{k} must be a number, string or boolean.",
+                f"body.spec.params.{k}",
+            )
+        for k in _PROMPT_PARAMS:
+            v = s.params.get(k)
+            need(
+                not isinstance(v, str) or len(v) <= MAX_PROMPT_CHARS,
+                f"body.spec.params.{k} is {len(v) if isinstance(v, str) else 0} characters long; the model's text "
+                f"encoder (CLIP) reads only 77 tokens, so at most {MAX_PROMPT_CHARS} characters are accepted.",
                 f"body.spec.params.{k}",
             )
         need(

@@ -16,7 +16,9 @@ import typing
 from pathlib import Path
 
 from bridge import media
+from bridge.media.output_safety import OutputRefused, check_output, check_path_text, target_of
 from bridge.protocol import JobSpec
+from server.bounds import disk_problem, estimate, memory_problem
 from server.config import ServerConfig
 from tokenflow.params import EditParams
 
@@ -72,7 +74,23 @@ def output_allowed(path: Path, allowed: typing.Iterable[Path]) -> bool:
     return False
 
 
+def allow_hint(config: ServerConfig) -> str:
+    where = ", ".join(str(d) for d in config.allowed_output_dirs)
+    return (f"Write under one of: {where}; or start the server with --allow-output DIR to let it write "
+            "to another folder.")
+
+
+def check_job_output(spec: dict, config: ServerConfig, own: tuple[str, ...] = ()) -> None:
+    """The output policy (bridge.media.output_safety) for a resolved spec; raises OutputRefused."""
+    check_output(spec["output"], source=spec["input"], overwrite=bool(spec.get("overwrite")),
+                 allowed=config.allowed_output_dirs, own=own, allow_hint=allow_hint(config))
+
+
 def resolve(spec: JobSpec, job_id: str, config: ServerConfig) -> dict:
+    try:
+        check_path_text(spec.input, "input")
+    except OutputRefused as exc:
+        raise SubmitError(exc.code, exc.message, exc.hint, "body.spec.input") from None
     source = Path(spec.input).expanduser()
     if not source.is_absolute():
         raise SubmitError("bad_field", f"The input path {spec.input!r} is relative.",
@@ -100,32 +118,27 @@ def resolve(spec: JobSpec, job_id: str, config: ServerConfig) -> dict:
                           f"Pick one of: {', '.join(config.models)}.", "body.spec.model")
 
     if spec.output:
-        as_folder = spec.output.endswith(("/", os.sep))  # "folder/" means an image sequence there
-        expanded = Path(spec.output).expanduser()
+        text = spec.output.replace("{job}", job_id)
+        try:
+            check_path_text(text, "output")
+        except OutputRefused as exc:
+            raise SubmitError(exc.code, exc.message, exc.hint, "body.spec.output") from None
+        as_folder = text.endswith(("/", os.sep))  # "folder/" means an image sequence there
+        expanded = Path(text).expanduser()
         if not expanded.is_absolute():
             raise SubmitError("bad_field", f"The output path {spec.output!r} is relative.",
                               "Send an absolute path on the server's machine.", "body.spec.output")
         output = os.path.normpath(expanded) + (os.sep if as_folder else "")
-        if not output_allowed(Path(output), config.allowed_output_dirs):
-            raise SubmitError(
-                "output_not_allowed", f"The server may not write to {output}.",
-                "Write under one of: " + ", ".join(str(d) for d in config.allowed_output_dirs)
-                + " (the server's --allow-output).", "body.spec.output",
-            )
     else:
         output = str(config.data.outputs / job_id / f"{source.stem}_tokenflow.mp4")
-    try:
-        media.check_output_writable(output)
-    except media.MediaError as exc:
-        raise SubmitError("output_not_writable", str(exc), "", "body.spec.output") from None
-
-    return {
+    resolved = {
         "input": str(source),
         "frames": spec.frames,
         "first": first,
         "last": last,
         "n_frames": n_frames,
         "output": output,
+        "overwrite": spec.overwrite,
         "model": model,
         "params": params.to_dict(),
         "proxy_size": spec.proxy_size,
@@ -134,3 +147,22 @@ def resolve(spec: JobSpec, job_id: str, config: ServerConfig) -> dict:
         "client_token": spec.client_token,
         "source": {"width": info.width, "height": info.height, "frame_rate": str(info.frame_rate)},
     }
+    try:
+        check_job_output(resolved, config)
+        kind, target = target_of(output)
+    except OutputRefused as exc:
+        raise SubmitError(exc.code, exc.message, exc.hint, "body.spec.output") from None
+    except media.MediaError as exc:
+        raise SubmitError("output_not_writable", str(exc), "", "body.spec.output") from None
+
+    needs = estimate(n_frames, info.width, info.height, params.short_side, params.steps, kind)
+    problem = memory_problem(needs, n_frames)
+    if problem:
+        raise SubmitError("bad_range", problem, "Submit a shorter --frames range (several jobs), or a smaller --size.",
+                          "body.spec.frames")
+    problem = disk_problem(needs, config.data.root, config.cache_dir, target.parent if kind == "movie" else target,
+                           config.free_space)
+    if problem:
+        raise SubmitError("disk_full", problem, "Free some space (`tokenflow jobs delete ID` removes what the server "
+                          "stored for a finished job), or submit a shorter range.", "body.spec.frames")
+    return resolved
