@@ -15,6 +15,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from bridge import protocol as p
+from bridge.media_cli import add_format_options
 from bridge.status_line import StatusLine, progress_text
 from bridge.client import Client, ClientError, ConnectionLost, CurveKeys, EventKind, JobEvent, ServerError, absolute
 
@@ -63,6 +64,7 @@ def register(subparsers) -> None:
     submit.add_argument("--batch-size", type=int, help="frames per UNet call; lower it if memory runs out (default: 8)")
     submit.add_argument("--max-joint-keyframes", type=int, metavar="N",
                         help="keyframes attending to each other in one group (default: 0 = as many as fit the server's device)")
+    add_format_options(submit)
     submit.add_argument("--model", help="one of the server's models (default: the server's default)")
     submit.add_argument("--priority", type=int, default=0, help="higher runs first (default: %(default)s)")
     submit.add_argument("--detach", action="store_true", help="print the job id and exit once it is queued")
@@ -185,9 +187,23 @@ def job_spec_from_args(args: argparse.Namespace) -> p.JobSpec:
         if value is not None:
             params[name] = value
     source = absolute(args.input)
-    output = absolute(args.output) if args.output else str(Path(source).with_name(f"{Path(source).stem}_tokenflow.mp4"))
+    preset = getattr(args, "format", None)
+    if args.output:
+        output = absolute(args.output)
+    else:
+        output = _default_output(source, preset)
     return p.JobSpec(input=source, params=params, frames=args.frames, output=output, model=args.model,
-                     priority=args.priority, client_token=uuid.uuid4().hex)
+                     priority=args.priority, client_token=uuid.uuid4().hex, preset=preset,
+                     start_number=getattr(args, "start_number", None))
+
+
+def _default_output(source: str, preset: str | None) -> str:
+    """INPUT_tokenflow.mp4 beside the input, or the preset's extension (a folder for a sequence)."""
+    from bridge.media.presets import PRESETS
+
+    chosen = PRESETS[preset] if preset else PRESETS["h264"]
+    stem = Path(source).with_name(f"{Path(source).stem}_tokenflow")
+    return f"{stem}{chosen.extension}" if chosen.is_movie else f"{stem}/"
 
 
 def run_submit(args: argparse.Namespace) -> int:

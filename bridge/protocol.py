@@ -90,6 +90,10 @@ class JobSpec:
     priority: int = 0  # higher runs first; FIFO within a priority
     # Makes submit idempotent: a second submit with the same token returns the first job.
     client_token: Optional[str] = None
+    # Export preset name (bridge.media.presets, `tokenflow formats`); None = implied by `output`.
+    preset: Optional[str] = None
+    # First number of an image sequence; None = the source frame numbers.
+    start_number: Optional[int] = None
     # Replace an existing output (a file, or frames of the same sequence pattern); the
     # input itself is never replaced. `{job}` in `output` becomes the job id.
     overwrite: bool = False
@@ -606,6 +610,10 @@ def _checks(body: Body) -> None:
                 f"encoder (CLIP) reads only 77 tokens, so at most {MAX_PROMPT_CHARS} characters are accepted.",
                 f"body.spec.params.{k}",
             )
+        need(s.preset is None or 0 < len(s.preset) <= 64, "body.spec.preset must name an export preset.",
+             "body.spec.preset")
+        need(s.start_number is None or 0 <= s.start_number <= 99_999_999,
+             "body.spec.start_number must be between 0 and 99999999.", "body.spec.start_number")
         need(
             s.client_token is None or 0 < len(s.client_token) <= 128,
             "body.spec.client_token must be 1 to 128 characters.",

@@ -10,6 +10,8 @@ import tempfile
 from pathlib import Path
 
 from bridge.media import MediaError, check_output_writable, open_writer, parse_frame_range, probe, read_frames
+from bridge.media import default_output as default_media_output
+from bridge.media_cli import add_format_options
 from server.user_dirs import default_cache_dir
 from bridge.status_line import StatusLine, progress_text
 
@@ -42,10 +44,12 @@ def add_edit_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-joint-keyframes", type=int, default=0, metavar="N",
                         help="keyframes attending to each other in one group; 0 = as many as fit the device "
                         "(about 24 at 512x512 on a GPU, 6 on a CPU) (default: %(default)s)")
+    add_format_options(parser)
 
 
-def default_output(source: Path) -> Path:
-    return source.with_name(f"{source.stem}_tokenflow.mp4")
+def default_output(source: Path, preset: str | None = None) -> str:
+    """INPUT_tokenflow.mp4 beside the input; with a preset, its extension (or a folder for sequences)."""
+    return default_media_output(source, preset)
 
 
 def params_from_args(args: argparse.Namespace):
@@ -113,12 +117,18 @@ def run(args: argparse.Namespace) -> int:
         return fail(str(exc), EXIT_BAD_INPUT)
     source = Path(args.input)
     # A string, not a Path: a trailing "/" (image sequence into a folder) must survive.
-    output = args.output if args.output else str(default_output(source))
+    preset = getattr(args, "format", None)
+    start_number = getattr(args, "start_number", None)
     try:
+        output = args.output if args.output else default_output(source, preset)
         params = params_from_args(args)
         info = probe(source)
         first, last = parse_frame_range(args.frames, info.frame_count)
-        check_output_writable(output)
+        check_output_writable(output, preset)
+        # Opened (and closed again) now so a clash with existing files or a format the
+        # clip cannot take is reported before any GPU work, not after it.
+        open_writer(output, info, first, preset=preset, start_number=start_number,
+                    frame_count=last - first + 1).abort()
     except (MediaError, ValueError) as exc:
         return fail(str(exc), EXIT_BAD_INPUT)
 
@@ -133,11 +143,11 @@ def run(args: argparse.Namespace) -> int:
         return fail(str(exc), EXIT_BAD_INPUT)
 
     n_frames = last - first + 1
-    writer = open_writer(output, info, first)
+    writer = open_writer(output, info, first, preset=preset, start_number=start_number, frame_count=n_frames)
 
     def on_event(event) -> None:
         if isinstance(event, FrameReady):
-            writer.write(event.image)
+            writer.write(event.best_image)
         elif isinstance(event, Progress):
             display.show(progress_text(event.stage, event.step, event.total, event.frames_done, event.frames_total,
                                        event.eta_s))

@@ -11,7 +11,6 @@ frame reaches a subscriber exactly once.
 
 from __future__ import annotations
 
-import inspect
 import json
 import logging
 import os
@@ -68,9 +67,6 @@ def _cancellable(frames: Iterable[Any], should_cancel: Callable[[], bool]) -> It
         yield frame
 
 
-def _writer_options(overwrite: bool) -> dict:
-    # open_writer gains `overwrite` with the staged writers; older ones always replace.
-    return {"overwrite": overwrite} if "overwrite" in inspect.signature(media.open_writer).parameters else {}
 
 
 class JobRun:
@@ -117,7 +113,9 @@ class JobRun:
             engine = self.engines.get(spec["model"])
             info = media.probe(spec["input"])
             overwrite = self._check_output()
-            self.writer = media.open_writer(spec["output"], info, self.first, **_writer_options(overwrite))
+            # .get: jobs stored before presets existed run with the format their output implies.
+            self.writer = media.open_writer(spec["output"], info, self.first, preset=spec.get("preset"),
+                                            start_number=spec.get("start_number"), overwrite=overwrite)
             self._claim(finalising=False)
             frames = _cancellable(media.read_frames(spec["input"], self.first, int(spec["last"])), self.should_cancel)
             stats = engine.edit(frames, int(spec["n_frames"]), EditParams(**spec["params"]),
@@ -179,7 +177,9 @@ class JobRun:
                     elif os.path.lexists(path):
                         path.unlink()
             if claim.get("finalising"):
-                own = tuple(str(p) for p in existing_outputs(spec["output"]))
+                own = tuple(str(p) for p in existing_outputs(spec["output"], spec.get("preset")))
+        elif self._replaces_only_own_outputs():  # an attempt from before claims were recorded
+            own = tuple(str(p) for p in existing_outputs(spec["output"], spec.get("preset")))
         if self.output_check is not None:
             self.output_check(spec, own)
         return bool(spec.get("overwrite")) or bool(own)
@@ -192,6 +192,21 @@ class JobRun:
         tmp = path.with_name(f".{path.name}.partial")
         tmp.write_text(json.dumps(claim))
         os.replace(tmp, path)
+
+    def _replaces_only_own_outputs(self) -> bool:
+        """True when a retry may replace what an earlier attempt of this job finished.
+
+        Submission refused outputs that already existed, so on a retry a file at the
+        job's own output path made after the job was created is this job's (the server
+        died between finishing the file and recording `done`); anything older is not.
+        """
+        if self.job.attempts <= 1:
+            return False
+        spec = self.spec
+        out_spec = media.parse_output_spec(spec["output"], spec.get("preset"))
+        number = self.first if spec.get("start_number") is None else spec["start_number"]
+        existing = [p for p in media.writers.sequence_paths(out_spec, number, int(spec["n_frames"])) if p.exists()]
+        return bool(existing) and all(p.stat().st_mtime >= self.job.created for p in existing)
 
     def _abort_writer(self) -> None:
         if self.writer is not None:
@@ -211,10 +226,10 @@ class JobRun:
                 self._emit("proxy", {"kind": "preview", "frame": frame, "step": event.step, "width": w,
                                      "height": h, "format": self.spec["proxy_format"]}, blob=Blob(name, data))
         elif isinstance(event, FrameReady):
-            self._on_frame(self.first + int(event.index), event.image)
+            self._on_frame(self.first + int(event.index), event.image, event.best_image)
 
-    def _on_frame(self, frame: int, image: Any) -> None:
-        self.writer.write(image)
+    def _on_frame(self, frame: int, image: Any, precise: Any = None) -> None:
+        self.writer.write(image if precise is None else precise)
         if frame not in self.announced_proxies:
             data, w, h = encode_proxy(image, self.spec["proxy_size"], self.spec["proxy_format"])
             self._emit("proxy", {"kind": "frame", "frame": frame, "step": None, "width": w, "height": h,

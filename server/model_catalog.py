@@ -125,7 +125,18 @@ def hub_models(hub_cache: Path, registry: Registry) -> list[ModelEntry]:
         entries.append(ModelEntry(repo.repo_id, "pulled" if repo.repo_id in registry.pulled else "hub-cache",
                                   str(rev.snapshot_path), int(repo.size_on_disk), supported, note,
                                   rev.commit_hash))
+    listed = {e.id for e in entries}
+    for repo_id in sorted(set(registry.pulled) - listed):
+        folder = repo_folder(hub_cache, repo_id)
+        if folder.is_dir():  # our pull, stopped before a snapshot was complete enough to scan
+            entries.append(ModelEntry(repo_id, "pulled", str(folder), folder_size(folder), False,
+                                      f"incomplete download: `tokenflow models pull {repo_id}` continues it"))
     return entries
+
+
+def repo_folder(hub_cache: Path, repo_id: str) -> Path:
+    """Where huggingface_hub caches a model repository."""
+    return hub_cache / ("models--" + repo_id.replace("/", "--"))
 
 
 def local_models(registry: Registry) -> list[ModelEntry]:
@@ -203,8 +214,8 @@ def _unreachable(repo_id: str, exc: BaseException) -> HubUnreachable:
            else f"{constants.ENDPOINT} did not answer ({exc.__class__.__name__})")
     return HubUnreachable(
         f"Cannot download {repo_id}: the Hugging Face hub cannot be reached, {why}. Check the network or proxy "
-        "(HTTPS_PROXY, HF_ENDPOINT), unset HF_HUB_OFFLINE, and run the same command again (a partial download "
-        "resumes). Without a network, copy a diffusers folder to this machine and `tokenflow models add DIR`."
+        "(HTTPS_PROXY, HF_ENDPOINT), unset HF_HUB_OFFLINE, and run the same command again (files already downloaded are "
+        "kept). Without a network, copy a diffusers folder to this machine and `tokenflow models add DIR`."
     )
 
 
@@ -219,7 +230,8 @@ def _is_connection_problem(exc: BaseException) -> bool:
 
 
 def pull(repo_id: str, revision: str | None, hub_cache: Path, config_dir: Path, progress: bool = True) -> ModelEntry:
-    """Bring `repo_id` into the hub cache (resuming a partial download), or reuse what is there."""
+    """Bring `repo_id` into the hub cache, or reuse what is there. After an interruption, files already
+    complete in the cache are kept and only the rest is fetched (huggingface_hub skips what it has)."""
     from huggingface_hub import HfApi, errors, snapshot_download
 
     registry = Registry.load(config_dir)
@@ -233,8 +245,9 @@ def pull(repo_id: str, revision: str | None, hub_cache: Path, config_dir: Path, 
         if "model_index.json" not in files:
             raise CatalogError(f"{repo_id} is not a diffusers pipeline (no model_index.json); "
                                "TokenFlow needs a Stable Diffusion 1.x/2.x model in diffusers layout.")
-        if repo_id not in cached:
-            # Recorded before the download, so an interrupted pull is still ours to remove.
+        if not repo_folder(hub_cache, repo_id).exists():
+            # Ours only if nothing of it was cached before; recorded before the download, so an
+            # interrupted pull is still ours to remove.
             registry.pulled[repo_id] = time.time()
             registry.save()
         snapshot_download(repo_id, revision=revision, cache_dir=hub_cache, allow_patterns=patterns,
@@ -272,24 +285,25 @@ def remove(model_id: str, hub_cache: Path, config_dir: Path, delete: bool) -> tu
         model = registry.local.pop(model_id)
         registry.save()
         return f"Forgot {model_id!r}; its files at {model.path} are untouched.", []
-    info = _scan(hub_cache)
-    repo = next((r for r in (info.repos if info else []) if r.repo_id == model_id and r.repo_type == "model"), None)
+    folder = repo_folder(hub_cache, model_id) if "/" in model_id else None
     if model_id in registry.pulled:
-        if repo is None:
+        if folder is None or not folder.is_dir():
             registry.pulled.pop(model_id)
             registry.save()
             return f"{model_id} is no longer in the Hugging Face cache; forgot it.", []
+        size = human_size(folder_size(folder))
         if not delete:
-            raise NeedsConfirmation(f"Removing {model_id} deletes {human_size(repo.size_on_disk)} from {repo.repo_path} "
+            raise NeedsConfirmation(f"Removing {model_id} deletes {size} from {folder} "
                                     "(downloaded by `tokenflow models pull`).")
-        # The whole repository folder (blobs are per repository). Not delete_revisions(): it matches
-        # commit hashes in every cached repository, and a copied hub repo shares its source's hashes.
-        shutil.rmtree(repo.repo_path)
+        # The whole repository folder (blobs are per repository), partial downloads included. Not
+        # HFCacheInfo.delete_revisions(): it matches commit hashes in every cached repository, and a
+        # copied hub repository shares its source's hashes.
+        shutil.rmtree(folder)
         registry.pulled.pop(model_id)
         registry.save()
-        return f"Deleted {model_id} ({human_size(repo.size_on_disk)}) from the Hugging Face cache.", [str(repo.repo_path)]
-    if repo is not None:
-        raise CatalogError(f"{model_id} is in the shared Hugging Face cache ({repo.repo_path}) but was not downloaded "
+        return f"Deleted {model_id} ({size}) from the Hugging Face cache.", [str(folder)]
+    if folder is not None and folder.is_dir():
+        raise CatalogError(f"{model_id} is in the shared Hugging Face cache ({folder}) but was not downloaded "
                            "by `tokenflow models pull`, so tokenflow leaves it alone (other tools may use it). "
                            f"To delete it: `hf cache rm model/{model_id}`.")
     raise CatalogError(f"No model called {model_id!r}: `tokenflow models list` shows the models this machine has.")

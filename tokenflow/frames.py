@@ -41,12 +41,27 @@ def to_model_input(image: np.ndarray, size: tuple[int, int]) -> torch.Tensor:
     return tensor.clamp(-1, 1)
 
 
-def to_uint8(images: torch.Tensor, size: tuple[int, int] | None = None) -> list[np.ndarray]:
-    """Bx3xhxw in [-1, 1] -> list of HxWx3 uint8, resized to `size` = (w, h) if given."""
+def _resized(images: torch.Tensor, size: tuple[int, int] | None) -> torch.Tensor:
     images = images.float()
     if size is not None and images.shape[-2:] != (size[1], size[0]):
         images = F.interpolate(images, size=(size[1], size[0]), mode="bicubic", antialias=True, align_corners=False)
-    out = ((images.clamp(-1, 1) + 1.0) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+    return images.clamp(-1, 1)
+
+
+def _quantised(images: torch.Tensor) -> list[np.ndarray]:
+    out = ((images + 1.0) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+    return [np.ascontiguousarray(frame) for frame in out]
+
+
+def to_uint8(images: torch.Tensor, size: tuple[int, int] | None = None) -> list[np.ndarray]:
+    """Bx3xhxw in [-1, 1] -> list of HxWx3 uint8, resized to `size` = (w, h) if given."""
+    return _quantised(_resized(images, size))
+
+
+def to_unit_float(images: torch.Tensor) -> list[np.ndarray]:
+    """Bx3xHxW in [-1, 1] -> list of HxWx3 float32 in [0, 1]: the decoder's output before
+    quantising, for writers that store more than 8 bits."""
+    out = ((images + 1.0) * 0.5).permute(0, 2, 3, 1).cpu().numpy()
     return [np.ascontiguousarray(frame) for frame in out]
 
 
@@ -100,12 +115,18 @@ def encode_frames(
 
 @torch.no_grad()
 def decode_latents(
-    vae, latents: torch.Tensor, scaling_factor: float, out_size: tuple[int, int] | None, chunk: int = 8
-) -> Iterator[np.ndarray]:
-    """Decode latents `chunk` at a time, yielding HxWx3 uint8 frames at `out_size` in order."""
+    vae, latents: torch.Tensor, scaling_factor: float, out_size: tuple[int, int] | None, chunk: int = 8,
+    with_float: bool = False,
+) -> Iterator:
+    """Decode latents `chunk` at a time, yielding HxWx3 uint8 frames at `out_size` in order;
+    with `with_float`, (uint8, float32 in [0, 1]) pairs of the same pictures."""
     device, dtype = vae.device, vae.dtype
     for start in range(0, latents.shape[0], chunk):
         z = latents[start : start + chunk].to(device, dtype) / scaling_factor
         images = vae.decode(z).sample
         _check_finite(images, "VAE decoder")
-        yield from to_uint8(images, out_size)
+        resized = _resized(images, out_size)
+        if with_float:
+            yield from zip(_quantised(resized), to_unit_float(resized))
+        else:
+            yield from _quantised(resized)

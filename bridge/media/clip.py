@@ -1,4 +1,5 @@
-"""What a clip is: size, exact frame rate, exact frame count, timecode."""
+"""What a clip is: size, exact frame rate, frame count as editors count it, timecode,
+colour tags, audio, and whether its timestamps are regular."""
 
 from __future__ import annotations
 
@@ -9,7 +10,20 @@ from pathlib import Path
 
 import av
 
+from bridge.media.colour import ColourTags, source_tags
 from bridge.media.errors import MediaError
+
+
+@dataclass(frozen=True)
+class AudioInfo:
+    """The first audio stream: what an export carries alongside the picture."""
+
+    codec: str
+    sample_rate: int
+    channels: int
+    layout: str
+    sample_format: str
+    duration_s: float | None  # None when the file does not say
 
 
 @dataclass(frozen=True)
@@ -17,7 +31,10 @@ class ClipInfo:
     """The facts about a source clip that a job and its exports depend on.
 
     `frame_rate` is an exact rational because editors conform by it: 30000/1001 as a
-    float drifts by a frame every few minutes of timecode.
+    float drifts by a frame every few minutes of timecode. `frame_count` counts
+    frames at that rate from the stream's start (see bridge.media.decode): for a
+    variable-rate clip or one with timestamp gaps it differs from `pictures`, the
+    number of pictures stored, by the `held_frames` that repeat a picture.
     """
 
     path: Path
@@ -29,6 +46,18 @@ class ClipInfo:
     start_timecode: str | None
     codec: str
     pix_fmt: str | None
+    colour: ColourTags | None = None
+    audio: AudioInfo | None = None
+    start_s: Fraction = Fraction(0)  # the video stream's first timestamp, seconds
+    pictures: int | None = None  # pictures stored; None when only the header was read
+    variable_rate: bool = False
+    held_frames: int = 0  # frames that show the previous picture again (timestamp gaps)
+    dropped_pictures: int = 0  # pictures that share a frame with a later one and are never shown
+    timestamps_checked: bool = False  # True when every timestamp was read (not just the header)
+
+    @property
+    def duration_s(self) -> Fraction:
+        return Fraction(self.frame_count) / self.frame_rate
 
 
 def _unreadable(path: Path) -> str:
@@ -69,14 +98,21 @@ def stream_frame_rate(stream: av.video.stream.VideoStream, path: str | Path) -> 
     average_rate is frames over duration and can come out as e.g. 2997003/100000 when
     the last frame's duration is odd; guessed_rate is the stream's base rate. When
     they agree to 0.1 % the one with the smaller denominator is the intended rate.
+    When they disagree the clip is variable-rate or has gaps in its timestamps, and
+    its base rate is the one an editor conforms it to (gaps hold a picture), as long
+    as it is a plausible one: above the average, at most twice it and at most 240.
     """
-    candidates = [Fraction(r) for r in (stream.average_rate, stream.guessed_rate) if r]
-    candidates = [r for r in candidates if r > 0]
+    average = Fraction(stream.average_rate) if stream.average_rate else None
+    guessed = Fraction(stream.guessed_rate) if stream.guessed_rate else None
+    candidates = [r for r in (average, guessed) if r is not None and r > 0]
     if not candidates:
         raise MediaError(f"{path} does not say its frame rate: re-wrap it in .mp4 or .mov with a constant frame rate.")
     rate = candidates[0]
     for other in candidates[1:]:
-        if abs(other - rate) / rate < Fraction(1, 1000) and other.denominator < rate.denominator:
+        if abs(other - rate) / rate < Fraction(1, 1000):
+            if other.denominator < rate.denominator:
+                rate = other
+        elif rate < other <= min(2 * rate, Fraction(240)):
             rate = other
     return rate
 
@@ -86,17 +122,38 @@ def stream_start(stream: av.video.stream.VideoStream) -> int:
     return stream.start_time if stream.start_time is not None else 0
 
 
-def _count_frames(container: av.container.InputContainer, stream: av.video.stream.VideoStream) -> int:
-    """Count the stream's frames by demuxing only; a packet holds one video frame."""
+@dataclass(frozen=True)
+class _Timing:
+    frame_count: int
+    pictures: int
+    variable_rate: bool
+    held_frames: int
+    dropped_pictures: int
+
+
+def _scan_timestamps(container: av.container.InputContainer, stream: av.video.stream.VideoStream,
+                     rate: Fraction) -> _Timing | None:
+    """Read every packet's timestamp (demuxing only, no decoding) and number them by time."""
     container.seek(0, backward=True, any_frame=False)
-    return sum(1 for packet in container.demux(stream) if packet.size > 0)
+    stamps = sorted(packet.pts for packet in container.demux(stream) if packet.size > 0 and packet.pts is not None)
+    if not stamps:
+        return None
+    time_base = Fraction(stream.time_base)
+    start = stream_start(stream)
+    slots = [round((pts - start) * time_base * rate) for pts in stamps]
+    shown = len(set(slots))
+    count = max(slots) + 1
+    # Irregular spacing beyond a quarter frame, even without a gap, makes a clip variable-rate.
+    irregular = any(abs((b - a) * time_base * rate - 1) > Fraction(1, 4) for a, b in zip(stamps, stamps[1:]))
+    return _Timing(count, len(stamps), irregular or count != shown or shown != len(stamps),
+                   count - shown, len(stamps) - shown)
 
 
-def _frame_count(container: av.container.InputContainer, stream: av.video.stream.VideoStream, rate: Fraction) -> int:
-    """Trust the container's count when its duration agrees, otherwise count packets.
+def _header_count(stream: av.video.stream.VideoStream, rate: Fraction) -> int | None:
+    """The container's frame count when its duration agrees with it, else None.
 
     The duration check is the cheap verification: a header whose count and duration
-    disagree (a truncated recording, a broken remux) gets counted for real.
+    disagree (a truncated recording, a broken remux, timestamp gaps) gets scanned.
     """
     if stream.frames and stream.frames > 0:
         if stream.duration is None or stream.time_base is None:
@@ -104,7 +161,23 @@ def _frame_count(container: av.container.InputContainer, stream: av.video.stream
         from_duration = Fraction(stream.duration) * Fraction(stream.time_base) * rate
         if abs(from_duration - stream.frames) <= 1:
             return stream.frames
-    return _count_frames(container, stream)
+    return None
+
+
+def _audio(container: av.container.InputContainer) -> AudioInfo | None:
+    for stream in container.streams.audio:
+        context = stream.codec_context
+        duration = None
+        if stream.duration is not None and stream.time_base is not None:
+            duration = float(stream.duration * stream.time_base)
+        elif container.duration is not None:
+            duration = container.duration / av.time_base
+        return AudioInfo(
+            codec=context.name, sample_rate=context.sample_rate, channels=context.channels,
+            layout=context.layout.name if context.layout else "", sample_format=context.format.name if context.format else "",
+            duration_s=duration,
+        )
+    return None
 
 
 def _timecode(container: av.container.InputContainer, stream: av.video.stream.VideoStream) -> str | None:
@@ -117,24 +190,43 @@ def _timecode(container: av.container.InputContainer, stream: av.video.stream.Vi
     return None
 
 
-def probe(path: str | Path) -> ClipInfo:
-    """Describe a clip without decoding it (unless its frame count must be counted)."""
+def probe(path: str | Path, scan: bool = False) -> ClipInfo:
+    """Describe a clip, reading only its header unless its frame count must be counted.
+
+    `scan=True` reads every timestamp (demuxing, not decoding) so `variable_rate`,
+    `held_frames` and the count are checked, not taken from the header; a header
+    that does not add up is always scanned.
+    """
     path = Path(path)
     with open_input(path) as container:
         stream = video_stream(container, path)
         rate = stream_frame_rate(stream, path)
-        count = _frame_count(container, stream, rate)
+        count = None if scan else _header_count(stream, rate)
+        timing = None
+        if count is None:
+            timing = _scan_timestamps(container, stream, rate)
+            count = timing.frame_count if timing else 0
         if count <= 0:
             raise MediaError(f"{path} has a video stream with no frames: pick a clip with picture in it.")
         context = stream.codec_context
+        time_base = Fraction(stream.time_base)
         return ClipInfo(
             path=path,
             width=context.width,
             height=context.height,
             frame_rate=rate,
             frame_count=count,
-            time_base=Fraction(stream.time_base),
+            time_base=time_base,
             start_timecode=_timecode(container, stream),
             codec=context.name,
             pix_fmt=context.pix_fmt,
+            colour=source_tags(context.colorspace, context.color_primaries, context.color_trc,
+                               context.color_range, context.height),
+            audio=_audio(container),
+            start_s=stream_start(stream) * time_base,
+            pictures=timing.pictures if timing else None,
+            variable_rate=timing.variable_rate if timing else False,
+            held_frames=timing.held_frames if timing else 0,
+            dropped_pictures=timing.dropped_pictures if timing else 0,
+            timestamps_checked=timing is not None,
         )

@@ -12,6 +12,8 @@ and full-resolution chroma keep a decode/encode round trip unbiased.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import av
 import numpy as np
 from av.video.reformatter import ColorRange, Colorspace, Interpolation
@@ -57,14 +59,71 @@ def output_tags(height: int) -> tuple[int, int, int]:
     return _HD_TAGS if _is_hd(height) else _SD_TAGS
 
 
-def rgb_to_frame(image: np.ndarray, pix_fmt: str) -> av.VideoFrame:
-    """Convert RGB to the encoder's YUV format with the matrix `output_tags` names."""
-    frame = av.VideoFrame.from_ndarray(image, format="rgb24")
-    matrix = Colorspace.ITU709 if _is_hd(frame.height) else Colorspace.ITU601
+_UNSPECIFIED = (0, 2)  # AVCOL_*_RESERVED0 / UNSPECIFIED: the file says nothing
+_FULL_RANGE = 2  # AVCOL_RANGE_JPEG
+
+
+@dataclass(frozen=True)
+class ColourTags:
+    """How a clip's pictures are encoded: the four tags editors read from a movie.
+
+    Values are FFmpeg's AVCOL_* numbers (1 = BT.709 for the first three). `assumed`
+    lists the tags the source did not carry and were filled in by the editors' rule
+    (BT.709 at 720 lines and above, SMPTE 170M below; limited range).
+    """
+
+    matrix: int
+    primaries: int
+    transfer: int
+    full_range: bool
+    assumed: tuple[str, ...] = ()
+
+    def describe(self) -> str:
+        names = {1: "BT.709", 5: "BT.470BG", 6: "SMPTE 170M", 7: "SMPTE 240M", 9: "BT.2020", 4: "FCC",
+                 13: "sRGB", 14: "BT.2020 10-bit", 16: "PQ", 18: "HLG", 8: "linear"}
+        text = (f"matrix {names.get(self.matrix, self.matrix)}, primaries {names.get(self.primaries, self.primaries)}, "
+                f"transfer {names.get(self.transfer, self.transfer)}, {'full' if self.full_range else 'limited'} range")
+        return text + (f" (assumed: {', '.join(self.assumed)})" if self.assumed else "")
+
+
+def source_tags(colorspace: int, primaries: int, transfer: int, color_range: int, height: int) -> ColourTags:
+    """The source's tags, with untagged ones filled in the way editors fill them."""
+    default = _HD_TAGS if _is_hd(height) else _SD_TAGS
+    assumed = []
+    values = []
+    for name, value, fallback in zip(("matrix", "primaries", "transfer"), (colorspace, primaries, transfer), default):
+        if int(value) in _UNSPECIFIED:
+            assumed.append(name)
+            value = fallback
+        values.append(int(value))
+    if int(color_range) == 0:
+        assumed.append("range")
+    if values[0] not in _MATRICES:
+        # A matrix swscale cannot convert with (e.g. ICtCp): convert and tag with the height rule.
+        assumed.append("matrix")
+        values[0] = default[0]
+    return ColourTags(values[0], values[1], values[2], int(color_range) == _FULL_RANGE, tuple(assumed))
+
+
+def default_tags(height: int) -> ColourTags:
+    """Tags for pictures of unknown origin: what editors assume for untagged video."""
+    return source_tags(0, 0, 0, 0, height)
+
+
+def rgb_to_frame(image: np.ndarray, pix_fmt: str, tags: ColourTags | None = None, full_range: bool = False) -> av.VideoFrame:
+    """Convert RGB (uint8 rgb24, or uint16 rgb48) to the encoder's YUV format.
+
+    The matrix is the one `tags` names (by default the height rule), so the YUV
+    written matches the tags written beside it; nothing else about the colours changes.
+    """
+    rgb_format = "rgb48le" if image.dtype == np.uint16 else "rgb24"
+    frame = av.VideoFrame.from_ndarray(image, format=rgb_format)
+    tags = tags or default_tags(frame.height)
+    matrix = _MATRICES[tags.matrix]
     return frame.reformat(
         format=pix_fmt,
         src_colorspace=matrix,
         dst_colorspace=matrix,
-        dst_color_range=ColorRange.MPEG,
+        dst_color_range=ColorRange.JPEG if full_range else ColorRange.MPEG,
         interpolation=_SCALING,
     )

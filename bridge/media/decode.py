@@ -1,12 +1,17 @@
-"""Frame-accurate reading of a range of frames, counted in presentation order.
+"""Frame-accurate reading of a range of frames, numbered by time as editors number them.
 
-Seeking in FFmpeg lands on a keyframe near a timestamp, not on a frame number, and
-some files land after the target. So a read seeks by pts to the keyframe at or
-before the first wanted frame, decodes forward, drops frames until the wanted index,
-and, if the seek overshot, seeks again further back. Frame indices come from pts
-(index = (pts - start) * time_base * rate), which is exact for constant-rate clips,
-the kind editors hand over; once the first frame is found the rest are counted in
-decode order, so a range always yields exactly LAST - FIRST + 1 frames or fails.
+Frame N of a clip is the picture on screen at time N / rate from the stream's start,
+for every source: constant rate, variable rate, or with gaps in its timestamps. Each
+decoded picture gets the slot nearest its timestamp, slot = round((pts - start) *
+time_base * rate); frame N shows the last picture whose slot is at most N. So a gap
+holds the previous picture for as many frames as it lasts, and of two pictures that
+land on one slot the later wins, which is what an editor conforming the clip to its
+rate shows. For a constant-rate clip this is simply the Nth picture.
+
+Seeking in FFmpeg lands on a keyframe near a timestamp, and some files land after the
+target. So a read seeks by pts to the keyframe at or before the first wanted frame,
+decodes forward, and, if the first picture decoded already lies after the wanted
+frame, seeks again further back.
 """
 
 from __future__ import annotations
@@ -36,6 +41,21 @@ def _index_pts(index: int, start: int, time_base: Fraction, rate: Fraction) -> i
     return start + math.floor(Fraction(index) / rate / time_base)
 
 
+class _Held:
+    """The picture currently on screen; converted to RGB once however often it is held."""
+
+    def __init__(self, frame: av.VideoFrame) -> None:
+        self.frame: av.VideoFrame | None = frame
+        self._rgb: np.ndarray | None = None
+
+    def rgb(self) -> np.ndarray:
+        if self._rgb is None:
+            assert self.frame is not None
+            self._rgb = frame_to_rgb(self.frame)
+            self.frame = None
+        return self._rgb
+
+
 def _decode_from(path: Path, seek_pts: int | None, first: int, last: int) -> Iterator[np.ndarray | None]:
     """Yield frames first..last decoding from `seek_pts`; yield None once on overshoot."""
     with open_input(path) as container:
@@ -46,29 +66,35 @@ def _decode_from(path: Path, seek_pts: int | None, first: int, last: int) -> Ite
         start = stream_start(stream)
         if seek_pts is not None:
             container.seek(seek_pts, stream=stream, backward=True, any_frame=False)
-        wanted = last - first + 1
-        delivered = 0
-        index = None
+        wanted = first  # the next frame number to deliver
+        held: _Held | None = None
+        slot = -1
         for frame in container.decode(stream):
-            if delivered == 0:
-                pts = frame.pts
-                if pts is None:
-                    index = 0 if index is None else index + 1
-                else:
-                    index = _frame_index(pts, start, time_base, rate)
-                if index < first:
-                    continue
-                if index > first:
-                    yield None
+            pts = frame.pts
+            slot = slot + 1 if pts is None else _frame_index(pts, start, time_base, rate)
+            if slot > wanted:
+                if held is None:
+                    if seek_pts is not None:
+                        yield None
+                        return
+                    # Decoded from the very start and the first picture is late: it is
+                    # what is on screen from the start, as in an editor.
+                    held = _Held(frame)
+                while wanted < slot and wanted <= last:
+                    yield held.rgb()
+                    wanted += 1
+                if wanted > last:
                     return
-            yield frame_to_rgb(frame)
-            delivered += 1
-            if delivered == wanted:
-                return
-        raise MediaError(
-            f"{path} ended after {first + delivered} frames, before frame {last}: "
-            f"the file may be truncated, re-export it or pick a shorter range."
-        )
+            held = _Held(frame)
+        # The last picture stays on screen through its own slot, the clip's last frame.
+        while held is not None and wanted <= min(last, slot):
+            yield held.rgb()
+            wanted += 1
+        if wanted <= last:
+            raise MediaError(
+                f"{path} ended after {max(wanted, slot + 1)} frames, before frame {last}: "
+                f"the file may be truncated, re-export it or pick a shorter range."
+            )
 
 
 def read_frames(path: str | Path, first: int, last: int) -> Iterator[np.ndarray]:
@@ -97,11 +123,6 @@ def read_frames(path: str | Path, first: int, last: int) -> Iterator[np.ndarray]
             yield image
         if not overshot:
             return
-        if seek_pts is None:
-            raise MediaError(
-                f"{path} starts after frame {first} even when decoded from its beginning: "
-                "re-wrap the clip with a constant frame rate and try again."
-            )
         seek_pts = target - backoff
         if seek_pts <= start:
             seek_pts = None

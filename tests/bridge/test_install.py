@@ -205,3 +205,28 @@ def test_a_target_not_in_this_version_is_listed_as_not_available(home, monkeypat
     assert "not part of this version" in capsys.readouterr().err
     assert main(["install", "--list"]) == 0
     assert "nowhere  not available in this version" in capsys.readouterr().out
+
+
+def test_without_a_console_script_the_launchers_run_the_module_with_the_checkout_on_pythonpath(tmp_path):
+    # A checkout used without `pip install`: no `tokenflow` beside the interpreter.
+    env_bin = tmp_path / "env" / "bin"
+    env_bin.mkdir(parents=True)
+    (env_bin / "python").symlink_to(sys.executable)
+    ctx = InstallContext(python=env_bin / "python", home=tmp_path / "home", system="Linux", env={})
+    checkout = str(Path(installers.__file__).resolve().parents[2])
+    command = tokenflow_command(ctx, "serve")
+    assert command.argv == [str(env_bin / "python"), "-m", "server.cli", "serve"]
+    assert command.env == {"PYTHONPATH": checkout}
+
+    desktop.install(ctx)
+    service.install(ctx)
+    assert _key(desktop.entry_path(ctx).read_text(), "Exec") == (
+        f"env PYTHONPATH={checkout} {env_bin / 'python'} -m server.cli panel")
+    unit_text = service.unit_path(ctx).read_text()
+    assert f"Environment=PYTHONPATH={checkout}" in unit_text
+    _validate(desktop.entry_path(ctx), service.unit_path(ctx))
+    # That command starts tokenflow (`models --help`, quickly) from outside the checkout; run with this
+    # environment's interpreter, since the symlink above has no environment of its own.
+    done = subprocess.run([sys.executable, *command.argv[1:-1], "models", "--help"], env={**command.env, "PATH": "/usr/bin:/bin"},
+                          cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and "usage: tokenflow models" in done.stdout

@@ -360,8 +360,8 @@ def test_closing_an_empty_writer_fails_cleanly(tmp_path: Path, carphone: Path) -
 
 
 def test_output_specs(tmp_path: Path) -> None:
-    assert parse_output_spec(tmp_path / "a.MP4").kind == "mp4"
-    assert parse_output_spec(tmp_path / "a.mov").kind == "mov"
+    assert parse_output_spec(tmp_path / "a.MP4").preset.name == "h264"
+    assert parse_output_spec(tmp_path / "a.mov").preset.name == "prores_422_hq"
     assert parse_output_spec(tmp_path).path == tmp_path / "frame_%06d.png"
     assert parse_output_spec(f"{tmp_path}/new/").path == tmp_path / "new" / "frame_%06d.png"
     assert parse_output_spec(tmp_path / "f_%d.tiff").kind == "images"
@@ -373,7 +373,7 @@ def test_output_specs(tmp_path: Path) -> None:
         ("clip.avi", "use .mp4, .mov, or an image-sequence pattern"),
         ("clip", "use .mp4, .mov, or an image-sequence pattern"),
         ("frame.png", "add a frame-number pattern"),
-        ("f_%04d.jpg", "use .png, .tif or .tiff"),
+        ("f_%04d.jpg", "use .png, .tif, .tiff or .exr"),
         ("f_%04d_%04d.png", "exactly one frame-number pattern"),
         ("dir%03d/f.png", "folder name"),
     ],
