@@ -10,6 +10,7 @@ Key files are ZeroMQ's own certificate format (zmq.auth.create_certificates):
 from __future__ import annotations
 
 import ipaddress
+import os
 import re
 from pathlib import Path
 
@@ -41,14 +42,35 @@ def is_loopback(endpoint: str) -> bool:
         return False  # '*', an interface name, or a host name: could be reachable from outside
 
 
-def init_keys(directory: Path) -> tuple[Path, Path]:
-    """Make a server key pair and one client key pair; returns (server public, client secret) files."""
-    directory.mkdir(parents=True, exist_ok=True)
+class KeysExist(SecurityError):
+    pass
+
+
+def init_keys(directory: Path, force: bool = False) -> tuple[Path, Path]:
+    """Make a server key pair and one client key pair; returns (server public, client secret) files.
+
+    Existing keys are kept unless `force`: replacing them locks out every client
+    that holds the old ones. Secret files are private (0600) from their creation,
+    never readable by others even for an instant: the folder is made 0700 and the
+    process umask is tightened while zmq writes them.
+    """
+    names = ("server.key", "server.key_secret", "client.key_secret", "clients/client.key")
+    existing = [n for n in names if (directory / n).exists()]
+    if existing and not force:
+        raise KeysExist(f"{directory} already holds keys ({', '.join(existing)}); replacing them would lock out "
+                        "every client that has the old ones. Pass --force to replace them, or choose another folder.")
+    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
     clients = directory / "clients"
     clients.mkdir(exist_ok=True)
-    server_public, _ = zmq.auth.create_certificates(directory, "server")
-    client_public, client_secret = zmq.auth.create_certificates(directory, "client")
+    old = os.umask(0o077)
+    try:
+        server_public, _ = zmq.auth.create_certificates(directory, "server")
+        client_public, client_secret = zmq.auth.create_certificates(directory, "client")
+    finally:
+        os.umask(old)
     Path(client_public).replace(clients / "client.key")
+    for public in (Path(server_public), clients / "client.key"):
+        public.chmod(0o644)  # public keys are for handing out
     for secret in directory.glob("*.key_secret"):
         secret.chmod(0o600)
     return Path(server_public), Path(client_secret)

@@ -42,6 +42,21 @@ def register(subparsers) -> None:
     parser.add_argument("--max-queue", type=int, default=Limits.max_queue, help="queued jobs at most (default: %(default)s)")
     parser.add_argument("--max-request-bytes", type=int, default=Limits.max_request_bytes,
                         help="largest inbound message (default: %(default)s)")
+    from server.disk import Retention
+
+    keep = Retention()
+    parser.add_argument("--keep-days", type=float, default=keep.keep_days, metavar="N",
+                        help="delete finished jobs' stored data (never their outputs) after N days; 0 keeps forever "
+                        "(default: %(default)s)")
+    parser.add_argument("--keep-gb", type=float, default=keep.keep_bytes / 1e9, metavar="N",
+                        help="keep at most N GB of finished jobs' stored data, oldest deleted first; 0: no limit "
+                        "(default: %(default)s)")
+    parser.add_argument("--cache-gb", type=float, default=keep.cache_bytes / 1e9, metavar="N",
+                        help="inversion cache size; least recently used entries go first; 0: no limit "
+                        "(default: %(default)s)")
+    parser.add_argument("--max-jobs", type=int, default=keep.max_jobs, metavar="N",
+                        help="jobs kept in the store, any state; submits beyond it are refused (default: %(default)s)")
+    parser.add_argument("--force", action="store_true", help="with --init-keys: replace keys that exist")
     parser.add_argument("--no-preload", action="store_true", help="load the model at the first job, not at start")
     parser.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
     # For tests and benchmarks: module:callable taking a model name, returning an engine.
@@ -73,7 +88,13 @@ def run(args: argparse.Namespace) -> int:
     if args.init_keys:
         from server.security import init_keys
 
-        server_public, client_secret = init_keys(args.init_keys)
+        from server.security import KeysExist
+
+        try:
+            server_public, client_secret = init_keys(args.init_keys, force=args.force)
+        except KeysExist as exc:
+            print(f"tokenflow serve: error: {exc}", file=sys.stderr)
+            return 2
         print(f"Made keys in {args.init_keys}.\n  Start the server with: tokenflow serve --bind tcp://0.0.0.0:PORT "
               f"--curve-dir {args.init_keys}\n  Give clients {server_public} and {client_secret} "
               "(--server-key / --client-key); add more clients' public keys to clients/.")
@@ -81,6 +102,7 @@ def run(args: argparse.Namespace) -> int:
 
     from server.app import Server
     from server.config import ServerConfig
+    from server.disk import Retention, free_space_from_env
     from server.paths import resolve_data_dir
     from server.security import SecurityError
     from server.user_dirs import default_cache_dir
@@ -93,6 +115,9 @@ def run(args: argparse.Namespace) -> int:
         cache_dir=args.cache_dir or default_cache_dir(), bind=args.bind, allowed_output_dirs=allowed,
         curve_dir=args.curve_dir,
         limits=dataclasses.replace(Limits(), max_queue=args.max_queue, max_request_bytes=args.max_request_bytes),
+        retention=Retention(keep_days=args.keep_days, keep_bytes=int(args.keep_gb * 1e9),
+                            cache_bytes=int(args.cache_gb * 1e9), max_jobs=args.max_jobs),
+        free_space=free_space_from_env(),
     )
     factory = _load_factory(args.engine_factory) if args.engine_factory else None
     from server.data_lock import DataDirBusy
@@ -124,5 +149,7 @@ def run(args: argparse.Namespace) -> int:
     # Tests and scripts wait for this line; keep its shape.
     print(f"tokenflow server listening on {endpoint} (data: {data.root}, models: {', '.join(config.models)})",
           file=sys.stderr, flush=True)
+    print(f"tokenflow server space: {server.usage.describe()} (keeping finished jobs {args.keep_days:g} days / "
+          f"{args.keep_gb:g} GB, inversion cache {args.cache_gb:g} GB)", file=sys.stderr, flush=True)
     server.serve_forever()
     return 0

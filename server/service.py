@@ -106,6 +106,11 @@ class Service:
         if self.store.count_queued() >= self.config.limits.max_queue:
             raise RequestError("queue_full", f"The queue holds {self.config.limits.max_queue} jobs already.",
                                "Wait for some to finish, or cancel some with `tokenflow jobs cancel ID`.")
+        max_jobs = self.config.retention.max_jobs
+        if max_jobs and self.store.count_jobs() >= max_jobs:
+            raise RequestError("store_full", f"The server keeps {max_jobs} jobs already, the most it stores.",
+                               "Delete finished jobs with `tokenflow jobs delete ID`, or start the server with "
+                               "a shorter --keep-days or a larger --max-jobs.")
         job_id = self.new_job_id()
         resolved = resolve(spec, job_id, self.config)
         position = self.scheduler.position_for(spec.priority)

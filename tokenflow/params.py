@@ -62,8 +62,8 @@ class EditParams:
                 "pixels (Stable Diffusion 1.x/2.x work best at 512-768); frames still come back at the source size.")
         if not 16 <= self.preview_size <= 1024:
             raise ValueError(f"preview_size must be between 16 and 1024 (got {self.preview_size}).")
-        if self.batch_size > 1024 or self.kf_interval > 10_000 or self.max_attended_keyframes > 1024:
-            raise ValueError("batch size, --kf-interval and max_attended_keyframes are out of range "
+        if self.batch_size > 1024 or self.kf_interval > 10_000 or self.max_joint_keyframes > 1024:
+            raise ValueError("batch size, --kf-interval and --max-joint-keyframes are out of range "
                              "(at most 1024, 10000 and 1024).")
         if self.steps < 1 or self.steps > 1000:
             raise ValueError(f"--steps must be between 1 and 1000 (got {self.steps}).")

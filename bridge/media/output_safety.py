@@ -69,9 +69,9 @@ def _name_max(path: Path) -> int:
         return _FALLBACK_NAME_MAX
 
 
-def target_of(out: str | Path) -> tuple[str, Path]:
+def target_of(out: str | Path, preset: object = None) -> tuple[str, Path]:
     """(kind, the path that names the output: the movie file, or the sequence folder)."""
-    spec = parse_output_spec(out)
+    spec = parse_output_spec(out, preset)
     if spec.kind == "images":
         return "images", spec.path.parent
     return "movie", spec.path
@@ -97,9 +97,9 @@ def sequence_pattern(pattern: Path) -> re.Pattern[str]:
     return re.compile(head + r"-?\d+" + tail + r"\Z")
 
 
-def existing_outputs(out: str | Path) -> list[Path]:
+def existing_outputs(out: str | Path, preset: object = None) -> list[Path]:
     """Files the output would replace or mix with: the movie file, or frames of the same pattern."""
-    spec = parse_output_spec(out)
+    spec = parse_output_spec(out, preset)
     if spec.kind != "images":
         return [spec.path] if os.path.lexists(spec.path) else []
     folder = spec.path.parent
@@ -117,15 +117,17 @@ def check_output(
     allowed: Sequence[Path] | None = None,
     own: Collection[str] = (),
     allow_hint: str = "",
+    preset: object = None,
 ) -> None:
     """Refuse an output target the job must not write (see the module's list).
 
+    `preset`: an export preset name or object (bridge.media.presets), as the writers take it.
     `allowed`: the folders outputs may go under (None: anywhere, as for `tokenflow
     edit`). `own`: outputs this job itself started to put in place (a re-run after a
     crash), which it may finish. `allow_hint`: how the user widens `allowed`.
     """
     check_path_text(out, "output")
-    kind, target = target_of(out)
+    kind, target = target_of(out, preset)
     real = target.resolve()  # every link followed, the final component included
     if allowed is not None and not _under(real, allowed):
         where = ", ".join(str(d) for d in allowed)
@@ -144,7 +146,7 @@ def check_output(
             raise OutputRefused("output_is_input", f"The output {target} is the input clip itself.",
                                 "Choose another output name; the source is never overwritten.")
     if not overwrite:
-        taken = [p for p in existing_outputs(out) if str(p) not in own]
+        taken = [p for p in existing_outputs(out, preset) if str(p) not in own]
         if taken:
             if kind == "movie":
                 raise OutputRefused("output_exists", f"The output {taken[0]} exists already.",
@@ -154,19 +156,25 @@ def check_output(
                 f"(e.g. {taken[0].name}).",
                 "Choose an empty folder or another pattern, or pass --overwrite (overwrite: true) to replace them.")
     try:
-        check_output_writable(out)
+        check_output_writable(out, preset)
     except OutputRefused:
         raise
     except MediaError as exc:
         raise OutputRefused("output_not_writable", str(exc)) from None
 
 
-def next_free_output(source: Path, suffix: str = ".mp4") -> Path:
-    """`clip_tokenflow.mp4` beside the source, or `clip_tokenflow_2.mp4`, ... the first not taken."""
-    first = source.with_name(f"{source.stem}_tokenflow{suffix}")
-    if not os.path.lexists(first):
-        return first
+def next_free_output(default: str) -> str:
+    """`default` if nothing has that name, else `NAME_2.EXT` (or `NAME_2/` for a sequence folder), `_3`, ...
+
+    So a second prompt on the same clip keeps the first result instead of refusing
+    or replacing it.
+    """
+    folder = default.endswith(("/", os.sep))
+    path = Path(default.rstrip("/" + os.sep)) if folder else Path(default)
+    if not os.path.lexists(path):
+        return default
+    stem, suffix = (path.name, "") if folder else (path.stem, path.suffix)
     n = 2
-    while os.path.lexists(candidate := source.with_name(f"{source.stem}_tokenflow_{n}{suffix}")):
+    while os.path.lexists(candidate := path.with_name(f"{stem}_{n}{suffix}")):
         n += 1
-    return candidate
+    return str(candidate) + (os.sep if folder else "")
