@@ -70,6 +70,9 @@ def register(subparsers) -> None:
     submit.add_argument("--detach", action="store_true", help="print the job id and exit once it is queued")
     submit.add_argument("--overwrite", action="store_true",
                         help="replace an existing output (never the input); without it an existing output is refused")
+    submit.add_argument("--download", type=Path, metavar="DIR",
+                        help="when the job is done, save its outputs into DIR on this machine (checksums verified; "
+                        "an existing file is never replaced)")
     _add_connection_options(submit)
     submit.set_defaults(func=run_submit)
 
@@ -232,7 +235,13 @@ def run_submit(args: argparse.Namespace) -> int:
                 print(job)
                 return EXIT_OK
             print(f"Job {job} queued (position {accepted.body.position}).", file=sys.stderr)
-            return _follow_interactively(client, job, accepted.seq + 1)
+            code = _follow_interactively(client, job, accepted.seq + 1)
+            if code == EXIT_OK and args.download is not None and client.status(job).state == "done":
+                from bridge.download import download_job
+
+                for saved in download_job(client, job, args.download):
+                    print(f"Saved {saved.path}" + (" (already there)" if saved.already_there else ""))
+            return code
     except ConnectionLost as exc:
         return _err(str(exc), EXIT_FAILED)
     except ClientError as exc:

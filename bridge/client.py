@@ -261,6 +261,8 @@ class Client:
 
     def request(self, body: p.Body, job: str | None = None, timeout: float | None = None) -> p.Envelope:
         """Send a request and wait for its reply; error replies raise ServerError."""
+        # Silence counts from now: a client idle for minutes has heard nothing because it asked nothing.
+        self._last_heard = max(self._last_heard, time.monotonic())
         timeout = self.timeout if timeout is None else timeout
         rid = self._send(body, job)
         try:
@@ -296,11 +298,39 @@ class Client:
     def status(self, job: str) -> p.JobInfo:
         return self.request(p.Status(), job=job).body.info
 
-    def list_jobs(self, states: list[str] | None = None, limit: int = 100) -> list[p.JobInfo]:
-        return self.request(p.ListJobs(states=states, limit=limit)).body.jobs
+    def list_jobs(self, states: list[str] | None = None, limit: int = 100, batch: str | None = None) -> list[p.JobInfo]:
+        return self.request(p.ListJobs(states=states, limit=limit, batch=batch)).body.jobs
+
+    # --- the render queue (docs/queue.md) ---
+
+    def check(self, spec: p.JobSpec) -> str:
+        """Validate a spec exactly as `submit` would, queueing nothing; returns the output path it would get."""
+        return self.request(p.Submit(spec=spec, dry_run=True)).body.detail
+
+    def retry(self, job: str) -> p.JobInfo:
+        return self.request(p.Retry(), job=job).body.info
+
+    def queue(self, action: str | None = None) -> p.QueueState:
+        """The queue's state; action "pause" or "resume" changes it first."""
+        return self.request(p.QueueControl(action=action)).body
+
+    def files(self, job: str) -> p.Files:
+        return self.request(p.ListFiles(), job=job).body
+
+    def read(self, job: str, name: str, offset: int, length: int = p.MAX_CHUNK_BYTES) -> tuple[p.Chunk, bytes]:
+        env = self.request(p.Read(name=name, offset=offset, length=length), job=job)
+        return env.body, bytes(env.blobs[0])
+
+    def reconnect(self) -> None:
+        """A fresh socket and hello, retried for up to reconnect_timeout (after ConnectionLost)."""
+        self._reconnect()
 
     def reorder(self, job: str, *, priority: int | None = None, position: int | None = None) -> p.JobInfo:
         return self.request(p.Reorder(priority=priority, position=position), job=job).body.info
+
+    def probe(self, path: str) -> dict:
+        """Facts about a media file on the server's machine (see `tokenflow probe`)."""
+        return self.request(p.Probe(input=path)).body.facts
 
     def outputs(self, job: str) -> list[str]:
         return self.request(p.Fetch(what="outputs"), job=job).body.paths

@@ -15,12 +15,16 @@ inclusive at both ends: what `tokenflow edit --frames FIRST:LAST` takes.
 from __future__ import annotations
 
 import json
+import os
+import re
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Optional
 
 HANDOFF_VERSION = 1
 RESULT_PREFIX = "TOKENFLOW-RESULT "
-MODES = ("panel", "submit")  # open the panel with the clips loaded / submit at once with the given prompt
+# open the panel with the clips loaded / submit at once with the given prompt / ask for the prompt in a
+# small dialog shown by the project's environment (so the editor's own process runs no GUI code), then submit
+MODES = ("panel", "submit", "ask")
 RESULT_STATES = ("queued", "done", "failed", "cancelled")
 
 
@@ -112,6 +116,34 @@ class HandoffResult:
         if not line.startswith(RESULT_PREFIX):
             return None
         return cls(**_known(cls, _object(line[len(RESULT_PREFIX):], "result")))
+
+
+IMAGE_SUFFIXES = (".png", ".tif", ".tiff", ".exr", ".dpx", ".jpg", ".jpeg")
+_NUMBERED = re.compile(r"^(.*?)(\d+)(\.[A-Za-z]+)$")
+
+
+def image_sequence(result: HandoffResult) -> Optional[tuple]:
+    """(printf pattern, first number, last number) when the result is an image sequence, else None (a movie).
+
+    A result may name the sequence by its pattern and numbers, or (as a job's output list
+    does) by its first image file: then the numbers are those of the unbroken run of
+    files beside it.
+    """
+    output = result.output or ""
+    if result.first_number is not None and result.last_number is not None and "%" in output:
+        return output, int(result.first_number), int(result.last_number)
+    folder, name = os.path.split(output)
+    match = _NUMBERED.match(name)
+    if match is None or match.group(3).lower() not in IMAGE_SUFFIXES or not os.path.isfile(output):
+        return None
+    head, digits, tail = match.groups()
+    pattern = os.path.join(folder, "{}%0{}d{}".format(head.replace("%", "%%"), len(digits), tail))
+    first = last = int(digits)
+    while first > 0 and os.path.isfile(pattern % (first - 1)):
+        first -= 1
+    while os.path.isfile(pattern % (last + 1)):
+        last += 1
+    return pattern, first, last
 
 
 def _object(text: str, what: str) -> dict[str, Any]:

@@ -10,6 +10,9 @@ prints goes to stderr, so the launcher can show it as a log.
   then one `done` / `failed` / `cancelled` line per clip as the jobs end.
 - mode "panel": `tokenflow panel --handoff -` opens the panel with the clips loaded and
   prints the result lines itself; this process passes them through.
+- mode "ask": a small dialog (bridge/prompt_dialog.py) asks for the prompt, then it goes
+  on as "submit", or as "panel" when the user asks for the panel or no dialog can be
+  shown. Closing the dialog prints one `cancelled` line per clip, with no job id.
 
 Exit status: 0 when every clip is done, 1 when any failed or was cancelled, 2 for a bad
 request.
@@ -31,6 +34,8 @@ from typing import Callable, Optional, TextIO
 
 from bridge import protocol as p
 from bridge.client import Client, ClientError, ConnectionLost, EventKind, ServerError, default_endpoint
+from dataclasses import replace
+
 from bridge.handoff import ClipRef, HandoffError, HandoffRequest, HandoffResult
 
 EXIT_DONE = 0
@@ -39,10 +44,12 @@ EXIT_BAD_REQUEST = 2
 
 # How long an auto-started server may take to answer (it loads the model first).
 SERVER_START_TIMEOUT_S = 300.0
+# How long a server that runs has to answer a hello (a local one answers in milliseconds).
+CONNECT_TIMEOUT_S = 3.0
 # Suffix of the default output (ProRes 422 HQ .mov: every editor reads it without a transcode,
 # including DaVinci Resolve's free edition on Linux, which decodes no H.264).
 DEFAULT_MOVIE_SUFFIX = ".mov"
-IMAGE_SUFFIXES = (".png", ".tif", ".tiff", ".exr", ".dpx")
+IMAGE_SUFFIXES = (".png", ".tif", ".tiff", ".exr")
 
 
 class AutoStartError(ClientError):
@@ -89,21 +96,15 @@ def output_for(clip: ClipRef, request: HandoffRequest) -> str:
 
 
 def _suffix_for(preset: Optional[str]) -> str:
-    """The file suffix a preset writes: a known export preset's, else a suffix named directly."""
+    """The file suffix an export preset writes (`tokenflow formats`; aliases like png, mov, exr work)."""
     if not preset:
         return DEFAULT_MOVIE_SUFFIX
-    try:  # export presets (bridge.media.presets) when this checkout has them
-        from bridge.media.presets import PRESETS  # type: ignore[import-not-found]
-    except ImportError:
-        PRESETS = {}
-    found = PRESETS.get(preset) if isinstance(PRESETS, dict) else None
-    suffix = getattr(found, "suffix", None) or getattr(found, "extension", None)
-    if suffix:
-        return suffix if suffix.startswith(".") else "." + suffix
-    plain = "." + preset.lower().lstrip(".").removesuffix("-sequence")
-    if plain in IMAGE_SUFFIXES or plain in (".mov", ".mp4"):
-        return plain
-    raise HandoffError(f"preset: {preset!r} is not an export preset; see `tokenflow formats`, or use mov, mp4, png or tif")
+    from bridge.media.presets import get_preset
+
+    try:
+        return get_preset(preset).extension
+    except ValueError as exc:
+        raise HandoffError(f"preset: {exc}") from None
 
 
 def job_spec(clip: ClipRef, request: HandoffRequest, output: str) -> p.JobSpec:
@@ -113,11 +114,8 @@ def job_spec(clip: ClipRef, request: HandoffRequest, output: str) -> p.JobSpec:
         params["negative_prompt"] = request.negative_prompt
     if request.seed is not None:
         params["seed"] = request.seed
-    extra = {}
-    if request.preset and "preset" in p.JobSpec.__dataclass_fields__:
-        extra["preset"] = request.preset
     return p.JobSpec(input=clip.media, params=params, frames=f"{clip.first}:{clip.last}", output=output,
-                     client_token=uuid.uuid4().hex, **extra)
+                     preset=request.preset, client_token=uuid.uuid4().hex)
 
 
 def result_of(index: int, event, output: str, request: HandoffRequest) -> HandoffResult:
@@ -151,7 +149,7 @@ def connect(endpoint: Optional[str], *, start_server: bool = True,
             start_timeout: float = SERVER_START_TIMEOUT_S) -> Client:
     """A connected client; starts `tokenflow serve` on a local endpoint when nobody answers."""
     endpoint = endpoint or default_endpoint()
-    client = Client(endpoint, timeout=3.0, name="tokenflow-handoff")
+    client = Client(endpoint, timeout=CONNECT_TIMEOUT_S, name="tokenflow-handoff")
     try:
         client.connect()
         return client
@@ -250,6 +248,27 @@ def run_panel(request: HandoffRequest, out: TextIO) -> int:
     return code
 
 
+def _ask_with_dialog(request: HandoffRequest):
+    from bridge.prompt_dialog import DialogUnavailable, ask
+
+    try:
+        return ask([c.name or Path(c.media).name for c in request.clips])
+    except DialogUnavailable as exc:
+        _log(f"No prompt dialog here ({exc}); opening the panel instead.")
+        return ("panel", None, None)
+
+
+def answered(request: HandoffRequest, ask_fn: Callable) -> Optional[HandoffRequest]:
+    """Mode "ask" made concrete by the dialog's answer; None when the user cancelled."""
+    answer = ask_fn(request)
+    if answer is None:
+        return None
+    mode, prompt, seed = answer
+    if mode == "panel":
+        return replace(request, mode="panel")
+    return replace(request, mode="submit", prompt=prompt, seed=seed if seed is not None else request.seed)
+
+
 def _read_request(source: str) -> HandoffRequest:
     text = sys.stdin.read() if source == "-" else Path(source).read_text(encoding="utf-8")
     return HandoffRequest.from_json(text)
@@ -263,7 +282,7 @@ def _interrupt_on_term() -> None:
 
 
 def main(argv: Optional[list[str]] = None, out: TextIO = sys.stdout,
-         connect_fn: Callable[..., Client] = connect) -> int:
+         connect_fn: Callable[..., Client] = connect, ask_fn: Callable = _ask_with_dialog) -> int:
     parser = argparse.ArgumentParser(prog="python -m bridge.handoff_run",
                                      description="Run an editor's handoff request (see bridge/handoff.py).")
     parser.add_argument("--request", default="-", metavar="FILE", help="the request JSON; - reads stdin (default)")
@@ -275,6 +294,13 @@ def main(argv: Optional[list[str]] = None, out: TextIO = sys.stdout,
     except (HandoffError, OSError) as exc:
         _log(f"tokenflow handoff: bad request: {exc}")
         return EXIT_BAD_REQUEST
+    if request.mode == "ask":
+        concrete = answered(request, ask_fn)
+        if concrete is None:
+            for index in range(len(request.clips)):
+                _emit(HandoffResult(clip_index=index, state="cancelled", message="Closed without editing."), out)
+            return EXIT_NOT_ALL_DONE
+        request = concrete
     if request.mode == "panel":
         return run_panel(request, out)
     _interrupt_on_term()

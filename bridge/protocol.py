@@ -41,6 +41,10 @@ MAX_PROMPT_CHARS = 1000
 _PROMPT_PARAMS = ("prompt", "negative_prompt", "inversion_prompt")
 _JOB_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _MAX_INT = (1 << 63) - 1
+# Largest chunk of an output file one `read` reply carries (see `Read`).
+MAX_CHUNK_BYTES = 1 << 20
+# Placeholders a `name_template` may use (see bridge/naming.py).
+NAME_FIELDS = ("clip", "first", "last", "prompt", "seed", "job", "batch", "row")
 
 
 class ProtocolError(Exception):
@@ -97,12 +101,22 @@ class JobSpec:
     # Replace an existing output (a file, or frames of the same sequence pattern); the
     # input itself is never replaced. `{job}` in `output` becomes the job id.
     overwrite: bool = False
+    # The render queue (docs/queue.md): with no `output`, the server names the output
+    # `destination/<name_template>` (+ the format's extension), never reusing a name.
+    destination: Optional[str] = None  # absolute folder on the server's machine
+    name_template: Optional[str] = None  # e.g. "{clip}_{first}-{last}_{prompt}_{seed}_{job}"
+    name: Optional[str] = None  # the clip's name for {clip} (default: the input's file name)
+    batch: Optional[str] = None  # jobs queued together share it; the server writes their summary
+    row: Optional[int] = None  # the job's place in its batch file, for {row} and messages
 
 
 @dataclass(frozen=True)
 class Submit(Body):
     TYPE: ClassVar[str] = "submit"
     spec: JobSpec = None  # type: ignore[assignment]  # required; checked in decode
+    # True: check the spec exactly as a submit would, queue nothing; the reply is `ok`
+    # with the output path the job would get (a batch is checked whole before any is queued).
+    dry_run: bool = False
 
 
 @dataclass(frozen=True)
@@ -115,6 +129,7 @@ class ListJobs(Body):
     TYPE: ClassVar[str] = "list"
     states: Optional[list[str]] = None
     limit: int = 100
+    batch: Optional[str] = None  # only this batch's jobs, in the order they were queued
 
 
 @dataclass(frozen=True)
@@ -151,6 +166,38 @@ class Reorder(Body):
 
 
 @dataclass(frozen=True)
+class Retry(Body):
+    """A failed or cancelled job is queued again (same id, same output name): a `requeued`
+    event follows its terminal event, and a new attempt's events follow that."""
+
+    TYPE: ClassVar[str] = "retry"  # header "job" names the job
+
+
+@dataclass(frozen=True)
+class QueueControl(Body):
+    """The whole queue: "pause" (the running job finishes, nothing new starts; kept across
+    restarts), "resume", or None to just report. Reply: `queue_state`."""
+
+    TYPE: ClassVar[str] = "queue"
+    action: Optional[str] = None
+
+
+@dataclass(frozen=True)
+class ListFiles(Body):
+    """A finished job's output files with their sizes and SHA-256 (reply `file_list`)."""
+
+    TYPE: ClassVar[str] = "files"  # header "job" names the job
+
+
+@dataclass(frozen=True)
+class Read(Body):
+    """One chunk of one output file (reply `chunk`): the client pulls, one chunk per
+    request, so a dropped download resumes from any byte offset."""
+
+    TYPE: ClassVar[str] = "read"  # header "job" names the job
+    name: str = ""  # one of the `files` reply's names
+    offset: int = 0
+    length: int = MAX_CHUNK_BYTES  # at most MAX_CHUNK_BYTES
 class Delete(Body):
     """Remove a finished, failed, cancelled or queued job and what the server stores for
     it (events, frames, proxies). The job's outputs are the user's files: never touched."""
@@ -215,6 +262,10 @@ class JobInfo:
     outputs: list[str]
     error: Optional[dict[str, Any]]
     progress: Optional[dict[str, Any]]  # the body of the last progress event
+    batch: Optional[str] = None
+    name: Optional[str] = None  # the clip's name ({clip} of the output name)
+    row: Optional[int] = None
+    n_frames: Optional[int] = None
 
 
 @dataclass(frozen=True)
@@ -241,6 +292,40 @@ class Outputs(Body):
     TYPE: ClassVar[str] = "outputs"
     state: str = ""
     paths: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class QueueState(Body):
+    TYPE: ClassVar[str] = "queue_state"
+    paused: bool = False
+    running: Optional[str] = None  # the running job's id
+    queued: int = 0
+
+
+@dataclass(frozen=True)
+class FileInfo:
+    name: str  # relative path: the movie's file name, or "SEQUENCE_FOLDER/FRAME.png"
+    size: int
+    sha256: str  # hex digest of the whole file
+
+
+@dataclass(frozen=True)
+class Files(Body):
+    TYPE: ClassVar[str] = "file_list"
+    state: str = ""
+    files: list[FileInfo] = field(default_factory=list)  # empty unless the job is done
+
+
+@dataclass(frozen=True)
+class Chunk(Body):
+    """Bytes [offset, offset + len(blob)) of file `name`; one binary frame follows."""
+
+    TYPE: ClassVar[str] = "chunk"
+    BLOBS: ClassVar[int] = 1
+    name: str = ""
+    offset: int = 0
+    size: int = 0  # the whole file's size
+    eof: bool = False  # this chunk ends the file
 
 
 @dataclass(frozen=True)
@@ -323,6 +408,7 @@ class Done(Body):
     first_frame: int = 0
     elapsed_s: float = 0.0
     stats: dict[str, Any] = field(default_factory=dict)
+    files: list[FileInfo] = field(default_factory=list)  # the outputs for download (`files`, `read`)
 
 
 @dataclass(frozen=True)
@@ -349,18 +435,37 @@ class Requeued(Body):
     reason: str = ""
 
 
+@dataclass(frozen=True)
+class Probe(Body):
+    """Describe a media file on the server's machine; answered with `clip`."""
+
+    TYPE: ClassVar[str] = "probe"
+    input: str = ""  # absolute path on the server's machine
+
+
+@dataclass(frozen=True)
+class Clip(Body):
+    """The reply to `probe`: the facts `tokenflow probe --json` prints (docs/protocol.md)."""
+
+    TYPE: ClassVar[str] = "clip"
+    facts: dict[str, Any] = field(default_factory=dict)
+
+
 REQUESTS: tuple[type[Body], ...] = (
     Hello, Submit, Cancel, ListJobs, Status, Subscribe, Unsubscribe, Fetch, Reorder, Heartbeat, Delete,
+    Retry, QueueControl, ListFiles, Read, Probe,
 )
 REPLIES: tuple[type[Body], ...] = (
     Welcome, JobStatus, JobList, Subscribed, Outputs, FetchEnd, Ok, Error, Heartbeat,
+    QueueState, Files, Chunk, Clip,
 )
 EVENTS: tuple[type[Body], ...] = (
     Accepted, Progress, Proxy, Frame, Done, Failed, Cancelled, Requeued,
 )
 TERMINAL_EVENTS = (Done.TYPE, Failed.TYPE, Cancelled.TYPE)
 # Requests whose header must name a job.
-JOB_REQUESTS = frozenset(t.TYPE for t in (Cancel, Status, Subscribe, Unsubscribe, Fetch, Reorder, Delete))
+JOB_REQUESTS = frozenset(t.TYPE for t in (Cancel, Status, Subscribe, Unsubscribe, Fetch, Reorder, Delete, Retry,
+                                          ListFiles, Read))
 
 _BY_TYPE: dict[str, type[Body]] = {}
 for _cls in (*REQUESTS, *REPLIES, *EVENTS):
@@ -619,6 +724,12 @@ def _checks(body: Body) -> None:
             "body.spec.client_token must be 1 to 128 characters.",
             "body.spec.client_token",
         )
+        for name in ("destination", "name_template", "name", "batch"):
+            value = getattr(s, name)
+            need(value is None or 0 < len(value) <= 1024, f"body.spec.{name} must be 1 to 1024 characters.",
+                 f"body.spec.{name}")
+        need(s.row is None or 0 <= s.row <= 1_000_000, "body.spec.row must be between 0 and 1000000.",
+             "body.spec.row")
     elif isinstance(body, Subscribe):
         need(body.from_seq >= 1, "body.from_seq must be at least 1.", "body.from_seq")
     elif isinstance(body, Fetch):
@@ -644,5 +755,15 @@ def _checks(body: Body) -> None:
             "body.priority must be between -1000 and 1000.",
             "body.priority",
         )
+    elif isinstance(body, QueueControl):
+        need(body.action in (None, "pause", "resume"), "body.action must be 'pause', 'resume' or null.",
+             "body.action")
+    elif isinstance(body, Read):
+        need(0 < len(body.name) <= 4096, "body.name must name one of the job's files.", "body.name")
+        need(body.offset >= 0, "body.offset must be 0 or more.", "body.offset")
+        need(1 <= body.length <= MAX_CHUNK_BYTES, f"body.length must be between 1 and {MAX_CHUNK_BYTES}.",
+             "body.length")
+    elif isinstance(body, Probe):
+        need(len(body.input) <= 4096, "body.input must be at most 4096 characters.", "body.input")
     elif isinstance(body, Hello):
         need(len(body.client) <= 256, "body.client must be at most 256 characters.", "body.client")

@@ -12,7 +12,8 @@ what users measured):
   frames x (clip rate / timeline rate). `GetSourceStartFrame()` is off by one on some
   versions and is not used.
 - `Timeline.GetMarkInOut()` (19.1+) gives marks as offsets from the timeline's start
-  frame, both inclusive; keys are absent when a mark is not set.
+  frame (the README's example starts at 0), both inclusive; keys are absent when a mark
+  is not set. Marks that only make sense as timeline frames are read as such.
 - `MediaPool.ImportMedia([{"FilePath": pattern, "StartIndex": a, "EndIndex": b}])`
   imports an image sequence; the import goes into the *current* folder.
 - `MediaPool.AppendToTimeline([{clipInfo}])` never overwrites: a clip that would overlap
@@ -24,12 +25,11 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
-from .handoff import ClipRef, HandoffRequest, HandoffResult, RESULT_PREFIX
+from .handoff import ClipRef, HandoffRequest, HandoffResult, RESULT_PREFIX, image_sequence
 
 EDITOR = "resolve"
 BIN_NAME = "AI Edits"
@@ -105,8 +105,13 @@ def video_marks(timeline: Any) -> Optional[Tuple[int, int]]:
     video = (marks or {}).get("video") or {}
     if "in" not in video or "out" not in video:
         return None
-    start = int(timeline.GetStartFrame())
-    return start + int(video["in"]), start + int(video["out"])
+    start, end = int(timeline.GetStartFrame()), int(timeline.GetEndFrame())
+    mark_in, mark_out = int(video["in"]), int(video["out"])
+    # Documented as offsets from the start frame; a Resolve that answers in timeline frames
+    # (01:00:00:00 = 86400 at 24 fps) is recognised by marks that only fit that way.
+    if start + mark_out > end and start <= mark_in and mark_out <= end:
+        return mark_in, mark_out
+    return start + mark_in, start + mark_out
 
 
 def _items_in_range(timeline: Any, first: int, last: int) -> List[Any]:
@@ -220,8 +225,10 @@ def import_description(result: HandoffResult) -> Dict[str, Any]:
     """The clipInfo for MediaPool.ImportMedia: an image-sequence pattern with its index range, or the movie."""
     if not result.output:
         raise ResolveProblem("The result has no output file.")
-    if result.first_number is not None and result.last_number is not None:
-        return {"FilePath": result.output, "StartIndex": int(result.first_number), "EndIndex": int(result.last_number)}
+    sequence = image_sequence(result)
+    if sequence is not None:
+        pattern, first, last = sequence
+        return {"FilePath": pattern, "StartIndex": first, "EndIndex": last}
     return {"FilePath": result.output}
 
 
@@ -319,10 +326,17 @@ def place(resolve: Any, picked: Picked, result: HandoffResult) -> str:
             "mediaType": 1, "trackIndex": track, "recordFrame": first,
         }]) or []
         placed = [i for i in appended if i is not None]
-        if not placed or placed[0].GetStart() != first or placed[0].GetDuration() != picked.timeline_frames:
+        if not placed or placed[0].GetStart() != first:
             raise ResolveProblem("Resolve did not place the result of '{}' at frame {} on V{}; it is in the '{}' "
                                  "bin.".format(clip.name, first, track, BIN_NAME))
         placed[0].SetClipColor(RESULT_CLIP_COLOR)
+        if placed[0].GetDuration() != picked.timeline_frames:
+            # e.g. an image sequence imported at the project's image-sequence rate, not the clip's
+            raise ResolveProblem("The result of '{}' is on V{} from frame {}, but {} frames long instead of {}: "
+                                 "Resolve gave it another frame rate. Set the rate of the '{}' clip in Clip "
+                                 "Attributes to {}, or use a movie format.".format(
+                                     clip.name, track, first, placed[0].GetDuration(), picked.timeline_frames,
+                                     BIN_NAME, clip.frame_rate))
     finally:
         if switched:
             project.SetCurrentTimeline(current)
@@ -371,60 +385,15 @@ def run_handoff(python: str, project_root: str, request: HandoffRequest,
     return process.wait()
 
 
-def ask_prompt(count: int) -> Optional[Tuple[str, Optional[str], Optional[int]]]:
-    """A minimal dialog (tkinter): ("submit", prompt, seed), ("panel", None, None), or None when cancelled.
-
-    Without tkinter (or without a display) the panel opens instead: it has its own prompt field.
-    """
-    try:
-        import tkinter as tk
-        root = tk.Tk()
-    except Exception:  # no tkinter in this Python, or no display: the panel asks instead
-        return ("panel", None, None)
-    answer: List[Any] = [None]
-    root.title("TokenFlow")
-    tk.Label(root, text="Edit {} clip{} with the prompt:".format(count, "" if count == 1 else "s")).grid(
-        row=0, column=0, columnspan=3, sticky="w", padx=8, pady=(8, 2))
-    prompt = tk.Entry(root, width=56)
-    prompt.grid(row=1, column=0, columnspan=3, padx=8, sticky="we")
-    tk.Label(root, text="Seed (optional):").grid(row=2, column=0, sticky="w", padx=8, pady=4)
-    seed = tk.Entry(root, width=10)
-    seed.grid(row=2, column=1, sticky="w", pady=4)
-    error = tk.Label(root, text="", fg="red")
-    error.grid(row=3, column=0, columnspan=3, sticky="w", padx=8)
-
-    def submit(_event: Any = None) -> None:
-        text, seed_text = prompt.get().strip(), seed.get().strip()
-        if not text:
-            error.config(text="Type a prompt, e.g. 'a watercolor painting'.")
-            return
-        if seed_text and not seed_text.lstrip("-").isdigit():
-            error.config(text="The seed is a whole number, or empty.")
-            return
-        answer[0] = ("submit", text, int(seed_text) if seed_text else None)
-        root.destroy()
-
-    def panel() -> None:
-        answer[0] = ("panel", None, None)
-        root.destroy()
-
-    buttons = tk.Frame(root)
-    buttons.grid(row=4, column=0, columnspan=3, sticky="e", padx=8, pady=8)
-    tk.Button(buttons, text="Cancel", command=root.destroy).pack(side="right")
-    tk.Button(buttons, text="Open panel...", command=panel).pack(side="right", padx=4)
-    tk.Button(buttons, text="Edit", default="active", command=submit).pack(side="right")
-    root.bind("<Return>", submit)
-    root.bind("<Escape>", lambda _e: root.destroy())
-    prompt.focus_set()
-    root.mainloop()
-    return answer[0]
-
-
 def launch(resolve: Any, python: str, project_root: str,
-           ask: Callable[[int], Optional[Tuple[str, Optional[str], Optional[int]]]] = ask_prompt,
+           ask: Optional[Callable[[int], Optional[Tuple[str, Optional[str], Optional[int]]]]] = None,
            say: Callable[[str], None] = print, options: Optional[Dict[str, Any]] = None) -> int:
-    """Workspace > Scripts > TokenFlow: collect the clips, ask, hand off, place each result as it arrives.
+    """Workspace > Scripts > TokenFlow: collect the clips, hand off, place each result as it arrives.
 
+    The prompt dialog is shown by the project's environment (mode "ask"), never in
+    Resolve's own process: GUI code on Resolve's script thread can take Resolve down
+    (macOS runs Tk only on a process's main thread). `ask` replaces the dialog (tests,
+    other front ends): it returns (mode, prompt, seed), or None to stop.
     Returns how many results were placed.
     """
     try:
@@ -436,10 +405,12 @@ def launch(resolve: Any, python: str, project_root: str,
         say("TokenFlow: skipped: " + problem)
     if not picked:
         return 0
-    answer = ask(len(picked))
-    if answer is None:
-        return 0
-    mode, prompt, seed = answer
+    mode, prompt, seed = "ask", None, None
+    if ask is not None:
+        answer = ask(len(picked))
+        if answer is None:
+            return 0
+        mode, prompt, seed = answer
     request = request_for(picked, mode, prompt, seed, options)
     placed = [0]
 
@@ -449,6 +420,8 @@ def launch(resolve: Any, python: str, project_root: str,
         clip = picked[result.clip_index]
         if result.state == "queued":
             say("TokenFlow: '{}' queued as job {}.".format(clip.clip.name, result.job_id))
+            return
+        if result.state == "cancelled" and not result.job_id:  # the dialog was closed: nothing was sent
             return
         try:
             say("TokenFlow: " + place(resolve, clip, result))

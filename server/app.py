@@ -21,7 +21,7 @@ from server.front import Front
 from server.journal import BlobCache, Doorbell, Journal
 from server.scheduler import Scheduler
 from server.security import secure
-from server.service import Service
+from server.service import QUEUE_PAUSED, Service
 from server.store import JobStore
 from server.submission import check_job_output
 from server.worker import Worker
@@ -50,7 +50,7 @@ class Server:
             attempt = self.store.get(job_id).attempts + 1
             self.journal.append(job_id, "requeued", {"attempt": attempt, "reason": "the server restarted"})
             log.info("job %s was interrupted; it runs again", job_id)
-        self.scheduler = Scheduler(self.store.queued())
+        self.scheduler = Scheduler(self.store.queued(), paused=bool(self.store.setting(QUEUE_PAUSED, False)))
         factory = engine_factory or default_factory(config.device, config.cache_dir)
         self.engines = EngineHost(factory, config.default_model)
         self.reserve = Reserve(config.data)

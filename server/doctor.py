@@ -12,8 +12,10 @@ import argparse
 import json
 import os
 import platform
+import re
 import shutil
 import sys
+import textwrap
 from dataclasses import asdict, dataclass
 from importlib import metadata
 from pathlib import Path
@@ -79,7 +81,7 @@ def check_torch() -> tuple[Check, object | None]:
         build = f"ROCm {torch.version.hip} build"
     else:
         build = "CPU-only build" if platform.system() != "Darwin" else "macOS build"
-    libs = {name: _version(name) for name in ("diffusers", "transformers")}
+    libs = {name: _version(name) for name in ("diffusers", "transformers", "av")}
     detail = f"{torch.__version__} ({build}); " + ", ".join(f"{k} {v or 'MISSING'}" for k, v in libs.items())
     missing = [k for k, v in libs.items() if v is None]
     if missing:
@@ -87,6 +89,14 @@ def check_torch() -> tuple[Check, object | None]:
                      f"Install {' and '.join(missing)}: `pip install -e .` in the project (or "
                      "`pip install tokenflow-editor`).", {"torch": torch.__version__, **libs}), torch
     return Check("torch", "PyTorch", OK, detail, "", {"torch": torch.__version__, "build": build, **libs}), torch
+
+
+def check_panel() -> Check:
+    version = _version("PySide6-Essentials") or _version("PySide6")
+    if version is None:
+        return Check("panel", "Panel (Qt)", WARN, "PySide6 is not installed: `tokenflow panel` cannot open",
+                     "Install it: `pip install PySide6-Essentials` (the command line and the server work without it).")
+    return Check("panel", "Panel (Qt)", OK, f"PySide6 {version}")
 
 
 def check_gpu(torch) -> Check:
@@ -121,8 +131,9 @@ def check_gpu(torch) -> Check:
         return Check("gpu", "GPU", WARN, detail + " (this PyTorch has CUDA, but no GPU answers)",
                      "Check the NVIDIA driver with `nvidia-smi`; in a container, pass the GPU through.")
     return Check("gpu", "GPU", WARN, detail,
-                 "A 1-second clip at 512 px takes tens of minutes on a CPU: use an NVIDIA GPU with 8 GB or more for "
-                 "real work; here, try the tiny test model (`tokenflow models make-tiny DIR --add tiny`).")
+                 "With a real model a 1-second clip at 512 px takes an hour or more on a CPU (about 200 UNet passes "
+                 "a frame): use an NVIDIA GPU with 8 GB or more for real work; here, try the tiny test model "
+                 "(`tokenflow models make-tiny DIR --add tiny`).")
 
 
 def check_models(default_model: str) -> Check:
@@ -179,18 +190,14 @@ def check_server(endpoint: str, timeout: float) -> Check:
     return Check("server", "Server", OK, detail, "", data)
 
 
-def _existing(path: Path) -> Path:
-    while not path.exists() and path != path.parent:
-        path = path.parent
-    return path
-
-
-def check_disk(label: str, path: Path, low: int) -> Check:
+def check_disk(label: str, path: Path, low: int, count_used: bool = True) -> Check:
+    from server.disk import real_free_space, tree_bytes
     from server.model_catalog import human_size
 
-    free = shutil.disk_usage(_existing(path)).free
-    data = {"path": str(path), "free_bytes": free}
-    detail = f"{human_size(free)} free at {path}"
+    free = real_free_space(path)  # the same measure the server checks before it accepts a job
+    used = tree_bytes(path) if count_used else None
+    data = {"path": str(path), "free_bytes": free, "used_bytes": used}
+    detail = f"{human_size(free)} free at {path}" + (f" (uses {human_size(used)})" if used else "")
     if free < MIN_FREE_BYTES:
         return Check("disk", label, FAIL, detail, "Free some space on that disk, or move the folder "
                      "(TOKENFLOW_DATA_DIR, TOKENFLOW_CACHE_DIR, HF_HOME; see docs/install.md).", data)
@@ -224,12 +231,13 @@ def collect(endpoint: str, timeout: float) -> list[Check]:
 
     checks = [check_python()]
     torch_check, torch = check_torch()
-    checks += [torch_check, check_gpu(torch)]
+    checks += [torch_check, check_gpu(torch), check_panel()]
     checks.append(check_models(_default_model(torch is not None)))
     checks.append(check_server(endpoint or default_endpoint(), timeout))
     checks.append(check_disk("Disk: data", resolve_data_dir().root, LOW_FREE_BYTES // 2))
     checks.append(check_disk("Disk: cache", default_cache_dir(), LOW_FREE_BYTES // 2))
-    checks.append(check_disk("Disk: models", hub_cache_dir(), LOW_FREE_BYTES))
+    # The hub cache is shared with other tools; its models are counted under Models.
+    checks.append(check_disk("Disk: models", hub_cache_dir(), LOW_FREE_BYTES, count_used=False))
     checks += check_integrations()
     return checks
 
@@ -250,10 +258,20 @@ def _print(checks: list[Check], out: Callable[[str], None]) -> None:
     version = _version("tokenflow-editor") or "source checkout"
     out(f"TokenFlow doctor ({version})")
     width = max(len(c.label) for c in checks)
+    indent = " " * (2 + 5 + 1 + width + 2)
+    columns = max(72, shutil.get_terminal_size((100, 24)).columns)
+
+    def wrap(text: str, first: str) -> str:
+        # A `command` stays on one line, so it can be copied as it is.
+        glued = re.sub(r"`[^`]*`", lambda m: m.group(0).replace(" ", "\0"), text)
+        return textwrap.fill(glued, columns, initial_indent=first, subsequent_indent=indent + "   ",
+                             break_long_words=False, break_on_hyphens=False).replace("\0", " ")
+
     for c in checks:
-        out(f"  {c.status.upper() if c.status == FAIL else c.status:5} {c.label:{width}}  {c.detail}")
+        status = c.status.upper() if c.status == FAIL else c.status
+        out(f"  {status:5} {c.label:{width}}  {c.detail}")
         if c.advice:
-            out(f"  {'':5} {'':{width}}  -> {c.advice}")
+            out(wrap(c.advice, indent + "-> "))
     blocking = [c for c in checks if c.status == FAIL]
     warnings = sum(c.status == WARN for c in checks)
     if blocking:

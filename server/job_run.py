@@ -23,6 +23,7 @@ from typing import Any, Callable, Iterable, Iterator
 from bridge import media
 from bridge.media.output_safety import OutputRefused, existing_outputs
 from server.disk import Reserve, is_disk_full
+from server import batch_summary, output_files
 from server.engine_host import EngineHost, free_accelerator_memory
 from server.journal import Blob, Journal
 from server.proxies import encode_proxy
@@ -94,6 +95,15 @@ class JobRun:
     def _emit(self, type_: str, body: dict, **kw: Any) -> None:
         self.journal.append(self.job.id, type_, body, **kw)
 
+    def _end(self, type_: str, body: dict, *, state: str, outputs: list | None = None, error: dict | None = None) -> None:
+        """The terminal event; a batch that this job ends gets its summary written first."""
+        try:
+            batch_summary.job_ending(self.journal.store, self.job.id, state, outputs, error)
+        except Exception:  # the summary is a courtesy: it must never keep a job from ending
+            log.exception("job %s: writing its batch summary failed", self.job.id)
+        kw = {k: v for k, v in (("outputs", outputs), ("error", error)) if v is not None}
+        self._emit(type_, body, state=state, **kw)
+
     def _progress(self, stage: str, step: int = 0, total: int = 0, frames_done: int = 0, eta: float | None = None) -> None:
         self._emit("progress", {
             "stage": stage, "step": step, "total": total, "frames_done": frames_done,
@@ -124,9 +134,12 @@ class JobRun:
             self._claim(finalising=True)
             self.writer.close()
             outputs = [str(p) for p in self.writer.outputs]
-            self._emit("done", {
+            # Sizes and checksums for downloads, hashed here so no request ever waits on it.
+            files = output_files.manifest(spec["output"], outputs)
+            self._end("done", {
                 "outputs": outputs, "frames": spec["n_frames"], "first_frame": self.first,
                 "elapsed_s": time.monotonic() - self.started, "stats": _plain(stats.to_dict()),
+                "files": files,
             }, state="done", outputs=outputs)
             return "done"
         except Cancelled:
@@ -135,7 +148,7 @@ class JobRun:
                 self.journal.store.requeue(job_id)
                 self._emit("requeued", {"attempt": self.job.attempts + 1, "reason": "the server is shutting down"})
                 return "queued"
-            self._emit("cancelled", {"reason": "cancelled by request"}, state="cancelled")
+            self._end("cancelled", {"reason": "cancelled by request"}, state="cancelled")
             return "cancelled"
         except BaseException as exc:  # every failure ends the job; none may end the worker
             if is_disk_full(exc) and self.reserve is not None:
@@ -146,7 +159,7 @@ class JobRun:
                 log.error("job %s failed:\n%s", job_id, traceback.format_exc())
             if code == "out_of_memory":
                 free_accelerator_memory()
-            self._emit("failed", {"code": code, "message": message, "hint": hint}, state="failed",
+            self._end("failed", {"code": code, "message": message, "hint": hint}, state="failed",
                        error={"code": code, "message": message, "hint": hint})
             return "failed"
 

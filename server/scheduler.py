@@ -27,8 +27,9 @@ class Entry:
 
 
 class Scheduler:
-    def __init__(self, entries: Iterable[tuple[str, int, int]] = ()):
+    def __init__(self, entries: Iterable[tuple[str, int, int]] = (), paused: bool = False):
         self._cond = threading.Condition()
+        self._paused = paused  # paused: the running job finishes, `take` hands out nothing new
         self._queue: list[Entry] = sorted((Entry(*e) for e in entries), key=Entry.key)
         self._current: str | None = None
         self._cancel: set[str] = set()
@@ -101,7 +102,7 @@ class Scheduler:
     def take(self, timeout: float | None = None) -> str | None:
         """Block until a job is queued (or timeout / stop); it becomes the running job."""
         with self._cond:
-            if not self._cond.wait_for(lambda: self._queue or self._stopped, timeout):
+            if not self._cond.wait_for(lambda: (self._queue and not self._paused) or self._stopped, timeout):
                 return None
             if self._stopped:
                 return None
@@ -115,6 +116,18 @@ class Scheduler:
                 self._current = None
             self._cancel.discard(job_id)
             self._cond.notify_all()
+
+    # --- pause (the whole queue) ---
+
+    def set_paused(self, paused: bool) -> None:
+        with self._cond:
+            self._paused = paused
+            self._cond.notify_all()
+
+    @property
+    def paused(self) -> bool:
+        with self._cond:
+            return self._paused
 
     @property
     def current(self) -> str | None:

@@ -7,22 +7,28 @@ front will drain to the client. Runs on the front's thread only.
 
 from __future__ import annotations
 
+import dataclasses
 import secrets
 import sqlite3
 from dataclasses import dataclass, field
 from typing import Callable
 
 from bridge import protocol as p
+from server import batch_summary
 from server.config import ServerConfig
 from server.cursors import Cursor, EventCursor, ListCursor
 from server.engine_host import EngineHost
 from server.journal import Journal
+from server.output_files import OutputFileError, read_chunk
+from server.probe_request import Prober
 from server.scheduler import Scheduler
 from server.store import JobRecord, job_summary_fields
 from server.submission import SubmitError, resolve
 
 CAPABILITIES = ["submit", "cancel", "list", "status", "subscribe", "fetch", "reorder", "proxy", "frame",
-                "client_token", "curve", "delete"]
+                "client_token", "curve", "delete", "probe", "queue", "retry", "dry_run", "named_outputs", "files",
+                "read"]
+QUEUE_PAUSED = "queue_paused"  # store setting: the pause outlives a restart
 
 
 class RequestError(Exception):
@@ -54,6 +60,7 @@ class Service:
         self.engines = engines
         self.server_id = server_id
         self.new_job_id = new_job_id
+        self.prober = Prober(journal.doorbell.ring)
 
     def handle(self, env: p.Envelope) -> Outcome:
         handler = getattr(self, f"_on_{env.type}")
@@ -106,13 +113,16 @@ class Service:
         if self.store.count_queued() >= self.config.limits.max_queue:
             raise RequestError("queue_full", f"The queue holds {self.config.limits.max_queue} jobs already.",
                                "Wait for some to finish, or cancel some with `tokenflow jobs cancel ID`.")
+        if env.body.dry_run:
+            resolved = resolve(spec, "JOBID", self.config, self.store.output_reserved)
+            return self._reply(env, p.Ok(detail=resolved["output"]))
         max_jobs = self.config.retention.max_jobs
         if max_jobs and self.store.count_jobs() >= max_jobs:
             raise RequestError("store_full", f"The server keeps {max_jobs} jobs already, the most it stores.",
                                "Delete finished jobs with `tokenflow jobs delete ID`, or start the server with "
                                "a shorter --keep-days or a larger --max-jobs.")
         job_id = self.new_job_id()
-        resolved = resolve(spec, job_id, self.config)
+        resolved = resolve(spec, job_id, self.config, self.store.output_reserved)
         position = self.scheduler.position_for(spec.priority)
         try:
             job, _ = self.store.create_job(job_id, resolved, priority=spec.priority,
@@ -123,6 +133,7 @@ class Service:
         self.journal.doorbell.ring()
         return self._accepted(env, job)
 
+
     def _accepted(self, env: p.Envelope, job: JobRecord) -> Outcome:
         first = self.store.events(job.id, 1, 1)[0]  # the stored `accepted` event, seq 1
         return Outcome([p.encode_raw(first.type, first.body, rid=env.rid, job=job.id, seq=first.seq)])
@@ -130,6 +141,7 @@ class Service:
     def _on_cancel(self, env: p.Envelope) -> Outcome:
         job = self._job(env)
         if self.scheduler.cancel(job.id) == "removed":
+            batch_summary.job_ending(self.store, job.id, "cancelled")
             self.journal.append(job.id, "cancelled", {"reason": "cancelled while queued"}, state="cancelled")
             job = self.store.get(job.id)
         return self._reply(env, p.JobStatus(info=self.info(job)))
@@ -138,7 +150,11 @@ class Service:
         return self._reply(env, p.JobStatus(info=self.info(self._job(env))))
 
     def _on_list(self, env: p.Envelope) -> Outcome:
-        jobs = self.store.list_jobs(env.body.states, env.body.limit)
+        if env.body.batch is not None:
+            jobs = [j for j in self.store.list_batch(env.body.batch, env.body.limit)
+                    if not env.body.states or j.state in env.body.states]
+        else:
+            jobs = self.store.list_jobs(env.body.states, env.body.limit)
         return self._reply(env, p.JobList(jobs=[self.info(j) for j in jobs]))
 
     def _on_reorder(self, env: p.Envelope) -> Outcome:
@@ -189,6 +205,61 @@ class Service:
                                "then delete it.", "job")
         kept = f"; its outputs were kept ({', '.join(job.outputs)})" if job.outputs else ""
         return self._reply(env, p.Ok(detail=f"Deleted job {job.id} and {human(freed)} of stored data{kept}."))
+
+    # --- the render queue (docs/queue.md) ---
+
+    def _on_retry(self, env: p.Envelope) -> Outcome:
+        job = self._job(env)
+        record = self.store.retry(job.id, "retried by request")
+        if record is None:
+            raise RequestError("not_retryable", f"Job {job.id} is {job.state}: only failed or cancelled jobs are "
+                               "queued again.", "A done job's outputs are kept; submit a new job to render again.")
+        job = self.store.get(job.id)
+        # The reply is made before the worker can take the job: its last_seq is the `requeued` event.
+        info = dataclasses.replace(self.info(job), position=self.scheduler.position_for(job.priority))
+        reply = self._reply(env, p.JobStatus(info=info))
+        self.scheduler.push(job.id, job.priority, job.queue_order)
+        self.journal.doorbell.ring()
+        return reply
+
+    def _on_queue(self, env: p.Envelope) -> Outcome:
+        action = env.body.action
+        if action is not None:
+            paused = action == "pause"
+            self.store.set_setting(QUEUE_PAUSED, paused)  # stored first: a restart keeps it
+            self.scheduler.set_paused(paused)
+        return self._reply(env, p.QueueState(paused=self.scheduler.paused, running=self.scheduler.current,
+                                             queued=len(self.scheduler)))
+
+    def _done_files(self, job: JobRecord) -> list[dict]:
+        if job.state != "done":
+            raise RequestError("not_done", f"Job {job.id} is {job.state}: only a done job's outputs can be fetched.",
+                               f"Wait for it with `tokenflow jobs watch {job.id}`.")
+        done = self.store.last_event(job.id, "done")
+        files = (done.body.get("files") if done else None)
+        if files is None:
+            raise RequestError("no_files", f"Job {job.id} finished before this server listed outputs for download.",
+                               "Run the job again to download its outputs.")
+        return files
+
+    def _on_files(self, env: p.Envelope) -> Outcome:
+        job = self._job(env)
+        files = self._done_files(job) if job.state == "done" else []
+        return self._reply(env, p.Files(state=job.state, files=[p.FileInfo(**f) for f in files]))
+
+    def _on_read(self, env: p.Envelope) -> Outcome:
+        job = self._job(env)
+        body: p.Read = env.body
+        try:
+            data, size = read_chunk(job.spec["output"], self._done_files(job), body.name, body.offset, body.length)
+        except OutputFileError as exc:
+            raise RequestError(exc.code, exc.message, exc.hint, "body.name") from None
+        chunk = p.Chunk(name=body.name, offset=body.offset, size=size, eof=body.offset + len(data) >= size)
+        return Outcome([p.encode(p.Envelope(chunk, rid=env.rid, job=job.id, blobs=(data,)))])
+
+    def _on_probe(self, env: p.Envelope) -> Outcome:
+        # Off this thread: a long file must not hold up everyone else's requests.
+        return Outcome(cursor=self.prober.start(env.body.input, env.rid), cursor_key=("probe", env.rid))
 
     def _on_heartbeat(self, env: p.Envelope) -> Outcome:  # the front answers heartbeats itself
         return self._reply(env, p.Heartbeat(server_id=self.server_id))

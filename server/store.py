@@ -51,6 +51,10 @@ CREATE TABLE IF NOT EXISTS events (
     PRIMARY KEY (job_id, seq)
 );
 CREATE INDEX IF NOT EXISTS events_frames ON events(job_id, type, frame);
+CREATE TABLE IF NOT EXISTS settings (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
 """
 
 
@@ -198,6 +202,63 @@ class JobStore:
                 [(p, o, j) for j, p, o in entries],
             )
 
+    def list_batch(self, batch: str, limit: int = 10_000) -> list[JobRecord]:
+        """A batch's jobs in the order they were queued (their rows in the batch file)."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT * FROM jobs WHERE json_extract(spec, '$.batch') = ? ORDER BY created, rowid LIMIT ?",
+                (batch, limit),
+            ).fetchall()
+        return [_job(r) for r in rows]
+
+    def output_reserved(self, output: str) -> bool:
+        """True if a queued or running job will write `output` (names are handed out once)."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT 1 FROM jobs WHERE json_extract(spec, '$.output') = ? AND state IN ('queued', 'running')",
+                (output,),
+            ).fetchone()
+        return row is not None
+
+    def retry(self, job_id: str, reason: str) -> EventRecord | None:
+        """A failed or cancelled job goes to the back of the queue with a `requeued` event;
+        None if it is in another state."""
+        now = time.time()
+        with self._txn() as db:
+            row = db.execute("SELECT state, attempts, last_seq FROM jobs WHERE id = ?", (job_id,)).fetchone()
+            if row is None or row[0] not in ("failed", "cancelled"):
+                return None
+            order = db.execute("SELECT COALESCE(MAX(queue_order), 0) + 1 FROM jobs").fetchone()[0]
+            seq = row[2] + 1
+            body = {"attempt": row[1] + 1, "reason": reason}
+            db.execute("INSERT INTO events (job_id, seq, type, body, created) VALUES (?, ?, 'requeued', ?, ?)",
+                       (job_id, seq, json.dumps(body), now))
+            db.execute(
+                "UPDATE jobs SET state = 'queued', queue_order = ?, error = NULL, progress = NULL, outputs = '[]',"
+                " last_seq = ?, updated = ? WHERE id = ?",
+                (order, seq, now, job_id),
+            )
+        return EventRecord(job_id, seq, "requeued", body, None, None)
+
+    def last_event(self, job_id: str, type_: str) -> EventRecord | None:
+        with self._lock:
+            row = self._db.execute(
+                "SELECT * FROM events WHERE job_id = ? AND type = ? ORDER BY seq DESC LIMIT 1", (job_id, type_)
+            ).fetchone()
+        return _event(row) if row else None
+
+    # --- settings that outlive a restart (the queue's pause) ---
+
+    def setting(self, key: str, default: Any = None) -> Any:
+        with self._lock:
+            row = self._db.execute("SELECT value FROM settings WHERE key = ?", (key,)).fetchone()
+        return json.loads(row[0]) if row else default
+
+    def set_setting(self, key: str, value: Any) -> None:
+        with self._txn() as db:
+            db.execute("INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = "
+                       "excluded.value", (key, json.dumps(value)))
+
     def start_attempt(self, job_id: str) -> JobRecord:
         with self._txn() as db:
             db.execute(
@@ -341,4 +402,8 @@ def job_summary_fields(job: JobRecord) -> dict[str, Any]:
         "prompt": str(spec.get("params", {}).get("prompt", "")),
         "frames": spec.get("frames"),
         "output": spec.get("output"),
+        "batch": spec.get("batch"),
+        "name": spec.get("name"),
+        "row": spec.get("row"),
+        "n_frames": spec.get("n_frames"),
     }

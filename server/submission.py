@@ -15,7 +15,7 @@ import os
 import typing
 from pathlib import Path
 
-from bridge import media
+from bridge import media, naming
 from bridge.media.output_safety import OutputRefused, check_output, check_path_text, target_of
 from bridge.protocol import JobSpec
 from server.bounds import disk_problem, estimate, memory_problem
@@ -86,7 +86,54 @@ def check_job_output(spec: dict, config: ServerConfig, own: tuple[str, ...] = ()
                  allowed=config.allowed_output_dirs, own=own, allow_hint=allow_hint(config), preset=spec.get("preset"))
 
 
-def resolve(spec: JobSpec, job_id: str, config: ServerConfig) -> dict:
+def _allowed_output(output: str, config: ServerConfig, where: str) -> None:
+    if not output_allowed(Path(output), config.allowed_output_dirs):
+        raise SubmitError(
+            "output_not_allowed", f"The server may not write to {output}.",
+            "Write under one of: " + ", ".join(str(d) for d in config.allowed_output_dirs)
+            + " (the server's --allow-output).", where,
+        )
+
+
+def _named_output(spec: JobSpec, job_id: str, source: Path, first: int, last: int, params: dict,
+                  config: ServerConfig, reserved: typing.Callable[[str], bool], preset) -> str:
+    """destination/NAME.mov (a movie) or destination/NAME/NAME_%06d.png (a sequence), NAME from the
+    template; the first of NAME, NAME_2, ... that is neither on disk nor another job's output."""
+    where = "body.spec.destination"
+    folder = Path(spec.destination or "").expanduser()
+    if not folder.is_absolute():
+        raise SubmitError("bad_field", f"The destination {spec.destination!r} is relative.",
+                          "Send an absolute folder on the server's machine.", where)
+    if folder.exists() and not folder.is_dir():
+        raise SubmitError("bad_field", f"The destination {folder} is a file, not a folder.",
+                          "Give a folder for the outputs.", where)
+    values = {"clip": spec.name or source.stem, "first": first, "last": last, "prompt": params["prompt"],
+              "seed": params["seed"], "job": job_id, "batch": spec.batch or "", "row": spec.row or 0}
+    try:
+        name = naming.render(spec.name_template or naming.DEFAULT_TEMPLATE, values)
+    except naming.TemplateError as exc:
+        raise SubmitError("bad_field", str(exc), "", "body.spec.name_template") from None
+    preset = preset or media.get_preset("h264")
+    folder = Path(os.path.normpath(folder))
+    _allowed_output(str(folder / name), config, where)
+
+    def output(candidate: str) -> tuple[Path, str]:  # (what must not exist, the output spec)
+        if preset.is_movie:
+            return folder / f"{candidate}{preset.extension}", str(folder / f"{candidate}{preset.extension}")
+        return folder / candidate, str(folder / candidate / f"{candidate}_%06d{preset.extension}")
+
+    for n in range(1, 100_000):
+        candidate = name if n == 1 else f"{name}_{n}"
+        path, out = output(candidate)
+        if not path.exists() and not reserved(out):
+            return out
+    raise SubmitError("output_exists", f"Every name like {name} is taken in {folder}.",
+                      "Choose another destination or name template.", where)
+
+
+def resolve(spec: JobSpec, job_id: str, config: ServerConfig,
+            reserved: typing.Callable[[str], bool] = lambda output: False) -> dict:
+    """`reserved(output)`: whether another job will write that output (a named output avoids it)."""
     try:
         check_path_text(spec.input, "input")
     except OutputRefused as exc:
@@ -133,6 +180,8 @@ def resolve(spec: JobSpec, job_id: str, config: ServerConfig) -> dict:
             raise SubmitError("bad_field", f"The output path {spec.output!r} is relative.",
                               "Send an absolute path on the server's machine.", "body.spec.output")
         output = os.path.normpath(expanded) + (os.sep if as_folder else "")
+    elif spec.destination:
+        output = _named_output(spec, job_id, source, first, last, params.to_dict(), config, reserved, preset)
     else:
         output = media.default_output(config.data.outputs / job_id / source.name, preset)
     try:
@@ -181,6 +230,11 @@ def resolve(spec: JobSpec, job_id: str, config: ServerConfig) -> dict:
         "preset": out_spec.preset.name,
         "start_number": spec.start_number,
         "source": {"width": info.width, "height": info.height, "frame_rate": str(info.frame_rate)},
+        "destination": spec.destination,
+        "name_template": spec.name_template,
+        "name": spec.name or source.stem,
+        "batch": spec.batch,
+        "row": spec.row,
     }
     kind, target = target_of(output, preset)
 

@@ -34,7 +34,29 @@ class LayerCache:
     """What the keyframe pass leaves behind for one self-attention layer, per keyframe."""
 
     outputs: dict[int, torch.Tensor] = field(default_factory=dict)  # frame -> (3, N, C)
-    source_features: dict[int, torch.Tensor] = field(default_factory=dict)  # frame -> (N, C)
+    # frame -> (N, C) source-branch features, unit-normalised once here rather than once
+    # per frame that matches against them.
+    source_features: dict[int, torch.Tensor] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class PlanIndex:
+    """A propagation batch's plan as device tensors, built once per batch for all layers."""
+
+    keyframes: tuple[int, ...]  # the keyframes the batch reads, in the order they are stacked
+    before: torch.Tensor  # (B,) position in `keyframes` of each frame's keyframe before
+    after: torch.Tensor  # (B,) ... and after
+    weight_before: torch.Tensor  # (B,) float32
+
+    @classmethod
+    def build(cls, plan: list[Neighbours], device: torch.device) -> "PlanIndex":
+        keyframes = tuple(sorted({n.before for n in plan} | {n.after for n in plan}))
+        position = {f: i for i, f in enumerate(keyframes)}
+        before = torch.tensor([position[n.before] for n in plan])
+        after = torch.tensor([position[n.after] for n in plan])
+        weight = torch.tensor([n.weight_before for n in plan], dtype=torch.float32)
+        return cls(keyframes, before.to(device, non_blocking=True), after.to(device, non_blocking=True),
+                   weight.to(device, non_blocking=True))
 
 
 @dataclass
@@ -45,6 +67,7 @@ class TokenFlowState:
     inject_conv: bool = False
     frames: list[int] = field(default_factory=list)  # clip frame index of each batch item (per branch)
     plan: list[Neighbours] = field(default_factory=list)  # PROPAGATE: one per batch item
+    plan_index: PlanIndex | None = None  # PROPAGATE: the same plan as device tensors
     cache_frames: set[int] = field(default_factory=set)  # KEYFRAMES: whose tokens to keep
     caches: dict[str, LayerCache] = field(default_factory=dict)
 
@@ -89,34 +112,39 @@ def joint_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.
     return out.reshape(heads, frames, tokens, dim).transpose(0, 1)
 
 
+def normalized(features: torch.Tensor) -> torch.Tensor:
+    """Unit-length tokens, normalised in fp32 (fp16 norms overflow), returned in the working dtype."""
+    return F.normalize(features.float(), dim=-1).to(features.dtype)
+
+
 def nearest_tokens(features: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
     """For each token of `features` (N, C), the index of its cosine-nearest token in `reference` (M, C)."""
-    # Normalise in fp32 (fp16 norms overflow), match in the working dtype (tensor cores).
-    a = F.normalize(features.float(), dim=-1).to(features.dtype)
-    b = F.normalize(reference.float(), dim=-1).to(features.dtype)
-    return (a @ b.T).argmax(dim=-1)
+    return (normalized(features) @ normalized(reference).T).argmax(dim=-1)
 
 
-def propagate_tokens(
-    source_features: torch.Tensor,
-    plan: list[Neighbours],
-    cache: LayerCache,
-) -> torch.Tensor:
+def propagate_tokens(source_features: torch.Tensor, index: PlanIndex, cache: LayerCache) -> torch.Tensor:
     """New self-attention outputs (3, B, N, C) for B frames, blended from keyframe outputs.
 
     For every token: w * T_before[nn_before] + (1 - w) * T_after[nn_after], where the
     nearest neighbours are found on the *source* branch features and the same indices
-    serve all three branches.
+    serve all three branches. The whole batch at once: one matmul against both
+    neighbouring keyframes' (normalised) tokens, one argmax, one gather; no per-frame loop
+    and no host synchronisation.
     """
-    rows = []
-    for features, where in zip(source_features, plan):
-        nn_before = nearest_tokens(features, cache.source_features[where.before])
-        blended = cache.outputs[where.before][:, nn_before] * where.weight_before
-        if where.weight_before < 1.0:
-            nn_after = nearest_tokens(features, cache.source_features[where.after])
-            blended = blended + cache.outputs[where.after][:, nn_after] * (1.0 - where.weight_before)
-        rows.append(blended)
-    return torch.stack(rows, dim=1)
+    batch, tokens, channels = source_features.shape
+    references = torch.stack([cache.source_features[f] for f in index.keyframes])  # (K, N, C), normalised
+    outputs = torch.stack([cache.outputs[f] for f in index.keyframes])  # (K, 3, N, C)
+    both = torch.cat([references[index.before], references[index.after]], dim=1)  # (B, 2N, C)
+    similarity = torch.bmm(normalized(source_features), both.transpose(1, 2))  # (B, N, 2N)
+    matches = (similarity[..., :tokens].argmax(dim=-1), similarity[..., tokens:].argmax(dim=-1))
+
+    def gathered(which: torch.Tensor, match: torch.Tensor) -> torch.Tensor:
+        return torch.gather(outputs[which], 2, match[:, None, :, None].expand(-1, BRANCHES, -1, channels))
+
+    weight = index.weight_before.view(batch, 1, 1, 1)
+    # Blend in fp32: fp16 weights would round by ~1e-3. A weight of 1 gives T_before exactly.
+    blended = gathered(index.before, matches[0]).float() * weight + gathered(index.after, matches[1]).float() * (1 - weight)
+    return blended.to(outputs.dtype).transpose(0, 1)
 
 
 class TokenFlowAttnProcessor:
@@ -168,12 +196,12 @@ class TokenFlowAttnProcessor:
             if frame not in self.state.cache_frames:
                 continue  # anchors lend context only; their own group keeps their tokens
             cache.outputs[frame] = by_branch[:, i]
-            cache.source_features[frame] = source_features[i]
+            cache.source_features[frame] = normalized(source_features[i])
 
     def _propagate(self, hidden_states: torch.Tensor) -> torch.Tensor:
         frames = hidden_states.shape[0] // BRANCHES
         cache = self.state.caches[self.name]
-        out = propagate_tokens(hidden_states[:frames], self.state.plan, cache)
+        out = propagate_tokens(hidden_states[:frames], self.state.plan_index, cache)
         return out.reshape(BRANCHES * frames, *out.shape[2:]).to(hidden_states.dtype)
 
 

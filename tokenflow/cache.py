@@ -32,7 +32,7 @@ def inversion_key(
             "scheduler": relevant,
             "inversion_prompt": inversion_prompt,
             "dtype": dtype,
-            "format": 1,
+            "format": 2,  # 2: content is the source pixels' digest, not the latents'
         },
         sort_keys=True,
         default=str,
@@ -75,7 +75,7 @@ class InversionCache:
         fd, tmp = tempfile.mkstemp(prefix=".inversion-", suffix=".partial", dir=path.parent)
         os.close(fd)
         try:
-            save_file({f"t{t}": x.contiguous() for t, x in latents.items()}, tmp)
+            save_file({f"t{t}": x.detach().cpu().contiguous() for t, x in latents.items()}, tmp)
             os.replace(tmp, path)
         finally:
             if os.path.exists(tmp):

@@ -8,7 +8,7 @@ from typing import Callable
 import torch
 
 from tokenflow import ddim
-from tokenflow.attention import KEYFRAMES, PER_FRAME, PLAIN, PROPAGATE, BRANCHES, TokenFlowState
+from tokenflow.attention import BRANCHES, KEYFRAMES, PER_FRAME, PLAIN, PROPAGATE, PlanIndex, TokenFlowState
 from tokenflow.errors import NonFiniteValues
 from tokenflow.events import Cancelled
 from tokenflow.keyframes import KeyframeGroup, neighbours, plan_groups, resolve_max_joint_keyframes, sample_keyframes
@@ -25,6 +25,18 @@ class Conditioning:
 
 def _batches(items: list[int], size: int) -> list[list[int]]:
     return [items[i : i + size] for i in range(0, len(items), size)]
+
+
+def device_index(values: list[int], device: torch.device) -> torch.Tensor | slice:
+    """An index for `values` on `device`: a slice when they are a contiguous run, else a
+    tensor copied from pinned memory without waiting for the GPU (indexing a CUDA tensor
+    with a Python list copies it from pageable memory, which synchronises the stream)."""
+    if values and values == list(range(values[0], values[-1] + 1)):
+        return slice(values[0], values[-1] + 1)
+    index = torch.tensor(values, dtype=torch.long)
+    if device.type == "cuda":
+        return index.pin_memory().to(device, non_blocking=True)
+    return index
 
 
 def _check_cancel(should_cancel: Callable[[], bool]) -> None:
@@ -44,7 +56,7 @@ def invert(
     should_cancel: Callable[[], bool],
     on_step: Callable[[int, int], None] | None = None,
 ) -> dict[int, torch.Tensor]:
-    """DDIM-invert (N, 4, h, w) latents; returns x_t on the CPU for every sampling timestep t.
+    """DDIM-invert (N, 4, h, w) latents; returns x_t on the UNet's device for every sampling timestep t.
 
     No guidance, one conditional pass per frame and step, on exactly the sampling
     schedule, so every latent saved is one the editor consumes.
@@ -55,6 +67,7 @@ def invert(
     state.mode = PLAIN
     total = len(ascending) * latents.shape[0]
     done = 0
+    finite = torch.ones((), dtype=torch.bool, device=device)
     for frames in _batches(list(range(latents.shape[0])), batch_size):
         x = latents[frames].to(device, torch.float32)
         cond = condition.expand(len(frames), -1, -1)
@@ -68,15 +81,13 @@ def invert(
             eps = ddim.to_epsilon(output, x, alpha_t, schedule.prediction_type)
             x = ddim.inversion_step(x, eps, alpha_prev, alpha_t)
             alpha_prev = alpha_t
-            # Contiguous, as a cache load returns it: the same layout gives bit-identical edits.
-            stored[t].append(x.cpu().contiguous())
+            stored[t].append(x)  # stays on the device: no copy back, no synchronisation per step
             done += len(frames)
             if on_step:
                 on_step(done, total)
-        if not torch.isfinite(x).all():
-            raise NonFiniteValues(
-                "DDIM inversion produced NaN or infinite values: try --device cpu, or another model."
-            )
+        finite &= torch.isfinite(x).all()
+    if not bool(finite):  # the one synchronisation, once all frames are inverted
+        raise NonFiniteValues("DDIM inversion produced NaN or infinite values: try --device cpu, or another model.")
     return {t: torch.cat(parts) for t, parts in stored.items()}
 
 
@@ -99,7 +110,8 @@ class EditLoop:
     ):
         self.unet = unet
         self.schedule = schedule
-        self.inverted = inverted
+        # On the device once, in fp32: every UNet call reads its source branch from here.
+        self.inverted = {t: x.to(unet.device, torch.float32) for t, x in inverted.items()}
         self.conditioning = conditioning
         self.params = params
         self.state = state
@@ -116,11 +128,13 @@ class EditLoop:
         self.group_history: list[list[KeyframeGroup]] = []
         self.previewed_first_step = previewed_first_step
 
-    def _unet_eps(self, frames: list[int], latents: torch.Tensor, t: int, step_alpha: float) -> torch.Tensor:
+    def _unet_eps(self, frames: list[int], latents: torch.Tensor, t: int, step_alpha: float,
+                  index: torch.Tensor | slice | None = None) -> torch.Tensor:
         """Guided noise estimate for `frames`: one UNet call over [source | uncond | cond]."""
-        device, dtype = self.unet.device, self.unet.dtype
-        source = self.inverted[t][frames].to(device, torch.float32)
-        current = latents[frames]
+        dtype = self.unet.dtype
+        index = device_index(frames, latents.device) if index is None else index
+        source = self.inverted[t][index]
+        current = latents[index]
         batch = torch.cat([source, current, current]).to(dtype)
         c = self.conditioning
         b = len(frames)
@@ -135,8 +149,9 @@ class EditLoop:
     @torch.no_grad()
     def run(self) -> torch.Tensor:
         schedule, params = self.schedule, self.params
-        latents = self.inverted[schedule.timesteps[0]].to(self.unet.device, torch.float32).clone()
+        latents = self.inverted[schedule.timesteps[0]].clone()
         steps = len(schedule.timesteps)
+        finite = torch.ones((), dtype=torch.bool, device=latents.device)
         for index, t in enumerate(schedule.timesteps):
             _check_cancel(self.should_cancel)
             self.state.inject_attention = index < injection_steps(params.pnp_attn_t, steps)
@@ -147,12 +162,13 @@ class EditLoop:
             else:
                 eps = self._tokenflow_step(latents, t, alpha_t, index)
             latents = ddim.sampling_step(latents, eps, alpha_t, alpha_prev)
-            if not torch.isfinite(latents).all():
-                raise NonFiniteValues(
-                    f"Denoising produced NaN or infinite values at step {index + 1}: the model may not "
-                    "run in fp16 on this GPU; try --device cpu, a lower --guidance, or another model."
-                )
-        return latents.cpu()
+            finite &= torch.isfinite(latents).all()  # checked on the device: no synchronisation per step
+        if not bool(finite):
+            raise NonFiniteValues(
+                "Denoising produced NaN or infinite values: the model may not run in fp16 on this GPU; "
+                "try --device cpu, a lower --guidance, or another model."
+            )
+        return latents
 
     def _per_frame_step(self, latents: torch.Tensor, t: int, alpha_t: float, index: int) -> torch.Tensor:
         eps = torch.empty_like(latents)
@@ -160,11 +176,12 @@ class EditLoop:
         done = 0
         for frames in _batches(list(range(self.n_frames)), self.params.batch_size):
             _check_cancel(self.should_cancel)
-            eps[frames] = self._unet_eps(frames, latents, t, alpha_t)
+            where = device_index(frames, latents.device)
+            eps[where] = self._unet_eps(frames, latents, t, alpha_t, where)
             self.stats.count("per_frame", BRANCHES * len(frames))
             wants_preview = index % self.params.preview_every == 0 and not (index == 0 and self.previewed_first_step)
             if wants_preview and done == 0 and self.on_keyframes:
-                clean = ddim.predict_clean(latents[frames], eps[frames], alpha_t)
+                clean = ddim.predict_clean(latents[where], eps[where], alpha_t)
                 self.on_keyframes(index, frames, clean)
             done += len(frames)
             if self.on_step:
@@ -189,15 +206,19 @@ class EditLoop:
             owned = list(group.owned)
             state.mode = KEYFRAMES
             state.cache_frames = set(owned)
-            group_eps = self._unet_eps(members, latents, t, alpha_t)
+            where = device_index(members, latents.device)
+            group_eps = self._unet_eps(members, latents, t, alpha_t, where)
             self.stats.count("keyframes", BRANCHES * len(members))
-            positions = [members.index(f) for f in owned]
-            eps[owned] = group_eps[positions]
+            if group.anchors:
+                positions = device_index([members.index(f) for f in owned], latents.device)
+                eps[device_index(owned, latents.device)] = group_eps[positions]
+            else:
+                eps[where] = group_eps
             done += len(owned)
             wants_preview = index % params.preview_every == 0 and not (index == 0 and self.previewed_first_step)
             if number == 0 and wants_preview and self.on_keyframes:
                 # All members: anchors' estimates are not kept, but they preview the edit as well.
-                self.on_keyframes(index, members, ddim.predict_clean(latents[members], group_eps, alpha_t))
+                self.on_keyframes(index, members, ddim.predict_clean(latents[where], group_eps, alpha_t))
 
             # Frames whose keyframe-after is in this group (or, past the last keyframe,
             # whose keyframe-before is): both their neighbours' caches are now present.
@@ -224,12 +245,14 @@ class EditLoop:
             if self.params.propagate:
                 state.mode = PROPAGATE
                 state.plan = [neighbours(f, keyframes) for f in batch]
+                state.plan_index = PlanIndex.build(state.plan, self.unet.device)
                 self.stats.count("propagation", BRANCHES * len(batch))
             else:
                 state.mode = PER_FRAME
                 self.stats.count("per_frame", BRANCHES * len(batch))
-            eps[batch] = self._unet_eps(batch, latents, t, alpha_t)
-        state.plan = []
+            where = device_index(batch, latents.device)
+            eps[where] = self._unet_eps(batch, latents, t, alpha_t, where)
+        state.plan, state.plan_index = [], None
         return len(frames)
 
 
@@ -260,7 +283,7 @@ def preview_first_step(loop: "EditLoop", frame_ids: list[int]) -> None:
     schedule, state = loop.schedule, loop.state
     t = schedule.timesteps[0]
     alpha_t = schedule.alpha(t)
-    latents = loop.inverted[t].to(loop.unet.device, torch.float32)
+    latents = loop.inverted[t]
     members = list(range(len(frame_ids)))
     steps = len(schedule.timesteps)
     state.inject_attention = 0 < injection_steps(loop.params.pnp_attn_t, steps)

@@ -13,11 +13,11 @@ import torch
 from tokenflow import ddim
 from tokenflow.attention import TokenFlowState, installed
 from tokenflow.cache import InversionCache, inversion_key
-from tokenflow.editor import Conditioning, EditLoop, first_preview_frames, invert, preview_first_step
+from tokenflow.editor import Conditioning, EditLoop, device_index, first_preview_frames, invert, preview_first_step
 from tokenflow.errors import InvalidInput, OutOfMemory
 from tokenflow.events import Cancelled, EventSink, FrameReady, Preview, Progress
 from tokenflow.keyframes import resolve_max_joint_keyframes
-from tokenflow.frames import decode_latents, encode_frames, to_uint8, working_size
+from tokenflow.frames import decode_latents, encode_frames, to_model_input, to_uint8, working_size
 from tokenflow.model import DEFAULT_MODEL, LoadedModel, encode_prompt, load_model
 from tokenflow.params import EditParams
 from tokenflow.sites import find_sites
@@ -145,19 +145,38 @@ class Engine:
         first = next(iterator, None)
         if first is None:
             raise InvalidInput("No frames were decoded from the input: check the file and the --frames range.")
-        with stats.timed("encode"):
-            latents = encode_frames(
-                model.vae, _chain(first, iterator), stats.working_size, model.vae_scale,
-                chunk=params.batch_size, on_frame=lambda n: progress("encode", n, n_frames, n),
-            )
-        stats.frames = latents.shape[0]
+        # The cache key is the source pixels' digest, so a re-edit knows it has the inversion
+        # before any VAE work: it skips the encoder entirely and previews at once. The
+        # frames, resized on the device, are kept until then (fp16 on a GPU: finer than
+        # the 8-bit source; about the size of the inverted latents themselves).
+        device = model.vae.device
+        keep_dtype = torch.float16 if device.type == "cuda" else torch.float32
+        digest = hashlib.sha256()
+        prepared: list[torch.Tensor] = []
+        with stats.timed("read"):
+            for count, frame in enumerate(_chain(first, iterator), 1):
+                frame = np.ascontiguousarray(frame)
+                digest.update(repr(frame.shape).encode())
+                digest.update(frame.data)
+                prepared.append(to_model_input(frame, stats.working_size, device).to(keep_dtype))
+                progress("read", count, n_frames, count)
+        stats.frames = len(prepared)
         if stats.frames != n_frames:
             raise InvalidInput(f"Expected {n_frames} frames but the source gave {stats.frames}: the file may be truncated.")
 
         key = inversion_key(
-            hashlib.sha256(latents.numpy().tobytes()).hexdigest(), model.identity, stats.working_size,
-            schedule.timesteps, dict(model.scheduler.config), params.inversion_prompt, str(model.unet_dtype),
+            digest.hexdigest(), model.identity, stats.working_size,
+            schedule.timesteps, dict(model.scheduler.config), params.inversion_prompt, f"{model.unet_dtype}/{model.vae_dtype}",
         )
+        inverted = self.cache.get(key)
+        latents = None
+        if inverted is None:
+            with stats.timed("encode"):
+                latents = encode_frames(
+                    model.vae, (x.to(model.vae.dtype) for x in prepared), stats.working_size, model.vae_scale,
+                    chunk=params.batch_size, on_frame=lambda n: progress("encode", n, n_frames, n),
+                )
+        del prepared
         state = TokenFlowState(self.sites)
         with installed(model.unet, state):
             conditioning = Conditioning(
@@ -177,7 +196,6 @@ class Engine:
                 return EditLoop(model.unet, schedule, inverted_latents, conditioning, params, state, stats,
                                 should_cancel, on_keyframes=preview, **kwargs)
 
-            inverted = self.cache.get(key)
             stats.inversion_cached = inverted is not None
             if inverted is None:
                 inverted = self._invert_previewing_early(latents, schedule, params, state, stats, should_cancel,
@@ -213,9 +231,10 @@ class Engine:
 def _merge_inversions(parts: list[tuple[list[int], dict[int, torch.Tensor]]], n_frames: int) -> dict[int, torch.Tensor]:
     merged: dict[int, torch.Tensor] = {}
     for t in parts[0][1]:
-        full = torch.empty((n_frames, *parts[0][1][t].shape[1:]), dtype=parts[0][1][t].dtype)
+        first = parts[0][1][t]
+        full = torch.empty((n_frames, *first.shape[1:]), dtype=first.dtype, device=first.device)
         for frames, latents in parts:
-            full[frames] = latents[t]
+            full[device_index(frames, first.device)] = latents[t]
         merged[t] = full
     return merged
 

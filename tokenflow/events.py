@@ -10,7 +10,7 @@ import numpy as np
 
 @dataclass(frozen=True)
 class Progress:
-    # stage: "load", "encode", "inversion", "edit", "decode"
+    # stage: "load", "read", "encode", "inversion", "edit", "decode"
     stage: str
     step: int  # steps done in this stage (frames for encode/decode)
     total: int

@@ -60,19 +60,22 @@ def resolve_device(device: str) -> torch.device:
     return torch.device(device)
 
 
-def choose_dtypes(device: torch.device) -> tuple[torch.dtype, torch.dtype]:
-    """(unet, vae) dtypes. fp32 on CPU. On GPU the UNet runs fp16; the VAE runs bf16
-    where supported because fp16 overflows to NaN in some SD 1.5 VAEs (public issue #14)."""
+def choose_dtypes(device: torch.device, vae_force_upcast: bool = True) -> tuple[torch.dtype, torch.dtype]:
+    """(unet, vae) dtypes. fp32 on CPU. On GPU the UNet runs fp16. The VAE runs fp32 unless
+    its config says fp16 is safe (`force_upcast: false`, e.g. the fp16-fixed SD VAEs): fp16
+    overflows to NaN in SD's own VAEs (public issue #14), and bf16's 8-bit mantissa shows
+    as banding in decoded frames. The VAE is a small share of the work either way."""
     if device.type != "cuda":
         return torch.float32, torch.float32
-    vae = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float32
-    return torch.float16, vae
+    return torch.float16, (torch.float32 if vae_force_upcast else torch.float16)
 
 
 def _load_pipeline(spec: str, dtype: torch.dtype, config: str | None):
     from diffusers import StableDiffusionPipeline
 
     common = dict(torch_dtype=dtype, safety_checker=None, feature_extractor=None, requires_safety_checker=False)
+    # Folders and hub ids: the VAE keeps its stored precision (cast down later only if safe).
+    per_component = dict(common, torch_dtype={"default": dtype, "vae": torch.float32})
     path = Path(spec).expanduser()
     if spec.lower().endswith(CHECKPOINT_SUFFIXES):
         if not path.is_file():
@@ -94,12 +97,12 @@ def _load_pipeline(spec: str, dtype: torch.dtype, config: str | None):
                 f"{spec} is a folder but not a diffusers Stable Diffusion model (no model_index.json "
                 "or unet/): point --model at a diffusers folder, a .safetensors checkpoint, or a hub id."
             )
-        return StableDiffusionPipeline.from_pretrained(str(path), local_files_only=True, **common)
+        return StableDiffusionPipeline.from_pretrained(str(path), local_files_only=True, **per_component)
     looks_like_path = spec.startswith(("/", ".", "~")) or spec.count("/") > 1 or "\\" in spec
     if looks_like_path:
         raise ModelNotFound(f"Model folder {spec} does not exist: check the path.")
     try:
-        return StableDiffusionPipeline.from_pretrained(spec, **common)
+        return StableDiffusionPipeline.from_pretrained(spec, **per_component)
     except Exception as exc:
         raise ModelNotFound(
             f"Model {spec!r} could not be found locally or downloaded ({exc.__class__.__name__}). "
@@ -114,8 +117,9 @@ def load_model(spec: str = DEFAULT_MODEL, device: str = "auto", config: str | No
     from diffusers import DDIMScheduler
 
     dev = resolve_device(device)
-    unet_dtype, vae_dtype = choose_dtypes(dev)
+    unet_dtype, _ = choose_dtypes(dev)
     pipe = _load_pipeline(spec, unet_dtype, config)
+    _, vae_dtype = choose_dtypes(dev, bool(getattr(pipe.vae.config, "force_upcast", True)))
     unet = pipe.unet
     if getattr(unet.config, "addition_embed_type", None) is not None or getattr(pipe, "text_encoder_2", None):
         raise UnsupportedModel(

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import os
 import re
+import secrets
 import shutil
 import tempfile
 from abc import ABC, abstractmethod
@@ -391,9 +392,9 @@ class MovieWriter(FrameWriter):
         self._tags = tags
         self._audio: AudioTrack | None = None
         self._made_folders = _make_folders(path.parent)
-        handle, partial = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".partial{path.suffix}", dir=path.parent)
-        os.close(handle)
-        self._partial = Path(partial)
+        # A random hidden name (not mkstemp, whose 0600 mode would stick to the finished
+        # file): two jobs writing the same output never share a partial.
+        self._partial = path.with_name(f".{path.stem}.{secrets.token_hex(4)}.partial{path.suffix}")
         try:
             self._container = av.open(str(self._partial), mode="w", format=preset.container)
         except (OSError, av.error.FFmpegError) as error:

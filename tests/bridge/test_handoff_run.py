@@ -5,8 +5,10 @@ from __future__ import annotations
 import io
 import os
 import re
+import shutil
 import signal
 import socket
+import subprocess
 import sys
 from pathlib import Path
 
@@ -73,6 +75,7 @@ def test_a_bad_request_exits_2_with_a_sentence(capsys, monkeypatch):
 
 
 def test_no_server_and_no_autostart_fails_every_clip_with_advice(shipped_clip, tmp_path, monkeypatch):
+    monkeypatch.setattr(handoff_run, "CONNECT_TIMEOUT_S", 0.3)
     request = HandoffRequest(clips=[ClipRef(str(shipped_clip), 0, 3, "30000/1001")] * 2, mode="submit", prompt="x")
     path = tmp_path / "req.json"
     path.write_text(request.to_json())
@@ -94,5 +97,67 @@ def test_outputs_never_reuse_an_existing_name(shipped_clip, tmp_path):
     seq = handoff_run.output_for(clip, HandoffRequest(clips=[clip], mode="submit", prompt="p", preset="png",
                                                       output_dir=str(tmp_path)))
     assert seq == str(tmp_path / "carphone_pristine_10-29_p" / "carphone_pristine_10-29_p_%06d.png")
+    exr = handoff_run.output_for(clip, HandoffRequest(clips=[clip], mode="submit", prompt="p", preset="exr_half",
+                                                      output_dir=str(tmp_path)))
+    assert exr.endswith("_%06d.exr")
     with pytest.raises(ValueError, match="preset"):
         handoff_run.output_for(clip, HandoffRequest(clips=[clip], mode="submit", prompt="p", preset="betamax"))
+
+
+def _ask_request(tmp_path, shipped_clip) -> Path:
+    request = HandoffRequest(clips=[ClipRef(str(shipped_clip), 0, 3, "30000/1001", name="carphone")] * 2, mode="ask")
+    path = tmp_path / "ask.json"
+    path.write_text(request.to_json())
+    return path
+
+
+def test_ask_mode_closed_dialog_cancels_every_clip_and_sends_nothing(shipped_clip, tmp_path):
+    out = io.StringIO()
+    asked = []
+
+    def never_connect(*a, **k):
+        raise AssertionError("nothing may be sent after the dialog was closed")
+
+    code = handoff_run.main(["--request", str(_ask_request(tmp_path, shipped_clip))], out=out,
+                            connect_fn=never_connect, ask_fn=lambda r: asked.append(r) or None)
+    results = [HandoffResult.from_line(line) for line in out.getvalue().splitlines()]
+    assert code == 1 and [(x.state, x.job_id) for x in results] == [("cancelled", None)] * 2
+    assert [c.name for c in asked[0].clips] == ["carphone", "carphone"]
+
+
+def test_ask_mode_submits_with_the_dialogs_prompt_and_seed(shipped_clip, tmp_path, monkeypatch):
+    monkeypatch.setattr(handoff_run, "CONNECT_TIMEOUT_S", 0.3)
+    out = io.StringIO()
+    code = handoff_run.main(["--request", str(_ask_request(tmp_path, shipped_clip)), "--server",
+                             f"tcp://127.0.0.1:{_free_port()}", "--no-start-server"], out=out,
+                            ask_fn=lambda r: ("submit", "ink drawing", 9))
+    results = [HandoffResult.from_line(line) for line in out.getvalue().splitlines()]
+    assert code == 1 and {(x.state, x.prompt, x.seed) for x in results} == {("failed", "ink drawing", 9)}
+
+
+def test_without_a_display_the_dialog_gives_way_to_the_panel(shipped_clip, monkeypatch):
+    from bridge import prompt_dialog
+
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    if sys.platform.startswith("linux"):
+        with pytest.raises(prompt_dialog.DialogUnavailable):
+            prompt_dialog.ask(["carphone"])
+    monkeypatch.setattr(prompt_dialog, "ask", lambda names: (_ for _ in ()).throw(prompt_dialog.DialogUnavailable("x")))
+    request = HandoffRequest(clips=[ClipRef(str(shipped_clip), 0, 3, "30000/1001")], mode="ask")
+    assert handoff_run.answered(request, handoff_run._ask_with_dialog).mode == "panel"
+
+
+@pytest.mark.skipif(not shutil.which("xvfb-run"), reason="needs Xvfb (apt-get install xvfb xauth)")
+@pytest.mark.parametrize("prompt, seed, button, expected", [
+    ("a watercolor painting", "5", "Edit", "ANSWER ('submit', 'a watercolor painting', 5)"),
+    ("ink", "", "Edit", "ANSWER ('submit', 'ink', None)"),
+    ("", "", "Edit", "ERROR Type a prompt"),
+    ("ink", "-3", "Edit", "ERROR The seed is a whole number"),
+    ("", "", "Open panel...", "ANSWER ('panel', None, None)"),
+    ("ink", "", "Cancel", "ANSWER None"),
+])
+def test_the_prompt_dialog_in_a_real_tk(prompt, seed, button, expected):
+    done = subprocess.run(["xvfb-run", "-a", sys.executable, str(Path(__file__).parent / "tk_dialog_driver.py"),
+                           prompt, seed, button], capture_output=True, text=True, timeout=60)
+    assert expected in done.stdout, done.stdout + done.stderr

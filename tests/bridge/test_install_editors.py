@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -65,7 +66,16 @@ def test_a_users_own_script_is_neither_replaced_nor_removed(tmp_path):
     assert OWNED_MARK in script.read_text()
 
 
-def _run_launcher(script: Path, setup: str) -> str:
+def _pythons() -> list:
+    """The system Python, and the oldest Python the launcher supports (3.7) where this machine has one."""
+    found = [shutil.which("python3", path="/usr/bin:/bin") or sys.executable]
+    old = os.environ.get("TOKENFLOW_PYTHON37") or shutil.which("python3.7")
+    if old and subprocess.run([old, "-c", "pass"], capture_output=True).returncode == 0:  # a pyenv shim may not run
+        found.append(old)
+    return found
+
+
+def _run_launcher(script: Path, setup: str, python: str) -> str:
     """The installed script in a bare standard-library Python (no site-packages: -S -I), as Resolve runs it."""
     driver = (
         "import sys, runpy\n"
@@ -77,15 +87,15 @@ def _run_launcher(script: Path, setup: str) -> str:
         "bad = sorted(m for m in ('zmq', 'msgpack', 'numpy', 'torch', 'PySide6', 'bridge') if m in sys.modules)\n"
         "print('NON-STDLIB:', bad)\n"
     )
-    python = shutil.which("python3", path="/usr/bin:/bin") or sys.executable
     done = subprocess.run([python, "-I", "-S", "-c", driver], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     return done.stdout
 
 
-def test_the_installed_launcher_needs_only_the_standard_library(tmp_path):
+@pytest.mark.parametrize("python", _pythons())
+def test_the_installed_launcher_needs_only_the_standard_library(tmp_path, python):
     resolve_target.install(_ctx(tmp_path))
-    out = _run_launcher(resolve_target.script_path(_ctx(tmp_path)), "app.project.add_timeline()")
+    out = _run_launcher(resolve_target.script_path(_ctx(tmp_path)), "app.project.add_timeline()", python)
     assert "No video clip under the playhead" in out
     assert "NON-STDLIB: []" in out
 
@@ -93,6 +103,6 @@ def test_the_installed_launcher_needs_only_the_standard_library(tmp_path):
 def test_the_launcher_says_so_when_its_environment_is_gone(tmp_path):
     ctx = InstallContext(python=tmp_path / "gone/bin/python", home=tmp_path, system="Linux")
     resolve_target.install(ctx)
-    out = _run_launcher(resolve_target.script_path(ctx), "")
+    out = _run_launcher(resolve_target.script_path(ctx), "", _pythons()[0])
     assert "its environment is gone" in out and "tokenflow install resolve" in out
     assert resolve_target.status(_ctx(tmp_path)).advice  # another environment's script is reported

@@ -267,3 +267,36 @@ def test_marks_changed_during_placement_are_put_back(app, shipped_clip, tmp_path
     picked2 = _picked_one(app, shipped_clip, start=START + 300)
     r.place(app, picked2, _done(_sequence(tmp_path / "o2", 10, 29), 10, 29))
     assert "video" not in tl.marks
+
+
+def test_a_sequence_named_by_its_first_file_is_imported_as_the_whole_run(app, shipped_clip, tmp_path):
+    picked = _picked_one(app, shipped_clip)
+    pattern = _sequence(tmp_path / "o", 10, 29)
+    (tmp_path / "o" / "edit_000031.png").write_bytes(b"x")  # not part of the unbroken run
+    first_file = HandoffResult(clip_index=0, state="done", job_id="j", output=pattern % 10, prompt="p")
+    assert r.import_description(first_file) == {"FilePath": pattern, "StartIndex": 10, "EndIndex": 29}
+    r.place(app, picked, first_file)
+    assert [(i.start, i.duration) for i in _timeline(app).tracks[1]] == [(START + 100, 20)]
+    movie = HandoffResult(clip_index=0, state="done", job_id="j", output=str(shipped_clip))
+    assert r.import_description(movie) == {"FilePath": str(shipped_clip)}
+
+
+def test_a_result_resolve_stretches_is_reported_with_what_to_do(app, shipped_clip, tmp_path):
+    tl = _timeline(app)
+    tl.frame_rate = "25"
+    tl.add(1, "fifty", app.media(shipped_clip, fps="50"), start=START, duration=10, left_offset=0)
+    tl.playhead = START
+    picked = r.collect(app)[0][0]
+    assert (picked.clip.first, picked.clip.last, picked.timeline_frames) == (0, 19, 10)
+    # The fake imports the sequence at the timeline's rate, one image per frame: 20 frames long.
+    with pytest.raises(r.ResolveProblem, match="20 frames long instead of 10.*Clip Attributes to 50"):
+        r.place(app, picked, _done(_sequence(tmp_path / "o", 0, 19), 0, 19))
+    assert len(tl.tracks[1]) == 1  # placed, and said so
+
+
+def test_marks_given_in_timeline_frames_are_recognised(app, shipped_clip):
+    tl = _timeline(app)
+    tl.add(1, "a", app.media(shipped_clip), start=START, duration=60, left_offset=5)
+    tl.marks = {"video": {"in": START + 20, "out": START + 29}}  # absolute: as offsets they would lie past the end
+    clip = r.collect(app)[0][0].clip
+    assert (clip.first, clip.last, clip.record_frame) == (25, 34, START + 20)

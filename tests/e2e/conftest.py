@@ -43,14 +43,16 @@ class ServeProcess:
         # One OpenMP thread: on a small shared machine (CI, 2 cores) OpenMP's spinning threads
         # fight the test process and each other and make the tiny model 5-30x slower.
         env.setdefault("OMP_NUM_THREADS", "1")
+        # A restart appends to the same log: only lines written after this point count.
+        offset = self.log.stat().st_size if self.log.exists() else 0
         log = open(self.log, "a")
         self.proc = subprocess.Popen(self.command(), cwd=REPO, env=env, stdout=log, stderr=log)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"tokenflow serve exited with {self.proc.returncode}:\n{self.log.read_text()}")
-            match = _LISTENING.search(self.log.read_text())
-            if match and (self.bind.endswith("*") is False or match.group(1) != self.endpoint):
+            match = _LISTENING.search(self.log.read_bytes()[offset:].decode(errors="replace"))
+            if match:
                 self.endpoint = match.group(1)
                 # the first start binds a free port; restarts keep it, so clients find the server again
                 self.bind = self.endpoint

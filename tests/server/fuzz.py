@@ -37,6 +37,9 @@ def _random_value(rng: random.Random, depth: int = 0):
     return None
 
 
+_CHANGES_JOBS = ("cancel", "retry")
+
+
 def random_message(rng: random.Random, job: str | None = None) -> list[bytes]:
     r = rng.random()
     types = sorted(p.REQUEST_TYPES) + ["welcome", "frame", "nope", ""]
@@ -50,6 +53,8 @@ def random_message(rng: random.Random, job: str | None = None) -> list[bytes]:
               "rid": rng.choice([1, 2, None, -1, "x", (1 << 64) - 1]),
               "job": rng.choice([None, job, "nope", "../x", 5]), "seq": rng.choice([None, 0, -3, 5]),
               "body": _random_value(rng)}
+    if header["type"] in _CHANGES_JOBS and header["job"] == job:
+        header["job"] = "nope"  # a well-formed cancel of the test's own job is not an attack; it would obey
     for key in list(header):
         if rng.random() < 0.1:
             del header[key]

@@ -7,7 +7,7 @@ import dataclasses
 import pytest
 import torch
 
-from tokenflow.attention import LayerCache, nearest_tokens, propagate_tokens
+from tokenflow.attention import LayerCache, PlanIndex, nearest_tokens, normalized, propagate_tokens
 from tokenflow.events import FrameReady, Preview, Progress
 from tokenflow.keyframes import neighbours
 from tokenflow.params import EditParams
@@ -84,12 +84,13 @@ def test_turning_propagation_off_changes_the_frames(tiny_engine, frames):
 def test_one_keyframe_per_frame_propagation_is_identity():
     generator = torch.Generator().manual_seed(0)
     cache = LayerCache()
-    for frame in range(3):
-        cache.outputs[frame] = torch.randn(3, 16, 8, generator=generator)
-        cache.source_features[frame] = torch.randn(16, 8, generator=generator)
     keyframes = [0, 1, 2]
-    features = torch.stack([cache.source_features[f] for f in keyframes])
-    out = propagate_tokens(features, [neighbours(f, keyframes) for f in keyframes], cache)
+    features = torch.randn(3, 16, 8, generator=generator)
+    for frame in keyframes:
+        cache.outputs[frame] = torch.randn(3, 16, 8, generator=generator)
+        cache.source_features[frame] = normalized(features[frame])
+    plan = PlanIndex.build([neighbours(f, keyframes) for f in keyframes], torch.device("cpu"))
+    out = propagate_tokens(features, plan, cache)
     for f in keyframes:
         assert torch.equal(out[:, f], cache.outputs[f])
     assert torch.equal(nearest_tokens(features[0], features[0]), torch.arange(16))
@@ -108,6 +109,7 @@ def test_cached_inversion_gives_the_same_frames(tiny_model_dir, frames, tmp_path
     cached, stats_cached, _ = run(engine, frames[:6], dataclasses.replace(BASE, prompt="a pencil sketch"))
     assert not stats_fresh.inversion_cached and stats_cached.inversion_cached
     assert "inversion" not in stats_cached.unet_passes
+    assert "encode" not in stats_cached.seconds  # the hit is known from the pixels: no VAE encoding at all
     again, _, _ = run(engine, frames[:6], BASE)
     assert torch.equal(fresh, again)
     # Another range of the clip is other content: a miss.

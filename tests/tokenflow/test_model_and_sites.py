@@ -53,6 +53,17 @@ def test_hub_id_offline_says_how_to_get_a_model():
         load_model("nobody-here/not-a-model", device="cpu")
 
 
+def test_gpu_vae_runs_fp32_unless_marked_fp16_safe_and_never_bf16():
+    import torch
+
+    from tokenflow.model import choose_dtypes
+
+    gpu = torch.device("cuda")
+    assert choose_dtypes(gpu, vae_force_upcast=True) == (torch.float16, torch.float32)
+    assert choose_dtypes(gpu, vae_force_upcast=False) == (torch.float16, torch.float16)
+    assert choose_dtypes(torch.device("cpu")) == (torch.float32, torch.float32)
+
+
 def test_local_folder_loads_with_sd_scheduler_settings(tiny_model_dir):
     model = load_model(str(tiny_model_dir), device="cpu")
     assert model.prediction_type == "epsilon"

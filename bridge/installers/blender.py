@@ -1,0 +1,101 @@
+"""`tokenflow install blender`: the TokenFlow add-on for Blender's Video Sequence Editor.
+
+One file, `tokenflow_vse.py`, in `scripts/addons` of every Blender version's user
+folder found (Blender makes `<config>/<major.minor>/` the first time that version
+starts). A legacy add-on, not an extension: Blender 3.x has no extensions, and 4.2
+to 5.x still load add-ons from that folder. It records this environment's interpreter
+and bridge folder; Blender's Python needs nothing beyond its standard library.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from bridge.installers import (
+    InstallContext, InstallError, InstallResult, TargetStatus, is_owned, remove_owned, write_owned, xdg_dir,
+)
+from bridge.installers.templates import render
+
+SUMMARY = "Strip > TokenFlow: Edit with a Prompt in Blender's Video Sequence Editor (3.x to 5.x)"
+NAME = "blender"
+ADDON_FILE = "tokenflow_vse.py"
+TEMPLATE = "blender/tokenflow_vse.py.in"
+BRIDGE_DIR = Path(__file__).resolve().parents[1]
+_VERSION = re.compile(r"^\d+\.\d+$")
+
+
+def config_root(ctx: InstallContext) -> Path:
+    """Where Blender keeps one folder per version (BLENDER_USER_CONFIG-style overrides aside)."""
+    if ctx.system == "Darwin":
+        return ctx.home / "Library" / "Application Support" / "Blender"
+    if ctx.system == "Windows":
+        appdata = Path(ctx.env["APPDATA"]) if ctx.env.get("APPDATA") else ctx.home / "AppData" / "Roaming"
+        return appdata / "Blender Foundation" / "Blender"
+    return xdg_dir(ctx, "XDG_CONFIG_HOME", ".config") / "blender"
+
+
+def version_dirs(ctx: InstallContext) -> list[Path]:
+    root = config_root(ctx)
+    if not root.is_dir():
+        return []
+    found = [d for d in root.iterdir() if d.is_dir() and _VERSION.match(d.name)]
+    return sorted(found, key=lambda d: tuple(int(x) for x in d.name.split(".")))
+
+
+def addon_paths(ctx: InstallContext) -> list[Path]:
+    return [d / "scripts" / "addons" / ADDON_FILE for d in version_dirs(ctx)]
+
+
+def _render(ctx: InstallContext) -> str:
+    return render(TEMPLATE, python=repr(str(ctx.python)), bridge=repr(str(BRIDGE_DIR)))
+
+
+def install(ctx: InstallContext) -> InstallResult:
+    paths = addon_paths(ctx)
+    if not paths:
+        raise InstallError(f"No Blender user folder in {config_root(ctx)}: start Blender once (it makes one per "
+                           "version), quit it, and run `tokenflow install blender` again.")
+    for path in paths:  # refuse before writing anything, so nothing is half installed
+        if path.exists() and not is_owned(path) and not ctx.force:
+            raise InstallError(f"{path} exists and was not written by tokenflow; move it away, "
+                               "or pass --force to replace it.")
+    result = InstallResult(NAME)
+    text = _render(ctx)
+    for path in paths:
+        write_owned(path, text, ctx, result)
+    versions = ", ".join(p.parents[2].name for p in paths)
+    result.notes.append(f"Installed for Blender {versions}. In Blender: Edit > Preferences > Add-ons, search "
+                        "'TokenFlow' and tick it; then in the Video Sequencer select a movie strip and use "
+                        "Strip > TokenFlow: Edit with a Prompt.")
+    result.notes.append(f"The add-on runs TokenFlow from {ctx.python}; install again if you move that environment "
+                        "or after starting a new Blender version for the first time.")
+    return result
+
+
+def uninstall(ctx: InstallContext) -> InstallResult:
+    result = InstallResult(NAME)
+    for path in addon_paths(ctx):
+        remove_owned(path, ctx, result)
+    if not result.removed and not result.notes:
+        result.notes.append(f"Nothing to remove: no TokenFlow add-on in {config_root(ctx)}.")
+    return result
+
+
+def status(ctx: InstallContext) -> TargetStatus:
+    paths = addon_paths(ctx)
+    present = [p for p in paths if p.exists()]
+    if not present:
+        advice = ("not installed: `tokenflow install blender` adds the add-on to Blender "
+                  + (", ".join(p.parents[2].name for p in paths) if paths else "(start Blender once first)") + ".")
+        return TargetStatus(NAME, False, [], advice)
+    foreign = [p for p in present if not is_owned(p)]
+    if foreign:
+        return TargetStatus(NAME, False, present, f"{foreign[0]} was not written by tokenflow; "
+                            "`tokenflow install blender --force` replaces it.")
+    missing = [p.parents[2].name for p in paths if not p.exists()]
+    if missing or any(p.read_text(encoding="utf-8") != _render(ctx) for p in present):
+        what = f"Blender {', '.join(missing)} has no add-on yet" if missing else \
+            "the add-on runs another environment (or an older version)"
+        return TargetStatus(NAME, True, present, f"{what}: `tokenflow install blender` updates it.")
+    return TargetStatus(NAME, True, present)

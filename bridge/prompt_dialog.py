@@ -1,0 +1,68 @@
+"""The small prompt dialog an editor's launcher asks for (handoff mode "ask").
+
+Shown by the project's environment, not inside the editor, with tkinter from the
+standard library: a prompt, an optional seed, and Edit / Open panel... / Cancel.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+
+class DialogUnavailable(RuntimeError):
+    """No tkinter in this Python, or no display to show it on."""
+
+
+Answer = tuple  # (mode, prompt, seed): ("submit", str, int | None) or ("panel", None, None)
+
+
+def ask(names: list[str]) -> Optional[Answer]:
+    """Ask for a prompt for these clips; None when the user cancels. Raises DialogUnavailable."""
+    try:
+        import tkinter as tk
+
+        root = tk.Tk()
+    except Exception as exc:  # ImportError, or TclError without a display
+        raise DialogUnavailable(str(exc)) from None
+    answer: list = [None]
+    root.title("TokenFlow")
+    root.attributes("-topmost", True)  # above the editor that asked
+    count = len(names)
+    what = repr(names[0]) if count == 1 else f"{count} clips"
+    tk.Label(root, text=f"Edit {what} with the prompt:").grid(row=0, column=0, columnspan=3, sticky="w", padx=8,
+                                                              pady=(8, 2))
+    prompt = tk.Entry(root, width=56)
+    prompt.grid(row=1, column=0, columnspan=3, padx=8, sticky="we")
+    seed_row = tk.Frame(root)
+    seed_row.grid(row=2, column=0, columnspan=3, sticky="w", padx=8, pady=4)
+    tk.Label(seed_row, text="Seed (optional):").pack(side="left")
+    seed = tk.Entry(seed_row, width=10)
+    seed.pack(side="left", padx=4)
+    error = tk.Label(root, text="", fg="red")
+    error.grid(row=3, column=0, columnspan=3, sticky="w", padx=8)
+
+    def submit(_event=None) -> None:
+        text, seed_text = prompt.get().strip(), seed.get().strip()
+        if not text:
+            error.config(text="Type a prompt, e.g. 'a watercolor painting'.")
+            return
+        if seed_text and not seed_text.isdigit():
+            error.config(text="The seed is a whole number of 0 or more, or empty.")
+            return
+        answer[0] = ("submit", text, int(seed_text) if seed_text else None)
+        root.destroy()
+
+    def panel() -> None:
+        answer[0] = ("panel", None, None)
+        root.destroy()
+
+    buttons = tk.Frame(root)
+    buttons.grid(row=4, column=0, columnspan=3, sticky="e", padx=8, pady=8)
+    tk.Button(buttons, text="Cancel", command=root.destroy).pack(side="right")
+    tk.Button(buttons, text="Open panel...", command=panel).pack(side="right", padx=4)
+    tk.Button(buttons, text="Edit", default="active", command=submit).pack(side="right")
+    root.bind("<Return>", submit)
+    root.bind("<Escape>", lambda _e: root.destroy())
+    prompt.focus_force()
+    root.mainloop()
+    return answer[0]

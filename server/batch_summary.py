@@ -1,0 +1,51 @@
+"""When a batch's last job ends, the server writes the batch summary beside its outputs.
+
+Called as each job ends, before its terminal event is stored (worker), and as a
+queued job is cancelled (front): cheap when the batch is still running. The summary goes into each
+destination folder the batch's jobs wrote into, so an editor finds it with the renders.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from bridge import summary
+from server import output_files
+from server.store import JobRecord, JobStore, job_summary_fields
+
+log = logging.getLogger("tokenflow.server")
+
+
+def _as_info(job: JobRecord) -> dict:
+    return {"id": job.id, "state": job.state, "outputs": job.outputs, "error": job.error, **job_summary_fields(job)}
+
+
+def job_ending(store: JobStore, job_id: str, state: str, outputs: list | None = None,
+               error: dict | None = None) -> list[Path]:
+    """Called just before the job's terminal event is stored: if that ends its batch, write the
+    batch's summary (with this job's end) first, so whoever sees the batch end finds the summary.
+    Returns the files written."""
+    job = store.get(job_id)
+    batch = job.spec.get("batch") if job else None
+    if not batch:
+        return []
+    jobs = store.list_batch(batch)
+    infos = []
+    for j in jobs:
+        info = _as_info(j)
+        if j.id == job_id:
+            info.update(state=state, outputs=outputs or [], error=error)
+        infos.append(info)
+    if any(i["state"] not in summary.TERMINAL for i in infos):
+        return []
+    content = summary.build(batch, infos)
+    folders = dict.fromkeys(Path(j.spec.get("destination") or output_files.base_folder(j.spec["output"]))
+                            for j in jobs)
+    written = []
+    for folder in folders:
+        try:
+            written.append(summary.write(content, folder))
+        except OSError as exc:  # a summary that cannot be written must not stop the queue
+            log.warning("batch %s: could not write its summary in %s: %s", batch, folder, exc)
+    return written

@@ -1,0 +1,235 @@
+"""The panel's model layer without any widget: marks, playback, jobs, history, presets, handoff."""
+
+from __future__ import annotations
+
+import io
+import json
+import sqlite3
+import threading
+import time
+
+import pytest
+
+from bridge import protocol as p
+from bridge.client import EventKind, JobEvent
+from bridge.handoff import ClipRef, HandoffError, HandoffRequest, HandoffResult
+
+
+@pytest.fixture
+def clip_model(qapp, shipped_clip):
+    from ui.model.clip import ClipModel
+
+    model = ClipModel()
+    assert model.open(shipped_clip) is not None
+    return model
+
+
+def test_marks_behave_like_an_editors(clip_model):
+    m = clip_model
+    assert m.range == (0, 119)  # no marks: the whole clip
+    m.seek(30)
+    m.set_in()
+    m.seek(40)
+    m.set_out()
+    assert m.range == (30, 40)
+    m.seek(50)
+    m.set_in()  # an in after the out drops the out
+    assert (m.mark_in, m.mark_out, m.range) == (50, None, (50, 119))
+    m.seek(10)
+    m.set_out()  # an out before the in drops the in
+    assert (m.mark_in, m.mark_out, m.range) == (None, 10, (0, 10))
+    assert m.seek(500) == 119 and m.seek(-3) == 0
+    assert m.timecode(0) == "00:00:00:00" and m.timecode(31) == "00:00:01:01"  # 29.97 non-drop: 30 per second
+
+
+def test_unreadable_clip_says_what_to_do(qapp, tmp_path):
+    from ui.model.clip import ClipModel
+
+    bad = tmp_path / "notes.mp4"
+    bad.write_text("not a video")
+    model, errors = ClipModel(), []
+    model.error.connect(errors.append)
+    assert model.open(bad) is None and model.current is None
+    assert len(errors) == 1 and "pick a video file" in errors[0]
+
+
+def test_playback_follows_the_clips_rate_and_jkl(qtbot, clip_model):
+    from ui.model.playback import PlaybackModel
+
+    play = PlaybackModel(clip_model)
+    play.forward()
+    assert play.speed == 1
+    play.forward()
+    assert play.speed == 2  # L again: faster
+    play.backward()
+    assert play.speed == -1  # J reverses at normal speed
+    play.stop()
+    assert not play.playing
+    clip_model.seek(0)
+    started = time.monotonic()
+    play.toggle()
+    qtbot.waitUntil(lambda: clip_model.position >= 15, timeout=5000)
+    took = time.monotonic() - started
+    play.toggle()
+    # 15 frames at 29.97 fps is half a second; a timer-driven player that ignored the
+    # clock (or the rate) would be far off either way.
+    assert 0.4 < took < 2.0, took
+    # Playback stops at the out mark.
+    clip_model.set_marks(0, 5)
+    clip_model.seek(0)
+    play.forward()
+    qtbot.waitUntil(lambda: not play.playing, timeout=3000)
+    assert clip_model.position == 5
+
+
+def test_source_frames_are_decoded_exactly_and_cached(clip_model):
+    from bridge import media
+    from ui.images import rgb_to_qimage
+    from ui.model.frames import SourceFrames
+
+    frames = SourceFrames(clip_model)
+    expected = [rgb_to_qimage(f) for f in media.read_frames(clip_model.current.path, 40, 42)]
+    got = [frames.image(40), frames.image(41), frames.image(42)]  # in order: one generator
+    assert [g == e for g, e in zip(got, expected)] == [True, True, True]
+    assert frames.image(41) is got[1]  # a second look comes from the cache
+    assert frames.image(10) == rgb_to_qimage(next(media.read_frames(clip_model.current.path, 10, 10)))
+
+
+def _event(kind: EventKind, seq: int, body, job: str = "j1") -> JobEvent:
+    return JobEvent(kind, job, seq, body)
+
+
+def test_jobs_model_orders_the_queue_and_picks_the_best_picture(qapp):
+    from PySide6.QtGui import QImage
+
+    from ui.model.jobs import JobsModel
+
+    jobs = JobsModel()
+
+    def info(job, state, position=None, created=0.0):
+        return p.JobInfo(id=job, state=state, created=created, updated=created, input="/c.mp4", prompt=job,
+                         frames="10:17", output=None, priority=0, position=position, last_seq=1, attempts=1,
+                         outputs=[], error=None, progress=None)
+
+    jobs.apply_list([info("old", "done", created=1), info("b", "queued", 1, 3), info("a", "queued", 0, 4),
+                     info("r", "running", created=2), info("new", "failed", created=5)])
+    assert [j.id for j in jobs.ordered()] == ["r", "a", "b", "new", "old"]
+    assert jobs.queue_order() == ["a", "b"]
+
+    preview, proxy, full = (QImage(4, 4, QImage.Format.Format_RGB888) for _ in range(3))
+    arrived = []
+    jobs.image_arrived.connect(lambda job, kind, frame: arrived.append((kind, frame)))
+    jobs.apply_event(_event(EventKind.PROGRESS, 2, p.Progress(stage="edit", step=1, total=4, frames_total=8),
+                            "r"), None)
+    jobs.apply_event(_event(EventKind.PROXY, 3, p.Proxy(kind="preview", frame=10, step=1), "r"), preview)
+    view = jobs.get("r")
+    assert view.best_image(16) == (preview, "preview")  # nearest keyframe preview stands in
+    jobs.apply_event(_event(EventKind.PROXY, 4, p.Proxy(kind="frame", frame=16), "r"), proxy)
+    assert view.best_image(16) == (proxy, "proxy")
+    jobs.apply_event(_event(EventKind.FRAME, 5, p.Frame(frame=16, shape=[4, 4, 3]), "r"), full)
+    assert view.best_image(16) == (full, "frame")
+    assert view.status_text.startswith("Editing 2/4")  # edit steps count from 0 on the wire
+    finished = []
+    jobs.finished.connect(lambda job, state: finished.append((job, state)))
+    jobs.apply_event(_event(EventKind.DONE, 6, p.Done(outputs=["/o.mp4"], frames=8), "r"), None)
+    assert finished == [("r", "done")] and arrived == [("preview", 10), ("proxy", 16), ("frame", 16)]
+    # A list that is older than the events never un-finishes a job.
+    jobs.apply_list([info("r", "running", created=2)])
+    assert jobs.get("r").state == "done"
+    jobs.hide("old")
+    assert "old" not in [j.id for j in jobs.ordered()]
+
+
+def test_history_survives_a_restart_and_reconciles(qapp, tmp_path):
+    from ui.model.history import HistoryModel, HistoryStore, Version
+
+    path = tmp_path / "history.sqlite"
+    history = HistoryModel(HistoryStore(path))
+    history.record(Version("j1", "/clips/a.mp4", 10, 17, "ink", {"prompt": "ink", "seed": 3, "steps": 20},
+                           None, "tcp://x", "queued", created=1.0))
+    history.record(Version("j2", "/clips/a.mp4", 0, 7, "oil", {"prompt": "oil"}, None, "tcp://x", "running",
+                           created=2.0))
+    history.set_thumbnail("j1", b"\x89PNG fake")
+    history.store.close()
+
+    again = HistoryModel(HistoryStore(path))
+    versions = again.versions("/clips/a.mp4")
+    assert [v.job_id for v in versions] == ["j2", "j1"]  # newest first
+    assert versions[1].thumbnail == b"\x89PNG fake" and versions[1].params["seed"] == 3
+    assert "frames 10-17" in versions[1].summary
+    done = p.JobInfo(id="j1", state="done", created=1, updated=5, input="/clips/a.mp4", prompt="ink", frames="10:17",
+                     output="/o.mp4", priority=0, position=None, last_seq=20, attempts=1, outputs=["/o.mp4"],
+                     error=None, progress=None)
+    missing = again.reconcile([done])
+    assert missing == ["j2"]
+    assert again.get("j1").state == "done" and again.get("j1").outputs == ["/o.mp4"]
+    again.store.close()
+    rows = sqlite3.connect(path).execute("SELECT job_id, state FROM versions ORDER BY job_id").fetchall()
+    assert rows == [("j1", "done"), ("j2", "running")]
+
+
+def test_presets_round_trip_and_a_broken_file_is_left_alone(qapp, tmp_path):
+    from ui.model.presets import EditForm, PresetStore
+
+    path = tmp_path / "cfg" / "prompt_presets.json"
+    store = PresetStore(path)
+    form = EditForm(prompt="a watercolor painting", seed=7, steps=30)
+    store.save("Watercolor", form)
+    assert PresetStore(path).presets == {"Watercolor": form}
+    assert form.params()["preview_every"] == 3
+    assert EditForm(prompt=" ").problem().startswith("The prompt is empty")
+    path.write_text("{not json")
+    broken = PresetStore(path)
+    assert broken.presets == {} and str(path) in broken.problem
+    assert path.read_text() == "{not json"  # the user's file is not overwritten by loading
+
+
+def test_handoff_request_read_from_an_open_pipe(tmp_path):
+    """A launcher writes its request and keeps stdin open for its own reasons: the panel must not wait for EOF."""
+    import os
+
+    from ui.handoff_io import read_request
+
+    request = HandoffRequest(clips=[ClipRef(media="/c.mp4", first=3, last=9, frame_rate="25")], prompt="ink")
+    read_fd, write_fd = os.pipe()
+    os.write(write_fd, (request.to_json() + "\n").encode())
+    got = {}
+    reader = threading.Thread(target=lambda: got.setdefault("r", read_request("-", os.fdopen(read_fd))))
+    reader.start()
+    reader.join(5)
+    assert got.get("r") == request  # read while the write end is still open
+    os.close(write_fd)
+    path = tmp_path / "req.json"
+    path.write_text(json.dumps({"clips": [], "mode": "panel"}))
+    with pytest.raises(HandoffError, match="clips"):
+        read_request(str(path))
+    with pytest.raises(HandoffError, match="nothing arrived"):
+        read_request("-", io.StringIO(""))
+
+
+def test_session_reports_handoff_results_on_its_sink(qapp, tmp_path, shipped_clip):
+    """The launcher's side of the contract: a done job for a handed-over clip is one parseable result line."""
+    from ui.model.session import PanelSession
+    from ui.paths import panel_dirs
+
+    lines: list[str] = []
+    session = PanelSession("tcp://127.0.0.1:9", panel_dirs(tmp_path), result_sink=lines.append)
+    try:
+        request = HandoffRequest(clips=[ClipRef(media=str(shipped_clip), first=4, last=11, frame_rate="30000/1001")],
+                                 prompt="ink", seed=5)
+        session.load_handoff(request)
+        assert session.clip.range == (4, 11) and session.last_form.prompt == "ink" and session.last_form.seed == 5
+        spec = p.JobSpec(input=str(shipped_clip), params={"prompt": "ink", "seed": 5}, frames="4:11")
+        from ui.model.session import _Pending
+
+        session._pending["t"] = _Pending(spec, str(shipped_clip.absolute()), 4, 11, 0, time.time())
+        session._submitted("t", _event(EventKind.ACCEPTED, 1, p.Accepted(position=0), "job1"))
+        session._event(_event(EventKind.DONE, 9, p.Done(outputs=["/out/x.mp4"], frames=8, first_frame=4), "job1"),
+                       None)
+        results = [HandoffResult.from_line(line) for line in lines]
+        assert [r.state for r in results] == ["queued", "done"]
+        assert results[1] == HandoffResult(clip_index=0, state="done", job_id="job1", output="/out/x.mp4",
+                                           prompt="ink", seed=5)
+        assert session.history.get("job1").state == "done"
+    finally:
+        session.close()

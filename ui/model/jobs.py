@@ -1,0 +1,239 @@
+"""The server's jobs as the panel shows them: state, progress, and the pictures that arrived."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from PySide6.QtCore import QObject, Signal
+from PySide6.QtGui import QImage
+
+from bridge import protocol as p
+from bridge.client import EventKind, JobEvent
+from bridge.status_line import format_duration
+
+STAGE_WORDS = {
+    "start": "Starting",
+    "load": "Loading the model",
+    "encode": "Encoding frames",
+    "inversion": "Analysing the source (inversion)",
+    "edit": "Editing",
+    "decode": "Decoding frames",
+    "write": "Writing the output",
+}
+STATE_WORDS = {"queued": "Queued", "running": "Running", "done": "Done", "failed": "Failed", "cancelled": "Cancelled"}
+
+
+def parse_frames(frames: str | None) -> tuple[int | None, int | None]:
+    if not frames or ":" not in frames:
+        return None, None
+    a, _, b = frames.partition(":")
+    return (int(a) if a.strip() else None), (int(b) if b.strip() else None)
+
+
+@dataclass
+class JobView:
+    id: str
+    state: str = "queued"
+    prompt: str = ""
+    input: str = ""
+    frames: str | None = None
+    created: float = 0.0
+    position: int | None = None
+    priority: int = 0
+    progress: dict | None = None  # the last progress event's fields
+    message: str = ""  # failed / cancelled: what happened and what to do
+    outputs: list[str] = field(default_factory=list)
+    last_seq: int = 0
+    previews: dict[int, QImage] = field(default_factory=dict)  # keyframe previews by source frame
+    proxies: dict[int, QImage] = field(default_factory=dict)
+    full: dict[int, QImage] = field(default_factory=dict)  # full-resolution frames (display size)
+
+    @property
+    def terminal(self) -> bool:
+        return self.state in p.TERMINAL_STATES
+
+    @property
+    def first_frame(self) -> int | None:
+        return parse_frames(self.frames)[0]
+
+    @property
+    def last_frame(self) -> int | None:
+        return parse_frames(self.frames)[1]
+
+    @property
+    def frames_total(self) -> int | None:
+        first, last = parse_frames(self.frames)
+        if first is None or last is None:
+            return (self.progress or {}).get("frames_total") or None
+        return last - first + 1
+
+    @property
+    def fraction(self) -> float:
+        """0..1 for a progress bar: frames done when the engine counts them, else steps."""
+        if self.state == "done":
+            return 1.0
+        pr = self.progress or {}
+        # The server's ETA covers the whole job (all stages), so elapsed / (elapsed + ETA)
+        # is the one fraction that moves steadily from start to end.
+        elapsed, eta = pr.get("elapsed_s") or 0.0, pr.get("eta_s")
+        if eta is not None and elapsed + eta > 0:
+            return min(1.0, elapsed / (elapsed + eta))
+        total = pr.get("total") or 0
+        return min(1.0, pr.get("step", 0) / total) if total else 0.0
+
+    @property
+    def status_text(self) -> str:
+        """Plain words for the state: 'Editing 3/10 · frames 2/8 · ETA 12s'."""
+        if self.state == "queued":
+            return "Queued" + (f" (#{self.position + 1})" if self.position is not None else "")
+        if self.state != "running":
+            word = STATE_WORDS.get(self.state, self.state)
+            return f"{word}: {self.message}" if self.message and self.state != "done" else word
+        pr = self.progress or {}
+        stage = pr.get("stage", "start")
+        parts = [STAGE_WORDS.get(stage, stage.capitalize())]
+        if pr.get("total"):
+            step = pr.get("step", 0) + (1 if stage == "edit" else 0)  # edit steps count from 0
+            parts[0] += f" {step}/{pr['total']}"
+        if pr.get("frames_total"):
+            parts.append(f"frames {pr.get('frames_done', 0)}/{pr['frames_total']}")
+        if pr.get("eta_s") is not None:
+            parts.append(f"ETA {format_duration(pr['eta_s'])}")
+        return " · ".join(parts)
+
+    def best_image(self, frame: int) -> tuple[QImage | None, str]:
+        """What to show for a source frame: the full frame, else its proxy, else the nearest keyframe preview."""
+        if frame in self.full:
+            return self.full[frame], "frame"
+        if frame in self.proxies:
+            return self.proxies[frame], "proxy"
+        if self.previews:
+            nearest = min(self.previews, key=lambda k: (abs(k - frame), k))
+            return self.previews[nearest], "preview"
+        return None, ""
+
+
+class JobsModel(QObject):
+    """Jobs by id, in queue order; pictures kept for the jobs this panel follows."""
+
+    changed = Signal()  # the set or order of jobs changed
+    job_changed = Signal(str)
+    image_arrived = Signal(str, str, int)  # job, "preview" | "proxy" | "frame", source frame
+    finished = Signal(str, str)  # job, terminal state
+
+    def __init__(self, parent: QObject | None = None):
+        super().__init__(parent)
+        self.jobs: dict[str, JobView] = {}
+        self.hidden: set[str] = set()  # removed from the list by the user (kept on the server and in the history)
+
+    def get(self, job: str) -> JobView | None:
+        return self.jobs.get(job)
+
+    def ordered(self) -> list[JobView]:
+        """Running first, then the queue in the order it will run, then the rest newest first."""
+        jobs = [j for j in self.jobs.values() if j.id not in self.hidden]
+        running = [j for j in jobs if j.state == "running"]
+        queued = sorted((j for j in jobs if j.state == "queued"),
+                        key=lambda j: (j.position if j.position is not None else 1 << 30, j.created))
+        ended = sorted((j for j in jobs if j.terminal), key=lambda j: -j.created)
+        return running + queued + ended
+
+    def queue_order(self) -> list[str]:
+        return [j.id for j in self.ordered() if j.state == "queued"]
+
+    def _ensure(self, job: str) -> JobView:
+        view = self.jobs.get(job)
+        if view is None:
+            view = self.jobs[job] = JobView(job)
+        return view
+
+    def apply_info(self, info: p.JobInfo, emit: bool = True) -> bool:
+        """Take the server's word for a job; True when something visible changed."""
+        view = self.jobs.get(info.id)
+        new = view is None
+        view = self._ensure(info.id)
+        before = (view.state, view.position, view.progress, view.message, tuple(view.outputs), view.priority)
+        was_terminal = view.terminal
+        view.prompt, view.input, view.frames, view.created = info.prompt, info.input, info.frames, info.created
+        view.priority = info.priority
+        view.position = info.position
+        if not (was_terminal and info.state not in p.TERMINAL_STATES):
+            view.state = info.state  # never un-finish a job we saw finish (a stale list)
+        if info.progress:
+            view.progress = dict(info.progress)
+        if info.outputs:
+            view.outputs = list(info.outputs)
+        if info.error:
+            view.message = " ".join(str(info.error.get(k, "")) for k in ("message", "hint")).strip()
+        after = (view.state, view.position, view.progress, view.message, tuple(view.outputs), view.priority)
+        changed = new or before != after
+        if emit and changed:
+            self.job_changed.emit(info.id)
+            if not was_terminal and view.terminal:
+                self.finished.emit(info.id, view.state)
+        return changed
+
+    def apply_list(self, infos: list[p.JobInfo]) -> None:
+        order_before = [j.id for j in self.ordered()]
+        for info in infos:
+            self.apply_info(info)
+        if [j.id for j in self.ordered()] != order_before:
+            self.changed.emit()
+
+    def add_submitted(self, event: JobEvent, spec: p.JobSpec, created: float) -> JobView:
+        view = self._ensure(event.job)
+        view.prompt = str(spec.params.get("prompt", ""))
+        view.input, view.frames, view.created, view.priority = spec.input, spec.frames, created, spec.priority
+        self.apply_event(event, None)
+        self.changed.emit()
+        return view
+
+    def apply_event(self, event: JobEvent, image: QImage | None) -> None:
+        view = self._ensure(event.job)
+        was_terminal = view.terminal
+        view.last_seq = max(view.last_seq, event.seq)
+        b = event.body
+        kind = event.kind
+        if kind is EventKind.ACCEPTED:
+            if not view.terminal and view.state != "running":
+                view.state, view.position = b.state, b.position
+        elif kind is EventKind.REQUEUED:
+            view.state, view.position = "queued", None
+        elif kind is EventKind.PROGRESS:
+            if not view.terminal:
+                view.state, view.position = "running", None
+            view.progress = {f: getattr(b, f) for f in ("stage", "step", "total", "frames_done", "frames_total",
+                                                        "elapsed_s", "eta_s")}
+        elif kind is EventKind.PROXY:
+            if image is not None:
+                (view.previews if b.kind == "preview" else view.proxies)[b.frame] = image
+                self.image_arrived.emit(event.job, "preview" if b.kind == "preview" else "proxy", b.frame)
+        elif kind is EventKind.FRAME:
+            if image is not None:
+                view.full[b.frame] = image
+                self.image_arrived.emit(event.job, "frame", b.frame)
+        elif kind is EventKind.DONE:
+            view.state, view.outputs, view.position = "done", list(b.outputs), None
+        elif kind is EventKind.FAILED:
+            view.state, view.position = "failed", None
+            view.message = f"{b.message} {b.hint}".strip()
+        elif kind is EventKind.CANCELLED:
+            view.state, view.position = "cancelled", None
+            view.message = b.reason
+        if kind not in (EventKind.PROXY, EventKind.FRAME):
+            self.job_changed.emit(event.job)
+        if not was_terminal and view.terminal:
+            self.finished.emit(event.job, view.state)
+            self.changed.emit()
+
+    def hide(self, job: str) -> None:
+        self.hidden.add(job)
+        self.changed.emit()
+
+    def drop_pictures(self, keep: set[str]) -> None:
+        """Free the pictures of jobs not in `keep` (they can be fetched again)."""
+        for view in self.jobs.values():
+            if view.id not in keep:
+                view.previews.clear()
+                view.proxies.clear()
+                view.full.clear()

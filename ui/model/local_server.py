@@ -1,0 +1,93 @@
+"""A `tokenflow serve` this panel starts when none answers, with its log for the log dock."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from collections import deque
+from pathlib import Path
+
+from PySide6.QtCore import QObject, QProcess, Signal
+
+LOG_LINES = 5000
+
+
+def serve_command(endpoint: str) -> tuple[str, list[str]]:
+    """The `tokenflow` of this environment (beside this Python), else `python -m server.cli`."""
+    beside = Path(sys.executable).with_name("tokenflow")
+    program = str(beside) if beside.exists() else shutil.which("tokenflow")
+    args = ["serve", "--bind", endpoint]
+    if program:
+        return program, args
+    return sys.executable, ["-m", "server.cli", *args]
+
+
+def can_start_locally(endpoint: str) -> bool:
+    """Only a loopback or ipc endpoint names a server this machine could start."""
+    return endpoint.startswith(("tcp://127.0.0.1:", "tcp://localhost:", "tcp://[::1]:", "ipc://"))
+
+
+class LocalServer(QObject):
+    log_line = Signal(str)
+    started = Signal()
+    exited = Signal(str)  # plain words: why it stopped and what to do
+
+    def __init__(self, endpoint: str, parent: QObject | None = None):
+        super().__init__(parent)
+        self.endpoint = endpoint
+        self.lines: deque[str] = deque(maxlen=LOG_LINES)
+        self.process: QProcess | None = None
+        self._stopping = False
+
+    @property
+    def running(self) -> bool:
+        return self.process is not None and self.process.state() != QProcess.ProcessState.NotRunning
+
+    def start(self) -> None:
+        if self.running:
+            return
+        program, args = serve_command(self.endpoint)
+        self._stopping = False
+        proc = QProcess(self)
+        proc.setProcessChannelMode(QProcess.ProcessChannelMode.MergedChannels)
+        proc.readyReadStandardOutput.connect(self._read)
+        proc.finished.connect(self._finished)
+        proc.errorOccurred.connect(self._error)
+        self.process = proc
+        self._add(f"$ {program} {' '.join(args)}")
+        proc.start(program, args)
+        self.started.emit()
+
+    def stop(self, wait_ms: int = 15000) -> None:
+        """SIGTERM, then wait: the server finishes writing its store; queued jobs resume at its next start."""
+        if not self.running:
+            return
+        self._stopping = True
+        self.process.terminate()
+        if not self.process.waitForFinished(wait_ms):
+            self.process.kill()
+            self.process.waitForFinished(5000)
+
+    def _add(self, line: str) -> None:
+        self.lines.append(line)
+        self.log_line.emit(line)
+
+    def _read(self) -> None:
+        data = bytes(self.process.readAllStandardOutput().data()).decode("utf-8", "replace")
+        for line in data.splitlines():
+            self._add(line)
+
+    def _finished(self, code: int, status) -> None:
+        self._read()
+        if self._stopping:
+            self._add("--- the local server stopped ---")
+            return
+        self._add(f"--- the local server exited with status {code} ---")
+        self.exited.emit(f"The local server stopped (exit status {code}). Its log, in the Server log dock, "
+                         "says why; fix that and start it again.")
+
+    def _error(self, error) -> None:
+        if error == QProcess.ProcessError.FailedToStart:
+            self._add("--- the server could not be started ---")
+            self.exited.emit("The server could not be started: is this panel's environment installed "
+                             "(`pip install -e .`)? Start `tokenflow serve` in a terminal to see why.")

@@ -1,0 +1,99 @@
+"""Named prompt presets, kept as JSON in the user config folder."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+from PySide6.QtCore import QObject, Signal
+
+
+@dataclass(frozen=True)
+class EditForm:
+    """What the prompt panel holds; the defaults are the engine's (docs/protocol.md)."""
+
+    prompt: str = ""
+    negative_prompt: str = ""  # empty: the server's default negative prompt
+    seed: int = 0
+    steps: int = 50
+    guidance: float = 7.5
+    kf_interval: int = 8
+    short_side: int = 512
+    model: str = ""  # empty: the server's default model
+
+    def params(self) -> dict:
+        """The job's `params`: every value, so the history says exactly what made a version."""
+        values = {"prompt": self.prompt.strip(), "seed": self.seed, "steps": self.steps, "guidance": self.guidance,
+                  "kf_interval": self.kf_interval, "short_side": self.short_side,
+                  # The panel always shows the edit as it forms: about ten previews a job.
+                  "preview_every": max(1, self.steps // 10)}
+        if self.negative_prompt.strip():
+            values["negative_prompt"] = self.negative_prompt.strip()
+        return values
+
+    @classmethod
+    def from_params(cls, params: dict, model: str | None = None) -> "EditForm":
+        names = {f.name for f in fields(cls)}
+        known = {k: v for k, v in params.items() if k in names}
+        return cls(**known, model=model or "")
+
+    def problem(self) -> str:
+        """Why this form cannot be submitted, in one sentence; '' when it can."""
+        if not self.prompt.strip():
+            return "The prompt is empty: describe the edit, e.g. 'a watercolor painting'."
+        if not 1 <= self.steps <= 1000:
+            return "Steps must be between 1 and 1000."
+        if self.short_side < 64:
+            return "The working size must be at least 64 pixels."
+        if self.kf_interval < 1:
+            return "The keyframe interval must be at least 1."
+        return ""
+
+
+class PresetStore(QObject):
+    changed = Signal()
+
+    def __init__(self, path: Path, parent: QObject | None = None):
+        super().__init__(parent)
+        self.path = path
+        self.presets: dict[str, EditForm] = {}
+        self.problem = ""
+        self._load()
+
+    def _load(self) -> None:
+        if not self.path.exists():
+            return
+        try:
+            raw = json.loads(self.path.read_text(encoding="utf-8"))
+            names = {f.name for f in fields(EditForm)}
+            self.presets = {str(k): EditForm(**{f: v for f, v in dict(d).items() if f in names}) for k, v in raw.items()
+                            for d in [v]}
+        except (OSError, ValueError, TypeError, AttributeError) as exc:
+            # Keep the file as it is (it is the user's); say so once, start with none.
+            self.problem = f"The prompt presets in {self.path} cannot be read ({exc}); fix or remove that file."
+
+    def names(self) -> list[str]:
+        return sorted(self.presets, key=str.lower)
+
+    def save(self, name: str, form: EditForm) -> None:
+        name = name.strip()
+        if not name:
+            raise ValueError("A preset needs a name.")
+        self.presets[name] = form
+        self._write()
+
+    def delete(self, name: str) -> None:
+        if self.presets.pop(name, None) is not None:
+            self._write()
+
+    def _write(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        # write then rename: a crash never leaves half a presets file
+        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".presets-", suffix=".json")
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump({k: asdict(v) for k, v in self.presets.items()}, f, indent=2)
+        os.replace(tmp, self.path)
+        self.changed.emit()

@@ -1,0 +1,241 @@
+"""The edit form: prompt, negative prompt, seed, presets; advanced parameters folded away;
+submit; and the live progress of the version on screen with its cancel button."""
+
+from __future__ import annotations
+
+import random
+
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import (QComboBox, QDoubleSpinBox, QFormLayout, QHBoxLayout, QInputDialog, QLabel,
+                               QPlainTextEdit, QProgressBar, QPushButton, QSpinBox, QToolButton, QVBoxLayout, QWidget)
+
+from ui.model.presets import EditForm
+from ui.model.session import PanelSession
+
+
+class _PromptEdit(QPlainTextEdit):
+    """A prompt box where Escape hands the keyboard back to the viewer (and its I/O/J/K/L keys)."""
+
+    def __init__(self, placeholder: str, lines: int, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.setPlaceholderText(placeholder)
+        self.setTabChangesFocus(True)
+        self.setFixedHeight(self.fontMetrics().lineSpacing() * lines + 12)
+
+    def keyPressEvent(self, event) -> None:  # noqa: N802
+        if event.key() == Qt.Key.Key_Escape and self.window() is not None:
+            viewer = getattr(self.window(), "viewer", None)
+            if viewer is not None:
+                viewer.setFocus()
+                return
+        super().keyPressEvent(event)
+
+
+class EditPanel(QWidget):
+    def __init__(self, session: PanelSession, submit_action, cancel_action, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.session = session
+        self.setMinimumWidth(280)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(8, 8, 8, 8)
+        layout.setSpacing(6)
+
+        presets = QHBoxLayout()
+        self.preset_box = QComboBox()
+        self.preset_box.setPlaceholderText("Prompt presets")
+        self.preset_box.setMinimumContentsLength(14)
+        self.preset_box.setToolTip("Load a saved prompt preset")
+        self.preset_box.activated.connect(self._preset_chosen)
+        save = QToolButton()
+        save.setText("Save…")
+        save.setToolTip("Save the prompt, negative prompt, seed and parameters as a named preset")
+        save.clicked.connect(self._save_preset)
+        delete = QToolButton()
+        delete.setText("Delete")
+        delete.clicked.connect(self._delete_preset)
+        presets.addWidget(self.preset_box, 1)
+        presets.addWidget(save)
+        presets.addWidget(delete)
+        layout.addLayout(presets)
+
+        title = QLabel("Prompt")
+        title.setObjectName("section")
+        layout.addWidget(title)
+        self.prompt = _PromptEdit("What the edited clip should look like, e.g. a watercolor painting", 3)
+        layout.addWidget(self.prompt)
+        self.negative = _PromptEdit("Negative prompt (empty: the server's default)", 2)
+        layout.addWidget(self.negative)
+
+        seed_row = QHBoxLayout()
+        seed_row.addWidget(QLabel("Seed"))
+        self.seed = QSpinBox()
+        self.seed.setRange(0, 2**31 - 1)
+        seed_row.addWidget(self.seed, 1)
+        dice = QToolButton()
+        dice.setText("Random")
+        dice.setToolTip("A new random seed")
+        dice.clicked.connect(lambda: self.seed.setValue(random.randrange(0, 2**31 - 1)))
+        seed_row.addWidget(dice)
+        layout.addLayout(seed_row)
+
+        self.advanced_toggle = QToolButton()
+        self.advanced_toggle.setText("Advanced")
+        self.advanced_toggle.setCheckable(True)
+        self.advanced_toggle.setArrowType(Qt.ArrowType.RightArrow)
+        self.advanced_toggle.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+        self.advanced_toggle.toggled.connect(self._fold)
+        layout.addWidget(self.advanced_toggle)
+        self.advanced = QWidget()
+        form = QFormLayout(self.advanced)
+        form.setContentsMargins(12, 0, 0, 0)
+        self.steps = QSpinBox()
+        self.steps.setRange(1, 1000)
+        self.guidance = QDoubleSpinBox()
+        self.guidance.setRange(0.0, 50.0)
+        self.guidance.setSingleStep(0.5)
+        self.kf_interval = QSpinBox()
+        self.kf_interval.setRange(1, 64)
+        self.short_side = QSpinBox()
+        self.short_side.setRange(64, 2048)
+        self.short_side.setSingleStep(64)
+        self.short_side.setSuffix(" px")
+        self.model = QComboBox()
+        self.model.setToolTip("The server's models; the first is its default")
+        form.addRow("Steps", self.steps)
+        form.addRow("Guidance", self.guidance)
+        form.addRow("Keyframe every", self.kf_interval)
+        form.addRow("Working size", self.short_side)
+        form.addRow("Model", self.model)
+        self.advanced.setVisible(False)
+        layout.addWidget(self.advanced)
+
+        self.range_label = QLabel("")
+        self.range_label.setObjectName("dim")
+        layout.addWidget(self.range_label)
+        self.submit_button = QPushButton()
+        self.submit_button.setObjectName("primary")
+        self.submit_button.clicked.connect(submit_action.trigger)
+        self.submit_button.setText(f"Submit  ({submit_action.shortcut().toString()})")
+        layout.addWidget(self.submit_button)
+
+        live = QLabel("Version on screen")
+        live.setObjectName("section")
+        layout.addWidget(live)
+        self.status = QLabel("Nothing running")
+        self.status.setWordWrap(True)
+        layout.addWidget(self.status)
+        bar_row = QHBoxLayout()
+        self.progress = QProgressBar()
+        self.progress.setRange(0, 1000)
+        self.progress.setTextVisible(False)
+        bar_row.addWidget(self.progress, 1)
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.setObjectName("danger")
+        self.cancel_button.setToolTip(f"Cancel the version on screen ({cancel_action.shortcut().toString()})")
+        self.cancel_button.clicked.connect(cancel_action.trigger)
+        bar_row.addWidget(self.cancel_button)
+        layout.addLayout(bar_row)
+        layout.addStretch(1)
+
+        self.set_form(session.last_form)
+        session.form_loaded.connect(self.set_form)
+        session.presets.changed.connect(self._presets_changed)
+        session.connection.changed.connect(self._models_changed)
+        session.clip.marks_changed.connect(self._range_changed)
+        session.clip.clip_changed.connect(self._range_changed)
+        session.viewer.changed.connect(self._progress_changed)
+        session.jobs.job_changed.connect(self._job_changed)
+        self._presets_changed()
+        self._models_changed()
+        self._range_changed()
+        self._progress_changed()
+
+    # --- the form ---
+
+    def form(self) -> EditForm:
+        model = self.model.currentData() or ""
+        return EditForm(prompt=self.prompt.toPlainText(), negative_prompt=self.negative.toPlainText(),
+                        seed=self.seed.value(), steps=self.steps.value(), guidance=self.guidance.value(),
+                        kf_interval=self.kf_interval.value(), short_side=self.short_side.value(), model=model)
+
+    def set_form(self, form: EditForm) -> None:
+        self.prompt.setPlainText(form.prompt)
+        self.negative.setPlainText(form.negative_prompt)
+        self.seed.setValue(form.seed)
+        self.steps.setValue(form.steps)
+        self.guidance.setValue(form.guidance)
+        self.kf_interval.setValue(form.kf_interval)
+        self.short_side.setValue(form.short_side)
+        index = self.model.findData(form.model) if form.model else 0
+        self.model.setCurrentIndex(max(0, index))
+
+    def _fold(self, open_: bool) -> None:
+        self.advanced.setVisible(open_)
+        self.advanced_toggle.setArrowType(Qt.ArrowType.DownArrow if open_ else Qt.ArrowType.RightArrow)
+
+    def _models_changed(self) -> None:
+        current = self.model.currentData()
+        self.model.clear()
+        models = self.session.connection.models
+        default = self.session.connection.welcome.default_model if self.session.connection.welcome else ""
+        self.model.addItem("server default" + (f" ({_short(default)})" if default else ""), "")
+        for m in models:
+            self.model.addItem(_short(m), m)
+        self.model.setCurrentIndex(max(0, self.model.findData(current)) if current else 0)
+
+    def _range_changed(self) -> None:
+        clip = self.session.clip
+        if clip.current is None:
+            self.range_label.setText("Open a clip to edit (Ctrl+O)")
+            self.submit_button.setEnabled(False)
+            return
+        first, last = clip.range
+        self.range_label.setText(f"Edits frames {first}–{last} ({last - first + 1}) of {clip.current.name}")
+        self.submit_button.setEnabled(True)
+
+    # --- presets ---
+
+    def _presets_changed(self) -> None:
+        self.preset_box.clear()
+        for name in self.session.presets.names():
+            self.preset_box.addItem(name)
+        self.preset_box.setCurrentIndex(-1)
+
+    def _preset_chosen(self, index: int) -> None:
+        name = self.preset_box.itemText(index)
+        form = self.session.presets.presets.get(name)
+        if form is not None:
+            self.set_form(form)
+
+    def _save_preset(self) -> None:
+        name, ok = QInputDialog.getText(self, "Save prompt preset", "Preset name:")
+        if ok and name.strip():
+            self.session.presets.save(name, self.form())
+
+    def _delete_preset(self) -> None:
+        name = self.preset_box.currentText()
+        if name:
+            self.session.presets.delete(name)
+
+    # --- progress of the version on screen ---
+
+    def _job_changed(self, job: str) -> None:
+        if job == self.session.viewer.job:
+            self._progress_changed()
+
+    def _progress_changed(self) -> None:
+        job = self.session.viewer.job
+        view = self.session.jobs.get(job) if job else None
+        if view is None:
+            version = self.session.history.get(job) if job else None
+            self.status.setText(f"{version.prompt!r}: {version.state}" if version else "Nothing running")
+            self.progress.setValue(1000 if version and version.state == "done" else 0)
+            self.cancel_button.setEnabled(False)
+            return
+        self.status.setText(f"{view.prompt!r} · {view.status_text}")
+        self.progress.setValue(int(view.fraction * 1000))
+        self.cancel_button.setEnabled(not view.terminal)
+
+
+def _short(model: str) -> str:
+    return model if len(model) <= 40 else "…" + model[-39:]

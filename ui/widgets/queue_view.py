@@ -1,0 +1,116 @@
+"""The render queue: every job on the server with its state and progress; move, cancel,
+retry, remove, export."""
+
+from __future__ import annotations
+
+import os
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import QHBoxLayout, QHeaderView, QPushButton, QTreeWidget, QTreeWidgetItem, QVBoxLayout, QWidget
+
+from ui.model.session import PanelSession
+from ui.widgets import theme
+
+_COLUMNS = ("State", "Prompt", "Frames", "Clip", "Job")
+
+
+class QueueView(QWidget):
+    export_requested = Signal(str)
+
+    def __init__(self, session: PanelSession, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.session = session
+        self.tree = QTreeWidget()
+        self.tree.setHeaderLabels(list(_COLUMNS))
+        self.tree.setRootIsDecorated(False)
+        self.tree.setAlternatingRowColors(True)
+        self.tree.setUniformRowHeights(True)
+        header = self.tree.header()
+        header.setSectionResizeMode(0, QHeaderView.ResizeMode.Interactive)
+        header.resizeSection(0, 330)
+        header.setSectionResizeMode(1, QHeaderView.ResizeMode.Stretch)
+        self.tree.itemSelectionChanged.connect(self._enable)
+        self.tree.itemDoubleClicked.connect(lambda item, col: self.session.reload(item.data(0, Qt.ItemDataRole.UserRole)))
+        buttons = QHBoxLayout()
+        self.up = self._button("Move up", "Run this queued job earlier (Ctrl+Up)", lambda j: session.move(j, -1))
+        self.down = self._button("Move down", "Run this queued job later (Ctrl+Down)", lambda j: session.move(j, +1))
+        self.cancel = self._button("Cancel", "Cancel this job", session.cancel)
+        self.retry = self._button("Retry", "Submit the same edit again", session.retry)
+        self.remove = self._button("Remove", "Take this finished job off the list (the history keeps it)",
+                                   session.remove)
+        self.export = self._button("Export…", "Write this version with an export preset", self.export_requested.emit)
+        for b in (self.up, self.down, self.cancel, self.retry, self.remove, self.export):
+            buttons.addWidget(b)
+        buttons.addStretch(1)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(4, 4, 4, 4)
+        layout.addLayout(buttons)
+        layout.addWidget(self.tree)
+        session.jobs.changed.connect(self.rebuild)
+        session.jobs.job_changed.connect(self._update_one)
+        self.rebuild()
+
+    def _button(self, text: str, tip: str, action) -> QPushButton:
+        button = QPushButton(text)
+        button.setToolTip(tip)
+        button.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        button.clicked.connect(lambda: self.selected() and action(self.selected()))
+        return button
+
+    def selected(self) -> str | None:
+        items = self.tree.selectedItems()
+        return items[0].data(0, Qt.ItemDataRole.UserRole) if items else None
+
+    def select(self, job: str) -> None:
+        for i in range(self.tree.topLevelItemCount()):
+            item = self.tree.topLevelItem(i)
+            if item.data(0, Qt.ItemDataRole.UserRole) == job:
+                self.tree.setCurrentItem(item)
+                return
+
+    def rebuild(self) -> None:
+        keep = self.selected()
+        self.tree.clear()
+        for view in self.session.jobs.ordered():
+            item = QTreeWidgetItem()
+            item.setData(0, Qt.ItemDataRole.UserRole, view.id)
+            self._fill(item, view)
+            self.tree.addTopLevelItem(item)
+        if keep:
+            self.select(keep)
+        self._enable()
+
+    def _fill(self, item: QTreeWidgetItem, view) -> None:
+        pct = f"{int(view.fraction * 100):3d}%  " if view.state == "running" else ""
+        item.setText(0, pct + view.status_text)
+        item.setText(1, view.prompt)
+        item.setText(2, (view.frames or "all").replace(":", "–"))
+        item.setText(3, os.path.basename(view.input))
+        item.setText(4, view.id)
+        colour = {"running": theme.RESULT, "done": theme.OK, "failed": theme.ERROR, "cancelled": theme.DIM}.get(
+            view.state, theme.TEXT)
+        item.setForeground(0, colour)
+        item.setToolTip(0, view.status_text)
+
+    def _update_one(self, job: str) -> None:
+        view = self.session.jobs.get(job)
+        for i in range(self.tree.topLevelItemCount()):
+            item = self.tree.topLevelItem(i)
+            if item.data(0, Qt.ItemDataRole.UserRole) == job and view is not None:
+                self._fill(item, view)
+                break
+        else:
+            self.rebuild()
+            return
+        self._enable()
+
+    def _enable(self) -> None:
+        job = self.selected()
+        view = self.session.jobs.get(job) if job else None
+        queued = view is not None and view.state == "queued"
+        self.up.setEnabled(queued)
+        self.down.setEnabled(queued)
+        self.cancel.setEnabled(view is not None and not view.terminal)
+        self.retry.setEnabled(view is not None and view.terminal)
+        self.remove.setEnabled(view is not None and view.terminal)
+        self.export.setEnabled(view is not None and view.state == "done")

@@ -1,0 +1,188 @@
+"""The viewer: the source, the result, or both (a wipe with a draggable divider, or side by side).
+
+Both sides are drawn for the same playhead frame, so playback is synchronised by
+construction. The result side shows the best picture there is for that frame: the
+full-resolution frame, else its proxy, else the nearest keyframe preview (labelled).
+"""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QPointF, QRectF, QSize, Qt, Signal
+from PySide6.QtGui import QColor, QDragEnterEvent, QDropEvent, QFont, QImage, QMouseEvent, QPainter, QPen
+from PySide6.QtWidgets import QSizePolicy, QWidget
+
+from ui.model.session import PanelSession
+from ui.model.viewer import CompareMode
+from ui.widgets import theme
+
+_LABELS = {"frame": "RESULT", "proxy": "RESULT · proxy", "preview": "RESULT · keyframe preview"}
+
+
+def _fit(image_size: QSize, box: QRectF) -> QRectF:
+    if image_size.isEmpty():
+        return QRectF()
+    scale = min(box.width() / image_size.width(), box.height() / image_size.height())
+    w, h = image_size.width() * scale, image_size.height() * scale
+    return QRectF(box.x() + (box.width() - w) / 2, box.y() + (box.height() - h) / 2, w, h)
+
+
+class Viewer(QWidget):
+    files_dropped = Signal(list)
+
+    def __init__(self, session: PanelSession, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.session = session
+        self.setAcceptDrops(True)
+        self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
+        self.setMinimumSize(320, 200)
+        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
+        self._dragging = False
+        self.shown_kind = ""  # what the result side shows now: "frame" | "proxy" | "preview" | ""
+        s = session
+        s.clip.position_changed.connect(self.update)
+        s.clip.clip_changed.connect(self.update)
+        s.viewer.changed.connect(self.update)
+        s.jobs.image_arrived.connect(self._image_arrived)
+        s.jobs.job_changed.connect(self._job_changed)
+
+    def _image_arrived(self, job: str, kind: str, frame: int) -> None:
+        if job == self.session.viewer.job:
+            self.update()
+
+    def _job_changed(self, job: str) -> None:
+        if job == self.session.viewer.job:
+            self.update()
+
+    # --- what to draw ---
+
+    def source_image(self) -> QImage | None:
+        if self.session.clip.current is None:
+            return None
+        return self.session.frames.image(self.session.clip.position)
+
+    def result_image(self) -> tuple[QImage | None, str]:
+        job = self.session.viewer.job
+        view = self.session.jobs.get(job) if job else None
+        if view is None:
+            return None, ""
+        return view.best_image(self.session.clip.position)
+
+    def _picture_box(self) -> QRectF:
+        return QRectF(self.rect()).adjusted(8, 8, -8, -8)
+
+    def paintEvent(self, event) -> None:  # noqa: N802 (Qt's name)
+        painter = QPainter(self)
+        painter.fillRect(self.rect(), QColor("#0d0d0e"))
+        painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform)
+        if self.session.clip.current is None:
+            self._empty(painter)
+            return
+        mode = self.session.viewer.mode
+        source = self.source_image()
+        result, kind = (None, "")
+        if mode is not CompareMode.SOURCE:
+            result, kind = self.result_image()
+        self.shown_kind = kind
+        box = self._picture_box()
+        if mode is CompareMode.SIDE:
+            half = (box.width() - 8) / 2
+            left, right = QRectF(box.x(), box.y(), half, box.height()), QRectF(box.x() + half + 8, box.y(), half,
+                                                                                 box.height())
+            self._picture(painter, source, left, "SOURCE")
+            self._picture(painter, result, right, _LABELS.get(kind, "RESULT"), result=True)
+        elif mode is CompareMode.WIPE and source is not None:
+            rect = _fit(source.size(), box)
+            painter.drawImage(rect, source)
+            split = rect.x() + rect.width() * self.session.viewer.wipe
+            if result is not None:
+                painter.save()
+                painter.setClipRect(QRectF(rect.x(), rect.y(), split - rect.x(), rect.height()))
+                painter.drawImage(rect, result)
+                painter.restore()
+            painter.setPen(QPen(theme.ACCENT, 2))
+            painter.drawLine(QPointF(split, rect.top()), QPointF(split, rect.bottom()))
+            painter.setBrush(theme.ACCENT)
+            painter.drawEllipse(QPointF(split, rect.center().y()), 6, 6)
+            self._label(painter, rect.topLeft(), _LABELS.get(kind, "RESULT") if result else "RESULT · waiting",
+                        theme.RESULT)
+            self._label(painter, QPointF(rect.right() - 70, rect.top()), "SOURCE", theme.TEXT)
+        elif mode is CompareMode.RESULT:
+            self._picture(painter, result, box, _LABELS.get(kind, "RESULT"), result=True)
+        else:
+            self._picture(painter, source, box, "SOURCE")
+
+    def _picture(self, painter: QPainter, image: QImage | None, box: QRectF, label: str, result: bool = False) -> None:
+        if image is None:
+            painter.setPen(theme.DIM)
+            job = self.session.viewer.job
+            view = self.session.jobs.get(job) if job else None
+            if not result:
+                text = ""
+            elif job is None:
+                text = "No version yet: write a prompt and submit (Ctrl+Enter)"
+            elif view is not None and view.terminal:
+                text = view.status_text if view.state != "done" else "Fetching the frames ..."
+            else:
+                text = "Waiting for the first preview ..."
+            painter.drawText(box, Qt.AlignmentFlag.AlignCenter, text)
+            return
+        rect = _fit(image.size(), box)
+        painter.drawImage(rect, image)
+        self._label(painter, rect.topLeft(), label, theme.RESULT if result else theme.TEXT)
+
+    def _label(self, painter: QPainter, at: QPointF, text: str, colour: QColor) -> None:
+        font = QFont(self.font())
+        font.setPointSizeF(8)
+        font.setBold(True)
+        painter.setFont(font)
+        width = painter.fontMetrics().horizontalAdvance(text) + 10
+        painter.fillRect(QRectF(at.x(), at.y(), width, 16), QColor(0, 0, 0, 160))
+        painter.setPen(colour)
+        painter.drawText(QRectF(at.x() + 5, at.y(), width, 16), Qt.AlignmentFlag.AlignVCenter, text)
+
+    def _empty(self, painter: QPainter) -> None:
+        box = QRectF(self.rect()).adjusted(40, 40, -40, -40)
+        painter.setPen(QPen(QColor("#3a3d42"), 2, Qt.PenStyle.DashLine))
+        painter.drawRoundedRect(box, 8, 8)
+        painter.setPen(theme.DIM)
+        font = QFont(self.font())
+        font.setPointSizeF(12)
+        painter.setFont(font)
+        painter.drawText(box, Qt.AlignmentFlag.AlignCenter,
+                         "Drop a clip here\nor press Ctrl+O to open one\n\n"
+                         "I / O mark in and out · J K L and Space play · Ctrl+Enter submits")
+
+    # --- the wipe divider ---
+
+    def _wipe_rect(self) -> QRectF | None:
+        source = self.source_image()
+        if source is None or self.session.viewer.mode is not CompareMode.WIPE:
+            return None
+        return _fit(source.size(), self._picture_box())
+
+    def mousePressEvent(self, event: QMouseEvent) -> None:  # noqa: N802
+        rect = self._wipe_rect()
+        if rect is not None and event.button() == Qt.MouseButton.LeftButton:
+            self._dragging = True
+            self.session.viewer.set_wipe((event.position().x() - rect.x()) / max(1.0, rect.width()))
+        self.setFocus()
+
+    def mouseMoveEvent(self, event: QMouseEvent) -> None:  # noqa: N802
+        rect = self._wipe_rect()
+        if self._dragging and rect is not None:
+            self.session.viewer.set_wipe((event.position().x() - rect.x()) / max(1.0, rect.width()))
+
+    def mouseReleaseEvent(self, event: QMouseEvent) -> None:  # noqa: N802
+        self._dragging = False
+
+    # --- drag and drop a clip ---
+
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:  # noqa: N802
+        if event.mimeData().hasUrls():
+            event.acceptProposedAction()
+
+    def dropEvent(self, event: QDropEvent) -> None:  # noqa: N802
+        paths = [u.toLocalFile() for u in event.mimeData().urls() if u.isLocalFile()]
+        if paths:
+            event.acceptProposedAction()
+            self.files_dropped.emit(paths)
