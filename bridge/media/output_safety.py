@@ -149,11 +149,11 @@ def check_output(
         taken = [p for p in existing_outputs(out, preset) if str(p) not in own]
         if taken:
             if kind == "movie":
-                raise OutputRefused("output_exists", f"The output {taken[0]} exists already.",
+                raise OutputRefused("output_exists", f"The output {taken[0]} already exists and is not replaced.",
                                     "Choose another name, or pass --overwrite (overwrite: true) to replace it.")
             raise OutputRefused(
                 "output_exists", f"The folder {target} already holds {len(taken)} file(s) of this sequence "
-                f"(e.g. {taken[0].name}).",
+                f"(e.g. {taken[0].name}); they are not replaced.",
                 "Choose an empty folder or another pattern, or pass --overwrite (overwrite: true) to replace them.")
     try:
         check_output_writable(out, preset)
