@@ -15,6 +15,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from bridge import protocol as p
+from bridge.edit_options import add_param_options, params_from_args
 from bridge.media_cli import add_format_options
 from bridge.status_line import StatusLine, progress_text
 from bridge.client import Client, ClientError, ConnectionLost, CurveKeys, EventKind, JobEvent, ServerError, absolute
@@ -24,17 +25,9 @@ EXIT_FAILED = 1
 EXIT_BAD_INPUT = 2
 EXIT_CANCELLED = 130
 
-# option -> EditParams field; only options given on the command line are sent.
-_PARAM_OPTIONS = {
-    "negative": "negative_prompt", "steps": "steps", "guidance": "guidance", "kf_interval": "kf_interval",
-    "seed": "seed", "size": "short_side", "method": "method", "inversion_prompt": "inversion_prompt",
-    "batch_size": "batch_size", "max_joint_keyframes": "max_joint_keyframes",
-}
-
-
 def _add_connection_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--server", metavar="ENDPOINT",
-                        help=f"server endpoint (default: $TOKENFLOW_SERVER or {p.DEFAULT_ENDPOINT})")
+                        help="server endpoint (default: $TOKENFLOW_SERVER or your own server's private ipc:// socket)")
     parser.add_argument("--server-key", type=Path, help="the server's CurveZMQ public key file (remote servers)")
     parser.add_argument("--client-key", type=Path, help="this client's CurveZMQ .key_secret file (remote servers)")
     parser.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for an answer (default: %(default)s)")
@@ -48,22 +41,11 @@ def register(subparsers) -> None:
         "or leave it running.",
     )
     submit.add_argument("input", help="source video file (on the server's machine)")
-    submit.add_argument("-p", "--prompt", required=True, help="what the edited clip should look like")
-    submit.add_argument("--negative", help="negative prompt (default: the server's)")
     submit.add_argument("--frames", metavar="FIRST:LAST",
                         help="source frames to edit, counted from 0, inclusive at both ends (default: whole clip)")
     submit.add_argument("-o", "--output", help="OUT.mp4 / OUT.mov movie, or an image sequence (a folder, or a "
                         "pattern like frames/%%06d.png) (default: INPUT_tokenflow.mp4 beside the input)")
-    submit.add_argument("--steps", type=int, help="denoising steps (default: 50)")
-    submit.add_argument("--guidance", type=float, help="classifier-free guidance (default: 7.5)")
-    submit.add_argument("--kf-interval", type=int, help="one keyframe per this many frames (default: 8)")
-    submit.add_argument("--seed", type=int, help="random seed (default: 0)")
-    submit.add_argument("--size", type=int, help="working short side in pixels (default: 512)")
-    submit.add_argument("--method", choices=("tokenflow", "per-frame"), help="(default: tokenflow)")
-    submit.add_argument("--inversion-prompt", help="describes the source; used for inversion (default: empty)")
-    submit.add_argument("--batch-size", type=int, help="frames per UNet call; lower it if memory runs out (default: 8)")
-    submit.add_argument("--max-joint-keyframes", type=int, metavar="N",
-                        help="keyframes attending to each other in one group (default: 0 = as many as fit the server's device)")
+    add_param_options(submit, send_defaults=False)  # the same table as `tokenflow edit` and the protocol
     add_format_options(submit)
     submit.add_argument("--model", help="one of the server's models (default: the server's default)")
     submit.add_argument("--priority", type=int, default=0, help="higher runs first (default: %(default)s)")
@@ -186,11 +168,7 @@ def _follow_interactively(client: Client, job: str, from_seq: int) -> int:
 
 
 def job_spec_from_args(args: argparse.Namespace) -> p.JobSpec:
-    params: dict = {"prompt": args.prompt}
-    for option, name in _PARAM_OPTIONS.items():
-        value = getattr(args, option)
-        if value is not None:
-            params[name] = value
+    params = params_from_args(args)
     source = absolute(args.input)
     preset = getattr(args, "format", None)
     if args.output:

@@ -83,7 +83,7 @@ def _place(partial: Path, target: Path, sha256: str) -> tuple[Path, bool]:
 
 def download_file(client: Client, job: str, info: p.FileInfo, folder: Path, *,
                   chunk_size: int = p.MAX_CHUNK_BYTES, on_chunk: Callable[[str, int, int], None] | None = None,
-                  max_reconnects: int = 5) -> Saved:
+                  max_reconnects: int = 5, window: int = 4) -> Saved:
     target = _local_target(folder, info.name)
     if target.is_file() and target.stat().st_size == info.size and _sha256(target).hexdigest() == info.sha256:
         return Saved(info.name, target, info.size, info.sha256, already_there=True)
@@ -97,7 +97,16 @@ def download_file(client: Client, job: str, info: p.FileInfo, folder: Path, *,
     with open(partial, "ab") as out:
         while offset < info.size:
             try:
-                chunk, data = client.read(job, info.name, offset, min(chunk_size, p.MAX_CHUNK_BYTES))
+                for chunk, data in client.read_stream(job, info.name, offset, info.size,
+                                                      min(chunk_size, p.MAX_CHUNK_BYTES), window):
+                    if chunk.offset != offset or not data:
+                        raise DownloadError(f"The server sent bytes of {info.name} at {chunk.offset}, not {offset}.")
+                    out.write(data)
+                    out.flush()  # what is on disk is what a resumed download counts on
+                    digest.update(data)
+                    offset += len(data)
+                    if on_chunk is not None:
+                        on_chunk(info.name, offset, info.size)
             except ConnectionLost:
                 if reconnects >= max_reconnects:
                     raise DownloadError(
@@ -106,15 +115,6 @@ def download_file(client: Client, job: str, info: p.FileInfo, folder: Path, *,
                     ) from None
                 reconnects += 1
                 client.reconnect()
-                continue
-            if chunk.offset != offset or not data:
-                raise DownloadError(f"The server sent bytes of {info.name} at {chunk.offset}, not {offset}.")
-            out.write(data)
-            out.flush()
-            digest.update(data)
-            offset += len(data)
-            if on_chunk is not None:
-                on_chunk(info.name, offset, info.size)
     if digest.hexdigest() != info.sha256:
         partial.unlink()
         raise DownloadError(f"{info.name} arrived damaged (its SHA-256 does not match the server's); the partial "

@@ -396,6 +396,9 @@ def launch(resolve: Any, python: str, project_root: str,
     other front ends): it returns (mode, prompt, seed), or None to stop.
     Returns how many results were placed.
     """
+    version = ".".join(str(v) for v in (resolve.GetVersion() or [])[:3])
+    say("TokenFlow: {} {} ({} edition: only functions of every edition are used).".format(
+        resolve.GetProductName(), version, "Studio" if is_studio(resolve) else "free"))
     try:
         picked, problems = collect(resolve)
     except ResolveProblem as exc:

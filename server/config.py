@@ -17,7 +17,7 @@ class ServerConfig:
     models: tuple[str, ...]  # the first is the default; a job may ask for any of them
     device: str = "auto"
     cache_dir: Path | None = None  # the inversion cache, shared by every job
-    bind: str = DEFAULT_ENDPOINT
+    bind: str = ""  # required: bridge.local.default_endpoint() is what `tokenflow serve` binds by default
     allowed_output_dirs: tuple[Path, ...] = ()
     curve_dir: Path | None = None  # server.key_secret + clients/*.key; required off loopback
     limits: Limits = field(default_factory=Limits)

@@ -34,6 +34,9 @@ from tokenflow.params import EditParams
 
 log = logging.getLogger("tokenflow.server")
 
+# Progress stages in the order a job goes through them (docs/protocol.md, Progress).
+STAGES = ("start", "load", "encode", "inversion", "edit", "decode", "write")
+
 OOM_HINT = (
     "Try a smaller working size (--size), fewer frames per batch (--batch-size), or a shorter --frames range."
 )
@@ -91,6 +94,10 @@ class JobRun:
         self.announced_proxies = store.sent_frames(job.id, "proxy")
         self.writer: Any = None
         self.ext = "png" if self.spec["proxy_format"] == "png" else "jpg"
+        self._stage = -1  # index in STAGES of the last progress event sent, and its step
+        self._step = 0
+        self._frames_done = 0  # full-resolution frames finished in this attempt
+        self._decode_started: float | None = None
 
     def _emit(self, type_: str, body: dict, **kw: Any) -> None:
         self.journal.append(self.job.id, type_, body, **kw)
@@ -104,23 +111,48 @@ class JobRun:
         kw = {k: v for k, v in (("outputs", outputs), ("error", error)) if v is not None}
         self._emit(type_, body, state=state, **kw)
 
-    def _progress(self, stage: str, step: int = 0, total: int = 0, frames_done: int = 0, eta: float | None = None) -> None:
+    def _progress(self, stage: str, step: int, total: int, eta: float | None = None) -> None:
+        """One progress event; the documented semantics hold here whatever the engine reports:
+        stages only move forward, `step` never goes back within a stage and ends at `total`,
+        `frames_done` counts finished full-resolution frames and never goes back."""
+        index = STAGES.index(stage)
+        step = max(0, min(step, total))
+        if index < self._stage or (index == self._stage and step < self._step):
+            return
+        self._stage, self._step = index, step
         self._emit("progress", {
-            "stage": stage, "step": step, "total": total, "frames_done": frames_done,
+            "stage": stage, "step": step, "total": total, "frames_done": self._frames_done,
             "frames_total": self.spec["n_frames"], "elapsed_s": time.monotonic() - self.started, "eta_s": eta,
         })
+
+    def _engine_progress(self, event: Progress) -> None:
+        n = int(self.spec["n_frames"])
+        if event.stage == "edit":
+            # The engine reports the step being worked on (0-based) and the frames done in it;
+            # the wire counts completed steps, so the last one reads total/total.
+            step = event.step + (1 if event.frames_done >= n else 0)
+            self._progress("edit", step, event.total, event.eta_s)
+        elif event.stage == "decode":
+            now = time.monotonic()
+            if self._decode_started is None:
+                self._decode_started = now
+            per_frame = (now - self._decode_started) / max(1, event.step)
+            self._progress("decode", event.step, event.total, per_frame * (event.total - event.step))
+        elif event.stage in STAGES:
+            self._progress(event.stage, event.step, event.total, event.eta_s)
 
     def run(self) -> str:
         """Returns the state the job ended in."""
         job_id = self.job.id
         spec = self.spec
         try:
-            self._progress("start")
+            self._progress("start", 1, 1)
             if self.should_cancel():
                 raise Cancelled()
             if not self.engines.loaded(spec["model"]):
-                self._progress("load")
+                self._progress("load", 0, 1)
             engine = self.engines.get(spec["model"])
+            self._progress("load", 1, 1)
             info = media.probe(spec["input"])
             overwrite = self._check_output()
             # .get: jobs stored before presets existed run with the format their output implies.
@@ -130,9 +162,10 @@ class JobRun:
             frames = _cancellable(media.read_frames(spec["input"], self.first, int(spec["last"])), self.should_cancel)
             stats = engine.edit(frames, int(spec["n_frames"]), EditParams(**spec["params"]),
                                 on_event=self._on_event, should_cancel=self.should_cancel)
-            self._progress("write", 1, 1, spec["n_frames"])
+            self._progress("write", 0, 1)
             self._claim(finalising=True)
             self.writer.close()
+            self._progress("write", 1, 1, 0.0)
             outputs = [str(p) for p in self.writer.outputs]
             # Sizes and checksums for downloads, hashed here so no request ever waits on it.
             files = output_files.manifest(spec["output"], outputs)
@@ -230,7 +263,7 @@ class JobRun:
 
     def _on_event(self, event: Any) -> None:
         if isinstance(event, Progress):
-            self._progress(event.stage, event.step, event.total, event.frames_done, event.eta_s)
+            self._engine_progress(event)
         elif isinstance(event, Preview):
             for index, image in zip(event.frame_indices, event.images):
                 frame = self.first + int(index)
@@ -243,6 +276,7 @@ class JobRun:
 
     def _on_frame(self, frame: int, image: Any, precise: Any = None) -> None:
         self.writer.write(image if precise is None else precise)
+        self._frames_done += 1
         if frame not in self.announced_proxies:
             data, w, h = encode_proxy(image, self.spec["proxy_size"], self.spec["proxy_format"])
             self._emit("proxy", {"kind": "frame", "frame": frame, "step": None, "width": w, "height": h,

@@ -163,9 +163,32 @@ def list_models(hub_cache: Path, config_dir: Path) -> list[ModelEntry]:
     return local_models(registry) + hub_models(hub_cache, registry)
 
 
+def checkpoint_problem(path: Path) -> str | None:
+    """Why a .safetensors file is not a whole SD 1.x/2.x checkpoint (a LoRA, a VAE, SDXL), from its
+    header alone (8-byte length, then JSON naming the tensors); None when it looks right."""
+    if path.suffix.lower() != ".safetensors":
+        return None  # a pickled .ckpt cannot be inspected without loading (running) it
+    try:
+        with path.open("rb") as f:
+            size = int.from_bytes(f.read(8), "little")
+            if not 2 <= size <= 100_000_000:
+                raise ValueError("bad header length")
+            keys = json.loads(f.read(size)).keys()
+    except (OSError, ValueError) as exc:
+        return f"not a readable .safetensors file ({exc})"
+    if any(k.startswith("conditioner.embedders.") for k in keys):
+        return "an SDXL checkpoint; TokenFlow here runs Stable Diffusion 1.x/2.x only"
+    if not any(k.startswith("model.diffusion_model.") for k in keys):
+        return "not a whole Stable Diffusion checkpoint (no UNet weights: a LoRA, an embedding or a VAE?)"
+    return None
+
+
 def add_local(path: Path, name: str | None, config_dir: Path) -> ModelEntry:
     path = path.expanduser().resolve()
     if path.is_file() and path.suffix.lower() in (".safetensors", ".ckpt"):
+        problem = checkpoint_problem(path)
+        if problem:
+            raise CatalogError(f"{path} cannot be added: {problem}.")
         kind = "checkpoint"
     elif path.is_dir():
         supported, note = check_pipeline_folder(path)

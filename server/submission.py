@@ -16,6 +16,7 @@ import typing
 from pathlib import Path
 
 from bridge import media, naming
+from bridge.edit_options import out_of_range
 from bridge.media.output_safety import OutputRefused, check_output, check_path_text, target_of
 from bridge.protocol import JobSpec
 from server.bounds import disk_problem, estimate, memory_problem
@@ -51,6 +52,9 @@ def edit_params(raw: dict) -> EditParams:
             raise SubmitError("bad_params", f"Edit parameter {key!r} has the wrong type ({type(value).__name__}).",
                               "", where)
         values[key] = float(value) if tp is float else value
+        wrong = out_of_range(key, value)  # the documented range (bridge/edit_options.py), by name
+        if wrong:
+            raise SubmitError("bad_params", wrong, "", where)
     if "prompt" not in values:
         raise SubmitError("bad_params", "The edit needs a prompt.", "Set params.prompt, e.g. 'a watercolor painting'.",
                           "body.spec.params.prompt")

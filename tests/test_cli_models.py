@@ -1,5 +1,18 @@
 from __future__ import annotations
 
+import hashlib
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from server.model_registry import Registry, resolve_model
 from server.cli import main
 
 
@@ -22,19 +35,6 @@ def test_models_help_warns_about_noise(capsys):
 
 
 # --- models list | pull | add | remove, on a temporary Hugging Face cache and config dir ---
-
-import hashlib
-import json
-import os
-import shutil
-import socket
-import subprocess
-import sys
-from pathlib import Path
-
-import pytest
-
-from server.model_registry import Registry, resolve_model
 
 REV = "0123456789abcdef0123456789abcdef01234567"
 
@@ -143,12 +143,25 @@ def test_add_registers_folders_and_checkpoints_by_name_and_remove_never_deletes_
     _, config = places
     assert main(["models", "add", str(tiny_model_dir), "--name", "tiny"]) == 0
     assert "Registered 'tiny'" in capsys.readouterr().out
-    ckpt = tmp_path / "my-finetune.safetensors"
-    ckpt.write_bytes(b"\0" * 1000)
+    from safetensors.numpy import save_file
+
+    ckpt = tmp_path / "my-finetune.safetensors"  # named as in an original SD checkpoint (tiny tensors)
+    save_file({"model.diffusion_model.input_blocks.0.0.weight": np.zeros((4, 4), np.float32),
+               "cond_stage_model.transformer.text_model.embeddings.token_embedding.weight": np.zeros(2, np.float32)},
+              str(ckpt))
+    ckpt_size = ckpt.stat().st_size
+    lora = tmp_path / "style-lora.safetensors"
+    save_file({"lora_unet_down_blocks_0_attentions_0.alpha": np.zeros(1, np.float32)}, str(lora))
+    xl = tmp_path / "sdxl.safetensors"
+    save_file({"model.diffusion_model.x": np.zeros(1, np.float32),
+               "conditioner.embedders.1.model.y": np.zeros(1, np.float32)}, str(xl))
+    assert main(["models", "add", str(lora)]) == 1 and main(["models", "add", str(xl)]) == 1
+    err = capsys.readouterr().err
+    assert "a LoRA" in err and "an SDXL checkpoint" in err
     assert main(["models", "add", str(ckpt)]) == 0
     models = {m["id"]: m for m in _list_json(capsys)["models"]}
     assert models["tiny"]["source"] == "folder" and models["tiny"]["path"] == str(tiny_model_dir.resolve())
-    assert models["my-finetune"]["source"] == "checkpoint" and models["my-finetune"]["size_bytes"] == 1000
+    assert models["my-finetune"]["source"] == "checkpoint" and models["my-finetune"]["size_bytes"] == ckpt_size
     assert resolve_model("tiny") == str(tiny_model_dir.resolve())
     assert resolve_model("someone/hub-model") == "someone/hub-model"
 
@@ -165,7 +178,7 @@ def test_add_registers_folders_and_checkpoints_by_name_and_remove_never_deletes_
     assert main(["models", "remove", "tiny"]) == 0 and main(["models", "remove", "my-finetune"]) == 0
     assert "untouched" in capsys.readouterr().out
     assert sorted(p.relative_to(tiny_model_dir) for p in tiny_model_dir.rglob("*")) == files_before
-    assert ckpt.stat().st_size == 1000
+    assert ckpt.stat().st_size == ckpt_size
     assert _list_json(capsys)["models"] == []
     assert json.loads((config / "models.json").read_text())["local"] == {}
 
@@ -257,3 +270,17 @@ def test_pull_downloads_only_what_an_edit_reads_goes_on_after_an_interruption_th
 
     assert main(["models", "remove", "someone/tiny-sd", "--yes"]) == 0
     assert not (hub / "models--someone--tiny-sd").exists()
+
+
+def test_the_panel_reads_the_same_list_through_the_bridge(places, tiny_model_dir, capsys):
+    from bridge.model_list import ModelListError, available_models
+
+    assert main(["models", "add", str(tiny_model_dir), "--name", "tiny"]) == 0
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    listed = available_models(env=env)
+    assert [(m.id, m.source, m.path, m.supported) for m in listed.usable] == [
+        ("tiny", "folder", str(tiny_model_dir.resolve()), True)]
+    assert listed.registry == str(places[1] / "models.json")
+    (places[1] / "models.json").write_text("{not json")
+    with pytest.raises(ModelListError, match="cannot be read"):
+        available_models(env=env)

@@ -10,6 +10,8 @@ how to make a shortcut to the same command.
 from __future__ import annotations
 
 import re
+import shutil
+import subprocess
 from pathlib import Path
 
 from bridge.installers import (
@@ -63,8 +65,19 @@ def _render_entry(ctx: InstallContext) -> str:
     argv = command.argv
     if command.env:
         argv = ["env", *(f"{k}={v}" for k, v in command.env.items()), *argv]
-    return render("linux/tokenflow-panel.desktop.in", exec=exec_value(argv),
+    # %f: a video opened with TokenFlow from the file manager arrives as the panel's clip argument.
+    return render("linux/tokenflow-panel.desktop.in", exec=exec_value(argv) + " %f",
                   try_exec=exec_value([command.executable]), icon=str(icon_path(ctx)))
+
+
+def _refresh_mime_cache(ctx: InstallContext, applications: Path) -> None:
+    """Let file managers offer "Open With TokenFlow" for videos at once (desktop-file-utils; optional)."""
+    tool = shutil.which("update-desktop-database", path=ctx.env.get("PATH"))
+    if tool and not ctx.dry_run:
+        try:
+            subprocess.run([tool, str(applications)], capture_output=True, timeout=30, check=False)
+        except (OSError, subprocess.TimeoutExpired):
+            pass  # the menu entry works without it; only "Open With" may wait for the next login
 
 
 def install(ctx: InstallContext) -> InstallResult:
@@ -79,7 +92,9 @@ def install(ctx: InstallContext) -> InstallResult:
                                "or pass --force to replace it.")
     write_owned(icon_path(ctx), render("linux/" + ICON_FILE), ctx, result)
     write_owned(entry, _render_entry(ctx), ctx, result)
-    result.notes.append("TokenFlow is in the application menu (Sound & Video); it opens the panel. "
+    _refresh_mime_cache(ctx, entry.parent)
+    result.notes.append("TokenFlow is in the application menu (Sound & Video) and in a video's Open With menu; "
+                        "it opens the panel. "
                         "Some desktops show a new entry only after logging out and in again.")
     return result
 
@@ -88,6 +103,8 @@ def uninstall(ctx: InstallContext) -> InstallResult:
     result = InstallResult(NAME)
     for path in (entry_path(ctx), icon_path(ctx)):
         remove_owned(path, ctx, result)
+    if result.removed:
+        _refresh_mime_cache(ctx, entry_path(ctx).parent)
     if not result.removed and not result.notes:
         result.notes.append(f"Nothing to remove: no TokenFlow desktop entry at {entry_path(ctx)}.")
     return result

@@ -71,7 +71,7 @@ def test_install_list_and_uninstall_desktop_and_service(home, capsys):
 
     command = tokenflow_command(_ctx(home), "panel")
     assert Path(command.executable).is_absolute()
-    assert _key(entry.read_text(), "Exec") == " ".join(command.argv)
+    assert _key(entry.read_text(), "Exec") == " ".join(command.argv) + " %f"  # a video opened with it
     assert _key(entry.read_text(), "Icon") == str(home / ".local/share/icons/hicolor/scalable/apps/tokenflow.svg")
     assert Path(_key(entry.read_text(), "Icon")).read_text().count(OWNED_MARK) == 1
     assert _key(unit.read_text(), "ExecStart") == " ".join(tokenflow_command(_ctx(home), "serve").argv)
@@ -82,8 +82,12 @@ def test_install_list_and_uninstall_desktop_and_service(home, capsys):
     assert listed["desktop"]["installed"] and listed["service"]["installed"]
     assert listed["desktop"]["advice"] == "" and str(entry) in listed["desktop"]["where"]
 
+    # As `systemctl --user enable` (run by the user, elsewhere) leaves it; removed with the unit.
+    wants = unit.parent / "default.target.wants" / "tokenflow.service"
+    wants.parent.mkdir()
+    wants.symlink_to(unit)
     assert main(["uninstall", "service"]) == 0 and main(["uninstall", "desktop"]) == 0
-    assert not entry.exists() and not unit.exists()
+    assert not entry.exists() and not unit.exists() and not wants.is_symlink()
     assert not (home / ".local/share/icons/hicolor/scalable/apps/tokenflow.svg").exists()
     capsys.readouterr()
     assert main(["install", "--list", "--json"]) == 0
@@ -135,7 +139,7 @@ def test_launcher_paths_with_spaces_dollars_and_percents_are_quoted_for_each_for
     text = desktop.entry_path(ctx).read_text()
     # Desktop Entry spec: quote, backslash-escape `$` inside quotes, then escape the backslash
     # once more as a string value; `%` doubles.
-    assert _key(text, "Exec") == f'"{env_dir.parent.parent}/My Env \\\\$HOME 100%%/bin/tokenflow" panel'
+    assert _key(text, "Exec") == f'"{env_dir.parent.parent}/My Env \\\\$HOME 100%%/bin/tokenflow" panel %f'
     assert result.written[-1] == desktop.entry_path(ctx)
 
     service.install(ctx)
@@ -221,7 +225,7 @@ def test_without_a_console_script_the_launchers_run_the_module_with_the_checkout
     desktop.install(ctx)
     service.install(ctx)
     assert _key(desktop.entry_path(ctx).read_text(), "Exec") == (
-        f"env PYTHONPATH={checkout} {env_bin / 'python'} -m server.cli panel")
+        f"env PYTHONPATH={checkout} {env_bin / 'python'} -m server.cli panel %f")
     unit_text = service.unit_path(ctx).read_text()
     assert f"Environment=PYTHONPATH={checkout}" in unit_text
     _validate(desktop.entry_path(ctx), service.unit_path(ctx))

@@ -48,6 +48,7 @@ def test_output_and_preset_must_agree(tmp_path: Path) -> None:
     spec = parse_output_spec(f"{tmp_path}/seq/", "exr_half")
     assert spec.kind == "images" and spec.path.name == "frame_%06d.exr"
     assert parse_output_spec(tmp_path / "a.mov", "dnxhr_hqx").preset.name == "dnxhr_hqx"
+    assert parse_output_spec(tmp_path / "plates", "tiff16").path == tmp_path / "plates" / "frame_%06d.tif"
     assert parse_output_spec(tmp_path / "s_%d.png", "png16").path.name == "s_%06d.png"  # fixed padding
     with pytest.raises(MediaError, match="name it a.mov"):
         parse_output_spec(tmp_path / "a.mp4", "prores_4444")
@@ -67,3 +68,11 @@ def test_formats_command_lists_every_preset() -> None:
     text = subprocess.run([sys.executable, "-m", "server.cli", "formats"], capture_output=True, text=True,
                           cwd=REPO, env=env, check=True).stdout
     assert "DNxHR HQX" in text and "needs pictures of at least 256x120" in text
+
+
+def test_the_table_loads_without_pyav() -> None:
+    """Editor scripts and the panel read the presets without loading FFmpeg."""
+    code = "import sys, bridge.media.presets, bridge.media_cli; print('av' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO,
+                         env={**os.environ, "PYTHONPATH": str(REPO)}, check=True).stdout
+    assert out.strip() == "False"

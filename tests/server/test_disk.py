@@ -14,7 +14,7 @@ from server.disk import Retention, is_disk_full, sweep, trim_cache
 from server.journal import Blob, BlobCache, Doorbell, Journal
 from server.paths import DataDir
 from server.scheduler import Scheduler
-from server.security import KeysExist, init_keys
+from server.security import SecurityError, init_keys
 from server.store import JobStore
 
 
@@ -116,7 +116,7 @@ def test_init_keys_keeps_existing_keys_unless_forced(tmp_path):
     for secret in keys.glob("*.key_secret"):
         assert stat.S_IMODE(secret.stat().st_mode) == 0o600
     assert stat.S_IMODE(keys.stat().st_mode) == 0o700
-    with pytest.raises(KeysExist, match="--force"):
+    with pytest.raises(SecurityError, match="--force"):
         init_keys(keys)
     assert (keys / "server.key_secret").read_bytes() == first
     init_keys(keys, force=True)

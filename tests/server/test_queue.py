@@ -72,14 +72,15 @@ def test_pause_keeps_across_restart_and_resume_runs_the_queue(harness):
 def test_pause_lets_the_running_job_finish(harness):
     harness.engine.step_s = 0.05
     c = harness.client()
-    running = c.submit(named(harness, steps=10, prompt="first")).job
+    running = c.submit(named(harness, steps=40, prompt="first")).job
     queued = c.submit(named(harness, row=2, prompt="second")).job
     for e in c.events(running, 2, frames=False, proxies=False):
         if e.kind is EventKind.PROGRESS and e.body.stage == "edit":
             break
-    c.queue("pause")
+    assert c.queue("pause").running == running
     assert c.wait(running).kind is EventKind.DONE
-    assert c.status(queued).state == "queued" and harness.server.scheduler.current is None
+    # Paused: the scheduler hands out nothing, to the worker or anyone else.
+    assert c.status(queued).state == "queued" and harness.server.scheduler.take(timeout=0) is None
     c.queue("resume")
     assert c.wait(queued).kind is EventKind.DONE
 
@@ -201,6 +202,10 @@ def test_queue_commands(harness, tmp_path, capsys):
     seq = harness.root / "out" / "q" / f"seq_20-22_three_0_{ids[2]}"
     assert sorted(f.name for f in seq.iterdir()) == [f"{seq.name}_{n:06d}.png" for n in (20, 21, 22)]
     assert f"{seq}/ (3 files)" in out
+    code, out, err = run("--batch", out.split()[1].rstrip(":"), "--download", str(tmp_path / "local"))
+    assert code == 0, err
+    here = tmp_path / "local" / seq.name
+    assert sorted(f.read_bytes() for f in here.iterdir()) == sorted(f.read_bytes() for f in seq.iterdir())
     code, out, err = run("retry", ids[0])
     assert code == 2 and "only failed or cancelled jobs" in err
 
@@ -214,3 +219,47 @@ def test_an_idle_client_can_ask_again(harness):
     assert c.queue().queued == 0
     time.sleep(harness.config.limits.heartbeat_s * harness.config.limits.heartbeat_liveness + 0.3)  # idleness itself
     assert c.queue().queued == 0
+
+
+def test_a_damaged_download_is_removed_not_named(harness, tmp_path):
+    from bridge.download import DownloadError
+
+    c = harness.client()
+    job = c.submit(named(harness)).job
+    c.wait(job)
+    (info,) = c.files(job).files
+    served = harness.root / "out" / "renders" / info.name
+    data = bytearray(served.read_bytes())
+    data[len(data) // 2] ^= 0xFF  # same size, different bytes: only the checksum can tell
+    served.write_bytes(bytes(data))
+    with pytest.raises(DownloadError, match="SHA-256 does not match"):
+        download_job(c, job, tmp_path / "dl")
+    assert list((tmp_path / "dl").iterdir()) == []  # neither a file under the final name nor a partial left
+
+
+def test_download_rides_out_a_server_restart(harness, tmp_path):
+    import dataclasses
+
+    c = harness.client(reconnect_timeout=30)
+    job = c.submit(named(harness, frames="0:7")).job
+    c.wait(job)
+    (info,) = c.files(job).files
+    harness.config = dataclasses.replace(harness.config, bind=harness.endpoint)  # restart on the same port
+    offsets, reconnects = [], []
+
+    def stop_once(name, offset, size):
+        offsets.append(offset)
+        if len(offsets) == 1:
+            harness.server.stop()  # the requests in flight die with it; the client hears silence
+
+    def reconnect():  # the client gave up on the old connection: the server comes back now
+        reconnects.append(offsets[-1])
+        harness.start()
+        real_reconnect()
+
+    real_reconnect, c.reconnect = c.reconnect, reconnect
+    (saved,) = download_job(c, job, tmp_path / "dl", chunk_size=1000, window=3, on_chunk=stop_once)
+    assert len(reconnects) == 1 and reconnects[0] < info.size  # one drop, mid-file
+    # Every byte arrived once, in order: after the drop it carried on where it was, not from 0.
+    assert offsets == [*range(1000, info.size, 1000), info.size]
+    assert hashlib.sha256(saved.path.read_bytes()).hexdigest() == info.sha256
