@@ -82,6 +82,7 @@ class JobRun:
         self.job = job
         self.output_check = output_check
         self.reserve = reserve
+        self._claim_since = 0.0
         self.spec = job.spec
         self.journal = journal
         self.engines = engines
@@ -223,7 +224,11 @@ class JobRun:
                     elif os.path.lexists(path):
                         path.unlink()
             if claim.get("finalising"):
-                own = tuple(str(p) for p in existing_outputs(spec["output"], spec.get("preset")))
+                # Only files written since this job's writer opened: a file put there later by
+                # someone else with an older date (a restored backup) stays someone else's.
+                since = float(claim.get("since", 0)) - 2.0  # file system clocks tick coarser
+                own = tuple(str(p) for p in existing_outputs(spec["output"], spec.get("preset"))
+                            if p.stat().st_mtime >= since)
         elif self._replaces_only_own_outputs():  # an attempt from before claims were recorded
             own = tuple(str(p) for p in existing_outputs(spec["output"], spec.get("preset")))
         if self.output_check is not None:
@@ -231,8 +236,11 @@ class JobRun:
         return bool(spec.get("overwrite")) or bool(own)
 
     def _claim(self, finalising: bool) -> None:
+        if not finalising:
+            self._claim_since = time.time()  # the writer has just opened: what it writes is newer
         staging = [getattr(self.writer, name, None) for name in ("_staging", "_partial")]
-        claim = {"output": self.spec["output"], "staging": [str(p) for p in staging if p], "finalising": finalising}
+        claim = {"output": self.spec["output"], "staging": [str(p) for p in staging if p], "finalising": finalising,
+                 "since": self._claim_since}
         path = self._claim_path()
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.partial")

@@ -157,7 +157,12 @@ def test_a_rerun_cleans_stale_staging_and_finishes_its_own_output(tmp_path, ship
         run._check_output()
     assert not staging.exists()
 
-    claim.write_text(json.dumps({"output": output, "staging": [], "finalising": True}))
+    claim.write_text(json.dumps({"output": output, "staging": [], "finalising": True, "since": time.time()}))
     assert run._check_output() is True  # its own output: the writer may replace it
     assert checks[-1] == (output,)
+
+    os.utime(out / "shot.mp4", (1_000_000_000, 1_000_000_000))  # a file from before the job: not its own
+    with pytest.raises(OutputRefused):
+        run._check_output()
+    assert (out / "shot.mp4").read_bytes() == b"placed by the first attempt"
     store.close()
