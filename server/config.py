@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from bridge.protocol import DEFAULT_ENDPOINT, Limits
+from bridge.protocol import Limits
 from server.disk import Retention, real_free_space
 from server.paths import DataDir
 

@@ -71,8 +71,6 @@ def _cancellable(frames: Iterable[Any], should_cancel: Callable[[], bool]) -> It
         yield frame
 
 
-
-
 class JobRun:
     """`job` is the record after `store.start_attempt` (state running, attempts counted)."""
 

@@ -45,6 +45,10 @@ def register(subparsers) -> None:
     parser.add_argument("--max-queue", type=int, default=Limits.max_queue, help="queued jobs at most (default: %(default)s)")
     parser.add_argument("--max-request-bytes", type=int, default=Limits.max_request_bytes,
                         help="largest inbound message (default: %(default)s)")
+    parser.add_argument("--client-queue-bytes", type=int, default=Limits.client_queue_bytes,
+                        help="bytes of frames held for one client before its streams pause (default: %(default)s)")
+    parser.add_argument("--total-queue-bytes", type=int, default=Limits.total_queue_bytes,
+                        help="the same for all clients together (default: %(default)s)")
     from server.disk import Retention
 
     keep = Retention()
