@@ -67,6 +67,8 @@ def register(subparsers) -> None:
     parser.add_argument("--overwrite", action="store_true",
                         help="replace an existing output (never the input); without it an existing output is refused")
     parser.add_argument("--stats", type=Path, metavar="JSON", help="write figures about the run to this JSON file")
+    parser.add_argument("--compile", action="store_true",
+                        help="torch.compile the UNet's ResNet and feed-forward blocks (slow first run; for long jobs on a GPU)")
     otio_group = parser.add_argument_group("OpenTimelineIO", "take the clip and its range from a timeline file "
                                            "(docs/editors.md)")
     otio_group.add_argument("--otio", type=Path, metavar="TIMELINE", help="an .otio (or other OTIO-readable) timeline")
@@ -129,7 +131,7 @@ def run(args: argparse.Namespace) -> int:
         from server.model_registry import resolve_model
 
         engine = Engine(resolve_model(args.model), device=args.device, cache_dir=args.cache_dir or default_cache_dir(),
-                        model_config=args.model_config)
+                        model_config=args.model_config, compile=args.compile)
     except EngineError as exc:
         return fail(str(exc), EXIT_BAD_INPUT)
 
