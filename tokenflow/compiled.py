@@ -12,9 +12,15 @@ from __future__ import annotations
 
 def compile_unet_blocks(unet, mode: str | None = None) -> int:
     """Compile the UNet's ResNet blocks and feed-forwards in place; returns how many."""
+    import torch._dynamo.config as dynamo_config
     from diffusers.models.attention import FeedForward
     from diffusers.models.resnet import ResnetBlock2D
 
+    # All ResNet blocks share one `forward` code object, and dynamo keeps at most
+    # `recompile_limit` (8) compiled variants per code object: with ~22 blocks of several
+    # shapes the rest would silently fall back to eager. Room for every block and shape.
+    dynamo_config.recompile_limit = max(dynamo_config.recompile_limit, 256)
+    dynamo_config.accumulated_recompile_limit = max(dynamo_config.accumulated_recompile_limit, 1024)
     count = 0
     for module in unet.modules():
         if isinstance(module, (ResnetBlock2D, FeedForward)):
