@@ -23,7 +23,7 @@ from server.output_files import OutputFileError, read_chunk
 from server.probe_request import Prober
 from server.scheduler import Scheduler
 from server.store import JobRecord, job_summary_fields
-from server.submission import SubmitError, resolve
+from server.submission import SubmitError, claim_output, resolve
 
 CAPABILITIES = ["submit", "cancel", "list", "status", "subscribe", "fetch", "reorder", "proxy", "frame",
                 "client_token", "curve", "delete", "probe", "queue", "retry", "dry_run", "named_outputs", "files",
@@ -114,10 +114,12 @@ class Service:
             raise RequestError("queue_full", f"The queue holds {self.config.limits.max_queue} jobs already.",
                                "Wait for some to finish, or cancel some with `tokenflow jobs cancel ID`.")
         if env.body.dry_run:
-            resolved = resolve(spec, "JOBID", self.config, self.store.output_reserved)
+            resolved = claim_output(resolve(spec, "JOBID", self.config), self.store.output_reserved)
             return self._reply(env, p.Ok(detail=resolved["output"]))
         job_id = self.new_job_id()
-        resolved = resolve(spec, job_id, self.config, self.store.output_reserved)
+        resolved = resolve(spec, job_id, self.config)
+        # On this thread, right before the job is stored: no two jobs ever get the same output name.
+        claim_output(resolved, self.store.output_reserved)
         position = self.scheduler.position_for(spec.priority)
         try:
             job, _ = self.store.create_job(job_id, resolved, priority=spec.priority,
