@@ -100,7 +100,8 @@ def stream_frame_rate(stream: av.video.stream.VideoStream, path: str | Path) -> 
     they agree to 0.1 % the one with the smaller denominator is the intended rate.
     When they disagree the clip is variable-rate or has gaps in its timestamps, and
     its base rate is the one an editor conforms it to (gaps hold a picture), as long
-    as it is a plausible one: above the average, at most twice it and at most 240.
+    as it is a plausible one: above the average, below twice it (twice is the field
+    rate of interlaced video) and below 240.
     """
     average = Fraction(stream.average_rate) if stream.average_rate else None
     guessed = Fraction(stream.guessed_rate) if stream.guessed_rate else None
@@ -112,7 +113,8 @@ def stream_frame_rate(stream: av.video.stream.VideoStream, path: str | Path) -> 
         if abs(other - rate) / rate < Fraction(1, 1000):
             if other.denominator < rate.denominator:
                 rate = other
-        elif rate < other <= min(2 * rate, Fraction(240)):
+        elif rate < other < min(2 * rate * Fraction(999, 1000), Fraction(240)):
+            # Exactly twice the average is the field rate of interlaced video, not gaps.
             rate = other
     return rate
 

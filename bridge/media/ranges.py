@@ -36,7 +36,7 @@ def parse_frame_range(spec: str | None, frame_count: int) -> tuple[int, int]:
         )
     if last >= frame_count:
         raise MediaError(
-            f"Frame range {spec!r} runs past the end of the clip: "
+            f"Frame range {spec!r} runs past the end of the clip, which has {frame_count} frames: "
             f"keep it within {valid}."
         )
     return first, last

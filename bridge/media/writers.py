@@ -86,6 +86,8 @@ def parse_output_spec(out: str | Path, preset: str | ExportPreset | None = None)
     path = Path(text)
     suffix = path.suffix.lower()
     as_folder = text.endswith(("/", os.sep))
+    if chosen is not None and not chosen.is_movie and not suffix and "%" not in path.name:
+        as_folder = True  # `--format exr -o plates`: a sequence wants a folder
     if not as_folder and path.is_dir():
         if suffix in _MOVIE_SUFFIXES:
             # A folder named like a movie is almost surely a slip; refuse to guess.
@@ -408,6 +410,8 @@ class MovieWriter(FrameWriter):
             # One tick per frame keeps 30000/1001 exact through the muxer.
             context.time_base = 1 / frame_rate
             context.gop_size = max(1, round(frame_rate))  # a keyframe a second scrubs well
+            context.thread_type = "AUTO"  # ProRes and DNxHR encode slices on every core
+            context.thread_count = 0
             context.colorspace, context.color_primaries, context.color_trc = tags.matrix, tags.primaries, tags.transfer
             context.color_range = 2 if self._full_range else 1
             if timecode:
@@ -465,6 +469,7 @@ class ImageSequenceWriter(FrameWriter):
         preset: ExportPreset | None = None,
         frame_rate: Fraction | None = None,
         overwrite: bool = False,
+        timecode: str | None = None,
     ) -> None:
         preset = preset or preset_for_output(pattern)
         super().__init__(size, preset)
@@ -472,6 +477,7 @@ class ImageSequenceWriter(FrameWriter):
         self.pattern = pattern
         self.first_number = first_number
         self.frame_rate = frame_rate
+        self.timecode = timecode  # of the first image; EXR files carry each one's own
         self._overwrite = overwrite
         self._made_folders = _make_folders(pattern.parent)
         self._staging = Path(tempfile.mkdtemp(prefix=".tokenflow-", suffix=".partial", dir=pattern.parent))
@@ -515,6 +521,9 @@ class ImageSequenceWriter(FrameWriter):
         }
         if self.frame_rate is not None:
             header["framesPerSecond"] = self.frame_rate
+            if self.timecode:
+                header["timeCode"] = _exr_timecode(
+                    offset_timecode(self.timecode, self.frames_written, self.frame_rate))
         with OpenEXR.File(header, {"RGB": pixels}) as exr:
             exr.write(str(path))
 
@@ -569,7 +578,9 @@ def open_writer(
             raise MediaError(f"Start number {number} is negative: give 0 or more.")
         if frame_count is not None and not overwrite:
             check_not_existing(sequence_paths(spec, number, frame_count))
-        return ImageSequenceWriter(spec.path, number, size, spec.preset, info.frame_rate, overwrite)
+        timecode = _start_timecode(info, first_frame) if spec.preset.codec == "exr" else None
+        return ImageSequenceWriter(spec.path, number, size, spec.preset, info.frame_rate, overwrite,
+                                   timecode=_parsable(timecode, info.frame_rate))
     if not overwrite:
         check_not_existing([spec.path])
     return MovieWriter(
@@ -577,6 +588,24 @@ def open_writer(
         audio_source=info.path if audio and info.audio is not None else None,
         audio_start_s=info.start_s + Fraction(first_frame) / info.frame_rate, overwrite=overwrite,
     )
+
+
+def _parsable(timecode: str | None, rate: Fraction) -> str | None:
+    try:
+        return timecode if timecode and offset_timecode(timecode, 0, rate) else None
+    except ValueError:
+        return None
+
+
+def _exr_timecode(timecode: str):
+    """SMPTE timecode as OpenEXR's timeCode attribute (drop-frame flag included)."""
+    import OpenEXR
+
+    hours, minutes, seconds, frames = (int(part) for part in re.split(r"[:;.,]", timecode))
+    value = OpenEXR.TimeCode()
+    value.hours, value.minutes, value.seconds, value.frame = hours, minutes, seconds, frames
+    value.dropFrame = ";" in timecode or "," in timecode
+    return value
 
 
 def _start_timecode(info: ClipInfo, first_frame: int) -> str | None:

@@ -16,7 +16,7 @@ import numpy as np
 import OpenEXR
 import pytest
 
-from bridge.media import MediaError, open_writer, probe, read_frames
+from bridge.media import MediaError, offset_timecode, open_writer, probe, read_frames
 from bridge.media.colour import frame_to_rgb
 from bridge.media.presets import PRESETS
 from tests.bridge.clips import NTSC, audio_signal, make_clip, picture_number
@@ -194,6 +194,12 @@ def test_sequence_presets_read_back_exactly(clips, tmp_path, preset, source):
                 header = dict(exr.header())
             assert pixels.dtype == np.float16 and pixels.shape == (info.height, info.width, 3)
             assert header["framesPerSecond"] == info.frame_rate
+            if source == "ntsc_tc":  # each file knows its source timecode (01:00:59;20 + frame number)
+                code = header["timeCode"]
+                text = f"{code.hours:02d}:{code.minutes:02d}:{code.seconds:02d};{code.frame:02d}"
+                assert code.dropFrame and text == offset_timecode("01:00:59;20", int(path.stem.split("_")[-1]), NTSC)
+            else:
+                assert "timeCode" not in header
             rgb = pixels.astype(np.float32)
             off_grid = np.abs(rgb * 255 - np.rint(rgb * 255))
             assert np.mean(off_grid > 0.15) > 0.3  # between 8-bit levels: written from float

@@ -49,7 +49,7 @@ def test_probe_reports_the_conformed_length_and_the_held_frames(gapped):
     assert info.variable_rate and info.held_frames == 5 and info.dropped_pictures == 0
     # The range an editor can mark is 0..16, not 0..11 (the picture count).
     assert parse_frame_range("12:16", info.frame_count) == (12, 16)
-    with pytest.raises(MediaError, match=r"runs past the end of the clip: keep it within 0:16"):
+    with pytest.raises(MediaError, match=r"runs past the end of the clip, which has 17 frames: keep it within 0:16"):
         parse_frame_range("10:17", info.frame_count)
     with pytest.raises(MediaError, match="ended after 17 frames"):
         list(read_frames(gapped, 15, 18))
@@ -85,3 +85,21 @@ def test_probe_command_prints_the_facts(gapped, tmp_path):
     missing = subprocess.run([sys.executable, "-m", "server.cli", "probe", str(tmp_path / "nope.mp4")],
                              capture_output=True, text=True, cwd=REPO, env=env)
     assert missing.returncode == 2 and "does not exist" in missing.stderr
+
+
+@pytest.mark.parametrize(
+    ("average", "guessed", "expected"),
+    [
+        (Fraction(2997003, 100000), NTSC, NTSC),  # an odd last frame: the cleaner rate
+        (Fraction(360, 17), Fraction(30), Fraction(30)),  # gaps pull the average down: the base rate
+        (Fraction(2983, 100), Fraction(30), Fraction(30)),  # phone jitter
+        (NTSC, Fraction(60000, 1001), NTSC),  # interlaced: twice the average is the field rate
+        (Fraction(59, 2), Fraction(90000), Fraction(59, 2)),  # a time base, not a rate
+    ],
+)
+def test_which_rate_a_clip_is_conformed_to(average, guessed, expected):
+    from types import SimpleNamespace
+
+    from bridge.media.clip import stream_frame_rate
+
+    assert stream_frame_rate(SimpleNamespace(average_rate=average, guessed_rate=guessed), "clip.mp4") == expected

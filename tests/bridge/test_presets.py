@@ -48,6 +48,7 @@ def test_output_and_preset_must_agree(tmp_path: Path) -> None:
     spec = parse_output_spec(f"{tmp_path}/seq/", "exr_half")
     assert spec.kind == "images" and spec.path.name == "frame_%06d.exr"
     assert parse_output_spec(tmp_path / "a.mov", "dnxhr_hqx").preset.name == "dnxhr_hqx"
+    assert parse_output_spec(tmp_path / "plates", "tiff16").path == tmp_path / "plates" / "frame_%06d.tif"
     assert parse_output_spec(tmp_path / "s_%d.png", "png16").path.name == "s_%06d.png"  # fixed padding
     with pytest.raises(MediaError, match="name it a.mov"):
         parse_output_spec(tmp_path / "a.mp4", "prores_4444")
