@@ -197,7 +197,8 @@ def table(jobs: list[p.JobInfo], state: p.QueueState | None = None) -> str:
         pr = j.progress or {}
         pct = _percent(j)
         if j.state == "running" and pr:
-            progress = f"{pr.get('stage')} {pr.get('step')}/{pr.get('total')}" + (f" {pct:3.0f}%" if pct is not None else "")
+            progress = f"{pr.get('stage')} {pr.get('step')}/{pr.get('total')}"
+            progress += f" {pct:3.0f}%" if pct is not None else ""
         elif j.state == "done":
             progress = "100%"
         else:
@@ -459,7 +460,8 @@ def run(args: argparse.Namespace) -> int:
             if action == "retry":
                 for job in args.job:
                     info = client.retry(job)
-                    print(f"Job {info.id} queued again (position {info.position + 1 if info.position is not None else '?'}); "
+                    place = info.position + 1 if info.position is not None else "?"
+                    print(f"Job {info.id} queued again (position {place}); "
                           f"its output will be {info.output}.")
                 return EXIT_OK
             if action == "move":
