@@ -2,8 +2,9 @@
 
 Every measured run is its own `tokenflow edit --stats` process (so process peak memory
 is per run) on real footage. Prints:
-  1. per frame: UNet passes by stage, seconds by stage, peak memory, first-preview share
-     (TokenFlow first edit, TokenFlow re-edit with cached inversion, per-frame editing);
+  1. per frame: UNet passes by stage, seconds by stage, peak memory, first-preview share,
+     and the UNet's achieved TFLOP/s against the device's peak, for TokenFlow and
+     per-frame editing each cold (inversion computed) and cached (a re-edit);
   2. edit time TokenFlow / per-frame at a large working size (default 512);
   3. peak memory at 16, 32, 64, 128 frames;
   4. warp error TokenFlow / per-frame (source optical flow, OpenCV DIS).
@@ -11,7 +12,15 @@ With the tiny random model the output is noise and the warp-error ratio sits nea
 (ALGORITHM.md): it is reported, never tuned for.
 
     python benchmarks/bench_edit.py            # tiny model, built on the fly
-    python benchmarks/bench_edit.py --model DIR --device cuda --size 512 --frames 120
+    tokenflow models make-sd21-random DIR      # SD 2.1-base's shape, random weights: the real cost
+    python benchmarks/bench_edit.py --model DIR --device cuda --size 512 --frames 120 --skip large,memory
+
+TFLOP/s are model FLOPs: UNet frame-evaluations (as counted by the engine) times the
+FLOPs of one evaluation at the working size (counted once here with PyTorch's
+FlopCounterMode), over the seconds spent in UNet stages (inversion + edit, previews
+excluded). Joint attention's extra work and the correspondence search are not credited,
+so this is a lower bound of the hardware's utilisation. The peak is --peak-tflops, or
+the dense bf16/fp16 tensor-core peak of a GPU this script knows by name.
 """
 
 from __future__ import annotations
@@ -66,18 +75,86 @@ def warp_error(edited: list[np.ndarray], source: list[np.ndarray]) -> float:
     return float(np.mean(errors))
 
 
-def per_frame_table(rows: dict[str, dict]) -> str:
-    lines = ["| run | frames | UNet passes / frame (by stage) | seconds / frame (by stage) | total s | first preview | peak memory |",
-             "| --- | --- | --- | --- | --- | --- | --- |"]
+# Dense bf16/fp16 tensor-core peaks (TFLOP/s, no sparsity), by device-name substring.
+KNOWN_PEAKS = {"H200": 989.0, "H100 PCIe": 756.0, "H100": 989.0, "A100": 312.0, "L40S": 362.0, "4090": 165.0}
+# Seconds of each stage that run the UNet; "preview" (VAE decodes) is nested inside "edit".
+UNET_STAGES = ("inversion", "early_preview", "edit")
+
+
+def device_peak(device: str, given: float | None) -> tuple[float | None, str]:
+    if given:
+        return given, f"{given:.0f} TFLOP/s (given)"
+    if device.startswith("cuda"):
+        import torch
+
+        name = torch.cuda.get_device_name()
+        for key, peak in KNOWN_PEAKS.items():
+            if key in name:
+                return peak, f"{peak:.0f} TFLOP/s ({name}, dense bf16)"
+        return None, f"unknown for {name}: pass --peak-tflops"
+    return None, "n/a on a CPU"
+
+
+def unet_flops_per_frame(model: str, device: str, working_size: tuple[int, int]) -> float:
+    """FLOPs of one UNet frame-evaluation at `working_size`, counted on the real module."""
+    import torch
+    from diffusers import UNet2DConditionModel
+    from torch.utils.flop_counter import FlopCounterMode
+
+    dtype = torch.float16 if device.startswith("cuda") else torch.float32
+    unet = UNet2DConditionModel.from_pretrained(model, subfolder="unet", torch_dtype=dtype,
+                                                low_cpu_mem_usage=False).to(device).eval()
+    w, h = working_size
+    sample = torch.randn(1, unet.config.in_channels, h // 8, w // 8, device=device, dtype=dtype)
+    text = torch.randn(1, 77, unet.config.cross_attention_dim, device=device, dtype=dtype)
+    counter = FlopCounterMode(display=False)
+    with torch.no_grad(), counter:
+        unet(sample, 500, encoder_hidden_states=text)
+    return float(counter.get_total_flops())
+
+
+def unet_seconds(s: dict) -> float:
+    return sum(s["seconds"].get(k, 0.0) for k in UNET_STAGES) - s["seconds"].get("preview", 0.0)
+
+
+def achieved_tflops(s: dict, flops_per_pass: float) -> float:
+    return sum(s["unet_passes"].values()) * flops_per_pass / max(unet_seconds(s), 1e-9) / 1e12
+
+
+def per_frame_table(rows: dict[str, dict], flops_per_pass: float | None = None, peak: float | None = None) -> str:
+    lines = ["| run | frames | UNet passes / frame (by stage) | seconds / frame (by stage) | total s | first preview "
+             "| UNet TFLOP/s (of peak) | peak memory |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- |"]
     for name, s in rows.items():
         n = s["frames"]
         passes = ", ".join(f"{k} {v / n:.1f}" for k, v in s["unet_passes"].items())
         seconds = ", ".join(f"{k} {v / n:.3f}" for k, v in s["seconds"].items())
         share = s["first_preview_seconds"] / s["total_seconds"] if s["first_preview_seconds"] else float("nan")
+        tflops = "-"
+        if flops_per_pass:
+            achieved = achieved_tflops(s, flops_per_pass)
+            tflops = f"{achieved:.3g}" + (f" (**{achieved / peak:.0%}**)" if peak else "")
         lines.append(
             f"| {name} | {n} | **{s['unet_passes_per_frame']:.1f}** ({passes}) | {seconds} | {s['total_seconds']:.1f} "
-            f"| {s['first_preview_seconds']:.2f} s = **{share:.1%}** | {s['peak_memory_bytes'] / 2**20:.0f} MiB |"
+            f"| {s['first_preview_seconds']:.2f} s = **{share:.1%}** | {tflops} | {s['peak_memory_bytes'] / 2**20:.0f} MiB |"
         )
+    return "\n".join(lines)
+
+
+def targets_table(rows: dict[str, dict], flops_per_pass: float | None, peak: float | None) -> str:
+    tf_cold, pf_cold = rows["TokenFlow, cold"], rows["per-frame PnP, cold"]
+    tf_warm, pf_warm = rows["TokenFlow, cached inversion"], rows["per-frame PnP, cached inversion"]
+    lines = ["| figure | target (120 frames, 512², 50 steps, one H100) | measured |", "| --- | --- | --- |",
+             f"| TokenFlow end to end, cold (incl. model load) | <= 60 s | "
+             f"{tf_cold['total_seconds'] + tf_cold['seconds'].get('load', 0):.1f} s |",
+             f"| TokenFlow / per-frame, cold | <= 1.0 | {tf_cold['total_seconds'] / pf_cold['total_seconds']:.2f} |",
+             f"| TokenFlow / per-frame, edit stage (cached inversion) | <= 1.0 | "
+             f"{tf_warm['seconds']['edit'] / pf_warm['seconds']['edit']:.2f} |"]
+    if flops_per_pass and peak:
+        lines.append(f"| UNet share of the bf16 peak, TokenFlow cold | >= 40% | "
+                     f"{achieved_tflops(tf_cold, flops_per_pass) / peak:.0%} |")
+    lines.append(f"| keyframes attending jointly per group | all of a 120-frame clip (15) on a GPU | "
+                 f"{tf_cold.get('max_joint_keyframes', '?')} |")
     return "\n".join(lines)
 
 
@@ -95,6 +172,8 @@ def main() -> int:
     parser.add_argument("--memory-clip", type=Path, default=REPO.parent / "shared" / "media" / "bikes.mp4")
     parser.add_argument("--memory-frames", default="16,32,64,128")
     parser.add_argument("--memory-size", type=int, default=64)
+    parser.add_argument("--peak-tflops", type=float, help="the device's dense bf16 peak (default: known GPUs by name)")
+    parser.add_argument("--max-joint-keyframes", type=int, default=0, help="passed to every TokenFlow run (0 = auto)")
     parser.add_argument("--skip", default="", help="comma list of sections to skip: side,large,memory,warp")
     parser.add_argument("--json", type=Path, help="also write all figures here")
     args = parser.parse_args()
@@ -107,30 +186,45 @@ def main() -> int:
         subprocess.run([sys.executable, "-m", "server.cli", "models", "make-tiny", model], check=True, cwd=REPO,
                        stdout=subprocess.DEVNULL)
     common = ["--model", model, "--device", args.device]
+    import torch
+
+    accelerator = torch.cuda.get_device_name() if args.device.startswith("cuda") else "no GPU"
     figures: dict = {"machine": f"{platform.node()} {platform.processor() or platform.machine()}, "
-                                f"{os.cpu_count()} cores, device {args.device}"}
+                                f"{os.cpu_count()} cores, {accelerator}, torch {torch.__version__}, device {args.device}"}
     print(f"# bench_edit: {figures['machine']}, model {model}\n")
 
     if "side" not in skip:
-        cache = work / "cache-side"
         clip = [str(args.clip), "--frames", f"0:{args.frames - 1}", "--size", str(args.size), "--steps", str(args.steps),
-                *common, "--cache-dir", str(cache)]
-        rows = {
-            "TokenFlow, first edit": tokenflow_edit([*clip, "-p", "a watercolor painting", "-o", str(work / "tf") + "/"], work, "tf"),
-            "TokenFlow, re-edit (cached inversion)": tokenflow_edit([*clip, "-p", "a pencil sketch", "-o", str(work / "tf2") + "/"], work, "tf2"),
-            "per-frame PnP (cached inversion)": tokenflow_edit([*clip, "-p", "a watercolor painting", "--method", "per-frame", "-o", str(work / "pf") + "/"], work, "pf"),
+                *common, "--max-joint-keyframes", str(args.max_joint_keyframes)]
+
+        def side(name: str, cache: str, *extra: str) -> dict:
+            return tokenflow_edit([*clip, "--cache-dir", str(work / cache), *extra, "-o", str(work / name) + "/"],
+                                  work, name)
+
+        rows = {  # each method inverts in its own cache first (cold), then re-edits on it (cached)
+            "TokenFlow, cold": side("tf", "cache-tf", "-p", "a watercolor painting"),
+            "TokenFlow, cached inversion": side("tf2", "cache-tf", "-p", "a pencil sketch"),
+            "per-frame PnP, cold": side("pf", "cache-pf", "-p", "a watercolor painting", "--method", "per-frame"),
+            "per-frame PnP, cached inversion": side("pf2", "cache-pf", "-p", "a pencil sketch", "--method", "per-frame"),
         }
         figures["side_by_side"] = rows
+        flops = unet_flops_per_frame(model, args.device, tuple(rows["TokenFlow, cold"]["working_size"]))
+        peak, peak_text = device_peak(args.device, args.peak_tflops)
+        figures["unet_flops_per_frame"] = flops
+        figures["peak_tflops"] = peak
         print(f"## 1. Side by side: {args.clip.name}, {args.frames} frames, --size {args.size}, {args.steps} steps\n")
-        print(per_frame_table(rows))
-        tf, pf = rows["TokenFlow, re-edit (cached inversion)"], rows["per-frame PnP (cached inversion)"]
+        print(f"One UNet frame-evaluation at {rows['TokenFlow, cold']['working_size']}: {flops / 1e12:.3f} TFLOP; "
+              f"peak {peak_text}.\n")
+        print(per_frame_table(rows, flops, peak))
+        tf, pf = rows["TokenFlow, cached inversion"], rows["per-frame PnP, cached inversion"]
         print(f"\nedit-stage time TokenFlow / per-frame (both on the cached inversion): "
               f"{tf['seconds']['edit'] / pf['seconds']['edit']:.2f}\n")
+        print(targets_table(rows, flops, peak) + "\n")
 
         if "warp" not in skip:
             source = list(read_frames(args.clip, 0, args.frames - 1))
             e_tf = warp_error(load_sequence(work / "tf"), source)
-            e_pf = warp_error(load_sequence(work / "pf"), source)
+            e_pf = warp_error(load_sequence(work / "pf"), source)  # both cold, same prompt
             figures["warp_error"] = {"tokenflow": e_tf, "per_frame": e_pf, "ratio": e_tf / e_pf}
             print(f"## 4. Warp error (source DIS flow): TokenFlow {e_tf:.3f}, per-frame {e_pf:.3f}, "
                   f"ratio **{e_tf / e_pf:.3f}** (random weights: expect ~1, see ALGORITHM.md)\n")

@@ -1,6 +1,7 @@
 """Server benchmarks: wire throughput, time to first proxy, server overhead.
 
     python benchmarks/bench_server.py [--model DIR] [--device cpu|cuda] [--steps 10] [--frames 0:15]
+    python benchmarks/bench_server.py --slow-subscribers 8 [--hd-frames 48] [--code OLD_CHECKOUT --code .]
 
 1. Full-HD frames per second over the wire: a `tokenflow serve` process with a
    pass-through engine (no model: every decoded 1920x1080 frame comes straight back)
@@ -10,6 +11,8 @@
    `tokenflow edit` does): the server's overhead. Cold (inversion computed) and warm
    (inversion cache hit) runs.
 3. Time to the first proxy as a fraction of the job, from the same server runs.
+4. (--slow-subscribers N) the server's memory while N clients subscribe to a 1080p
+   job and read nothing: the per-client byte budget at work.
 
 Without --model a tiny random model is built (CPU-sized figures; on a GPU pass a real
 model folder). Prints the figures; --json FILE also writes them.
@@ -85,14 +88,15 @@ class Serve:
         self.root = root
         root.mkdir(parents=True, exist_ok=True)
         self.log = root / "serve.log"
-        cmd = [sys.executable, "-m", "server.cli", "serve", "--bind", "tcp://127.0.0.1:*", "--model", model,
+        # The default endpoint (a private ipc:// socket), in a runtime folder of this run's own.
+        cmd = [sys.executable, "-m", "server.cli", "serve", "--model", model,
                "--device", device, "--data-dir", str(root / "data"), "--cache-dir", str(root / "cache"),
                "--allow-output", str(root), *extra]
-        env = {**os.environ, "PYTHONPATH": str(REPO), "HF_HUB_OFFLINE": "1"}
+        env = {**os.environ, "PYTHONPATH": str(REPO), "HF_HUB_OFFLINE": "1", "TOKENFLOW_RUNTIME_DIR": str(root / "run")}
         self.proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=open(self.log, "w"), stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 300
         while time.monotonic() < deadline:
-            m = re.search(r"listening on (tcp://\S+)", self.log.read_text())
+            m = re.search(r"listening on ((?:tcp|ipc)://\S+)", self.log.read_text())
             if m:
                 self.endpoint = m.group(1)
                 return
@@ -173,6 +177,112 @@ def bench_wire(root: Path, hd_frames: int) -> dict:
     }
 
 
+def _rss_kib(pid: int, field: str) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    return 0
+
+
+def bench_slow_subscribers(root: Path, hd_frames: int, subscribers: int, code: Path = REPO) -> dict:
+    """Server memory while `subscribers` clients subscribe to a 1080p job and read nothing.
+
+    Raw DEALER sockets (no bridge.client), so the same run measures an older checkout
+    (`--code DIR`): each subscriber keeps its own receive queue at one message and its
+    kernel buffer small, heartbeats (alive, as the protocol asks), and reads nothing
+    until the job is done; then all of them read everything. Figures: the server's
+    resident memory before the job (VmRSS) and its peak (VmHWM), from /proc.
+    """
+    import msgpack
+    import zmq
+
+    clip = root / "hd.mp4" if (root / "hd.mp4").exists() else make_hd_clip(root / "hd.mp4", hd_frames)
+    work = root / f"slow-{code.name}"
+    work.mkdir(parents=True, exist_ok=True)
+    private = (code / "bridge" / "local.py").exists()  # the default is a private ipc socket there
+    bind = [] if private else ["--bind", "tcp://127.0.0.1:*"]
+    cmd = [sys.executable, "-m", "server.cli", "serve", *bind, "--model", "none", "--device", "cpu",
+           "--data-dir", str(work / "data"), "--cache-dir", str(work / "cache"), "--allow-output", str(work),
+           "--engine-factory", "benchmarks.bench_server:passthrough_factory"]
+    env = {**os.environ, "PYTHONPATH": f"{code}:{REPO}", "HF_HUB_OFFLINE": "1", "TOKENFLOW_RUNTIME_DIR": str(work / "run")}
+    log = work / "serve.log"
+    proc = subprocess.Popen(cmd, cwd=code, env=env, stdout=open(log, "w"), stderr=subprocess.STDOUT)
+    ctx = zmq.Context()
+    socks = []
+    try:
+        deadline = time.monotonic() + 120
+        while not (m := re.search(r"listening on ((?:tcp|ipc)://\S+)", log.read_text())):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit(log.read_text())
+            time.sleep(0.1)
+        endpoint = m.group(1)
+
+        def dealer(slow: bool) -> "zmq.Socket":
+            s = ctx.socket(zmq.DEALER)
+            s.setsockopt(zmq.LINGER, 0)
+            if slow:
+                s.setsockopt(zmq.RCVHWM, 1)
+                s.setsockopt(zmq.RCVBUF, 4096)
+            s.connect(endpoint)
+            return s
+
+        def msg(type_: str, rid: int | None, job: str | None = None, **body) -> list[bytes]:
+            return [msgpack.packb({"v": 1, "type": type_, "rid": rid, "job": job, "seq": None, "body": body})]
+
+        ctl = dealer(False)
+        ctl.send_multipart(msg("hello", 1, client="bench", versions=[1]))
+        ctl.poll(60_000)
+        ctl.recv_multipart()
+        time.sleep(1.0)
+        before = _rss_kib(proc.pid, "VmRSS")
+        spec = {"input": str(clip), "params": {"prompt": "pass-through"}, "output": str(work / "out.mp4")}
+        ctl.send_multipart(msg("submit", 2, spec=spec))
+        ctl.poll(60_000)
+        job = msgpack.unpackb(ctl.recv_multipart()[0])["job"]
+        for _ in range(subscribers):
+            s = dealer(True)
+            s.send_multipart(msg("subscribe", 1, job, from_seq=1))
+            socks.append(s)
+        t0 = time.monotonic()
+        state = "queued"
+        rss_series = []
+        while state not in ("done", "failed", "cancelled"):
+            for s in socks:
+                s.send_multipart(msg("heartbeat", None))
+            ctl.send_multipart(msg("status", 3, job))
+            while True:
+                ctl.poll(60_000)
+                h = msgpack.unpackb(ctl.recv_multipart()[0])
+                if h.get("rid") == 3:
+                    state = h["body"]["info"]["state"]
+                    break
+            rss_series.append(_rss_kib(proc.pid, "VmRSS"))
+            time.sleep(0.25)
+        job_s = time.monotonic() - t0
+        time.sleep(2.0)  # what is queued for the subscribers now stays queued
+        held = _rss_kib(proc.pid, "VmRSS")
+        peak = _rss_kib(proc.pid, "VmHWM")
+        frames_read = 0
+        for s in socks:  # now they read: every frame arrives
+            while True:
+                if not s.poll(60_000):
+                    raise SystemExit("a subscriber got nothing for 60 s")
+                h = msgpack.unpackb(s.recv_multipart()[0])
+                frames_read += h["type"] == "frame"
+                if h["type"] in ("done", "failed", "cancelled"):
+                    break
+        return {"code": str(code), "hd_frames": hd_frames, "subscribers": subscribers, "job_s": round(job_s, 1),
+                "rss_before_MiB": round(before / 1024), "rss_peak_MiB": round(peak / 1024),
+                "rss_held_after_job_MiB": round(held / 1024),
+                "growth_peak_MiB": round((peak - before) / 1024), "frames_read": frames_read}
+    finally:
+        for s in socks:
+            s.close(linger=0)
+        ctx.destroy(linger=0)
+        proc.terminate()
+        proc.wait(60)
+
+
 def bench_edit(root: Path, model: str, device: str, frames: str, steps: int, size: int) -> dict:
     from bridge import media
     from server.quiet import quiet_libraries
@@ -231,11 +341,26 @@ def main() -> int:
     ap.add_argument("--size", type=int, default=128)
     ap.add_argument("--hd-frames", type=int, default=48)
     ap.add_argument("--skip-wire", action="store_true")
+    ap.add_argument("--slow-subscribers", type=int, metavar="N",
+                    help="only measure server memory under N subscribers of a 1080p job that read nothing")
+    ap.add_argument("--code", type=Path, action="append",
+                    help="with --slow-subscribers: run the server from this checkout (repeat to compare; "
+                    "default: this one)")
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
     figures = {"omp_num_threads": os.environ.get("OMP_NUM_THREADS"), "cpus": os.cpu_count()}
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
+        if args.slow_subscribers:
+            figures["slow_subscribers"] = [
+                bench_slow_subscribers(root, args.hd_frames, args.slow_subscribers, code.resolve())
+                for code in (args.code or [REPO])
+            ]
+            for row in figures["slow_subscribers"]:
+                print("slow subscribers:", json.dumps(row), flush=True)
+            if args.json:
+                args.json.write_text(json.dumps(figures, indent=2))
+            return 0
         if not args.skip_wire:
             figures["wire"] = bench_wire(root, args.hd_frames)
             print("wire:", json.dumps(figures["wire"]), flush=True)

@@ -15,6 +15,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from bridge import protocol as p
+from bridge.edit_options import add_param_options, params_from_args
 from bridge.media_cli import add_format_options
 from bridge.status_line import StatusLine, progress_text
 from bridge.client import Client, ClientError, ConnectionLost, CurveKeys, EventKind, JobEvent, ServerError, absolute
@@ -24,17 +25,9 @@ EXIT_FAILED = 1
 EXIT_BAD_INPUT = 2
 EXIT_CANCELLED = 130
 
-# option -> EditParams field; only options given on the command line are sent.
-_PARAM_OPTIONS = {
-    "negative": "negative_prompt", "steps": "steps", "guidance": "guidance", "kf_interval": "kf_interval",
-    "seed": "seed", "size": "short_side", "method": "method", "inversion_prompt": "inversion_prompt",
-    "batch_size": "batch_size", "max_joint_keyframes": "max_joint_keyframes",
-}
-
-
 def _add_connection_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--server", metavar="ENDPOINT",
-                        help=f"server endpoint (default: $TOKENFLOW_SERVER or {p.DEFAULT_ENDPOINT})")
+                        help="server endpoint (default: $TOKENFLOW_SERVER or your own server's private ipc:// socket)")
     parser.add_argument("--server-key", type=Path, help="the server's CurveZMQ public key file (remote servers)")
     parser.add_argument("--client-key", type=Path, help="this client's CurveZMQ .key_secret file (remote servers)")
     parser.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for an answer (default: %(default)s)")
@@ -48,26 +41,17 @@ def register(subparsers) -> None:
         "or leave it running.",
     )
     submit.add_argument("input", help="source video file (on the server's machine)")
-    submit.add_argument("-p", "--prompt", required=True, help="what the edited clip should look like")
-    submit.add_argument("--negative", help="negative prompt (default: the server's)")
     submit.add_argument("--frames", metavar="FIRST:LAST",
                         help="source frames to edit, counted from 0, inclusive at both ends (default: whole clip)")
     submit.add_argument("-o", "--output", help="OUT.mp4 / OUT.mov movie, or an image sequence (a folder, or a "
                         "pattern like frames/%%06d.png) (default: INPUT_tokenflow.mp4 beside the input)")
-    submit.add_argument("--steps", type=int, help="denoising steps (default: 50)")
-    submit.add_argument("--guidance", type=float, help="classifier-free guidance (default: 7.5)")
-    submit.add_argument("--kf-interval", type=int, help="one keyframe per this many frames (default: 8)")
-    submit.add_argument("--seed", type=int, help="random seed (default: 0)")
-    submit.add_argument("--size", type=int, help="working short side in pixels (default: 512)")
-    submit.add_argument("--method", choices=("tokenflow", "per-frame"), help="(default: tokenflow)")
-    submit.add_argument("--inversion-prompt", help="describes the source; used for inversion (default: empty)")
-    submit.add_argument("--batch-size", type=int, help="frames per UNet call; lower it if memory runs out (default: 8)")
-    submit.add_argument("--max-joint-keyframes", type=int, metavar="N",
-                        help="keyframes attending to each other in one group (default: 0 = as many as fit the server's device)")
+    add_param_options(submit, send_defaults=False)  # the same table as `tokenflow edit` and the protocol
     add_format_options(submit)
     submit.add_argument("--model", help="one of the server's models (default: the server's default)")
     submit.add_argument("--priority", type=int, default=0, help="higher runs first (default: %(default)s)")
     submit.add_argument("--detach", action="store_true", help="print the job id and exit once it is queued")
+    submit.add_argument("--overwrite", action="store_true",
+                        help="replace an existing output (never the input); without it an existing output is refused")
     submit.add_argument("--download", type=Path, metavar="DIR",
                         help="when the job is done, save its outputs into DIR on this machine (checksums verified; "
                         "an existing file is never replaced)")
@@ -184,11 +168,7 @@ def _follow_interactively(client: Client, job: str, from_seq: int) -> int:
 
 
 def job_spec_from_args(args: argparse.Namespace) -> p.JobSpec:
-    params: dict = {"prompt": args.prompt}
-    for option, name in _PARAM_OPTIONS.items():
-        value = getattr(args, option)
-        if value is not None:
-            params[name] = value
+    params = params_from_args(args)
     source = absolute(args.input)
     preset = getattr(args, "format", None)
     if args.output:
@@ -197,19 +177,25 @@ def job_spec_from_args(args: argparse.Namespace) -> p.JobSpec:
         output = _default_output(source, preset)
     return p.JobSpec(input=source, params=params, frames=args.frames, output=output, model=args.model,
                      priority=args.priority, client_token=uuid.uuid4().hex, preset=preset,
-                     start_number=getattr(args, "start_number", None))
+                     start_number=getattr(args, "start_number", None), overwrite=bool(getattr(args, "overwrite", False)))
 
 
 def _default_output(source: str, preset: str | None) -> str:
-    """INPUT_tokenflow.mp4 beside the input, or the preset's extension (a folder for a sequence)."""
+    """INPUT_tokenflow_JOB.mp4 beside the input (the server puts the job id for `{job}`), or the
+    preset's extension (a folder for a sequence): unique per job, so two prompts keep both."""
     from bridge.media.presets import PRESETS
 
     chosen = PRESETS[preset] if preset else PRESETS["h264"]
-    stem = Path(source).with_name(f"{Path(source).stem}_tokenflow")
+    stem = Path(source).with_name(f"{Path(source).stem}_tokenflow_{{job}}")
     return f"{stem}{chosen.extension}" if chosen.is_movie else f"{stem}/"
 
 
 def run_submit(args: argparse.Namespace) -> int:
+    for name, text in (("prompt", args.prompt), ("negative prompt", args.negative),
+                       ("inversion prompt", args.inversion_prompt)):
+        if text is not None and len(text) > p.MAX_PROMPT_CHARS:
+            return _err(f"the {name} is {len(text)} characters long; the model's text encoder (CLIP) reads only 77 "
+                        f"tokens, so at most {p.MAX_PROMPT_CHARS} characters are accepted: shorten it.", EXIT_BAD_INPUT)
     spec = job_spec_from_args(args)
     try:
         with _client(args) as client:
@@ -217,6 +203,10 @@ def run_submit(args: argparse.Namespace) -> int:
                 accepted = client.submit(spec)
             except ServerError as exc:
                 where = f" ({exc.field})" if exc.field else ""
+                if exc.code == "output_not_allowed" and not args.output:
+                    return _err(f"no -o was given, so the output would go beside the input, but {exc.message[0].lower()}"
+                                f"{exc.message[1:]}\n  Pass -o with a path in an allowed folder, or start the server "
+                                "with --allow-output FOLDER_OF_THE_INPUT.", EXIT_BAD_INPUT)
                 return _err(f"{exc.message}{where}" + (f"\n  {exc.hint}" if exc.hint else ""), EXIT_BAD_INPUT)
             job = accepted.job
             if args.detach:

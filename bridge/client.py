@@ -24,6 +24,7 @@ from typing import Any, Iterator
 
 import zmq
 
+from bridge import local
 from bridge import protocol as p
 
 SERVER_ENV = "TOKENFLOW_SERVER"
@@ -43,6 +44,10 @@ class ServerError(ClientError):
 
 class ConnectionLost(ClientError):
     """No answer from the server within the time allowed."""
+
+
+class AccessRefused(ConnectionLost):
+    """The server refused this client's CurveZMQ key (or this client brought none)."""
 
 
 class EventKind(str, enum.Enum):
@@ -92,6 +97,12 @@ class CurveKeys:
     secret: bytes
 
     @classmethod
+    def local(cls) -> "CurveKeys | None":
+        """The user's own keys for a loopback TCP server (bridge/local.py), when the server made them."""
+        keys = local.local_keys()
+        return cls.from_files(keys.server_public, keys.client_secret) if keys.exist() else None
+
+    @classmethod
     def from_files(cls, server_key: str | os.PathLike, client_secret_key: str | os.PathLike) -> "CurveKeys":
         import zmq.auth
 
@@ -107,7 +118,13 @@ class _SessionLost(Exception):
 
 
 def default_endpoint() -> str:
-    return os.environ.get(SERVER_ENV) or p.DEFAULT_ENDPOINT
+    """$TOKENFLOW_SERVER, else the user's own server (a private ipc:// socket; bridge/local.py)."""
+    return os.environ.get(SERVER_ENV) or local.default_endpoint()
+
+
+# Handshake failures: the server refused our key, or wants keys we do not have.
+_HANDSHAKE_FAILED = (zmq.EVENT_HANDSHAKE_FAILED_AUTH | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
+                     | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL)
 
 
 class Client:
@@ -122,6 +139,8 @@ class Client:
         self.name = name
         self._context = context or zmq.Context.instance()
         self._socket: zmq.Socket | None = None
+        self._monitor: zmq.Socket | None = None
+        self._refused: str | None = None  # why the last handshake failed, if it did
         self._rids = itertools.count(1)
         self._active: set[int] = set()  # request ids whose messages we keep
         self._inbox: dict[int, deque[p.Envelope]] = defaultdict(deque)
@@ -141,6 +160,10 @@ class Client:
 
     def close(self) -> None:
         if self._socket is not None:
+            if self._monitor is not None:
+                self._socket.disable_monitor()
+                self._monitor.close(linger=0)
+                self._monitor = None
             self._socket.close(linger=0)
             self._socket = None
 
@@ -157,10 +180,18 @@ class Client:
         s.setsockopt(zmq.LINGER, 0)
         # Messages wait for a connection instead of being dropped while none is up.
         s.setsockopt(zmq.IMMEDIATE, 0)
-        if self.keys is not None:
-            s.curve_serverkey = self.keys.server_public
-            s.curve_publickey = self.keys.public
-            s.curve_secretkey = self.keys.secret
+        # A send never blocks past the timeout (it would wait forever for a server that
+        # refuses our key: the connection never comes up).
+        s.setsockopt(zmq.SNDTIMEO, max(1, int(self.timeout * 1000)))
+        keys = self.keys
+        if keys is None and local.is_loopback_tcp(self.endpoint):
+            keys = CurveKeys.local()  # the user's own loopback server proves the user with these
+        if keys is not None:
+            s.curve_serverkey = keys.server_public
+            s.curve_publickey = keys.public
+            s.curve_secretkey = keys.secret
+        self._monitor = s.get_monitor_socket(_HANDSHAKE_FAILED)
+        self._refused = None
         s.connect(self.endpoint)
         self._socket = s
         self._inbox.clear()
@@ -169,24 +200,50 @@ class Client:
         self._session_lost = False
 
     def _no_answer(self, seconds: float) -> ConnectionLost:
+        """`seconds`: how long this client actually waited."""
+        self._check_handshake()
+        if self._refused:
+            return AccessRefused(
+                f"The TokenFlow server at {self.endpoint} refused this client ({self._refused}); gave up after "
+                f"{seconds:.1f} s. Give the server's public key and an allowed client key (--server-key, "
+                "--client-key), or ask whoever runs the server to add this client's public key to its clients/ "
+                "folder."
+            )
         return ConnectionLost(
-            f"No answer from the TokenFlow server at {self.endpoint} for {seconds:.0f} s. "
+            f"No answer from the TokenFlow server at {self.endpoint} after waiting {seconds:.1f} s. "
             "Is it running? Start it with `tokenflow serve`, or point to it with --server ENDPOINT "
             f"(or ${SERVER_ENV})."
         )
 
+    def _check_handshake(self) -> None:
+        """Read the socket monitor: a refused handshake ends the wait at once."""
+        if self._monitor is None:
+            return
+        from zmq.utils.monitor import recv_monitor_message
+
+        while self._monitor.poll(0):
+            event = recv_monitor_message(self._monitor)
+            if event["event"] == zmq.EVENT_HANDSHAKE_FAILED_AUTH:
+                self._refused = "its CurveZMQ authentication refused this client's key"
+            elif event["event"] & _HANDSHAKE_FAILED:
+                self._refused = ("the security handshake failed: the server needs CurveZMQ keys this client "
+                                 "does not have, or the keys do not match")
+
     def _reconnect(self) -> None:
         """Fresh socket and hello, retried until reconnect_timeout (the Lazy Pirate way)."""
-        deadline = time.monotonic() + self.reconnect_timeout
+        started = time.monotonic()
+        deadline = started + self.reconnect_timeout
         delay = 0.2
         while True:
             self._open()
             try:
                 self.hello(timeout=min(self.timeout, max(0.5, deadline - time.monotonic())))
                 return
+            except AccessRefused:
+                raise
             except ConnectionLost:
                 if time.monotonic() >= deadline:
-                    raise self._no_answer(self.reconnect_timeout) from None
+                    raise self._no_answer(time.monotonic() - started) from None
                 time.sleep(min(delay, max(0.0, deadline - time.monotonic())))
                 delay = min(delay * 2, 2.0)
 
@@ -198,7 +255,13 @@ class Client:
         rid = next(self._rids)
         if keep:
             self._active.add(rid)
-        self._socket.send_multipart(p.encode(p.Envelope(body, rid=rid, job=job)), copy=False)
+        started = time.monotonic()
+        try:
+            self._socket.send_multipart(p.encode(p.Envelope(body, rid=rid, job=job)), copy=False)
+        except zmq.Again:  # SNDTIMEO: the connection never came up
+            self._active.discard(rid)
+            self._check_handshake()
+            raise self._no_answer(time.monotonic() - started) from None
         self._last_sent = time.monotonic()
         return rid
 
@@ -213,7 +276,14 @@ class Client:
             self._send(p.Heartbeat(), keep=False)
         silence = self.heartbeat_s * self.liveness
         wait = max(0.0, min(timeout, self.heartbeat_s, self._last_heard + silence - now))
-        if self._socket.poll(int(wait * 1000), zmq.POLLIN):
+        self._check_handshake()
+        if self._refused:
+            raise _SessionLost("refused")
+        poller = zmq.Poller()
+        poller.register(self._socket, zmq.POLLIN)
+        if self._monitor is not None:
+            poller.register(self._monitor, zmq.POLLIN)  # a refused handshake wakes the wait
+        if self._socket in dict(poller.poll(int(wait * 1000))):
             while True:
                 try:
                     frames = self._socket.recv_multipart(zmq.NOBLOCK, copy=False)
@@ -248,6 +318,7 @@ class Client:
     def _next(self, rid: int, deadline: float | None, watch_session: bool = False) -> p.Envelope:
         """The next message for `rid`; raises _SessionLost (silence; with watch_session also a
         restarted server or a forgotten session), or ConnectionLost at the deadline."""
+        started = time.monotonic()
         while True:
             box = self._inbox.get(rid)
             if box:
@@ -256,7 +327,7 @@ class Client:
                 raise _SessionLost("session")
             remaining = None if deadline is None else deadline - time.monotonic()
             if remaining is not None and remaining <= 0:
-                raise self._no_answer(self.timeout)
+                raise self._no_answer(time.monotonic() - started)
             self._pump(self.heartbeat_s if remaining is None else remaining)
 
     def request(self, body: p.Body, job: str | None = None, timeout: float | None = None) -> p.Envelope:
@@ -264,11 +335,12 @@ class Client:
         # Silence counts from now: a client idle for minutes has heard nothing because it asked nothing.
         self._last_heard = max(self._last_heard, time.monotonic())
         timeout = self.timeout if timeout is None else timeout
+        started = time.monotonic()
         rid = self._send(body, job)
         try:
-            env = self._next(rid, time.monotonic() + timeout)
+            env = self._next(rid, started + timeout)
         except _SessionLost:
-            raise self._no_answer(timeout) from None
+            raise self._no_answer(time.monotonic() - started) from None
         finally:
             self._forget(rid)
         if isinstance(env.body, p.Error):
@@ -299,7 +371,19 @@ class Client:
         return self.request(p.Status(), job=job).body.info
 
     def list_jobs(self, states: list[str] | None = None, limit: int = 100, batch: str | None = None) -> list[p.JobInfo]:
-        return self.request(p.ListJobs(states=states, limit=limit, batch=batch)).body.jobs
+        """Up to `limit` jobs, newest first, read page by page (the server bounds each page)."""
+        jobs: list[p.JobInfo] = []
+        while len(jobs) < limit:
+            page = self.request(p.ListJobs(states=states, limit=min(limit - len(jobs), p.MAX_LIST),
+                                           offset=len(jobs), batch=batch)).body
+            jobs.extend(page.jobs)
+            if not page.more or not page.jobs:
+                break
+        return jobs
+
+    def stats(self) -> p.Stats:
+        """What the server holds for its clients now (queued bytes, subscriptions; docs/protocol.md)."""
+        return self.request(p.Stats()).body
 
     # --- the render queue (docs/queue.md) ---
 
@@ -367,10 +451,11 @@ class Client:
         rid = self._send(p.Fetch(what="frames", first=first, last=last), job=job)
         try:
             while True:
+                started = time.monotonic()
                 try:
-                    env = self._next(rid, time.monotonic() + self.timeout)
+                    env = self._next(rid, started + self.timeout)
                 except _SessionLost:
-                    raise self._no_answer(self.timeout) from None
+                    raise self._no_answer(time.monotonic() - started) from None
                 if isinstance(env.body, p.Error):
                     raise ServerError(env.body.code, env.body.message, env.body.hint, env.body.field)
                 if isinstance(env.body, p.FetchEnd):
@@ -390,6 +475,8 @@ class Client:
                         rid = self._send(p.Subscribe(from_seq=last + 1, frames=frames, proxies=proxies), job=job)
                     env = self._next(rid, None, watch_session=True)
                 except _SessionLost:
+                    if self._refused:
+                        raise self._no_answer(0.0) from None
                     if rid is not None:
                         self._forget(rid)
                     rid = None

@@ -30,12 +30,20 @@ SUPPORTED_VERSIONS = (1,)
 DEFAULT_PORT = 7460
 DEFAULT_ENDPOINT = f"tcp://127.0.0.1:{DEFAULT_PORT}"
 DEFAULT_MAX_REQUEST_BYTES = 1 << 20  # requests carry paths and prompts, never pixels
+# Any single inbound frame up to this size is read and answered (`too_large` when it is
+# over max_request_bytes); ZeroMQ drops the connection of a peer sending a bigger frame.
+DEFAULT_MAX_FRAME_BYTES = 16 << 20
+# Every string in a request (paths, prompts, names) is at most this many characters.
+MAX_STRING_CHARS = 4096
 HEARTBEAT_INTERVAL_S = 1.0
 # A peer is presumed dead after this many heartbeat intervals without any traffic.
 HEARTBEAT_LIVENESS = 5
 
 JOB_STATES = ("queued", "running", "done", "failed", "cancelled")
 TERMINAL_STATES = ("done", "failed", "cancelled")
+# CLIP reads 77 tokens (about 300 characters); longer prompts are refused, not cut.
+MAX_PROMPT_CHARS = 1000
+_PROMPT_PARAMS = ("prompt", "negative_prompt", "inversion_prompt")
 _JOB_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _MAX_INT = (1 << 63) - 1
 # Largest chunk of an output file one `read` reply carries (see `Read`).
@@ -95,6 +103,9 @@ class JobSpec:
     preset: Optional[str] = None
     # First number of an image sequence; None = the source frame numbers.
     start_number: Optional[int] = None
+    # Replace an existing output (a file, or frames of the same sequence pattern); the
+    # input itself is never replaced. `{job}` in `output` becomes the job id.
+    overwrite: bool = False
     # The render queue (docs/queue.md): with no `output`, the server names the output
     # `destination/<name_template>` (+ the format's extension), never reusing a name.
     destination: Optional[str] = None  # absolute folder on the server's machine
@@ -122,8 +133,12 @@ class Cancel(Body):
 class ListJobs(Body):
     TYPE: ClassVar[str] = "list"
     states: Optional[list[str]] = None
-    limit: int = 100
+    limit: int = 100  # 1..MAX_LIST
+    offset: int = 0  # jobs to skip (newest first): pages are offset, offset + limit, ...
     batch: Optional[str] = None  # only this batch's jobs, in the order they were queued
+
+
+MAX_LIST = 1000
 
 
 @dataclass(frozen=True)
@@ -200,6 +215,20 @@ class Delete(Body):
 
 
 @dataclass(frozen=True)
+class Stats(Body):
+    """Request (empty body) and reply: what the server holds for its clients right now."""
+
+    TYPE: ClassVar[str] = "stats"
+    clients: int = 0  # clients the server knows (said anything within the liveness window)
+    subscriptions: int = 0
+    fetches: int = 0  # open `fetch` frame streams
+    queued_bytes: int = 0  # bytes handed to ZeroMQ for all clients and not yet written to their connections
+    peak_client_queued_bytes: int = 0  # the most any one client has had queued since the server started
+    peak_queued_bytes: int = 0  # the most queued for all clients together since the server started
+    rss_bytes: int = 0  # the server process's resident memory (0 where unknown)
+
+
+@dataclass(frozen=True)
 class Heartbeat(Body):
     """Sent by both ends. The server's carries its instance id: when it changes, the
     server restarted and the client must subscribe again."""
@@ -221,6 +250,14 @@ class Limits:
     max_frames: int = 100_000
     heartbeat_s: float = HEARTBEAT_INTERVAL_S
     heartbeat_liveness: int = HEARTBEAT_LIVENESS
+    max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES
+    max_string_chars: int = MAX_STRING_CHARS
+    max_list: int = MAX_LIST
+    max_clients: int = 64
+    max_subscriptions: int = 32  # per client
+    max_fetches: int = 4  # open frame fetches per client
+    client_queue_bytes: int = 64 << 20  # per client: past it, its streams pause and resume from the store
+    total_queue_bytes: int = 256 << 20  # all clients together
 
 
 @dataclass(frozen=True)
@@ -272,6 +309,7 @@ class JobStatus(Body):
 class JobList(Body):
     TYPE: ClassVar[str] = "jobs"
     jobs: list[JobInfo] = field(default_factory=list)
+    more: bool = False  # more jobs match: ask again with offset + len(jobs)
 
 
 @dataclass(frozen=True)
@@ -279,6 +317,16 @@ class Subscribed(Body):
     TYPE: ClassVar[str] = "subscribed"
     state: str = ""
     last_seq: int = 0  # events 1..last_seq exist now; replay follows, then live events
+
+
+@dataclass(frozen=True)
+class Unsubscribed(Body):
+    """Sent with a subscription's rid when it ends before the job's terminal event:
+    `reason` is "replaced" (a newer subscribe to the same job on this connection took
+    over) or "unsubscribed" (the client asked)."""
+
+    TYPE: ClassVar[str] = "unsubscribed"
+    reason: str = ""
 
 
 @dataclass(frozen=True)
@@ -447,11 +495,11 @@ class Clip(Body):
 
 REQUESTS: tuple[type[Body], ...] = (
     Hello, Submit, Cancel, ListJobs, Status, Subscribe, Unsubscribe, Fetch, Reorder, Heartbeat, Delete,
-    Retry, QueueControl, ListFiles, Read, Probe,
+    Retry, QueueControl, ListFiles, Read, Probe, Stats,
 )
 REPLIES: tuple[type[Body], ...] = (
-    Welcome, JobStatus, JobList, Subscribed, Outputs, FetchEnd, Ok, Error, Heartbeat,
-    QueueState, Files, Chunk, Clip,
+    Welcome, JobStatus, JobList, Subscribed, Unsubscribed, Outputs, FetchEnd, Ok, Error, Heartbeat,
+    QueueState, Files, Chunk, Clip, Stats,
 )
 EVENTS: tuple[type[Body], ...] = (
     Accepted, Progress, Proxy, Frame, Done, Failed, Cancelled, Requeued,
@@ -527,20 +575,14 @@ def decode(
         raise ProtocolError("bad_message", "Empty message: expected a msgpack header frame.")
     sizes = [len(memoryview(f)) if not isinstance(f, (bytes, bytearray)) else len(f) for f in frames]
     if max_bytes is not None and sum(sizes) > max_bytes:
-        raise ProtocolError("too_large", f"Message of {sum(sizes)} bytes exceeds the limit of {max_bytes} bytes.")
-    raw = frames[0]
-    limit = max(sizes[0], 1)
+        # Answer with the request's rid when its header alone is readable, so the client
+        # can match the refusal to the request.
+        header = _read_header(frames[0], sizes[0]) if sizes[0] <= max_bytes else None
+        rid = header.get("rid") if isinstance(header, dict) else None
+        raise ProtocolError("too_large", f"Message of {sum(sizes)} bytes exceeds the limit of {max_bytes} bytes.",
+                            rid=rid if _is_int(rid) and 0 <= rid <= _MAX_INT else None)
     try:
-        header = msgpack.unpackb(
-            bytes(raw),
-            raw=False,
-            strict_map_key=True,
-            max_str_len=limit,
-            max_bin_len=limit,
-            max_array_len=limit,
-            max_map_len=limit,
-            max_ext_len=0,
-        )
+        header = _read_header(frames[0], sizes[0])
     except Exception as exc:  # msgpack raises many types on garbage; none may escape
         raise ProtocolError("bad_header", f"The header frame is not valid msgpack ({type(exc).__name__}).") from None
     if not isinstance(header, dict):
@@ -591,6 +633,12 @@ def decode(
     if len(blobs) != expected:
         raise fail("bad_message", f"A {mtype!r} message carries {expected} binary frame(s), got {len(blobs)}.")
     return Envelope(body=body, rid=rid, job=job, seq=seq, blobs=blobs, version=version)
+
+
+def _read_header(raw: Any, size: int) -> Any:
+    limit = max(size, 1)
+    return msgpack.unpackb(bytes(raw), raw=False, strict_map_key=True, max_str_len=limit, max_bin_len=limit,
+                           max_array_len=limit, max_map_len=limit, max_ext_len=0)
 
 
 # ---------------------------------------------------------------------------
@@ -678,6 +726,8 @@ def _coerce(value: Any, tp: Any, path: str, strict: bool) -> Any:
     if tp is str:
         if not isinstance(value, str):
             raise _FieldError(f"{path} must be a string.", path)
+        if strict and len(value) > MAX_STRING_CHARS:
+            raise _FieldError(f"{path} is {len(value)} characters long; the limit is {MAX_STRING_CHARS}.", path)
         return value
     raise _FieldError(f"{path} has an unsupported type.", path)  # a bug in this module
 
@@ -695,10 +745,24 @@ def _checks(body: Body) -> None:
         need(16 <= s.proxy_size <= 1024, "body.spec.proxy_size must be between 16 and 1024.", "body.spec.proxy_size")
         need(s.proxy_format in ("jpeg", "png"), "body.spec.proxy_format must be 'jpeg' or 'png'.", "body.spec.proxy_format")
         need(-1000 <= s.priority <= 1000, "body.spec.priority must be between -1000 and 1000.", "body.spec.priority")
+        for k in _PROMPT_PARAMS:
+            v = s.params.get(k)
+            need(
+                not isinstance(v, str) or len(v) <= MAX_PROMPT_CHARS,
+                f"body.spec.params.{k} is {len(v) if isinstance(v, str) else 0} characters long; the model's text "
+                f"encoder (CLIP) reads only 77 tokens, so at most {MAX_PROMPT_CHARS} characters are accepted.",
+                f"body.spec.params.{k}",
+            )
         for k, v in s.params.items():
             need(
                 v is None or isinstance(v, (bool, int, float, str)),
                 f"body.spec.params.{k} must be a number, string or boolean.",
+                f"body.spec.params.{k}",
+            )
+            need(
+                not isinstance(v, str) or len(v) <= MAX_STRING_CHARS,
+                f"body.spec.params.{k} is {len(v) if isinstance(v, str) else 0} characters long; "
+                f"the limit is {MAX_STRING_CHARS}.",
                 f"body.spec.params.{k}",
             )
         need(s.preset is None or 0 < len(s.preset) <= 64, "body.spec.preset must name an export preset.",
@@ -726,7 +790,8 @@ def _checks(body: Body) -> None:
             "body.first",
         )
     elif isinstance(body, ListJobs):
-        need(1 <= body.limit <= 10_000, "body.limit must be between 1 and 10000.", "body.limit")
+        need(1 <= body.limit <= MAX_LIST, f"body.limit must be between 1 and {MAX_LIST}.", "body.limit")
+        need(body.offset >= 0, "body.offset must be 0 or more.", "body.offset")
         for s in body.states or ():
             need(s in JOB_STATES, f"body.states: unknown state {s!r}; known: {list(JOB_STATES)}.", "body.states")
     elif isinstance(body, Reorder):

@@ -13,21 +13,26 @@ import threading
 
 import zmq
 
+from bridge.local import default_endpoint
 from server.config import ServerConfig
 from server.data_lock import DataDirLock
+from server.disk import Reserve, Usage, human, sweep, trim_cache, usage
 from server.engine_host import EngineFactory, EngineHost, default_factory
 from server.front import Front
 from server.journal import BlobCache, Doorbell, Journal
 from server.scheduler import Scheduler
-from server.security import secure
+from server.security import bind_private, secure
 from server.service import QUEUE_PAUSED, Service
 from server.store import JobStore
+from server.submission import check_job_output
 from server.worker import Worker
 
 log = logging.getLogger("tokenflow.server")
 
-# Messages queued per client before sends to it pause (each may be a full-HD frame).
+# Messages queued per client before sends to it pause; their bytes are bounded by
+# Limits.client_queue_bytes (server/front.py), so this only bounds small messages.
 SEND_QUEUE_MESSAGES = 64
+RECEIVE_QUEUE_MESSAGES = 64
 
 
 class Server:
@@ -51,7 +56,12 @@ class Server:
         self.scheduler = Scheduler(self.store.queued(), paused=bool(self.store.setting(QUEUE_PAUSED, False)))
         factory = engine_factory or default_factory(config.device, config.cache_dir)
         self.engines = EngineHost(factory, config.default_model)
-        self.worker = Worker(self.journal, self.scheduler, self.engines, preload=preload)
+        self.reserve = Reserve(config.data)
+        self.housekeeping()
+        self.worker = Worker(self.journal, self.scheduler, self.engines, preload=preload,
+                             job_options={"output_check": lambda spec, own: check_job_output(spec, config, own),
+                                          "reserve": self.reserve},
+                             after_job=self.housekeeping)
         self.service = Service(config, self.journal, self.scheduler, self.engines, self.server_id)
         self.context = zmq.Context()
         self.socket = self.context.socket(zmq.ROUTER)
@@ -59,22 +69,46 @@ class Server:
         self.front: Front | None = None
         self._thread: threading.Thread | None = None
 
+    def housekeeping(self) -> Usage:
+        """Retention and cache limits applied, the disk reserve back in place; returns the space used.
+
+        Runs at start and after every job, on the worker's thread (never beside a job).
+        """
+        cfg = self.config
+        deleted = sweep(self.store, self.scheduler, cfg.data, cfg.retention)
+        freed = trim_cache(cfg.cache_dir, cfg.retention.cache_bytes)
+        self.reserve.ensure()
+        used = usage(cfg.data, cfg.cache_dir, cfg.free_space)
+        if deleted or freed:
+            log.info("retention: deleted %d old job(s), trimmed %s of inversion cache", len(deleted), human(freed))
+        self.usage = used
+        return used
+
     def bind(self) -> str:
         """Bind (after the security check); returns the endpoint actually bound."""
         s = self.socket
         limits = self.config.limits
         s.setsockopt(zmq.ROUTER_MANDATORY, 1)  # unroutable and full queues raise instead of dropping
-        s.setsockopt(zmq.MAXMSGSIZE, limits.max_request_bytes)
-        s.setsockopt(zmq.SNDHWM, SEND_QUEUE_MESSAGES)
+        # Per frame: anything up to this is read and answered (`too_large` past
+        # max_request_bytes); ZeroMQ drops a peer that sends a bigger frame.
+        s.setsockopt(zmq.MAXMSGSIZE, max(limits.max_frame_bytes, limits.max_request_bytes))
+        s.setsockopt(zmq.SNDHWM, SEND_QUEUE_MESSAGES)  # bytes are bounded by the front's budget
+        s.setsockopt(zmq.RCVHWM, RECEIVE_QUEUE_MESSAGES)  # a flooding client waits on its own side
         s.setsockopt(zmq.LINGER, 0)
-        # ZMTP heartbeats let libzmq drop connections that died without a FIN (a pulled cable).
-        s.setsockopt(zmq.HEARTBEAT_IVL, int(limits.heartbeat_s * 1000))
-        s.setsockopt(zmq.HEARTBEAT_TIMEOUT, int(limits.heartbeat_s * limits.heartbeat_liveness * 1000))
-        self._auth = secure(s, self.context, self.config.bind, self.config.curve_dir)
-        s.bind(self.config.bind)
+        # No ZMTP heartbeats (HEARTBEAT_IVL/TIMEOUT) on the ROUTER: with them, a client that
+        # floods and then closes abruptly made libzmq abort (stream_engine_base.cpp
+        # `!_io_error`). Liveness is the application's own heartbeat (front.expire); a
+        # connection that died without a FIN is found by the kernel's TCP keepalive.
+        s.setsockopt(zmq.TCP_KEEPALIVE, 1)
+        s.setsockopt(zmq.TCP_KEEPALIVE_IDLE, 30)
+        s.setsockopt(zmq.TCP_KEEPALIVE_INTVL, 5)
+        s.setsockopt(zmq.TCP_KEEPALIVE_CNT, 3)
+        where = self.config.bind or default_endpoint()
+        self._auth, owner_of = secure(s, self.context, where, self.config.curve_dir)
+        bind_private(s, where)
         endpoint = s.getsockopt_string(zmq.LAST_ENDPOINT)
         self.lock.note(endpoint)
-        self.front = Front(s, self.service, self.doorbell, limits)
+        self.front = Front(s, self.service, self.doorbell, limits, owner_of=owner_of)
         return endpoint
 
     def serve_forever(self) -> None:
@@ -103,6 +137,7 @@ class Server:
     def _shutdown(self) -> None:
         self.scheduler.stop()
         self.worker.join(timeout=60)
+        self.service.close()
         self.socket.close(linger=0)
         if self._auth is not None:
             self._auth.stop()

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
-from bridge.protocol import DEFAULT_ENDPOINT, Limits
+from bridge.protocol import Limits
+from server.disk import Retention, real_free_space
 from server.paths import DataDir
 
 
@@ -15,11 +17,13 @@ class ServerConfig:
     models: tuple[str, ...]  # the first is the default; a job may ask for any of them
     device: str = "auto"
     cache_dir: Path | None = None  # the inversion cache, shared by every job
-    bind: str = DEFAULT_ENDPOINT
+    bind: str = ""  # required: bridge.local.default_endpoint() is what `tokenflow serve` binds by default
     allowed_output_dirs: tuple[Path, ...] = ()
     curve_dir: Path | None = None  # server.key_secret + clients/*.key; required off loopback
     limits: Limits = field(default_factory=Limits)
     name: str = "tokenflow-server"
+    retention: Retention = field(default_factory=Retention)  # what is kept, how long; see server/disk.py
+    free_space: Callable[[Path], int] = real_free_space  # bytes free where a path lives (tests inject one)
 
     @property
     def default_model(self) -> str:

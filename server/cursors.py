@@ -30,12 +30,12 @@ def event_message(journal: Journal, ev: EventRecord, rid: int | None, *, frames:
                   proxies: bool = True) -> list:
     body = dict(ev.body)
     blobs: list = []
-    if ev.blob is not None:
+    if ev.type in (p.Frame.TYPE, p.Proxy.TYPE):
+        # `omitted` is always sent (docs/protocol.md: every documented field is present).
         wanted = frames if ev.type == p.Frame.TYPE else proxies
-        if wanted:
+        body["omitted"] = not (wanted and ev.blob is not None)
+        if not body["omitted"]:
             blobs.append(_payload(journal.read_blob(ev.job_id, ev.blob)))
-        else:
-            body["omitted"] = True
     return p.encode_raw(ev.type, body, rid=rid, job=ev.job_id, seq=ev.seq, blobs=blobs)
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from bridge.media import MediaError, check_output_writable, open_writer, parse_frame_range, probe, read_frames
 from bridge.media import default_output as default_media_output
+from bridge.media.output_safety import check_output, next_free_output
 from bridge.media_cli import add_format_options
 from server.user_dirs import default_cache_dir
 from bridge.status_line import StatusLine, progress_text
@@ -21,29 +22,17 @@ EXIT_CANCELLED = 130
 
 
 def add_edit_options(parser: argparse.ArgumentParser) -> None:
-    """Options shared by `tokenflow edit` and `tokenflow submit`."""
-    from tokenflow.params import DEFAULT_NEGATIVE
+    """The input, range and output, then the edit parameters from the one table in bridge/edit_options.py
+    (shared with `tokenflow submit` and docs/protocol.md)."""
+    from bridge.edit_options import add_param_options
 
     parser.add_argument("input", nargs="?", help="source video file (or take it from a timeline with --otio)")
-    parser.add_argument("-p", "--prompt", required=True, help="what the edited clip should look like")
-    parser.add_argument("--negative", default=DEFAULT_NEGATIVE, help="negative prompt (default: %(default)r)")
     parser.add_argument("--frames", metavar="FIRST:LAST",
                         help="source frames to edit, counted from 0, inclusive at both ends (default: whole clip)")
     parser.add_argument("-o", "--output", help="OUT.mp4 / OUT.mov movie, or an image sequence: a folder, or a "
                         "pattern like frames/%%06d.png numbered with source frame numbers "
                         "(default: INPUT_tokenflow.mp4 beside the input)")
-    parser.add_argument("--steps", type=int, default=50, help="denoising steps (default: %(default)s)")
-    parser.add_argument("--guidance", type=float, default=7.5, help="classifier-free guidance (default: %(default)s)")
-    parser.add_argument("--kf-interval", type=int, default=8, help="one keyframe per this many frames (default: %(default)s)")
-    parser.add_argument("--seed", type=int, default=0, help="random seed; same seed, same result (default: %(default)s)")
-    parser.add_argument("--size", type=int, default=512, help="working short side in pixels, sides rounded to /64 (default: %(default)s)")
-    parser.add_argument("--method", choices=("tokenflow", "per-frame"), default="tokenflow",
-                        help="tokenflow, or per-frame PnP editing for comparison (default: %(default)s)")
-    parser.add_argument("--inversion-prompt", default="", help="describes the source; used for inversion (default: empty)")
-    parser.add_argument("--batch-size", type=int, default=8, help="frames per UNet call; lower it if memory runs out (default: %(default)s)")
-    parser.add_argument("--max-joint-keyframes", type=int, default=0, metavar="N",
-                        help="keyframes attending to each other in one group; 0 = as many as fit the device "
-                        "(about 24 at 512x512 on a GPU, 6 on a CPU) (default: %(default)s)")
+    add_param_options(parser, send_defaults=True)
     add_format_options(parser)
 
 
@@ -53,14 +42,10 @@ def default_output(source: Path, preset: str | None = None) -> str:
 
 
 def params_from_args(args: argparse.Namespace):
+    from bridge.edit_options import params_from_args as chosen
     from tokenflow.params import EditParams
 
-    params = EditParams(
-        prompt=args.prompt, negative_prompt=args.negative, inversion_prompt=args.inversion_prompt,
-        steps=args.steps, guidance=args.guidance, kf_interval=args.kf_interval, seed=args.seed,
-        short_side=args.size, method=args.method, batch_size=args.batch_size,
-        max_joint_keyframes=args.max_joint_keyframes,
-    )
+    params = EditParams(**chosen(args))
     params.validate()
     return params
 
@@ -79,6 +64,8 @@ def register(subparsers) -> None:
     parser.add_argument("--model-config", help="diffusers folder giving the configuration of a single-file checkpoint")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     parser.add_argument("--cache-dir", type=Path, help="inversion cache folder (default: the user cache directory)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace an existing output (never the input); without it an existing output is refused")
     parser.add_argument("--stats", type=Path, metavar="JSON", help="write figures about the run to this JSON file")
     otio_group = parser.add_argument_group("OpenTimelineIO", "take the clip and its range from a timeline file "
                                            "(docs/editors.md)")
@@ -120,16 +107,19 @@ def run(args: argparse.Namespace) -> int:
     # A string, not a Path: a trailing "/" (image sequence into a folder) must survive.
     preset = getattr(args, "format", None)
     start_number = getattr(args, "start_number", None)
+    overwrite = bool(getattr(args, "overwrite", False))
     try:
-        output = args.output if args.output else default_output(source, preset)
+        # Without -o: the first free INPUT_tokenflow[_N].mp4, so a second prompt keeps the first result.
+        output = args.output if args.output else next_free_output(default_output(source, preset))
         params = params_from_args(args)
         info = probe(source)
         first, last = parse_frame_range(args.frames, info.frame_count)
+        check_output(output, source=source, overwrite=overwrite, preset=preset)
         check_output_writable(output, preset)
         # Opened (and closed again) now so a clash with existing files or a format the
         # clip cannot take is reported before any GPU work, not after it.
         open_writer(output, info, first, preset=preset, start_number=start_number,
-                    frame_count=last - first + 1).abort()
+                    frame_count=last - first + 1, overwrite=overwrite).abort()
     except (MediaError, ValueError) as exc:
         return fail(str(exc), EXIT_BAD_INPUT)
 
@@ -144,7 +134,8 @@ def run(args: argparse.Namespace) -> int:
         return fail(str(exc), EXIT_BAD_INPUT)
 
     n_frames = last - first + 1
-    writer = open_writer(output, info, first, preset=preset, start_number=start_number, frame_count=n_frames)
+    writer = open_writer(output, info, first, preset=preset, start_number=start_number, frame_count=n_frames,
+                         overwrite=overwrite)
 
     def on_event(event) -> None:
         if isinstance(event, FrameReady):

@@ -11,12 +11,18 @@ frame reaches a subscriber exactly once.
 
 from __future__ import annotations
 
+import json
 import logging
+import os
+import shutil
 import time
 import traceback
-from typing import Any, Callable
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator
 
 from bridge import media
+from bridge.media.output_safety import OutputRefused, existing_outputs
+from server.disk import Reserve, is_disk_full
 from server import batch_summary, output_files
 from server.engine_host import EngineHost, free_accelerator_memory
 from server.journal import Blob, Journal
@@ -27,6 +33,9 @@ from tokenflow.events import Cancelled, FrameReady, Preview, Progress
 from tokenflow.params import EditParams
 
 log = logging.getLogger("tokenflow.server")
+
+# Progress stages in the order a job goes through them (docs/protocol.md, Progress).
+STAGES = ("start", "load", "encode", "inversion", "edit", "decode", "write")
 
 OOM_HINT = (
     "Try a smaller working size (--size), fewer frames per batch (--batch-size), or a shorter --frames range."
@@ -45,15 +54,33 @@ HINTS = {
 def is_out_of_memory(exc: BaseException) -> bool:
     if isinstance(exc, (OutOfMemory, MemoryError)) or type(exc).__name__ == "OutOfMemoryError":
         return True
-    return isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower()
+    text = str(exc).lower()
+    # torch's CPU allocator says "DefaultCPUAllocator: can't allocate memory: you tried to allocate ..."
+    return isinstance(exc, RuntimeError) and ("out of memory" in text or "can't allocate memory" in text)
+
+
+OutputCheck = Callable[[dict, tuple], None]  # (resolved spec, outputs the job may replace) -> raises OutputRefused
+CLAIM = "output.json"  # in the job folder: where this job's output is being staged, and whether it is being placed
+
+
+def _cancellable(frames: Iterable[Any], should_cancel: Callable[[], bool]) -> Iterator[Any]:
+    """Frames as the engine reads them, stopping at a cancel (the read/encode stage checks nothing else)."""
+    for frame in frames:
+        if should_cancel():
+            raise Cancelled()
+        yield frame
 
 
 class JobRun:
     """`job` is the record after `store.start_attempt` (state running, attempts counted)."""
 
     def __init__(self, job: JobRecord, journal: Journal, engines: EngineHost,
-                 should_cancel: Callable[[], bool], shutting_down: Callable[[], bool]):
+                 should_cancel: Callable[[], bool], shutting_down: Callable[[], bool],
+                 output_check: OutputCheck | None = None, reserve: Reserve | None = None):
         self.job = job
+        self.output_check = output_check
+        self.reserve = reserve
+        self._claim_since = 0.0
         self.spec = job.spec
         self.journal = journal
         self.engines = engines
@@ -66,6 +93,10 @@ class JobRun:
         self.announced_proxies = store.sent_frames(job.id, "proxy")
         self.writer: Any = None
         self.ext = "png" if self.spec["proxy_format"] == "png" else "jpg"
+        self._stage = -1  # index in STAGES of the last progress event sent, and its step
+        self._step = 0
+        self._frames_done = 0  # full-resolution frames finished in this attempt
+        self._decode_started: float | None = None
 
     def _emit(self, type_: str, body: dict, **kw: Any) -> None:
         self.journal.append(self.job.id, type_, body, **kw)
@@ -79,33 +110,61 @@ class JobRun:
         kw = {k: v for k, v in (("outputs", outputs), ("error", error)) if v is not None}
         self._emit(type_, body, state=state, **kw)
 
-    def _progress(self, stage: str, step: int = 0, total: int = 0, frames_done: int = 0, eta: float | None = None) -> None:
+    def _progress(self, stage: str, step: int, total: int, eta: float | None = None) -> None:
+        """One progress event; the documented semantics hold here whatever the engine reports:
+        stages only move forward, `step` never goes back within a stage and ends at `total`,
+        `frames_done` counts finished full-resolution frames and never goes back."""
+        index = STAGES.index(stage)
+        step = max(0, min(step, total))
+        if index < self._stage or (index == self._stage and step < self._step):
+            return
+        self._stage, self._step = index, step
         self._emit("progress", {
-            "stage": stage, "step": step, "total": total, "frames_done": frames_done,
+            "stage": stage, "step": step, "total": total, "frames_done": self._frames_done,
             "frames_total": self.spec["n_frames"], "elapsed_s": time.monotonic() - self.started, "eta_s": eta,
         })
+
+    def _engine_progress(self, event: Progress) -> None:
+        n = int(self.spec["n_frames"])
+        if event.stage == "edit":
+            # The engine reports the step being worked on (0-based) and the frames done in it;
+            # the wire counts completed steps, so the last one reads total/total.
+            step = event.step + (1 if event.frames_done >= n else 0)
+            self._progress("edit", step, event.total, event.eta_s)
+        elif event.stage == "decode":
+            now = time.monotonic()
+            if self._decode_started is None:
+                self._decode_started = now
+            per_frame = (now - self._decode_started) / max(1, event.step)
+            self._progress("decode", event.step, event.total, per_frame * (event.total - event.step))
+        elif event.stage in STAGES:
+            self._progress(event.stage, event.step, event.total, event.eta_s)
 
     def run(self) -> str:
         """Returns the state the job ended in."""
         job_id = self.job.id
         spec = self.spec
         try:
-            self._progress("start")
+            self._progress("start", 1, 1)
             if self.should_cancel():
                 raise Cancelled()
             if not self.engines.loaded(spec["model"]):
-                self._progress("load")
+                self._progress("load", 0, 1)
             engine = self.engines.get(spec["model"])
+            self._progress("load", 1, 1)
             info = media.probe(spec["input"])
+            overwrite = self._check_output()
             # .get: jobs stored before presets existed run with the format their output implies.
             self.writer = media.open_writer(spec["output"], info, self.first, preset=spec.get("preset"),
-                                            start_number=spec.get("start_number"),
-                                            overwrite=self._replaces_only_own_outputs())
-            frames = media.read_frames(spec["input"], self.first, int(spec["last"]))
+                                            start_number=spec.get("start_number"), overwrite=overwrite)
+            self._claim(finalising=False)
+            frames = _cancellable(media.read_frames(spec["input"], self.first, int(spec["last"])), self.should_cancel)
             stats = engine.edit(frames, int(spec["n_frames"]), EditParams(**spec["params"]),
                                 on_event=self._on_event, should_cancel=self.should_cancel)
-            self._progress("write", 1, 1, spec["n_frames"])
+            self._progress("write", 0, 1)
+            self._claim(finalising=True)
             self.writer.close()
+            self._progress("write", 1, 1, 0.0)
             outputs = [str(p) for p in self.writer.outputs]
             # Sizes and checksums for downloads, hashed here so no request ever waits on it.
             files = output_files.manifest(spec["output"], outputs)
@@ -124,8 +183,10 @@ class JobRun:
             self._end("cancelled", {"reason": "cancelled by request"}, state="cancelled")
             return "cancelled"
         except BaseException as exc:  # every failure ends the job; none may end the worker
+            if is_disk_full(exc) and self.reserve is not None:
+                self.reserve.release()  # room for the database to record the failure
             self._abort_writer()
-            code, message, hint = _describe(exc)
+            code, message, hint = _describe(exc, str(self.journal.data.root))
             if code == "internal_error":
                 log.error("job %s failed:\n%s", job_id, traceback.format_exc())
             if code == "out_of_memory":
@@ -133,6 +194,56 @@ class JobRun:
             self._end("failed", {"code": code, "message": message, "hint": hint}, state="failed",
                        error={"code": code, "message": message, "hint": hint})
             return "failed"
+
+    # --- the output: checked again at write start, staged, recovered ---
+
+    def _claim_path(self) -> Path:
+        return self.journal.blob_path(self.job.id, CLAIM)
+
+    def _check_output(self) -> bool:
+        """Clean what a crashed attempt left, run the output policy again; returns `overwrite` for the writer.
+
+        An earlier attempt that died while putting its output in place may have left
+        some of it under final names: those files are this job's own, and it finishes
+        them. Staging it left behind is removed (only the paths it recorded).
+        """
+        spec = self.spec
+        own: tuple[str, ...] = ()
+        try:
+            claim = json.loads(self._claim_path().read_text())
+        except (OSError, ValueError):
+            claim = None
+        if isinstance(claim, dict) and claim.get("output") == spec["output"]:
+            for stale in claim.get("staging", []):
+                path = Path(stale)
+                if path.name.startswith(".") and "partial" in path.name:  # never anything but a staging name
+                    if path.is_dir() and not path.is_symlink():
+                        shutil.rmtree(path, ignore_errors=True)
+                    elif os.path.lexists(path):
+                        path.unlink()
+            if claim.get("finalising"):
+                # Only files written since this job's writer opened: a file put there later by
+                # someone else with an older date (a restored backup) stays someone else's.
+                since = float(claim.get("since", 0)) - 2.0  # file system clocks tick coarser
+                own = tuple(str(p) for p in existing_outputs(spec["output"], spec.get("preset"))
+                            if p.stat().st_mtime >= since)
+        elif self._replaces_only_own_outputs():  # an attempt from before claims were recorded
+            own = tuple(str(p) for p in existing_outputs(spec["output"], spec.get("preset")))
+        if self.output_check is not None:
+            self.output_check(spec, own)
+        return bool(spec.get("overwrite")) or bool(own)
+
+    def _claim(self, finalising: bool) -> None:
+        if not finalising:
+            self._claim_since = time.time()  # the writer has just opened: what it writes is newer
+        staging = [getattr(self.writer, name, None) for name in ("_staging", "_partial")]
+        claim = {"output": self.spec["output"], "staging": [str(p) for p in staging if p], "finalising": finalising,
+                 "since": self._claim_since}
+        path = self._claim_path()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.partial")
+        tmp.write_text(json.dumps(claim))
+        os.replace(tmp, path)
 
     def _replaces_only_own_outputs(self) -> bool:
         """True when a retry may replace what an earlier attempt of this job finished.
@@ -158,7 +269,7 @@ class JobRun:
 
     def _on_event(self, event: Any) -> None:
         if isinstance(event, Progress):
-            self._progress(event.stage, event.step, event.total, event.frames_done, event.eta_s)
+            self._engine_progress(event)
         elif isinstance(event, Preview):
             for index, image in zip(event.frame_indices, event.images):
                 frame = self.first + int(index)
@@ -171,6 +282,7 @@ class JobRun:
 
     def _on_frame(self, frame: int, image: Any, precise: Any = None) -> None:
         self.writer.write(image if precise is None else precise)
+        self._frames_done += 1
         if frame not in self.announced_proxies:
             data, w, h = encode_proxy(image, self.spec["proxy_size"], self.spec["proxy_format"])
             self._emit("proxy", {"kind": "frame", "frame": frame, "step": None, "width": w, "height": h,
@@ -179,14 +291,30 @@ class JobRun:
             self.announced_proxies.add(frame)
         if frame not in self.announced_frames:
             self._emit("frame", {"frame": frame, "shape": list(image.shape), "dtype": str(image.dtype)},
-                       blob=Blob(f"frames/{frame:08d}.npy", image), frame=frame)
+                       blob=Blob(f"frames/{frame:08d}.png", image), frame=frame)
             self.announced_frames.add(frame)
 
 
-def _describe(exc: BaseException) -> tuple[str, str, str]:
+DISK_FULL_HINT = ("Free some space there (`tokenflow jobs delete ID` removes what the server stored for a finished "
+                  "job; `tokenflow serve --keep-days/--keep-gb` keep less), then submit the job again.")
+
+
+def _describe(exc: BaseException, data_root: str = "") -> tuple[str, str, str]:
     """(code, message, hint) for a failed event."""
+    if is_disk_full(exc):
+        if isinstance(exc, media.MediaError):
+            return "disk_full", f"The disk of the output folder is full: {exc}", DISK_FULL_HINT
+        return "disk_full", f"The data folder {data_root} is full (no space left on its disk); the job stopped.", \
+            DISK_FULL_HINT
+    if isinstance(exc, OutputRefused):
+        return exc.code, exc.message, exc.hint
     if is_out_of_memory(exc):
-        message = str(exc) if isinstance(exc, OutOfMemory) else f"The GPU ran out of memory ({exc})."
+        if isinstance(exc, OutOfMemory):
+            message = str(exc)
+        elif "cuda" in str(exc).lower() or type(exc).__name__ == "OutOfMemoryError":
+            message = f"The GPU ran out of memory ({exc})."
+        else:
+            message = f"The machine ran out of memory ({exc})."
         return "out_of_memory", message, OOM_HINT
     if isinstance(exc, EngineError):
         return exc.code, str(exc), exc.hint or HINTS.get(exc.code, "")

@@ -10,6 +10,8 @@ from __future__ import annotations
 import dataclasses
 import secrets
 import sqlite3
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -23,12 +25,27 @@ from server.output_files import OutputFileError, read_chunk
 from server.probe_request import Prober
 from server.scheduler import Scheduler
 from server.store import JobRecord, job_summary_fields
-from server.submission import SubmitError, claim_output, resolve
+from server.submission import SubmitError, resolve
 
 CAPABILITIES = ["submit", "cancel", "list", "status", "subscribe", "fetch", "reorder", "proxy", "frame",
                 "client_token", "curve", "delete", "probe", "queue", "retry", "dry_run", "named_outputs", "files",
-                "read"]
+                "read", "stats"]
 QUEUE_PAUSED = "queue_paused"  # store setting: the pause outlives a restart
+
+# The client identity of the server's own user (an ipc:// peer, or the user's own local
+# CurveZMQ key): it may act on every job. Any other identity acts on its own jobs only.
+LOCAL_OWNER = "local"
+
+# Every error carries a hint (docs/protocol.md): this one when the raiser gave none.
+DEFAULT_HINTS = {
+    "bad_range": "Pick frames inside the clip: FIRST:LAST, counted from 0, inclusive.",
+    "bad_params": "See the edit parameters in docs/protocol.md (types, ranges, defaults).",
+    "not_queued": "Only queued jobs can be moved; see the job's state with `tokenflow jobs show ID`.",
+    "media_error": "Check that the input is a readable video file on the server's machine.",
+    "output_not_writable": "Pick an output folder the server's user can write to.",
+    "forbidden": "Only the client that submitted a job (or the server's own user) may do this.",
+}
+GENERIC_HINT = "See docs/protocol.md."
 
 
 class RequestError(Exception):
@@ -47,6 +64,7 @@ class Outcome:
 
 def error_message(rid: int | None, code: str, message: str, hint: str = "", field: str | None = None,
                   job: str | None = None) -> list:
+    hint = hint or DEFAULT_HINTS.get(code, GENERIC_HINT)
     return p.encode(p.Envelope(p.Error(code=code, message=message, hint=hint, field=field), rid=rid, job=job))
 
 
@@ -60,33 +78,83 @@ class Service:
         self.engines = engines
         self.server_id = server_id
         self.new_job_id = new_job_id
+        # Checking a submission probes media files (a slow disk, a network share): that
+        # runs here, off the front's thread, and `collect` hands the outcome back.
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tokenflow-submit")
+        self._reserving: set[str] = set()  # outputs of submits checked and not yet stored
+        self._done: list[tuple] = []  # (reply_to, owner, env, future, finish) ready for `collect`
+        self._lock = threading.Lock()
+        self.owner = LOCAL_OWNER
+        self.reply_to = b""
         self.prober = Prober(journal.doorbell.ring)
 
-    def handle(self, env: p.Envelope) -> Outcome:
+    def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+    def handle(self, env: p.Envelope, owner: str = LOCAL_OWNER, reply_to: bytes = b"") -> Outcome:
+        """`owner`: who asks (LOCAL_OWNER: the server's own user); `reply_to`: where `collect`
+        sends an outcome finished later."""
         handler = getattr(self, f"_on_{env.type}")
+        self.owner, self.reply_to = owner, reply_to
         try:
             return handler(env)
-        except RequestError as exc:
+        except (RequestError, SubmitError) as exc:
             return Outcome([error_message(env.rid, exc.code, exc.message, exc.hint, exc.field, env.job)])
-        except SubmitError as exc:
-            return Outcome([error_message(env.rid, exc.code, exc.message, exc.hint, exc.field, env.job)])
+
+    def _later(self, env: p.Envelope, work: Callable[[], object], finish: Callable[[object], Outcome]) -> Outcome:
+        """Run `work` on the pool; `finish(result)` runs on the front's thread via `collect`."""
+        reply_to, owner = self.reply_to, self.owner
+
+        def done(fut: Future) -> None:
+            with self._lock:
+                self._done.append((reply_to, owner, env, fut, finish))
+            self.journal.doorbell.ring()
+
+        self._pool.submit(work).add_done_callback(done)
+        return Outcome()
+
+    def collect(self) -> list[tuple[bytes, Outcome]]:
+        with self._lock:
+            done, self._done = self._done, []
+        out = []
+        for reply_to, owner, env, fut, finish in done:
+            self.owner, self.reply_to = owner, reply_to
+            try:
+                outcome = finish(fut.result())
+            except (RequestError, SubmitError) as exc:
+                outcome = Outcome([error_message(env.rid, exc.code, exc.message, exc.hint, exc.field, env.job)])
+            except Exception as exc:
+                outcome = Outcome([error_message(env.rid, "internal_error", f"{type(exc).__name__}: {exc}",
+                                                 "This is a server bug; the server log has details.")])
+            out.append((reply_to, outcome))
+        return out
 
     def _reply(self, env: p.Envelope, body: p.Body, job: str | None = None) -> Outcome:
         return Outcome([p.encode(p.Envelope(body, rid=env.rid, job=job or env.job))])
 
-    def _job(self, env: p.Envelope) -> JobRecord:
+    def _job(self, env: p.Envelope, *, own: bool = True) -> JobRecord:
+        """The job the header names; `own`: the asking client must own it."""
         job = self.store.get(env.job) if env.job else None
         if job is None:
             raise RequestError("unknown_job", f"There is no job {env.job!r} on this server.",
                                "List jobs with `tokenflow jobs list`.", "job")
+        if own and not self._mine(job):
+            raise RequestError("forbidden", f"Job {job.id} belongs to another client.", "", "job")
         return job
 
+    def _mine(self, job: JobRecord) -> bool:
+        return self.owner == LOCAL_OWNER or job.spec.get("owner", LOCAL_OWNER) == self.owner
+
     def info(self, job: JobRecord) -> p.JobInfo:
+        summary = job_summary_fields(job)
+        mine = self._mine(job)
+        if not mine:  # another client's job: its state shows, never its files or prompt
+            summary = {k: ("" if k in ("input", "prompt") else None) for k in summary}  # the wire's types
         return p.JobInfo(
             id=job.id, state=job.state, created=job.created, updated=job.updated, priority=job.priority,
             position=self.scheduler.position(job.id) if job.state == "queued" else None,
-            last_seq=job.last_seq, attempts=job.attempts, outputs=list(job.outputs), error=job.error,
-            progress=job.progress, **job_summary_fields(job),
+            last_seq=job.last_seq, attempts=job.attempts, outputs=list(job.outputs) if mine else [],
+            error=job.error if mine else None, progress=job.progress, **summary,
         )
 
     # --- requests ---
@@ -94,7 +162,8 @@ class Service:
     def _on_hello(self, env: p.Envelope) -> Outcome:
         if not set(env.body.versions) & set(p.SUPPORTED_VERSIONS):
             raise RequestError("bad_version", f"The client speaks protocol versions {env.body.versions}; this "
-                               f"server speaks {list(p.SUPPORTED_VERSIONS)}.", "Update the client or the server.")
+                               f"server speaks {list(p.SUPPORTED_VERSIONS)}.", "Update the client or the server.",
+                               "body.versions")
         cfg = self.config
         return self._reply(env, p.Welcome(
             server=cfg.name, server_id=self.server_id, version=p.PROTOCOL_VERSION,
@@ -110,16 +179,53 @@ class Service:
             existing = self.store.by_token(spec.client_token)
             if existing is not None:
                 return self._accepted(env, existing)
+        self._check_queue()
+        if env.body.dry_run:
+            return self._later(env, lambda: resolve(spec, "JOBID", self.config, self._reserved),
+                               lambda resolved: self._reply(env, p.Ok(detail=resolved["output"])))
+        job_id = self.new_job_id()
+        return self._later(env, lambda: self._resolve_and_reserve(spec, job_id),
+                           lambda resolved: self._store_job(env, job_id, resolved))
+
+    def _reserved(self, output: str) -> bool:
+        """Another job will write `output`: a stored one, or one checked but not stored yet."""
+        with self._lock:
+            if output in self._reserving:
+                return True
+        return self.store.output_reserved(output)
+
+    def _resolve_and_reserve(self, spec: p.JobSpec, job_id: str) -> dict:
+        # One pool thread: checking a name and reserving it cannot interleave with another submit's.
+        resolved = resolve(spec, job_id, self.config, self._reserved)
+        with self._lock:
+            self._reserving.add(resolved["output"])
+        return resolved
+
+    def _check_queue(self) -> None:
         if self.store.count_queued() >= self.config.limits.max_queue:
             raise RequestError("queue_full", f"The queue holds {self.config.limits.max_queue} jobs already.",
                                "Wait for some to finish, or cancel some with `tokenflow jobs cancel ID`.")
-        if env.body.dry_run:
-            resolved = claim_output(resolve(spec, "JOBID", self.config), self.store.output_reserved)
-            return self._reply(env, p.Ok(detail=resolved["output"]))
-        job_id = self.new_job_id()
-        resolved = resolve(spec, job_id, self.config)
-        # On this thread, right before the job is stored: no two jobs ever get the same output name.
-        claim_output(resolved, self.store.output_reserved)
+        max_jobs = self.config.retention.max_jobs
+        if max_jobs and self.store.count_jobs() >= max_jobs:
+            raise RequestError("store_full", f"The server keeps {max_jobs} jobs already, the most it stores.",
+                               "Delete finished jobs with `tokenflow jobs delete ID`, or start the server with "
+                               "a shorter --keep-days or a larger --max-jobs.")
+
+    def _store_job(self, env: p.Envelope, job_id: str, resolved: dict) -> Outcome:
+        try:
+            return self._store_resolved(env, job_id, resolved)
+        finally:
+            with self._lock:
+                self._reserving.discard(resolved["output"])
+
+    def _store_resolved(self, env: p.Envelope, job_id: str, resolved: dict) -> Outcome:
+        spec: p.JobSpec = env.body.spec
+        if spec.client_token:  # a retry that arrived while the first was being checked
+            existing = self.store.by_token(spec.client_token)
+            if existing is not None:
+                return self._accepted(env, existing)
+        self._check_queue()
+        resolved["owner"] = self.owner
         position = self.scheduler.position_for(spec.priority)
         try:
             job, _ = self.store.create_job(job_id, resolved, priority=spec.priority,
@@ -144,21 +250,24 @@ class Service:
         return self._reply(env, p.JobStatus(info=self.info(job)))
 
     def _on_status(self, env: p.Envelope) -> Outcome:
-        return self._reply(env, p.JobStatus(info=self.info(self._job(env))))
+        return self._reply(env, p.JobStatus(info=self.info(self._job(env, own=False))))
 
     def _on_list(self, env: p.Envelope) -> Outcome:
-        if env.body.batch is not None:
-            jobs = [j for j in self.store.list_batch(env.body.batch, env.body.limit)
-                    if not env.body.states or j.state in env.body.states]
+        body: p.ListJobs = env.body
+        if body.batch is not None:
+            jobs = [j for j in self.store.list_batch(body.batch, body.limit + 1 + body.offset)
+                    if not body.states or j.state in body.states][body.offset:]
         else:
-            jobs = self.store.list_jobs(env.body.states, env.body.limit)
-        return self._reply(env, p.JobList(jobs=[self.info(j) for j in jobs]))
+            jobs = self.store.list_jobs(body.states, body.limit + 1, offset=body.offset)
+        more = len(jobs) > body.limit
+        return self._reply(env, p.JobList(jobs=[self.info(j) for j in jobs[:body.limit]], more=more))
 
     def _on_reorder(self, env: p.Envelope) -> Outcome:
         job = self._job(env)
         entries = self.scheduler.reorder(job.id, priority=env.body.priority, position=env.body.position)
         if entries is None:
-            raise RequestError("not_queued", f"Job {job.id} is {job.state}, not queued: only queued jobs move.")
+            raise RequestError("not_queued", f"Job {job.id} is {job.state}, not queued: only queued jobs move.",
+                               "", "job")
         self.store.save_queue([(e.job_id, e.priority, e.order) for e in entries])
         return self._reply(env, p.JobStatus(info=self.info(self.store.get(job.id))))
 
@@ -260,3 +369,6 @@ class Service:
 
     def _on_heartbeat(self, env: p.Envelope) -> Outcome:  # the front answers heartbeats itself
         return self._reply(env, p.Heartbeat(server_id=self.server_id))
+
+    def _on_stats(self, env: p.Envelope) -> Outcome:  # the front answers stats itself
+        return self._reply(env, p.Stats())

@@ -174,14 +174,14 @@ class JobStore:
             row = self._db.execute("SELECT * FROM jobs WHERE client_token = ?", (token,)).fetchone()
         return _job(row) if row else None
 
-    def list_jobs(self, states: Iterable[str] | None = None, limit: int = 100) -> list[JobRecord]:
+    def list_jobs(self, states: Iterable[str] | None = None, limit: int = 100, offset: int = 0) -> list[JobRecord]:
         sql, args = "SELECT * FROM jobs", []
         states = list(states or [])
         if states:
             sql += f" WHERE state IN ({','.join('?' * len(states))})"
             args += states
-        sql += " ORDER BY created DESC, rowid DESC LIMIT ?"
-        args.append(limit)
+        sql += " ORDER BY created DESC, rowid DESC LIMIT ? OFFSET ?"
+        args += [limit, offset]
         with self._lock:
             return [_job(r) for r in self._db.execute(sql, args).fetchall()]
 

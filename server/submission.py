@@ -16,7 +16,10 @@ import typing
 from pathlib import Path
 
 from bridge import media, naming
+from bridge.edit_options import out_of_range
+from bridge.media.output_safety import OutputRefused, check_output, check_path_text, target_of
 from bridge.protocol import JobSpec
+from server.bounds import disk_problem, estimate, memory_problem
 from server.config import ServerConfig
 from tokenflow.params import EditParams
 
@@ -49,6 +52,9 @@ def edit_params(raw: dict) -> EditParams:
             raise SubmitError("bad_params", f"Edit parameter {key!r} has the wrong type ({type(value).__name__}).",
                               "", where)
         values[key] = float(value) if tp is float else value
+        wrong = out_of_range(key, value)  # the documented range (bridge/edit_options.py), by name
+        if wrong:
+            raise SubmitError("bad_params", wrong, "", where)
     if "prompt" not in values:
         raise SubmitError("bad_params", "The edit needs a prompt.", "Set params.prompt, e.g. 'a watercolor painting'.",
                           "body.spec.params.prompt")
@@ -70,6 +76,18 @@ def output_allowed(path: Path, allowed: typing.Iterable[Path]) -> bool:
         except ValueError:
             continue
     return False
+
+
+def allow_hint(config: ServerConfig) -> str:
+    where = ", ".join(str(d) for d in config.allowed_output_dirs)
+    return (f"Write under one of: {where}; or start the server with --allow-output DIR to let it write "
+            "to another folder.")
+
+
+def check_job_output(spec: dict, config: ServerConfig, own: tuple[str, ...] = ()) -> None:
+    """The output policy (bridge.media.output_safety) for a resolved spec; raises OutputRefused."""
+    check_output(spec["output"], source=spec["input"], overwrite=bool(spec.get("overwrite")),
+                 allowed=config.allowed_output_dirs, own=own, allow_hint=allow_hint(config), preset=spec.get("preset"))
 
 
 def _allowed_output(output: str, config: ServerConfig, where: str) -> None:
@@ -99,15 +117,6 @@ def free_output(folder: Path, name: str, preset: str, reserved: typing.Callable[
                       "Choose another destination or name template.", "body.spec.destination")
 
 
-def claim_output(resolved: dict, reserved: typing.Callable[[str], bool]) -> dict:
-    """Just before a job is stored (one thread at a time): a named output moves on to the next
-    free name if another job took it since `resolve` chose it. Explicit outputs are left alone."""
-    if resolved.get("output_name"):
-        resolved["output"] = free_output(Path(resolved["destination"]), resolved["output_name"], resolved["preset"],
-                                         reserved)
-    return resolved
-
-
 def _output_name(spec: JobSpec, job_id: str, source: Path, first: int, last: int, params: dict,
                  config: ServerConfig) -> tuple[Path, str]:
     """(destination folder, NAME from the template) for a queued job."""
@@ -130,9 +139,14 @@ def _output_name(spec: JobSpec, job_id: str, source: Path, first: int, last: int
     return folder, name
 
 
-def resolve(spec: JobSpec, job_id: str, config: ServerConfig) -> dict:
-    """The checked, explicit spec the store keeps; a named output (destination + template) is the
-    first name free on disk here, and `claim_output` settles it against other jobs' names."""
+def resolve(spec: JobSpec, job_id: str, config: ServerConfig,
+            reserved: typing.Callable[[str], bool] = lambda output: False) -> dict:
+    """The checked, explicit spec the store keeps. `reserved(output)`: whether another job will
+    write that output; a named output (destination + template) takes the first free name."""
+    try:
+        check_path_text(spec.input, "input")
+    except OutputRefused as exc:
+        raise SubmitError(exc.code, exc.message, exc.hint, "body.spec.input") from None
     source = Path(spec.input).expanduser()
     if not source.is_absolute():
         raise SubmitError("bad_field", f"The input path {spec.input!r} is relative.",
@@ -163,20 +177,32 @@ def resolve(spec: JobSpec, job_id: str, config: ServerConfig) -> dict:
         preset = media.resolve_preset(spec.preset)
     except media.MediaError as exc:
         raise SubmitError("bad_format", str(exc), "List the presets with `tokenflow formats`.", "body.spec.preset") from None
-    destination, output_name = None, None
+    destination = None
     if spec.output:
-        as_folder = spec.output.endswith(("/", os.sep))  # "folder/" means an image sequence there
-        expanded = Path(spec.output).expanduser()
+        text = spec.output.replace("{job}", job_id)
+        try:
+            check_path_text(text, "output")
+        except OutputRefused as exc:
+            raise SubmitError(exc.code, exc.message, exc.hint, "body.spec.output") from None
+        as_folder = text.endswith(("/", os.sep))  # "folder/" means an image sequence there
+        expanded = Path(text).expanduser()
         if not expanded.is_absolute():
             raise SubmitError("bad_field", f"The output path {spec.output!r} is relative.",
                               "Send an absolute path on the server's machine.", "body.spec.output")
         output = os.path.normpath(expanded) + (os.sep if as_folder else "")
-        _allowed_output(output, config, "body.spec.output")
     elif spec.destination:
         destination, output_name = _output_name(spec, job_id, source, first, last, params.to_dict(), config)
-        output = free_output(destination, output_name, (preset or media.get_preset("h264")).name, lambda out: False)
+        output = free_output(destination, output_name, (preset or media.get_preset("h264")).name, reserved)
     else:
         output = media.default_output(config.data.outputs / job_id / source.name, preset)
+    try:
+        # First: the input itself, an escape from the allowed folders, a link (output_safety).
+        check_output(output, source=source, overwrite=spec.overwrite, allowed=config.allowed_output_dirs,
+                     allow_hint=allow_hint(config), preset=preset)
+    except OutputRefused as exc:
+        raise SubmitError(exc.code, exc.message, exc.hint, "body.spec.output") from None
+    except media.MediaError:
+        pass  # a path that is no output at all: said more precisely just below
     try:
         media.parse_output_spec(output)  # the path itself, whatever the preset
     except media.MediaError as exc:
@@ -191,12 +217,14 @@ def resolve(spec: JobSpec, job_id: str, config: ServerConfig) -> dict:
     except media.MediaError as exc:
         raise SubmitError("output_not_writable", str(exc), "", "body.spec.output") from None
     number = first if spec.start_number is None else spec.start_number
-    try:
-        media.writers.check_not_existing(media.writers.sequence_paths(out_spec, number, n_frames))
-    except media.MediaError as exc:
-        raise SubmitError("output_exists", str(exc), "", "body.spec.output") from None
+    if not spec.overwrite:
+        try:
+            media.writers.check_not_existing(media.writers.sequence_paths(out_spec, number, n_frames))
+        except media.MediaError as exc:
+            raise SubmitError("output_exists", str(exc), "Choose another name, or pass --overwrite "
+                              "(overwrite: true) to replace it.", "body.spec.output") from None
 
-    return {
+    resolved = {
         "input": str(source),
         "frames": spec.frames,
         "first": first,
@@ -209,13 +237,26 @@ def resolve(spec: JobSpec, job_id: str, config: ServerConfig) -> dict:
         "proxy_format": spec.proxy_format,
         "priority": spec.priority,
         "client_token": spec.client_token,
+        "overwrite": spec.overwrite,
         "preset": out_spec.preset.name,
         "start_number": spec.start_number,
         "source": {"width": info.width, "height": info.height, "frame_rate": str(info.frame_rate)},
         "destination": str(destination) if destination else spec.destination,
-        "output_name": output_name,  # set for a named output: claim_output may move it on
         "name_template": spec.name_template,
         "name": spec.name or source.stem,
         "batch": spec.batch,
         "row": spec.row,
     }
+    kind, target = target_of(output, preset)
+
+    needs = estimate(n_frames, info.width, info.height, params.short_side, params.steps, kind)
+    problem = memory_problem(needs, n_frames)
+    if problem:
+        raise SubmitError("bad_range", problem, "Submit a shorter --frames range (several jobs), or a smaller --size.",
+                          "body.spec.frames")
+    problem = disk_problem(needs, config.data.root, config.cache_dir, target.parent if kind == "movie" else target,
+                           config.free_space)
+    if problem:
+        raise SubmitError("disk_full", problem, "Free some space (`tokenflow jobs delete ID` removes what the server "
+                          "stored for a finished job), or submit a shorter range.", "body.spec.frames")
+    return resolved

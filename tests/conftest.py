@@ -20,6 +20,16 @@ SHIPPED_CLIP = REPO / "media" / "carphone_pristine.mp4"
 SHARED_MEDIA = REPO.parent / "shared" / "media"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def private_user_dirs(tmp_path_factory):
+    """The server's socket folder and the local CurveZMQ keys (bridge/local.py) go to a test
+    folder, never the real user's; subprocesses inherit the environment."""
+    root = tmp_path_factory.mktemp("user")
+    os.environ["TOKENFLOW_RUNTIME_DIR"] = str(root / "run")
+    os.environ["TOKENFLOW_CONFIG_DIR"] = str(root / "config")
+    yield root
+
+
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory) -> Path:
     from server.quiet import quiet_libraries

@@ -27,6 +27,12 @@ def _batches(items: list[int], size: int) -> list[list[int]]:
     return [items[i : i + size] for i in range(0, len(items), size)]
 
 
+def _padded(batch: list[int], size: int, pad: bool) -> list[int]:
+    """`batch` filled up to `size` by repeating its last frame (whose extra results are
+    dropped), so that compiled blocks see one shape; unchanged when `pad` is off."""
+    return batch + [batch[-1]] * (size - len(batch)) if pad else batch
+
+
 def device_index(values: list[int], device: torch.device) -> torch.Tensor | slice:
     """An index for `values` on `device`: a slice when they are a contiguous run, else a
     tensor copied from pinned memory without waiting for the GPU (indexing a CUDA tensor
@@ -55,6 +61,7 @@ def invert(
     stats: EditStats,
     should_cancel: Callable[[], bool],
     on_step: Callable[[int, int], None] | None = None,
+    pad_batches: bool = False,
 ) -> dict[int, torch.Tensor]:
     """DDIM-invert (N, 4, h, w) latents; returns x_t on the UNet's device for every sampling timestep t.
 
@@ -69,20 +76,22 @@ def invert(
     done = 0
     finite = torch.ones((), dtype=torch.bool, device=device)
     for frames in _batches(list(range(latents.shape[0])), batch_size):
+        real = len(frames)
+        frames = _padded(frames, batch_size, pad_batches)
         x = latents[frames].to(device, torch.float32)
         cond = condition.expand(len(frames), -1, -1)
         alpha_prev = schedule.final_alpha
         for t in ascending:
             _check_cancel(should_cancel)
             output = unet(x.to(dtype), t, encoder_hidden_states=cond).sample.float()
-            stats.count("inversion", len(frames))
+            stats.count("inversion", real)
             alpha_t = schedule.alpha(t)
             # The UNet is told x is at level t (the public rule), so read its output at t.
             eps = ddim.to_epsilon(output, x, alpha_t, schedule.prediction_type)
             x = ddim.inversion_step(x, eps, alpha_prev, alpha_t)
             alpha_prev = alpha_t
-            stored[t].append(x)  # stays on the device: no copy back, no synchronisation per step
-            done += len(frames)
+            stored[t].append(x[:real])  # stays on the device: no copy back, no synchronisation per step
+            done += real
             if on_step:
                 on_step(done, total)
         finite &= torch.isfinite(x).all()
@@ -107,6 +116,7 @@ class EditLoop:
         on_keyframes: Callable[[int, list[int], torch.Tensor], None] | None = None,
         on_step: Callable[[int, int, int], None] | None = None,
         previewed_first_step: bool = False,
+        pad_batches: bool = False,
     ):
         self.unet = unet
         self.schedule = schedule
@@ -127,6 +137,7 @@ class EditLoop:
         self.keyframe_history: list[list[int]] = []
         self.group_history: list[list[KeyframeGroup]] = []
         self.previewed_first_step = previewed_first_step
+        self.pad_batches = pad_batches
 
     def _unet_eps(self, frames: list[int], latents: torch.Tensor, t: int, step_alpha: float,
                   index: torch.Tensor | slice | None = None) -> torch.Tensor:
@@ -177,7 +188,8 @@ class EditLoop:
         for frames in _batches(list(range(self.n_frames)), self.params.batch_size):
             _check_cancel(self.should_cancel)
             where = device_index(frames, latents.device)
-            eps[where] = self._unet_eps(frames, latents, t, alpha_t, where)
+            eps[where] = self._unet_eps(_padded(frames, self.params.batch_size, self.pad_batches), latents, t,
+                                        alpha_t)[: len(frames)]
             self.stats.count("per_frame", BRANCHES * len(frames))
             wants_preview = index % self.params.preview_every == 0 and not (index == 0 and self.previewed_first_step)
             if wants_preview and done == 0 and self.on_keyframes:
@@ -242,16 +254,17 @@ class EditLoop:
         state = self.state
         for batch in _batches(frames, self.params.batch_size):
             _check_cancel(self.should_cancel)
+            padded = _padded(batch, self.params.batch_size, self.pad_batches)
             if self.params.propagate:
                 state.mode = PROPAGATE
-                state.plan = [neighbours(f, keyframes) for f in batch]
+                state.plan = [neighbours(f, keyframes) for f in padded]
                 state.plan_index = PlanIndex.build(state.plan, self.unet.device)
                 self.stats.count("propagation", BRANCHES * len(batch))
             else:
                 state.mode = PER_FRAME
                 self.stats.count("per_frame", BRANCHES * len(batch))
             where = device_index(batch, latents.device)
-            eps[where] = self._unet_eps(batch, latents, t, alpha_t, where)
+            eps[where] = self._unet_eps(padded, latents, t, alpha_t, where if padded is batch else None)[: len(batch)]
         state.plan, state.plan_index = [], None
         return len(frames)
 

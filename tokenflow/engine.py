@@ -48,10 +48,16 @@ class Engine:
     """Holds a loaded model between jobs; `edit` runs one clip."""
 
     def __init__(self, model: str = DEFAULT_MODEL, device: str = "auto", cache_dir: str | Path | None = None,
-                 model_config: str | None = None, loaded: LoadedModel | None = None):
+                 model_config: str | None = None, loaded: LoadedModel | None = None, compile: bool = False):
         started = time.perf_counter()
         self.model = loaded or load_model(model, device, model_config)
         self.sites = find_sites(self.model.unet)
+        # Opt-in: compiled blocks, fed batches of one shape (padded), compile on first use.
+        self.compiled = compile
+        if compile:
+            from tokenflow.compiled import compile_unet_blocks
+
+            compile_unet_blocks(self.model.unet)
         self.cache = InversionCache(cache_dir)
         self.load_seconds = time.perf_counter() - started
         self._prompts: dict[str, torch.Tensor] = {}
@@ -81,7 +87,7 @@ class Engine:
             with stats.timed("inversion"):
                 # One branch instead of the edit's three: the same memory holds three times the frames.
                 part = invert(self.model.unet, latents[frames], schedule, source_prompt, 3 * params.batch_size,
-                              state, stats, should_cancel, on_step=on_step)
+                              state, stats, should_cancel, on_step=on_step, pad_batches=self.compiled)
             done_before[0] += len(frames)
             return part
 
@@ -194,7 +200,7 @@ class Engine:
 
             def run_loop(inverted_latents, **kwargs) -> EditLoop:
                 return EditLoop(model.unet, schedule, inverted_latents, conditioning, params, state, stats,
-                                should_cancel, on_keyframes=preview, **kwargs)
+                                should_cancel, on_keyframes=preview, pad_batches=self.compiled, **kwargs)
 
             stats.inversion_cached = inverted is not None
             if inverted is None:

@@ -42,6 +42,10 @@ class EditStats:
         try:
             yield
         finally:
+            if self.device.startswith("cuda"):
+                # GPU work is queued, not done: without this a stage's kernels would be
+                # billed to whichever later stage first waits for them. Once per stage.
+                torch.cuda.synchronize()
             self.seconds[stage] += time.perf_counter() - start
 
     def elapsed(self) -> float:

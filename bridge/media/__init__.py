@@ -1,48 +1,54 @@
 """The media layer: probe clips, read frame ranges exactly, write editor-ready outputs.
 
 PyAV (FFmpeg) does the work; nothing here imports torch, so the editor side and the
-server share it.
+server share it. Names are loaded on first use, so `bridge.media.presets` (the export
+preset table) can be imported by editor scripts and the panel without loading PyAV.
 """
 
-from bridge.media.decode import read_frames
-from bridge.media.errors import MediaError
-from bridge.media.clip import AudioInfo, ClipInfo, probe
-from bridge.media.presets import PRESETS, ExportPreset, get_preset, preset_for_output
-from bridge.media.ranges import parse_frame_range
-from bridge.media.timecode import frames_to_timecode, offset_timecode, timecode_to_frames
-from bridge.media.writers import (
-    FrameWriter,
-    ImageSequenceWriter,
-    MovieWriter,
-    OutputSpec,
-    check_output_writable,
-    default_output,
-    open_writer,
-    parse_output_spec,
-    resolve_preset,
-)
+from __future__ import annotations
 
-__all__ = [
-    "AudioInfo",
-    "ClipInfo",
-    "ExportPreset",
-    "FrameWriter",
-    "ImageSequenceWriter",
-    "MediaError",
-    "MovieWriter",
-    "OutputSpec",
-    "PRESETS",
-    "check_output_writable",
-    "default_output",
-    "frames_to_timecode",
-    "get_preset",
-    "offset_timecode",
-    "open_writer",
-    "parse_frame_range",
-    "parse_output_spec",
-    "preset_for_output",
-    "probe",
-    "read_frames",
-    "resolve_preset",
-    "timecode_to_frames",
-]
+import importlib
+from typing import Any
+
+# public name -> submodule that defines it
+_EXPORTS = {
+    "read_frames": "decode",
+    "MediaError": "errors",
+    "AudioInfo": "clip",
+    "ClipInfo": "clip",
+    "probe": "clip",
+    "PRESETS": "presets",
+    "ExportPreset": "presets",
+    "get_preset": "presets",
+    "preset_for_output": "presets",
+    "parse_frame_range": "ranges",
+    "frames_to_timecode": "timecode",
+    "offset_timecode": "timecode",
+    "timecode_to_frames": "timecode",
+    "FrameWriter": "writers",
+    "ImageSequenceWriter": "writers",
+    "MovieWriter": "writers",
+    "OutputSpec": "writers",
+    "check_output_writable": "writers",
+    "default_output": "writers",
+    "open_writer": "writers",
+    "parse_output_spec": "writers",
+    "resolve_preset": "writers",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        if name in ("audio", "clip", "colour", "decode", "errors", "presets", "ranges", "timecode", "writers"):
+            return importlib.import_module(f"{__name__}.{name}")
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))

@@ -105,6 +105,23 @@ def source_tags(colorspace: int, primaries: int, transfer: int, color_range: int
     return ColourTags(values[0], values[1], values[2], int(color_range) == _FULL_RANGE, tuple(assumed))
 
 
+# CIE xy of red, green, blue and white for each AVCOL_PRI value, as OpenEXR's
+# `chromaticities` attribute wants them (ITU-R BT.709, EBU/BT.470BG, SMPTE 170M/240M, BT.2020).
+_D65 = (0.3127, 0.3290)
+_CHROMATICITIES = {
+    1: (0.640, 0.330, 0.300, 0.600, 0.150, 0.060, *_D65),
+    5: (0.640, 0.330, 0.290, 0.600, 0.150, 0.060, *_D65),
+    6: (0.630, 0.340, 0.310, 0.595, 0.155, 0.070, *_D65),
+    7: (0.630, 0.340, 0.310, 0.595, 0.155, 0.070, *_D65),
+    9: (0.708, 0.292, 0.170, 0.797, 0.131, 0.046, *_D65),
+}
+
+
+def chromaticities(primaries: int) -> tuple[float, ...] | None:
+    """The primaries as CIE xy (for OpenEXR), or None for ones not listed here."""
+    return _CHROMATICITIES.get(int(primaries))
+
+
 def default_tags(height: int) -> ColourTags:
     """Tags for pictures of unknown origin: what editors assume for untagged video."""
     return source_tags(0, 0, 0, 0, height)

@@ -4,7 +4,8 @@ A preset names a finished deliverable an editor drops straight into a timeline: 
 codec and pixel format of a movie, or the image format and bit depth of a numbered
 sequence. `edit`, `submit`, the render queue and the panel all refer to presets by
 `name`; `label` and `description` are what a person reads. The table is import-light
-(standard library only) so the panel and editor scripts can list it without PyAV.
+(standard library only, and `bridge.media` loads lazily) so the panel and editor
+scripts can list it without PyAV.
 
 When no preset is given, `preset_for_output` keeps the extension-based behaviour:
 `.mp4` is H.264, `.mov` ProRes 422 HQ, a folder or `%06d.png` pattern PNG 8-bit,

@@ -38,7 +38,7 @@ import numpy as np
 
 from bridge.media.audio import AudioTrack, open_audio
 from bridge.media.clip import ClipInfo
-from bridge.media.colour import ColourTags, default_tags, rgb_to_frame
+from bridge.media.colour import ColourTags, chromaticities, default_tags, rgb_to_frame
 from bridge.media.errors import MediaError
 from bridge.media.presets import PRESETS, ExportPreset, get_preset, image_extensions, preset_for_output
 from bridge.media.timecode import offset_timecode
@@ -50,8 +50,6 @@ _FRAME_NUMBER = re.compile(r"%(0?\d*)d")
 _DEFAULT_STEM = "frame_%06d"
 _FORMATS_HINT = "use .mp4, .mov, or an image-sequence pattern like frames/%06d.png (.png, .tif, .exr)"
 
-# Rec.709 / sRGB primaries and D65 white, as OpenEXR's chromaticities attribute wants them.
-_REC709_CHROMATICITIES = (0.64, 0.33, 0.30, 0.60, 0.15, 0.06, 0.3127, 0.3290)
 
 
 @dataclass(frozen=True)
@@ -470,6 +468,7 @@ class ImageSequenceWriter(FrameWriter):
         frame_rate: Fraction | None = None,
         overwrite: bool = False,
         timecode: str | None = None,
+        colour: ColourTags | None = None,
     ) -> None:
         preset = preset or preset_for_output(pattern)
         super().__init__(size, preset)
@@ -478,6 +477,7 @@ class ImageSequenceWriter(FrameWriter):
         self.first_number = first_number
         self.frame_rate = frame_rate
         self.timecode = timecode  # of the first image; EXR files carry each one's own
+        self.colour = colour or default_tags(size[1])
         self._overwrite = overwrite
         self._made_folders = _make_folders(pattern.parent)
         self._staging = Path(tempfile.mkdtemp(prefix=".tokenflow-", suffix=".partial", dir=pattern.parent))
@@ -514,11 +514,10 @@ class ImageSequenceWriter(FrameWriter):
     def _write_exr(self, path: Path, pixels: np.ndarray) -> None:
         import OpenEXR
 
-        header = {
-            "compression": OpenEXR.ZIP_COMPRESSION,
-            "type": OpenEXR.scanlineimage,
-            "chromaticities": _REC709_CHROMATICITIES,
-        }
+        header = {"compression": OpenEXR.ZIP_COMPRESSION, "type": OpenEXR.scanlineimage}
+        primaries = chromaticities(self.colour.primaries)
+        if primaries is not None:  # the source's primaries, never a blanket Rec.709
+            header["chromaticities"] = primaries
         if self.frame_rate is not None:
             header["framesPerSecond"] = self.frame_rate
             if self.timecode:
@@ -580,7 +579,7 @@ def open_writer(
             check_not_existing(sequence_paths(spec, number, frame_count))
         timecode = _start_timecode(info, first_frame) if spec.preset.codec == "exr" else None
         return ImageSequenceWriter(spec.path, number, size, spec.preset, info.frame_rate, overwrite,
-                                   timecode=_parsable(timecode, info.frame_rate))
+                                   timecode=_parsable(timecode, info.frame_rate), colour=info.colour)
     if not overwrite:
         check_not_existing([spec.path])
     return MovieWriter(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from bridge import cli
-from bridge.client import Client, ConnectionLost
+from bridge.client import Client, ConnectionLost, EventKind
 from server.cli import main
 from tests.server.conftest import Harness
 from tests.server.fake_engine import FakeEngine
@@ -70,6 +70,9 @@ def test_ctrl_c_asks_to_cancel_or_leave_running(harness, monkeypatch, capsys, an
     c = Client(harness.endpoint, timeout=5)
     c.connect()
     job = c.submit(harness.spec(steps=200)).job
+    watch = c.events(job, 2, frames=False, proxies=False)
+    next(e for e in watch if e.kind is EventKind.PROGRESS)  # running now: Ctrl-C comes mid-job
+    watch.close()
 
     def interrupted(client, job_id, from_seq):
         raise KeyboardInterrupt

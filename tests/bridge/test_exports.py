@@ -168,6 +168,14 @@ def test_movie_colour_tags_follow_the_source(tmp_path):
         assert np.abs(back.mean(axis=(1, 2, 3)) - source.mean(axis=(1, 2, 3))).max() < 2.5
 
 
+def test_exr_chromaticities_follow_the_source(tmp_path):
+    clip = make_clip(tmp_path / "tagged.mp4", pictures=12, colour=(1, 1, 1, 1))
+    (path, *_) = _write(f"{tmp_path}/seq/", clip, "exr_half")
+    with OpenEXR.File(str(path)) as exr:
+        red_x, red_y = exr.header()["chromaticities"][:2]
+    assert (red_x, red_y) == pytest.approx((0.64, 0.33))  # BT.709, as tagged
+
+
 def test_untagged_small_clip_is_tagged_with_the_editors_assumption(tmp_path, clips):
     out = tmp_path / "o.mov"
     _write(out, clips["shipped"], "prores_422_hq")
@@ -194,6 +202,8 @@ def test_sequence_presets_read_back_exactly(clips, tmp_path, preset, source):
                 header = dict(exr.header())
             assert pixels.dtype == np.float16 and pixels.shape == (info.height, info.width, 3)
             assert header["framesPerSecond"] == info.frame_rate
+            # The made clips and carphone are untagged and small: SMPTE 170M primaries, not Rec.709.
+            assert header["chromaticities"][:2] == pytest.approx((0.630, 0.340))
             if source == "ntsc_tc":  # each file knows its source timecode (01:00:59;20 + frame number)
                 code = header["timeCode"]
                 text = f"{code.hours:02d}:{code.minutes:02d}:{code.seconds:02d};{code.frame:02d}"

@@ -68,3 +68,11 @@ def test_formats_command_lists_every_preset() -> None:
     text = subprocess.run([sys.executable, "-m", "server.cli", "formats"], capture_output=True, text=True,
                           cwd=REPO, env=env, check=True).stdout
     assert "DNxHR HQX" in text and "needs pictures of at least 256x120" in text
+
+
+def test_the_table_loads_without_pyav() -> None:
+    """Editor scripts and the panel read the presets without loading FFmpeg."""
+    code = "import sys, bridge.media.presets, bridge.media_cli; print('av' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO,
+                         env={**os.environ, "PYTHONPATH": str(REPO)}, check=True).stdout
+    assert out.strip() == "False"

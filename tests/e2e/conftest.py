@@ -15,13 +15,15 @@ import pytest
 from bridge import protocol as p
 
 REPO = Path(__file__).resolve().parents[2]
-_LISTENING = re.compile(r"listening on (tcp://\S+)")
+_LISTENING = re.compile(r"listening on ((?:tcp|ipc)://\S+)")
 
 
 class ServeProcess:
     """`python -m server.cli serve ...`; stderr goes to a log file the tests can show."""
 
-    def __init__(self, root: Path, model: Path, bind: str = "tcp://127.0.0.1:*"):
+    def __init__(self, root: Path, model: Path, bind: str | None = None):
+        """bind None: the server's default endpoint (a private ipc:// socket in this server's own
+        runtime folder, as a user gets it); "tcp://127.0.0.1:*": loopback with the user's local keys."""
         self.root = root
         self.model = model
         self.bind = bind
@@ -30,16 +32,19 @@ class ServeProcess:
         self.out = root / "out"
         self.out.mkdir(parents=True, exist_ok=True)
         self.log = root / "serve.log"
+        self.runtime = root / "run"  # the default ipc:// socket lives here
         self.proc: subprocess.Popen | None = None
         self.endpoint = ""
 
     def command(self) -> list[str]:
-        return [sys.executable, "-m", "server.cli", "serve", "--bind", self.bind, "--model", str(self.model),
+        bind = ["--bind", self.bind] if self.bind else []
+        return [sys.executable, "-m", "server.cli", "serve", *bind, "--model", str(self.model),
                 "--device", "cpu", "--data-dir", str(self.data), "--cache-dir", str(self.cache),
                 "--allow-output", str(self.out)]
 
     def start(self, timeout: float = 120.0) -> "ServeProcess":
-        env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "PYTHONPATH": str(REPO)}
+        env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "PYTHONPATH": str(REPO),
+               "TOKENFLOW_RUNTIME_DIR": str(self.runtime)}
         # One OpenMP thread: on a small shared machine (CI, 2 cores) OpenMP's spinning threads
         # fight the test process and each other and make the tiny model 5-30x slower.
         env.setdefault("OMP_NUM_THREADS", "1")

@@ -20,7 +20,7 @@ class Harness:
         self.engine = engine
         self.clip = clip
         self.config = ServerConfig(data=DataDir(root / "data"), models=("fake", "fake-2"),
-                                   bind="tcp://127.0.0.1:*", allowed_output_dirs=(root / "out",),
+                                   bind=f"ipc://{root}/server.sock", allowed_output_dirs=(root / "out",),
                                    limits=p.Limits(heartbeat_s=0.2, heartbeat_liveness=5))
         (root / "out").mkdir(exist_ok=True)
         self.server: Server | None = None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bridge.client import Client, ConnectionLost, CurveKeys
+from bridge.client import AccessRefused, Client, CurveKeys
 from server.app import Server
 from server.paths import DataDir
 from server.security import SecurityError, init_keys, is_loopback
@@ -52,8 +52,8 @@ def test_curve_keys_let_the_right_client_in(harness, tmp_path):
     keys = CurveKeys.from_files(server_key, client_secret)
     with Client(harness.endpoint, keys=keys, timeout=5) as c:
         assert c.welcome.models == ["fake", "fake-2"]
-    with pytest.raises(ConnectionLost, match="tokenflow serve"):
-        Client(harness.endpoint, timeout=1).connect()  # no keys: the handshake never completes
+    with pytest.raises(AccessRefused, match="refused this client"):
+        Client(harness.endpoint, timeout=1).connect()  # no keys: the handshake fails, and the client says so
     stranger = init_keys(tmp_path / "other")[1]
-    with pytest.raises(ConnectionLost):
+    with pytest.raises(AccessRefused, match="refused this client.*key"):
         Client(harness.endpoint, keys=CurveKeys.from_files(server_key, stranger), timeout=1).connect()

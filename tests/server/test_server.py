@@ -172,7 +172,7 @@ def test_out_of_memory_fails_the_job_and_the_server_goes_on(harness):
         (dict(output="OUT/movie.avi"), "output_not_writable", "body.spec.output"),
         (dict(params={"stpes": 3}), "bad_params", "body.spec.params.stpes"),
         (dict(params={"steps": "many"}), "bad_params", "body.spec.params.steps"),
-        (dict(params={"steps": 0}), "bad_params", "body.spec.params"),
+        (dict(params={"steps": 0}), "bad_params", "body.spec.params.steps"),  # named (docs/protocol.md)
         (dict(model="sdxl"), "unknown_model", "body.spec.model"),
     ],
 )

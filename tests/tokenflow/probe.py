@@ -136,15 +136,15 @@ def conditioning(model, params: EditParams) -> Conditioning:
                         encode_prompt(model, params.prompt))
 
 
-def probed_run(engine, params: EditParams, inverted: dict[int, torch.Tensor] | None = None, n_frames: int = 6
-               ) -> tuple[EditLoop, Probe, torch.Tensor, dict[int, torch.Tensor]]:
+def probed_run(engine, params: EditParams, inverted: dict[int, torch.Tensor] | None = None, n_frames: int = 6,
+               pad_batches: bool = False) -> tuple[EditLoop, Probe, torch.Tensor, dict[int, torch.Tensor]]:
     """Run the engine's edit loop with a probe on the sites; returns (loop, probe, latents, inverted)."""
     model = engine.model
     schedule = ddim.make_schedule(model.scheduler, params.steps)
     inverted = inverted if inverted is not None else random_inversion(schedule, n_frames)
     state = TokenFlowState(engine.sites)
     loop = EditLoop(model.unet, schedule, inverted, conditioning(model, params), params, state, EditStats(),
-                    lambda: False)
+                    lambda: False, pad_batches=pad_batches)
     with installed(model.unet, state), Probe(model.unet, state, schedule.timesteps) as probe:
         latents = loop.run()
     return loop, probe, latents, inverted

@@ -65,6 +65,16 @@ def test_every_sampling_timestep_has_an_inverted_latent():
     assert stats.unet_passes["inversion"] == 2 * 10  # one pass per frame and step, no reconstruction
 
 
+def test_padded_inversion_batches_give_the_same_latents():
+    schedule = ddim.make_schedule(_sd_scheduler(), 4)
+    clean = torch.randn(5, 4, 8, 8, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+    args = (XIndependentDenoiser(), clean, schedule, torch.zeros(1, 77, 8), 3, TokenFlowState(sites=None))
+    plain = invert(*args, EditStats(), lambda: False)
+    padded = invert(*args, stats := EditStats(), lambda: False, pad_batches=True)
+    assert all(torch.equal(plain[t], padded[t]) for t in schedule.timesteps)
+    assert stats.unet_passes["inversion"] == 5 * 4  # padding is not counted as work
+
+
 def test_misaligned_timesteps_break_the_round_trip():
     """The check above is sensitive: shifting the inversion's alphas by one step shows at once."""
     unet = XIndependentDenoiser()

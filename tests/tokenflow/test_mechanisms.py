@@ -211,3 +211,16 @@ def test_propagated_tokens_blend_keyframe_tokens_matched_on_source_features(toke
                     assert torch.allclose(got, expected, rtol=0, atol=1e-5), (step, frame, name)
                     checked += 1
     assert checked == 16 * 3 * 5  # every self-attention layer, every non-keyframe, every step
+
+
+# --- fixed batch shapes (the opt-in compile path) -------------------------------------------
+
+
+@pytest.mark.parametrize("method", ["tokenflow", "per-frame"])
+def test_padding_batches_to_one_shape_changes_nothing(tiny_engine, method):
+    params = dataclasses.replace(PARAMS, method=method, steps=2, batch_size=3, max_joint_keyframes=3)
+    _, plain, plain_latents, inverted = probed_run(tiny_engine, params, n_frames=7)
+    _, padded, padded_latents, _ = probed_run(tiny_engine, params, inverted=inverted, pad_batches=True)
+    assert relative_error(padded_latents, plain_latents) < 1e-5
+    batch_calls = [c.n for c in padded.calls if c.mode in (PROPAGATE, PER_FRAME)]
+    assert set(batch_calls) == {3} and {c.n for c in plain.calls if c.mode in (PROPAGATE, PER_FRAME)} != {3}
