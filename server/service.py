@@ -148,8 +148,8 @@ class Service:
     def info(self, job: JobRecord) -> p.JobInfo:
         summary = job_summary_fields(job)
         mine = self._mine(job)
-        if not mine:  # another client's job: its state shows, never its files or prompt
-            summary = {k: (None if k in ("frames", "output") else "") for k in summary}
+        if not mine:  # another client's job: its state shows, never its files, clip or prompt
+            summary = {**summary, "input": "", "prompt": "", "frames": None, "output": None, "name": None}
         return p.JobInfo(
             id=job.id, state=job.state, created=job.created, updated=job.updated, priority=job.priority,
             position=self.scheduler.position(job.id) if job.state == "queued" else None,
