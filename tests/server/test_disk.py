@@ -10,7 +10,7 @@ import time
 import numpy as np
 import pytest
 
-from server.disk import Retention, is_disk_full, sweep, trim_cache
+from server.disk import Retention, empty_trash, is_disk_full, remove_job_folder, sweep, trim_cache
 from server.journal import Blob, BlobCache, Doorbell, Journal
 from server.paths import DataDir
 from server.scheduler import Scheduler
@@ -89,6 +89,15 @@ def test_frames_are_stored_as_lossless_png(tmp_path):
     stored = data.job("j") / "frames" / "00000000.png"
     assert stored.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert np.array_equal(journal.read_blob("j", "frames/00000000.png"), image)
+
+    # Deleted while a client is being sent its frames: they stay readable for the grace period.
+    remove_job_folder(data, "j")
+    assert not data.job("j").exists()
+    assert np.array_equal(journal.read_blob("j", "frames/00000000.png"), image)
+    empty_trash(data, grace_s=3600)
+    assert np.array_equal(journal.read_blob("j", "frames/00000000.png"), image)
+    empty_trash(data, grace_s=0)
+    assert not any(data.jobs.rglob("*.png"))
     store.close()
 
 
