@@ -256,8 +256,8 @@ class Limits:
     max_clients: int = 64
     max_subscriptions: int = 32  # per client
     max_fetches: int = 4  # open frame fetches per client
-    client_queue_bytes: int = 64 << 20  # per client: past it, its streams pause and resume from the store
-    total_queue_bytes: int = 256 << 20  # all clients together
+    client_queue_bytes: int = 32 << 20  # per client: past it, its streams pause and resume from the store
+    total_queue_bytes: int = 128 << 20  # all clients together
 
 
 @dataclass(frozen=True)

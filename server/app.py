@@ -33,6 +33,7 @@ log = logging.getLogger("tokenflow.server")
 # Limits.client_queue_bytes (server/front.py), so this only bounds small messages.
 SEND_QUEUE_MESSAGES = 64
 RECEIVE_QUEUE_MESSAGES = 64
+BLOB_CACHE_BYTES = 64 << 20
 
 
 class Server:
@@ -48,7 +49,8 @@ class Server:
             self.lock.release()
             raise
         self.doorbell = Doorbell()
-        self.journal = Journal(self.store, config.data, BlobCache(), self.doorbell)
+        # Recent payloads for live subscribers; bounded with the send budgets (ten 1080p frames).
+        self.journal = Journal(self.store, config.data, BlobCache(max_bytes=BLOB_CACHE_BYTES), self.doorbell)
         for job_id in self.store.requeue_interrupted():
             attempt = self.store.get(job_id).attempts + 1
             self.journal.append(job_id, "requeued", {"attempt": attempt, "reason": "the server restarted"})

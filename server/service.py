@@ -149,7 +149,7 @@ class Service:
         summary = job_summary_fields(job)
         mine = self._mine(job)
         if not mine:  # another client's job: its state shows, never its files or prompt
-            summary = {k: (None if k in ("frames", "output") else "") for k in summary}
+            summary = {k: ("" if k in ("input", "prompt") else None) for k in summary}  # the wire's types
         return p.JobInfo(
             id=job.id, state=job.state, created=job.created, updated=job.updated, priority=job.priority,
             position=self.scheduler.position(job.id) if job.state == "queued" else None,

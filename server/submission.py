@@ -99,10 +99,27 @@ def _allowed_output(output: str, config: ServerConfig, where: str) -> None:
         )
 
 
-def _named_output(spec: JobSpec, job_id: str, source: Path, first: int, last: int, params: dict,
-                  config: ServerConfig, reserved: typing.Callable[[str], bool], preset) -> str:
-    """destination/NAME.mov (a movie) or destination/NAME/NAME_%06d.png (a sequence), NAME from the
-    template; the first of NAME, NAME_2, ... that is neither on disk nor another job's output."""
+def free_output(folder: Path, name: str, preset: str, reserved: typing.Callable[[str], bool]) -> str:
+    """folder/NAME.mov (a movie) or folder/NAME/NAME_%06d.png (a sequence): the first of NAME,
+    NAME_2, ... that is neither on disk nor `reserved` (another job's output)."""
+    chosen = media.get_preset(preset)
+    for n in range(1, 100_000):
+        candidate = name if n == 1 else f"{name}_{n}"
+        if chosen.is_movie:
+            path = folder / f"{candidate}{chosen.extension}"
+            out = str(path)
+        else:
+            path = folder / candidate
+            out = str(path / f"{candidate}_%06d{chosen.extension}")
+        if not path.exists() and not reserved(out):
+            return out
+    raise SubmitError("output_exists", f"Every name like {name} is taken in {folder}.",
+                      "Choose another destination or name template.", "body.spec.destination")
+
+
+def _output_name(spec: JobSpec, job_id: str, source: Path, first: int, last: int, params: dict,
+                 config: ServerConfig) -> tuple[Path, str]:
+    """(destination folder, NAME from the template) for a queued job."""
     where = "body.spec.destination"
     folder = Path(spec.destination or "").expanduser()
     if not folder.is_absolute():
@@ -117,27 +134,15 @@ def _named_output(spec: JobSpec, job_id: str, source: Path, first: int, last: in
         name = naming.render(spec.name_template or naming.DEFAULT_TEMPLATE, values)
     except naming.TemplateError as exc:
         raise SubmitError("bad_field", str(exc), "", "body.spec.name_template") from None
-    preset = preset or media.get_preset("h264")
     folder = Path(os.path.normpath(folder))
     _allowed_output(str(folder / name), config, where)
-
-    def output(candidate: str) -> tuple[Path, str]:  # (what must not exist, the output spec)
-        if preset.is_movie:
-            return folder / f"{candidate}{preset.extension}", str(folder / f"{candidate}{preset.extension}")
-        return folder / candidate, str(folder / candidate / f"{candidate}_%06d{preset.extension}")
-
-    for n in range(1, 100_000):
-        candidate = name if n == 1 else f"{name}_{n}"
-        path, out = output(candidate)
-        if not path.exists() and not reserved(out):
-            return out
-    raise SubmitError("output_exists", f"Every name like {name} is taken in {folder}.",
-                      "Choose another destination or name template.", where)
+    return folder, name
 
 
 def resolve(spec: JobSpec, job_id: str, config: ServerConfig,
             reserved: typing.Callable[[str], bool] = lambda output: False) -> dict:
-    """`reserved(output)`: whether another job will write that output (a named output avoids it)."""
+    """The checked, explicit spec the store keeps. `reserved(output)`: whether another job will
+    write that output; a named output (destination + template) takes the first free name."""
     try:
         check_path_text(spec.input, "input")
     except OutputRefused as exc:
@@ -172,6 +177,7 @@ def resolve(spec: JobSpec, job_id: str, config: ServerConfig,
         preset = media.resolve_preset(spec.preset)
     except media.MediaError as exc:
         raise SubmitError("bad_format", str(exc), "List the presets with `tokenflow formats`.", "body.spec.preset") from None
+    destination = None
     if spec.output:
         text = spec.output.replace("{job}", job_id)
         try:
@@ -185,7 +191,8 @@ def resolve(spec: JobSpec, job_id: str, config: ServerConfig,
                               "Send an absolute path on the server's machine.", "body.spec.output")
         output = os.path.normpath(expanded) + (os.sep if as_folder else "")
     elif spec.destination:
-        output = _named_output(spec, job_id, source, first, last, params.to_dict(), config, reserved, preset)
+        destination, output_name = _output_name(spec, job_id, source, first, last, params.to_dict(), config)
+        output = free_output(destination, output_name, (preset or media.get_preset("h264")).name, reserved)
     else:
         output = media.default_output(config.data.outputs / job_id / source.name, preset)
     try:
@@ -234,7 +241,7 @@ def resolve(spec: JobSpec, job_id: str, config: ServerConfig,
         "preset": out_spec.preset.name,
         "start_number": spec.start_number,
         "source": {"width": info.width, "height": info.height, "frame_rate": str(info.frame_rate)},
-        "destination": spec.destination,
+        "destination": str(destination) if destination else spec.destination,
         "name_template": spec.name_template,
         "name": spec.name or source.stem,
         "batch": spec.batch,
