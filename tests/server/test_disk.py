@@ -175,3 +175,22 @@ def test_a_rerun_cleans_stale_staging_and_finishes_its_own_output(tmp_path, ship
         run._check_output()
     assert (out / "shot.mp4").read_bytes() == b"placed by the first attempt"
     store.close()
+
+
+def test_host_memory_failures_are_out_of_memory():
+    from server.job_run import _describe
+
+    code, message, _ = _describe(RuntimeError("DefaultCPUAllocator: can't allocate memory: you tried to allocate 9 GB"))
+    assert code == "out_of_memory" and "machine ran out of memory" in message
+    assert _describe(MemoryError())[0] == "out_of_memory"
+
+
+def test_edit_default_names_never_reuse_a_taken_one(tmp_path):
+    from bridge.media.output_safety import next_free_output
+
+    assert next_free_output(str(tmp_path / "clip_tokenflow.mp4")) == str(tmp_path / "clip_tokenflow.mp4")
+    (tmp_path / "clip_tokenflow.mp4").write_bytes(b"first result")
+    (tmp_path / "clip_tokenflow_2.mp4").write_bytes(b"second result")
+    assert next_free_output(str(tmp_path / "clip_tokenflow.mp4")) == str(tmp_path / "clip_tokenflow_3.mp4")
+    (tmp_path / "clip_tokenflow").mkdir()
+    assert next_free_output(str(tmp_path / "clip_tokenflow") + "/") == str(tmp_path / "clip_tokenflow_2") + "/"
