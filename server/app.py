@@ -16,7 +16,7 @@ import zmq
 from bridge.local import default_endpoint
 from server.config import ServerConfig
 from server.data_lock import DataDirLock
-from server.disk import Reserve, Usage, human, sweep, trim_cache, usage
+from server.disk import Reserve, Usage, empty_trash, human, sweep, trim_cache, usage
 from server.engine_host import EngineFactory, EngineHost, default_factory
 from server.front import Front
 from server.journal import BlobCache, Doorbell, Journal
@@ -78,6 +78,7 @@ class Server:
         """
         cfg = self.config
         deleted = sweep(self.store, self.scheduler, cfg.data, cfg.retention)
+        empty_trash(cfg.data)
         freed = trim_cache(cfg.cache_dir, cfg.retention.cache_bytes)
         self.reserve.ensure()
         used = usage(cfg.data, cfg.cache_dir, cfg.free_space)

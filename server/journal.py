@@ -125,6 +125,10 @@ class Journal:
         if cached is not None:
             return cached
         path = self.blob_path(job_id, name)
+        if not path.exists():  # the job was deleted while a client was being sent its events
+            from server.disk import trash_folder
+
+            path = trash_folder(self.data) / job_id / name
         if name.endswith(".npy"):  # frames stored by servers before frames became PNG
             return np.load(path, allow_pickle=False)
         if name.startswith(FRAMES_DIR) and name.endswith(".png"):

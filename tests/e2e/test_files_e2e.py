@@ -11,6 +11,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -309,6 +310,10 @@ def test_a_full_disk_fails_the_job_with_a_clear_message(tmp_path, tiny_model_dir
         job = c.submit(server.spec(shipped_clip, frames="0:3", steps=60, name="full.mp4")).job
         wait_for_stage(c, job, "edit")
         _fill(root)  # the disk fills up while the job runs
+        deadline = time.monotonic() + 120  # never a job stuck `running`
+        while c.status(job).state == "running":
+            assert time.monotonic() < deadline, "the job is stuck running on a full disk"
+            time.sleep(0.5)
         end = c.wait(job)
         assert end.kind is EventKind.FAILED, end
         assert end.body.code == "disk_full" and "data folder" in end.body.message and "is full" in end.body.message, end.body

@@ -10,7 +10,7 @@ import time
 import numpy as np
 import pytest
 
-from server.disk import Retention, is_disk_full, sweep, trim_cache
+from server.disk import Retention, empty_trash, is_disk_full, remove_job_folder, sweep, trim_cache
 from server.journal import Blob, BlobCache, Doorbell, Journal
 from server.paths import DataDir
 from server.scheduler import Scheduler
@@ -89,6 +89,15 @@ def test_frames_are_stored_as_lossless_png(tmp_path):
     stored = data.job("j") / "frames" / "00000000.png"
     assert stored.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert np.array_equal(journal.read_blob("j", "frames/00000000.png"), image)
+
+    # Deleted while a client is being sent its frames: they stay readable for the grace period.
+    remove_job_folder(data, "j")
+    assert not data.job("j").exists()
+    assert np.array_equal(journal.read_blob("j", "frames/00000000.png"), image)
+    empty_trash(data, grace_s=3600)
+    assert np.array_equal(journal.read_blob("j", "frames/00000000.png"), image)
+    empty_trash(data, grace_s=0)
+    assert not any(data.jobs.rglob("*.png"))
     store.close()
 
 
@@ -166,3 +175,22 @@ def test_a_rerun_cleans_stale_staging_and_finishes_its_own_output(tmp_path, ship
         run._check_output()
     assert (out / "shot.mp4").read_bytes() == b"placed by the first attempt"
     store.close()
+
+
+def test_host_memory_failures_are_out_of_memory():
+    from server.job_run import _describe
+
+    code, message, _ = _describe(RuntimeError("DefaultCPUAllocator: can't allocate memory: you tried to allocate 9 GB"))
+    assert code == "out_of_memory" and "machine ran out of memory" in message
+    assert _describe(MemoryError())[0] == "out_of_memory"
+
+
+def test_edit_default_names_never_reuse_a_taken_one(tmp_path):
+    from bridge.media.output_safety import next_free_output
+
+    assert next_free_output(str(tmp_path / "clip_tokenflow.mp4")) == str(tmp_path / "clip_tokenflow.mp4")
+    (tmp_path / "clip_tokenflow.mp4").write_bytes(b"first result")
+    (tmp_path / "clip_tokenflow_2.mp4").write_bytes(b"second result")
+    assert next_free_output(str(tmp_path / "clip_tokenflow.mp4")) == str(tmp_path / "clip_tokenflow_3.mp4")
+    (tmp_path / "clip_tokenflow").mkdir()
+    assert next_free_output(str(tmp_path / "clip_tokenflow") + "/") == str(tmp_path / "clip_tokenflow_2") + "/"
