@@ -262,11 +262,12 @@ def bench_slow_subscribers(root: Path, hd_frames: int, subscribers: int, code: P
         time.sleep(2.0)  # what is queued for the subscribers now stays queued
         held = _rss_kib(proc.pid, "VmRSS")
         peak = _rss_kib(proc.pid, "VmHWM")
-        frames_read = 0
-        for s in socks:  # now they read: every frame arrives
+        frames_read = stalled = 0
+        for s in socks:  # now they read: every frame should arrive
             while True:
-                if not s.poll(60_000):
-                    raise SystemExit("a subscriber got nothing for 60 s")
+                if not s.poll(30_000):
+                    stalled += 1  # nothing for 30 s: the server dropped or forgot this subscriber
+                    break
                 h = msgpack.unpackb(s.recv_multipart()[0])
                 frames_read += h["type"] == "frame"
                 if h["type"] in ("done", "failed", "cancelled"):
@@ -274,7 +275,9 @@ def bench_slow_subscribers(root: Path, hd_frames: int, subscribers: int, code: P
         return {"code": str(code), "hd_frames": hd_frames, "subscribers": subscribers, "job_s": round(job_s, 1),
                 "rss_before_MiB": round(before / 1024), "rss_peak_MiB": round(peak / 1024),
                 "rss_held_after_job_MiB": round(held / 1024),
-                "growth_peak_MiB": round((peak - before) / 1024), "frames_read": frames_read}
+                "growth_peak_MiB": round((peak - before) / 1024), "frames_read": frames_read,
+                "frames_expected": hd_frames * subscribers, "subscribers_stalled": stalled,
+                "server_alive": proc.poll() is None}
     finally:
         for s in socks:
             s.close(linger=0)

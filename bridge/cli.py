@@ -50,6 +50,8 @@ def register(subparsers) -> None:
     submit.add_argument("--model", help="one of the server's models (default: the server's default)")
     submit.add_argument("--priority", type=int, default=0, help="higher runs first (default: %(default)s)")
     submit.add_argument("--detach", action="store_true", help="print the job id and exit once it is queued")
+    submit.add_argument("--overwrite", action="store_true",
+                        help="replace an existing output (never the input); without it an existing output is refused")
     submit.add_argument("--download", type=Path, metavar="DIR",
                         help="when the job is done, save its outputs into DIR on this machine (checksums verified; "
                         "an existing file is never replaced)")
@@ -175,19 +177,25 @@ def job_spec_from_args(args: argparse.Namespace) -> p.JobSpec:
         output = _default_output(source, preset)
     return p.JobSpec(input=source, params=params, frames=args.frames, output=output, model=args.model,
                      priority=args.priority, client_token=uuid.uuid4().hex, preset=preset,
-                     start_number=getattr(args, "start_number", None))
+                     start_number=getattr(args, "start_number", None), overwrite=bool(getattr(args, "overwrite", False)))
 
 
 def _default_output(source: str, preset: str | None) -> str:
-    """INPUT_tokenflow.mp4 beside the input, or the preset's extension (a folder for a sequence)."""
+    """INPUT_tokenflow_JOB.mp4 beside the input (the server puts the job id for `{job}`), or the
+    preset's extension (a folder for a sequence): unique per job, so two prompts keep both."""
     from bridge.media.presets import PRESETS
 
     chosen = PRESETS[preset] if preset else PRESETS["h264"]
-    stem = Path(source).with_name(f"{Path(source).stem}_tokenflow")
+    stem = Path(source).with_name(f"{Path(source).stem}_tokenflow_{{job}}")
     return f"{stem}{chosen.extension}" if chosen.is_movie else f"{stem}/"
 
 
 def run_submit(args: argparse.Namespace) -> int:
+    for name, text in (("prompt", args.prompt), ("negative prompt", args.negative),
+                       ("inversion prompt", args.inversion_prompt)):
+        if text is not None and len(text) > p.MAX_PROMPT_CHARS:
+            return _err(f"the {name} is {len(text)} characters long; the model's text encoder (CLIP) reads only 77 "
+                        f"tokens, so at most {p.MAX_PROMPT_CHARS} characters are accepted: shorten it.", EXIT_BAD_INPUT)
     spec = job_spec_from_args(args)
     try:
         with _client(args) as client:
@@ -195,6 +203,10 @@ def run_submit(args: argparse.Namespace) -> int:
                 accepted = client.submit(spec)
             except ServerError as exc:
                 where = f" ({exc.field})" if exc.field else ""
+                if exc.code == "output_not_allowed" and not args.output:
+                    return _err(f"no -o was given, so the output would go beside the input, but {exc.message[0].lower()}"
+                                f"{exc.message[1:]}\n  Pass -o with a path in an allowed folder, or start the server "
+                                "with --allow-output FOLDER_OF_THE_INPUT.", EXIT_BAD_INPUT)
                 return _err(f"{exc.message}{where}" + (f"\n  {exc.hint}" if exc.hint else ""), EXIT_BAD_INPUT)
             job = accepted.job
             if args.detach:

@@ -152,7 +152,7 @@ def facts_text(facts: dict[str, Any]) -> str:
     if facts["start_timecode"]:
         row("timecode", f"{facts['start_timecode']} .. {facts['end_timecode'] or '?'}")
     else:
-        row("timecode", "none (exports start at 00:00:00:00 in editors)")
+        row("timecode", "none (editors show it from 00:00:00:00; exports carry none either)")
     if facts["pictures"] is not None:
         held = facts["held_frames"]
         text = f"{facts['pictures']} stored"

@@ -41,6 +41,9 @@ HEARTBEAT_LIVENESS = 5
 
 JOB_STATES = ("queued", "running", "done", "failed", "cancelled")
 TERMINAL_STATES = ("done", "failed", "cancelled")
+# CLIP reads 77 tokens (about 300 characters); longer prompts are refused, not cut.
+MAX_PROMPT_CHARS = 1000
+_PROMPT_PARAMS = ("prompt", "negative_prompt", "inversion_prompt")
 _JOB_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _MAX_INT = (1 << 63) - 1
 # Largest chunk of an output file one `read` reply carries (see `Read`).
@@ -100,6 +103,9 @@ class JobSpec:
     preset: Optional[str] = None
     # First number of an image sequence; None = the source frame numbers.
     start_number: Optional[int] = None
+    # Replace an existing output (a file, or frames of the same sequence pattern); the
+    # input itself is never replaced. `{job}` in `output` becomes the job id.
+    overwrite: bool = False
     # The render queue (docs/queue.md): with no `output`, the server names the output
     # `destination/<name_template>` (+ the format's extension), never reusing a name.
     destination: Optional[str] = None  # absolute folder on the server's machine
@@ -250,8 +256,8 @@ class Limits:
     max_clients: int = 64
     max_subscriptions: int = 32  # per client
     max_fetches: int = 4  # open frame fetches per client
-    client_queue_bytes: int = 64 << 20  # per client: past it, its streams pause and resume from the store
-    total_queue_bytes: int = 256 << 20  # all clients together
+    client_queue_bytes: int = 32 << 20  # per client: past it, its streams pause and resume from the store
+    total_queue_bytes: int = 128 << 20  # all clients together
 
 
 @dataclass(frozen=True)
@@ -739,6 +745,14 @@ def _checks(body: Body) -> None:
         need(16 <= s.proxy_size <= 1024, "body.spec.proxy_size must be between 16 and 1024.", "body.spec.proxy_size")
         need(s.proxy_format in ("jpeg", "png"), "body.spec.proxy_format must be 'jpeg' or 'png'.", "body.spec.proxy_format")
         need(-1000 <= s.priority <= 1000, "body.spec.priority must be between -1000 and 1000.", "body.spec.priority")
+        for k in _PROMPT_PARAMS:
+            v = s.params.get(k)
+            need(
+                not isinstance(v, str) or len(v) <= MAX_PROMPT_CHARS,
+                f"body.spec.params.{k} is {len(v) if isinstance(v, str) else 0} characters long; the model's text "
+                f"encoder (CLIP) reads only 77 tokens, so at most {MAX_PROMPT_CHARS} characters are accepted.",
+                f"body.spec.params.{k}",
+            )
         for k, v in s.params.items():
             need(
                 v is None or isinstance(v, (bool, int, float, str)),

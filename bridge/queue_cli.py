@@ -197,7 +197,8 @@ def table(jobs: list[p.JobInfo], state: p.QueueState | None = None) -> str:
         pr = j.progress or {}
         pct = _percent(j)
         if j.state == "running" and pr:
-            progress = f"{pr.get('stage')} {pr.get('step')}/{pr.get('total')}" + (f" {pct:3.0f}%" if pct is not None else "")
+            progress = f"{pr.get('stage')} {pr.get('step')}/{pr.get('total')}"
+            progress += f" {pct:3.0f}%" if pct is not None else ""
         elif j.state == "done":
             progress = "100%"
         else:
@@ -222,15 +223,24 @@ def table(jobs: list[p.JobInfo], state: p.QueueState | None = None) -> str:
     return "\n".join(lines)
 
 
-def _download(client: Client, jobs: list[p.JobInfo], folder: Path, done_before: set[str]) -> dict[str, list[Saved]]:
-    """Outputs of the done jobs not yet fetched; prints what it saved."""
+def _download(client: Client, jobs: list[p.JobInfo], folder: Path, done_before: set[str],
+              problems: dict[str, str] | None = None) -> dict[str, list[Saved]]:
+    """Outputs of the done jobs not yet fetched; prints what it saved. A job whose download
+    fails is reported (and kept in `problems`) and the others go on: one moved file must not
+    cost the night's other renders."""
     saved: dict[str, list[Saved]] = {}
     for j in jobs:
         if j.state != "done" or j.id in done_before:
             continue
-        files = download_job(client, j.id, folder)
-        saved[j.id] = files
         done_before.add(j.id)
+        try:
+            files = download_job(client, j.id, folder)
+        except (DownloadError, ServerError) as exc:
+            print(f"tokenflow: warning: job {j.id}: its outputs were not downloaded: {exc}", file=sys.stderr)
+            if problems is not None:
+                problems[j.id] = str(exc)
+            continue
+        saved[j.id] = files
         for f in files:
             note = " (already there)" if f.already_there else ""
             print(f"Saved {f.path}{note}", file=sys.stderr)
@@ -341,6 +351,7 @@ def _wait(client: Client, batch: str, download: Path | None) -> int:
     status = StatusLine()
     fetched: set[str] = set()
     saved: dict[str, list[Saved]] = {}
+    problems: dict[str, str] = {}
     while True:
         try:
             jobs = client.list_jobs(batch=batch, limit=10_000)
@@ -348,7 +359,7 @@ def _wait(client: Client, batch: str, download: Path | None) -> int:
                 return _err(f"there is no batch {batch} on this server.", EXIT_BAD_INPUT)
             status.show(_status_text(batch, jobs))
             if download is not None:
-                saved.update(_download(client, jobs, download, fetched))
+                saved.update(_download(client, jobs, download, fetched, problems))
         except ConnectionLost:
             # The server restarted (or the network dropped): the queue lives on in its store.
             status.show(f"batch {batch}: no answer from the server; reconnecting ...", force=True)
@@ -371,9 +382,11 @@ def _wait(client: Client, batch: str, download: Path | None) -> int:
             entry["server_outputs"] = entry["outputs"]
             entry["outputs"] = [str(f.path) for f in files]
             entry["sha256"] = {str(f.path): f.sha256 for f in files}
+            if entry["job"] in problems:
+                entry["download_error"] = problems[entry["job"]]
         path = summary.write(content, download)
         print(f"Summary here: {path}")
-    return EXIT_OK if content["succeeded"] == len(jobs) else EXIT_FAILED
+    return EXIT_OK if content["succeeded"] == len(jobs) and not problems else EXIT_FAILED
 
 
 def run_wait(args: argparse.Namespace) -> int:
@@ -447,7 +460,8 @@ def run(args: argparse.Namespace) -> int:
             if action == "retry":
                 for job in args.job:
                     info = client.retry(job)
-                    print(f"Job {info.id} queued again (position {info.position + 1 if info.position is not None else '?'}); "
+                    place = info.position + 1 if info.position is not None else "?"
+                    print(f"Job {info.id} queued again (position {place}); "
                           f"its output will be {info.output}.")
                 return EXIT_OK
             if action == "move":

@@ -16,6 +16,7 @@ import zmq
 from bridge.local import default_endpoint
 from server.config import ServerConfig
 from server.data_lock import DataDirLock
+from server.disk import Reserve, Usage, empty_trash, human, sweep, trim_cache, usage
 from server.engine_host import EngineFactory, EngineHost, default_factory
 from server.front import Front
 from server.journal import BlobCache, Doorbell, Journal
@@ -23,6 +24,7 @@ from server.scheduler import Scheduler
 from server.security import bind_private, secure
 from server.service import QUEUE_PAUSED, Service
 from server.store import JobStore
+from server.submission import check_job_output
 from server.worker import Worker
 
 log = logging.getLogger("tokenflow.server")
@@ -31,6 +33,7 @@ log = logging.getLogger("tokenflow.server")
 # Limits.client_queue_bytes (server/front.py), so this only bounds small messages.
 SEND_QUEUE_MESSAGES = 64
 RECEIVE_QUEUE_MESSAGES = 64
+BLOB_CACHE_BYTES = 64 << 20
 
 
 class Server:
@@ -46,7 +49,8 @@ class Server:
             self.lock.release()
             raise
         self.doorbell = Doorbell()
-        self.journal = Journal(self.store, config.data, BlobCache(), self.doorbell)
+        # Recent payloads for live subscribers; bounded with the send budgets (ten 1080p frames).
+        self.journal = Journal(self.store, config.data, BlobCache(max_bytes=BLOB_CACHE_BYTES), self.doorbell)
         for job_id in self.store.requeue_interrupted():
             attempt = self.store.get(job_id).attempts + 1
             self.journal.append(job_id, "requeued", {"attempt": attempt, "reason": "the server restarted"})
@@ -54,13 +58,34 @@ class Server:
         self.scheduler = Scheduler(self.store.queued(), paused=bool(self.store.setting(QUEUE_PAUSED, False)))
         factory = engine_factory or default_factory(config.device, config.cache_dir)
         self.engines = EngineHost(factory, config.default_model)
-        self.worker = Worker(self.journal, self.scheduler, self.engines, preload=preload)
+        self.reserve = Reserve(config.data)
+        self.housekeeping()
+        self.worker = Worker(self.journal, self.scheduler, self.engines, preload=preload,
+                             job_options={"output_check": lambda spec, own: check_job_output(spec, config, own),
+                                          "reserve": self.reserve},
+                             after_job=self.housekeeping)
         self.service = Service(config, self.journal, self.scheduler, self.engines, self.server_id)
         self.context = zmq.Context()
         self.socket = self.context.socket(zmq.ROUTER)
         self._auth = None
         self.front: Front | None = None
         self._thread: threading.Thread | None = None
+
+    def housekeeping(self) -> Usage:
+        """Retention and cache limits applied, the disk reserve back in place; returns the space used.
+
+        Runs at start and after every job, on the worker's thread (never beside a job).
+        """
+        cfg = self.config
+        deleted = sweep(self.store, self.scheduler, cfg.data, cfg.retention)
+        empty_trash(cfg.data)
+        freed = trim_cache(cfg.cache_dir, cfg.retention.cache_bytes)
+        self.reserve.ensure()
+        used = usage(cfg.data, cfg.cache_dir, cfg.free_space)
+        if deleted or freed:
+            log.info("retention: deleted %d old job(s), trimmed %s of inversion cache", len(deleted), human(freed))
+        self.usage = used
+        return used
 
     def bind(self) -> str:
         """Bind (after the security check); returns the endpoint actually bound."""

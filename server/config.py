@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 from bridge.protocol import Limits
+from server.disk import Retention, real_free_space
 from server.paths import DataDir
 
 
@@ -20,6 +22,8 @@ class ServerConfig:
     curve_dir: Path | None = None  # server.key_secret + clients/*.key; required off loopback
     limits: Limits = field(default_factory=Limits)
     name: str = "tokenflow-server"
+    retention: Retention = field(default_factory=Retention)  # what is kept, how long; see server/disk.py
+    free_space: Callable[[Path], int] = real_free_space  # bytes free where a path lives (tests inject one)
 
     @property
     def default_model(self) -> str:

@@ -85,6 +85,7 @@ class Usage:
 
 
 def usage(data: DataDir, cache_dir: Path | None, free_space: FreeSpace = real_free_space) -> Usage:
+    """Space used; jobs deleted but still in their grace period count as used (they are, on the disk)."""
     db = sum(p.stat().st_size for p in data.root.glob(data.database.name + "*") if p.is_file())
     return Usage(tree_bytes(data.jobs), db, tree_bytes(cache_dir) if cache_dir else 0, free_space(data.root))
 
@@ -93,12 +94,48 @@ class DeleteRefused(Exception):
     pass
 
 
+# A deleted job's folder waits this long in DATA_DIR/jobs/.deleted before it goes: a
+# client may be in the middle of replaying or fetching its frames (the front reads them
+# from disk as it sends), and must not find them gone under it.
+DELETE_GRACE_S = 600.0
+TRASH = ".deleted"
+
+
+def trash_folder(data: DataDir) -> Path:
+    return data.jobs / TRASH
+
+
 def remove_job_folder(data: DataDir, job_id: str) -> int:
-    """Delete the job's folder in the data directory; returns the bytes freed."""
+    """Take the job's folder out of the data directory; returns the bytes it held.
+
+    It is moved aside at once (a rename) and removed for good by `empty_trash` after
+    DELETE_GRACE_S; readers still sending its frames find them there meanwhile.
+    """
     folder = data.job(job_id)
+    if not folder.exists():
+        return 0
     freed = tree_bytes(folder)
-    shutil.rmtree(folder, ignore_errors=True)
+    trash = trash_folder(data)
+    trash.mkdir(parents=True, exist_ok=True)
+    target = trash / f"{job_id}"
+    if target.exists():
+        shutil.rmtree(target, ignore_errors=True)
+    os.replace(folder, target)
+    os.utime(target)  # the grace period counts from the delete
     return freed
+
+
+def empty_trash(data: DataDir, grace_s: float = DELETE_GRACE_S, now: float | None = None) -> None:
+    now = time.time() if now is None else now
+    trash = trash_folder(data)
+    if not trash.is_dir():
+        return
+    for folder in trash.iterdir():
+        try:
+            if now - folder.stat().st_mtime >= grace_s:
+                shutil.rmtree(folder, ignore_errors=True)
+        except OSError:
+            pass
 
 
 def delete_job(store: JobStore, scheduler: Scheduler, data: DataDir, job_id: str) -> int:
@@ -143,7 +180,7 @@ def sweep(store: JobStore, scheduler: Scheduler, data: DataDir, retention: Reten
                 _try_delete(store, scheduler, data, job_id, deleted)
     if retention.keep_bytes > 0:
         sizes = {job_id: tree_bytes(data.job(job_id)) for job_id, _ in finished if job_id not in deleted}
-        total = tree_bytes(data.jobs)
+        total = tree_bytes(data.jobs) - tree_bytes(trash_folder(data))  # what is deleted already is not kept
         for job_id, _ in finished:
             if total <= retention.keep_bytes:
                 break

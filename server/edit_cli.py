@@ -11,6 +11,7 @@ from pathlib import Path
 
 from bridge.media import MediaError, check_output_writable, open_writer, parse_frame_range, probe, read_frames
 from bridge.media import default_output as default_media_output
+from bridge.media.output_safety import check_output, next_free_output
 from bridge.media_cli import add_format_options
 from server.user_dirs import default_cache_dir
 from bridge.status_line import StatusLine, progress_text
@@ -63,7 +64,11 @@ def register(subparsers) -> None:
     parser.add_argument("--model-config", help="diffusers folder giving the configuration of a single-file checkpoint")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     parser.add_argument("--cache-dir", type=Path, help="inversion cache folder (default: the user cache directory)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace an existing output (never the input); without it an existing output is refused")
     parser.add_argument("--stats", type=Path, metavar="JSON", help="write figures about the run to this JSON file")
+    parser.add_argument("--compile", action="store_true",
+                        help="torch.compile the UNet's ResNet and feed-forward blocks (slow first run; for long jobs on a GPU)")
     otio_group = parser.add_argument_group("OpenTimelineIO", "take the clip and its range from a timeline file "
                                            "(docs/editors.md)")
     otio_group.add_argument("--otio", type=Path, metavar="TIMELINE", help="an .otio (or other OTIO-readable) timeline")
@@ -104,16 +109,19 @@ def run(args: argparse.Namespace) -> int:
     # A string, not a Path: a trailing "/" (image sequence into a folder) must survive.
     preset = getattr(args, "format", None)
     start_number = getattr(args, "start_number", None)
+    overwrite = bool(getattr(args, "overwrite", False))
     try:
-        output = args.output if args.output else default_output(source, preset)
+        # Without -o: the first free INPUT_tokenflow[_N].mp4, so a second prompt keeps the first result.
+        output = args.output if args.output else next_free_output(default_output(source, preset))
         params = params_from_args(args)
         info = probe(source)
         first, last = parse_frame_range(args.frames, info.frame_count)
+        check_output(output, source=source, overwrite=overwrite, preset=preset)
         check_output_writable(output, preset)
         # Opened (and closed again) now so a clash with existing files or a format the
         # clip cannot take is reported before any GPU work, not after it.
         open_writer(output, info, first, preset=preset, start_number=start_number,
-                    frame_count=last - first + 1).abort()
+                    frame_count=last - first + 1, overwrite=overwrite).abort()
     except (MediaError, ValueError) as exc:
         return fail(str(exc), EXIT_BAD_INPUT)
 
@@ -123,12 +131,13 @@ def run(args: argparse.Namespace) -> int:
         from server.model_registry import resolve_model
 
         engine = Engine(resolve_model(args.model), device=args.device, cache_dir=args.cache_dir or default_cache_dir(),
-                        model_config=args.model_config)
+                        model_config=args.model_config, compile=args.compile)
     except EngineError as exc:
         return fail(str(exc), EXIT_BAD_INPUT)
 
     n_frames = last - first + 1
-    writer = open_writer(output, info, first, preset=preset, start_number=start_number, frame_count=n_frames)
+    writer = open_writer(output, info, first, preset=preset, start_number=start_number, frame_count=n_frames,
+                         overwrite=overwrite)
 
     def on_event(event) -> None:
         if isinstance(event, FrameReady):

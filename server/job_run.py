@@ -11,12 +11,18 @@ frame reaches a subscriber exactly once.
 
 from __future__ import annotations
 
+import json
 import logging
+import os
+import shutil
 import time
 import traceback
-from typing import Any, Callable
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator
 
 from bridge import media
+from bridge.media.output_safety import OutputRefused, existing_outputs
+from server.disk import Reserve, is_disk_full
 from server import batch_summary, output_files
 from server.engine_host import EngineHost, free_accelerator_memory
 from server.journal import Blob, Journal
@@ -48,15 +54,33 @@ HINTS = {
 def is_out_of_memory(exc: BaseException) -> bool:
     if isinstance(exc, (OutOfMemory, MemoryError)) or type(exc).__name__ == "OutOfMemoryError":
         return True
-    return isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower()
+    text = str(exc).lower()
+    # torch's CPU allocator says "DefaultCPUAllocator: can't allocate memory: you tried to allocate ..."
+    return isinstance(exc, RuntimeError) and ("out of memory" in text or "can't allocate memory" in text)
+
+
+OutputCheck = Callable[[dict, tuple], None]  # (resolved spec, outputs the job may replace) -> raises OutputRefused
+CLAIM = "output.json"  # in the job folder: where this job's output is being staged, and whether it is being placed
+
+
+def _cancellable(frames: Iterable[Any], should_cancel: Callable[[], bool]) -> Iterator[Any]:
+    """Frames as the engine reads them, stopping at a cancel (the read/encode stage checks nothing else)."""
+    for frame in frames:
+        if should_cancel():
+            raise Cancelled()
+        yield frame
 
 
 class JobRun:
     """`job` is the record after `store.start_attempt` (state running, attempts counted)."""
 
     def __init__(self, job: JobRecord, journal: Journal, engines: EngineHost,
-                 should_cancel: Callable[[], bool], shutting_down: Callable[[], bool]):
+                 should_cancel: Callable[[], bool], shutting_down: Callable[[], bool],
+                 output_check: OutputCheck | None = None, reserve: Reserve | None = None):
         self.job = job
+        self.output_check = output_check
+        self.reserve = reserve
+        self._claim_since = 0.0
         self.spec = job.spec
         self.journal = journal
         self.engines = engines
@@ -129,14 +153,16 @@ class JobRun:
             engine = self.engines.get(spec["model"])
             self._progress("load", 1, 1)
             info = media.probe(spec["input"])
+            overwrite = self._check_output()
             # .get: jobs stored before presets existed run with the format their output implies.
             self.writer = media.open_writer(spec["output"], info, self.first, preset=spec.get("preset"),
-                                            start_number=spec.get("start_number"),
-                                            overwrite=self._replaces_only_own_outputs())
-            frames = media.read_frames(spec["input"], self.first, int(spec["last"]))
+                                            start_number=spec.get("start_number"), overwrite=overwrite)
+            self._claim(finalising=False)
+            frames = _cancellable(media.read_frames(spec["input"], self.first, int(spec["last"])), self.should_cancel)
             stats = engine.edit(frames, int(spec["n_frames"]), EditParams(**spec["params"]),
                                 on_event=self._on_event, should_cancel=self.should_cancel)
             self._progress("write", 0, 1)
+            self._claim(finalising=True)
             self.writer.close()
             self._progress("write", 1, 1, 0.0)
             outputs = [str(p) for p in self.writer.outputs]
@@ -157,8 +183,10 @@ class JobRun:
             self._end("cancelled", {"reason": "cancelled by request"}, state="cancelled")
             return "cancelled"
         except BaseException as exc:  # every failure ends the job; none may end the worker
+            if is_disk_full(exc) and self.reserve is not None:
+                self.reserve.release()  # room for the database to record the failure
             self._abort_writer()
-            code, message, hint = _describe(exc)
+            code, message, hint = _describe(exc, str(self.journal.data.root))
             if code == "internal_error":
                 log.error("job %s failed:\n%s", job_id, traceback.format_exc())
             if code == "out_of_memory":
@@ -166,6 +194,56 @@ class JobRun:
             self._end("failed", {"code": code, "message": message, "hint": hint}, state="failed",
                        error={"code": code, "message": message, "hint": hint})
             return "failed"
+
+    # --- the output: checked again at write start, staged, recovered ---
+
+    def _claim_path(self) -> Path:
+        return self.journal.blob_path(self.job.id, CLAIM)
+
+    def _check_output(self) -> bool:
+        """Clean what a crashed attempt left, run the output policy again; returns `overwrite` for the writer.
+
+        An earlier attempt that died while putting its output in place may have left
+        some of it under final names: those files are this job's own, and it finishes
+        them. Staging it left behind is removed (only the paths it recorded).
+        """
+        spec = self.spec
+        own: tuple[str, ...] = ()
+        try:
+            claim = json.loads(self._claim_path().read_text())
+        except (OSError, ValueError):
+            claim = None
+        if isinstance(claim, dict) and claim.get("output") == spec["output"]:
+            for stale in claim.get("staging", []):
+                path = Path(stale)
+                if path.name.startswith(".") and "partial" in path.name:  # never anything but a staging name
+                    if path.is_dir() and not path.is_symlink():
+                        shutil.rmtree(path, ignore_errors=True)
+                    elif os.path.lexists(path):
+                        path.unlink()
+            if claim.get("finalising"):
+                # Only files written since this job's writer opened: a file put there later by
+                # someone else with an older date (a restored backup) stays someone else's.
+                since = float(claim.get("since", 0)) - 2.0  # file system clocks tick coarser
+                own = tuple(str(p) for p in existing_outputs(spec["output"], spec.get("preset"))
+                            if p.stat().st_mtime >= since)
+        elif self._replaces_only_own_outputs():  # an attempt from before claims were recorded
+            own = tuple(str(p) for p in existing_outputs(spec["output"], spec.get("preset")))
+        if self.output_check is not None:
+            self.output_check(spec, own)
+        return bool(spec.get("overwrite")) or bool(own)
+
+    def _claim(self, finalising: bool) -> None:
+        if not finalising:
+            self._claim_since = time.time()  # the writer has just opened: what it writes is newer
+        staging = [getattr(self.writer, name, None) for name in ("_staging", "_partial")]
+        claim = {"output": self.spec["output"], "staging": [str(p) for p in staging if p], "finalising": finalising,
+                 "since": self._claim_since}
+        path = self._claim_path()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.partial")
+        tmp.write_text(json.dumps(claim))
+        os.replace(tmp, path)
 
     def _replaces_only_own_outputs(self) -> bool:
         """True when a retry may replace what an earlier attempt of this job finished.
@@ -213,14 +291,30 @@ class JobRun:
             self.announced_proxies.add(frame)
         if frame not in self.announced_frames:
             self._emit("frame", {"frame": frame, "shape": list(image.shape), "dtype": str(image.dtype)},
-                       blob=Blob(f"frames/{frame:08d}.npy", image), frame=frame)
+                       blob=Blob(f"frames/{frame:08d}.png", image), frame=frame)
             self.announced_frames.add(frame)
 
 
-def _describe(exc: BaseException) -> tuple[str, str, str]:
+DISK_FULL_HINT = ("Free some space there (`tokenflow jobs delete ID` removes what the server stored for a finished "
+                  "job; `tokenflow serve --keep-days/--keep-gb` keep less), then submit the job again.")
+
+
+def _describe(exc: BaseException, data_root: str = "") -> tuple[str, str, str]:
     """(code, message, hint) for a failed event."""
+    if is_disk_full(exc):
+        if isinstance(exc, media.MediaError):
+            return "disk_full", f"The disk of the output folder is full: {exc}", DISK_FULL_HINT
+        return "disk_full", f"The data folder {data_root} is full (no space left on its disk); the job stopped.", \
+            DISK_FULL_HINT
+    if isinstance(exc, OutputRefused):
+        return exc.code, exc.message, exc.hint
     if is_out_of_memory(exc):
-        message = str(exc) if isinstance(exc, OutOfMemory) else f"The GPU ran out of memory ({exc})."
+        if isinstance(exc, OutOfMemory):
+            message = str(exc)
+        elif "cuda" in str(exc).lower() or type(exc).__name__ == "OutOfMemoryError":
+            message = f"The GPU ran out of memory ({exc})."
+        else:
+            message = f"The machine ran out of memory ({exc})."
         return "out_of_memory", message, OOM_HINT
     if isinstance(exc, EngineError):
         return exc.code, str(exc), exc.hint or HINTS.get(exc.code, "")

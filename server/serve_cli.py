@@ -49,6 +49,20 @@ def register(subparsers) -> None:
                         help="bytes of frames held for one client before its streams pause (default: %(default)s)")
     parser.add_argument("--total-queue-bytes", type=int, default=Limits.total_queue_bytes,
                         help="the same for all clients together (default: %(default)s)")
+    from server.disk import Retention
+
+    keep = Retention()
+    parser.add_argument("--keep-days", type=float, default=keep.keep_days, metavar="N",
+                        help="delete finished jobs' stored data (never their outputs) after N days; 0 keeps forever "
+                        "(default: %(default)s)")
+    parser.add_argument("--keep-gb", type=float, default=keep.keep_bytes / 1e9, metavar="N",
+                        help="keep at most N GB of finished jobs' stored data, oldest deleted first; 0: no limit "
+                        "(default: %(default)s)")
+    parser.add_argument("--cache-gb", type=float, default=keep.cache_bytes / 1e9, metavar="N",
+                        help="inversion cache size; least recently used entries go first; 0: no limit "
+                        "(default: %(default)s)")
+    parser.add_argument("--max-jobs", type=int, default=keep.max_jobs, metavar="N",
+                        help="jobs kept in the store, any state; submits beyond it are refused (default: %(default)s)")
     parser.add_argument("--no-preload", action="store_true", help="load the model at the first job, not at start")
     parser.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
     # For tests and benchmarks: module:callable taking a model name, returning an engine.
@@ -92,6 +106,7 @@ def run(args: argparse.Namespace) -> int:
 
     from server.app import Server
     from server.config import ServerConfig
+    from server.disk import Retention, free_space_from_env
     from server.paths import resolve_data_dir
     from server.security import SecurityError
     from server.user_dirs import default_cache_dir
@@ -112,6 +127,9 @@ def run(args: argparse.Namespace) -> int:
         curve_dir=args.curve_dir,
         limits=dataclasses.replace(Limits(), max_queue=args.max_queue, max_request_bytes=args.max_request_bytes,
                                     client_queue_bytes=args.client_queue_bytes, total_queue_bytes=args.total_queue_bytes),
+        retention=Retention(keep_days=args.keep_days, keep_bytes=int(args.keep_gb * 1e9),
+                            cache_bytes=int(args.cache_gb * 1e9), max_jobs=args.max_jobs),
+        free_space=free_space_from_env(),
     )
     factory = _load_factory(args.engine_factory) if args.engine_factory else None
     from server.data_lock import DataDirBusy
@@ -143,5 +161,7 @@ def run(args: argparse.Namespace) -> int:
     # Tests and scripts wait for this line; keep its shape.
     print(f"tokenflow server listening on {endpoint} (data: {data.root}, models: {', '.join(config.models)})",
           file=sys.stderr, flush=True)
+    print(f"tokenflow server space: {server.usage.describe()} (keeping finished jobs {args.keep_days:g} days / "
+          f"{args.keep_gb:g} GB, inversion cache {args.cache_gb:g} GB)", file=sys.stderr, flush=True)
     server.serve_forever()
     return 0

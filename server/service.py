@@ -149,7 +149,7 @@ class Service:
         summary = job_summary_fields(job)
         mine = self._mine(job)
         if not mine:  # another client's job: its state shows, never its files or prompt
-            summary = {k: (None if k in ("frames", "output") else "") for k in summary}
+            summary = {k: ("" if k in ("input", "prompt") else None) for k in summary}  # the wire's types
         return p.JobInfo(
             id=job.id, state=job.state, created=job.created, updated=job.updated, priority=job.priority,
             position=self.scheduler.position(job.id) if job.state == "queued" else None,
@@ -205,6 +205,11 @@ class Service:
         if self.store.count_queued() >= self.config.limits.max_queue:
             raise RequestError("queue_full", f"The queue holds {self.config.limits.max_queue} jobs already.",
                                "Wait for some to finish, or cancel some with `tokenflow jobs cancel ID`.")
+        max_jobs = self.config.retention.max_jobs
+        if max_jobs and self.store.count_jobs() >= max_jobs:
+            raise RequestError("store_full", f"The server keeps {max_jobs} jobs already, the most it stores.",
+                               "Delete finished jobs with `tokenflow jobs delete ID`, or start the server with "
+                               "a shorter --keep-days or a larger --max-jobs.")
 
     def _store_job(self, env: p.Envelope, job_id: str, resolved: dict) -> Outcome:
         try:

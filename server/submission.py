@@ -17,7 +17,9 @@ from pathlib import Path
 
 from bridge import media, naming
 from bridge.edit_options import out_of_range
+from bridge.media.output_safety import OutputRefused, check_output, check_path_text, target_of
 from bridge.protocol import JobSpec
+from server.bounds import disk_problem, estimate, memory_problem
 from server.config import ServerConfig
 from tokenflow.params import EditParams
 
@@ -76,6 +78,18 @@ def output_allowed(path: Path, allowed: typing.Iterable[Path]) -> bool:
     return False
 
 
+def allow_hint(config: ServerConfig) -> str:
+    where = ", ".join(str(d) for d in config.allowed_output_dirs)
+    return (f"Write under one of: {where}; or start the server with --allow-output DIR to let it write "
+            "to another folder.")
+
+
+def check_job_output(spec: dict, config: ServerConfig, own: tuple[str, ...] = ()) -> None:
+    """The output policy (bridge.media.output_safety) for a resolved spec; raises OutputRefused."""
+    check_output(spec["output"], source=spec["input"], overwrite=bool(spec.get("overwrite")),
+                 allowed=config.allowed_output_dirs, own=own, allow_hint=allow_hint(config), preset=spec.get("preset"))
+
+
 def _allowed_output(output: str, config: ServerConfig, where: str) -> None:
     if not output_allowed(Path(output), config.allowed_output_dirs):
         raise SubmitError(
@@ -85,10 +99,27 @@ def _allowed_output(output: str, config: ServerConfig, where: str) -> None:
         )
 
 
-def _named_output(spec: JobSpec, job_id: str, source: Path, first: int, last: int, params: dict,
-                  config: ServerConfig, reserved: typing.Callable[[str], bool], preset) -> str:
-    """destination/NAME.mov (a movie) or destination/NAME/NAME_%06d.png (a sequence), NAME from the
-    template; the first of NAME, NAME_2, ... that is neither on disk nor another job's output."""
+def free_output(folder: Path, name: str, preset: str, reserved: typing.Callable[[str], bool]) -> str:
+    """folder/NAME.mov (a movie) or folder/NAME/NAME_%06d.png (a sequence): the first of NAME,
+    NAME_2, ... that is neither on disk nor `reserved` (another job's output)."""
+    chosen = media.get_preset(preset)
+    for n in range(1, 100_000):
+        candidate = name if n == 1 else f"{name}_{n}"
+        if chosen.is_movie:
+            path = folder / f"{candidate}{chosen.extension}"
+            out = str(path)
+        else:
+            path = folder / candidate
+            out = str(path / f"{candidate}_%06d{chosen.extension}")
+        if not path.exists() and not reserved(out):
+            return out
+    raise SubmitError("output_exists", f"Every name like {name} is taken in {folder}.",
+                      "Choose another destination or name template.", "body.spec.destination")
+
+
+def _output_name(spec: JobSpec, job_id: str, source: Path, first: int, last: int, params: dict,
+                 config: ServerConfig) -> tuple[Path, str]:
+    """(destination folder, NAME from the template) for a queued job."""
     where = "body.spec.destination"
     folder = Path(spec.destination or "").expanduser()
     if not folder.is_absolute():
@@ -103,27 +134,19 @@ def _named_output(spec: JobSpec, job_id: str, source: Path, first: int, last: in
         name = naming.render(spec.name_template or naming.DEFAULT_TEMPLATE, values)
     except naming.TemplateError as exc:
         raise SubmitError("bad_field", str(exc), "", "body.spec.name_template") from None
-    preset = preset or media.get_preset("h264")
     folder = Path(os.path.normpath(folder))
     _allowed_output(str(folder / name), config, where)
-
-    def output(candidate: str) -> tuple[Path, str]:  # (what must not exist, the output spec)
-        if preset.is_movie:
-            return folder / f"{candidate}{preset.extension}", str(folder / f"{candidate}{preset.extension}")
-        return folder / candidate, str(folder / candidate / f"{candidate}_%06d{preset.extension}")
-
-    for n in range(1, 100_000):
-        candidate = name if n == 1 else f"{name}_{n}"
-        path, out = output(candidate)
-        if not path.exists() and not reserved(out):
-            return out
-    raise SubmitError("output_exists", f"Every name like {name} is taken in {folder}.",
-                      "Choose another destination or name template.", where)
+    return folder, name
 
 
 def resolve(spec: JobSpec, job_id: str, config: ServerConfig,
             reserved: typing.Callable[[str], bool] = lambda output: False) -> dict:
-    """`reserved(output)`: whether another job will write that output (a named output avoids it)."""
+    """The checked, explicit spec the store keeps. `reserved(output)`: whether another job will
+    write that output; a named output (destination + template) takes the first free name."""
+    try:
+        check_path_text(spec.input, "input")
+    except OutputRefused as exc:
+        raise SubmitError(exc.code, exc.message, exc.hint, "body.spec.input") from None
     source = Path(spec.input).expanduser()
     if not source.is_absolute():
         raise SubmitError("bad_field", f"The input path {spec.input!r} is relative.",
@@ -154,18 +177,32 @@ def resolve(spec: JobSpec, job_id: str, config: ServerConfig,
         preset = media.resolve_preset(spec.preset)
     except media.MediaError as exc:
         raise SubmitError("bad_format", str(exc), "List the presets with `tokenflow formats`.", "body.spec.preset") from None
+    destination = None
     if spec.output:
-        as_folder = spec.output.endswith(("/", os.sep))  # "folder/" means an image sequence there
-        expanded = Path(spec.output).expanduser()
+        text = spec.output.replace("{job}", job_id)
+        try:
+            check_path_text(text, "output")
+        except OutputRefused as exc:
+            raise SubmitError(exc.code, exc.message, exc.hint, "body.spec.output") from None
+        as_folder = text.endswith(("/", os.sep))  # "folder/" means an image sequence there
+        expanded = Path(text).expanduser()
         if not expanded.is_absolute():
             raise SubmitError("bad_field", f"The output path {spec.output!r} is relative.",
                               "Send an absolute path on the server's machine.", "body.spec.output")
         output = os.path.normpath(expanded) + (os.sep if as_folder else "")
-        _allowed_output(output, config, "body.spec.output")
     elif spec.destination:
-        output = _named_output(spec, job_id, source, first, last, params.to_dict(), config, reserved, preset)
+        destination, output_name = _output_name(spec, job_id, source, first, last, params.to_dict(), config)
+        output = free_output(destination, output_name, (preset or media.get_preset("h264")).name, reserved)
     else:
         output = media.default_output(config.data.outputs / job_id / source.name, preset)
+    try:
+        # First: the input itself, an escape from the allowed folders, a link (output_safety).
+        check_output(output, source=source, overwrite=spec.overwrite, allowed=config.allowed_output_dirs,
+                     allow_hint=allow_hint(config), preset=preset)
+    except OutputRefused as exc:
+        raise SubmitError(exc.code, exc.message, exc.hint, "body.spec.output") from None
+    except media.MediaError:
+        pass  # a path that is no output at all: said more precisely just below
     try:
         media.parse_output_spec(output)  # the path itself, whatever the preset
     except media.MediaError as exc:
@@ -180,12 +217,14 @@ def resolve(spec: JobSpec, job_id: str, config: ServerConfig,
     except media.MediaError as exc:
         raise SubmitError("output_not_writable", str(exc), "", "body.spec.output") from None
     number = first if spec.start_number is None else spec.start_number
-    try:
-        media.writers.check_not_existing(media.writers.sequence_paths(out_spec, number, n_frames))
-    except media.MediaError as exc:
-        raise SubmitError("output_exists", str(exc), "", "body.spec.output") from None
+    if not spec.overwrite:
+        try:
+            media.writers.check_not_existing(media.writers.sequence_paths(out_spec, number, n_frames))
+        except media.MediaError as exc:
+            raise SubmitError("output_exists", str(exc), "Choose another name, or pass --overwrite "
+                              "(overwrite: true) to replace it.", "body.spec.output") from None
 
-    return {
+    resolved = {
         "input": str(source),
         "frames": spec.frames,
         "first": first,
@@ -198,12 +237,26 @@ def resolve(spec: JobSpec, job_id: str, config: ServerConfig,
         "proxy_format": spec.proxy_format,
         "priority": spec.priority,
         "client_token": spec.client_token,
+        "overwrite": spec.overwrite,
         "preset": out_spec.preset.name,
         "start_number": spec.start_number,
         "source": {"width": info.width, "height": info.height, "frame_rate": str(info.frame_rate)},
-        "destination": spec.destination,
+        "destination": str(destination) if destination else spec.destination,
         "name_template": spec.name_template,
         "name": spec.name or source.stem,
         "batch": spec.batch,
         "row": spec.row,
     }
+    kind, target = target_of(output, preset)
+
+    needs = estimate(n_frames, info.width, info.height, params.short_side, params.steps, kind)
+    problem = memory_problem(needs, n_frames)
+    if problem:
+        raise SubmitError("bad_range", problem, "Submit a shorter --frames range (several jobs), or a smaller --size.",
+                          "body.spec.frames")
+    problem = disk_problem(needs, config.data.root, config.cache_dir, target.parent if kind == "movie" else target,
+                           config.free_space)
+    if problem:
+        raise SubmitError("disk_full", problem, "Free some space (`tokenflow jobs delete ID` removes what the server "
+                          "stored for a finished job), or submit a shorter range.", "body.spec.frames")
+    return resolved

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from typing import Any, Callable
 
 from server.engine_host import EngineHost
 from server.job_run import JobRun
@@ -18,11 +19,14 @@ log = logging.getLogger("tokenflow.server")
 
 
 class Worker:
-    def __init__(self, journal: Journal, scheduler: Scheduler, engines: EngineHost, preload: bool = True):
+    def __init__(self, journal: Journal, scheduler: Scheduler, engines: EngineHost, preload: bool = True,
+                 job_options: dict[str, Any] | None = None, after_job: Callable[[], None] | None = None):
         self.journal = journal
         self.scheduler = scheduler
         self.engines = engines
         self.preload = preload
+        self.job_options = job_options or {}  # passed to every JobRun (output policy, disk reserve)
+        self.after_job = after_job  # housekeeping between jobs (retention, cache trimming)
         self._thread = threading.Thread(target=self._loop, name="tokenflow-worker", daemon=True)
 
     def start(self) -> None:
@@ -47,10 +51,14 @@ class Worker:
                 JobRun(
                     job, self.journal, self.engines,
                     should_cancel=lambda: self.scheduler.cancel_requested(job_id),
-                    shutting_down=lambda: self.scheduler.stopped,
+                    shutting_down=lambda: self.scheduler.stopped, **self.job_options,
                 ).run()
             except Exception:
                 log.exception("job %s: the worker could not run it", job_id)
             finally:
                 self.scheduler.finish(job_id)
-
+            if self.after_job is not None:
+                try:
+                    self.after_job()
+                except Exception:
+                    log.exception("housekeeping after job %s failed", job_id)

@@ -61,6 +61,10 @@ class InversionCache:
             tensors = load_file(str(path))
         except Exception:
             return None  # a corrupt entry is a miss; it gets rewritten
+        try:
+            os.utime(path)  # a hit marks the entry used: size limits evict least recently used first
+        except OSError:
+            pass
         return {int(name[1:]): tensor for name, tensor in tensors.items()}
 
     def put(self, key: str, latents: dict[int, torch.Tensor]) -> None:

@@ -57,7 +57,7 @@ class Engine:
         if compile:
             from tokenflow.compiled import compile_unet_blocks
 
-            compile_unet_blocks(self.model.unet)
+            compile_unet_blocks(self.model.unet, keep_eager=(self.sites.pnp_conv,))
         self.cache = InversionCache(cache_dir)
         self.load_seconds = time.perf_counter() - started
         self._prompts: dict[str, torch.Tensor] = {}

@@ -8,6 +8,12 @@ from typing import Literal
 Method = Literal["tokenflow", "per-frame"]
 
 DEFAULT_NEGATIVE = "ugly, blurry, low res, unrealistic, unaesthetic"
+# CLIP's text encoder reads 77 tokens (roughly 300 characters); anything longer is cut
+# off silently by the tokenizer, so a prompt past this bound is a mistake, not a wish.
+MAX_PROMPT_CHARS = 1000
+# Working short side: SD 1.x/2.x are trained at 512-768; past this the UNet's memory
+# and attention cost explode (and a mistyped --size must not reach the model).
+MAX_SHORT_SIDE = 2048
 
 
 @dataclass(frozen=True)
@@ -42,6 +48,23 @@ class EditParams:
         """Raise ValueError with a sentence a user can act on."""
         if not self.prompt.strip():
             raise ValueError("The prompt is empty: describe the edit, e.g. -p 'a watercolor painting'.")
+        for name, text in (("prompt", self.prompt), ("negative prompt", self.negative_prompt),
+                           ("inversion prompt", self.inversion_prompt)):
+            if len(text) > MAX_PROMPT_CHARS:
+                raise ValueError(
+                    f"The {name} is {len(text)} characters long; the model's text encoder (CLIP) reads only its "
+                    f"first 77 tokens, so at most {MAX_PROMPT_CHARS} characters are accepted: shorten it.")
+            if "\0" in text:
+                raise ValueError(f"The {name} contains a NUL character: remove it.")
+        if self.short_side > MAX_SHORT_SIDE:
+            raise ValueError(
+                f"--size {self.short_side} is too large: the working short side may be at most {MAX_SHORT_SIDE} "
+                "pixels (Stable Diffusion 1.x/2.x work best at 512-768); frames still come back at the source size.")
+        if not 16 <= self.preview_size <= 1024:
+            raise ValueError(f"preview_size must be between 16 and 1024 (got {self.preview_size}).")
+        if self.batch_size > 1024 or self.kf_interval > 10_000 or self.max_joint_keyframes > 1024:
+            raise ValueError("batch size, --kf-interval and --max-joint-keyframes are out of range "
+                             "(at most 1024, 10000 and 1024).")
         if self.steps < 1 or self.steps > 1000:
             raise ValueError(f"--steps must be between 1 and 1000 (got {self.steps}).")
         if self.kf_interval < 1:

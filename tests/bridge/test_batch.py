@@ -60,7 +60,8 @@ def test_bad_template_is_caught_before_anything_runs(tmp_path):
 def test_template_rendering_and_unique_names(tmp_path):
     values = {"clip": "A cam/../take 1", "first": 100, "last": 219, "prompt": "A Watercolor painting, soft light!",
               "seed": 7, "job": "3f9c", "batch": "b", "row": 2}
-    assert naming.render(naming.DEFAULT_TEMPLATE, values) == "A_cam_.._take_1_100-219_a-watercolor-painting-soft-light_7_3f9c"
+    expected = "A_cam_.._take_1_100-219_a-watercolor-painting-soft-light_7_3f9c"
+    assert naming.render(naming.DEFAULT_TEMPLATE, values) == expected
     assert "/" not in naming.render("{clip}", values)
     with pytest.raises(naming.TemplateError, match="{frame}"):
         naming.render("{clip}_{frame}", values)

@@ -35,7 +35,7 @@ def test_submit_an_exr_sequence_numbered_from_1001(serve, shipped_clip):
 
     refused = cli("submit", str(shipped_clip), "-p", "x", "--frames", "60:63", "-o", str(out), "--format", "exr",
                   "--start-number", "1001", "--server", serve.endpoint)
-    assert refused.returncode == 2 and "already exists and is not replaced" in refused.stderr
+    assert refused.returncode == 2 and "not replaced" in refused.stderr
 
 
 def test_probe_on_the_server(serve, shipped_clip):

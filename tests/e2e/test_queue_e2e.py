@@ -75,7 +75,8 @@ def test_batches_survive_a_restart_and_end_with_summary_and_downloads(server, sh
     assert added.returncode == 0, added.stderr
     batch = added.stdout.split("as batch ")[1].split(".")[0]
     timeline = cli(server, "queue", "add", str(_otio(tmp_path / "cut.otio", shipped_clip)), "-d", str(renders),
-                   "-p", "charcoal drawing", "--steps", "2", "--size", "64", "--template", "{clip}_{first}-{last}_{job}")
+                   "-p", "charcoal drawing", "--steps", "2", "--size", "64",
+                   "--template", "{clip}_{first}-{last}_{job}")
     assert timeline.returncode == 0, timeline.stderr
     otio_batch = timeline.stdout.split("as batch ")[1].split(".")[0]
 
