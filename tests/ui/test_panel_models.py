@@ -281,3 +281,30 @@ def test_stopping_a_network_thread_never_hangs():
     closer.join(10)
     assert not closer.is_alive(), "terminating the context hung: a socket was left open"
     assert outcome == [True]
+
+
+def test_a_square_preview_is_drawn_at_the_clips_aspect(qapp, tmp_path, shipped_clip):
+    """Previews come at the working size (176x144 works at 128x128); the viewer shows them as the frames they become."""
+    from PySide6.QtGui import QColor, QImage
+
+    from ui.model.session import PanelSession
+    from ui.model.viewer import CompareMode
+    from ui.paths import panel_dirs
+    from ui.widgets.viewer import Viewer
+
+    session = PanelSession("tcp://127.0.0.1:9", panel_dirs(tmp_path))
+    try:
+        assert session.clip.open(shipped_clip) is not None
+        viewer = Viewer(session)
+        viewer.resize(616, 416)  # a 600x400 picture box: wide enough that the aspect decides the width
+        preview = QImage(128, 128, QImage.Format.Format_RGB888)
+        preview.fill(QColor(255, 0, 255))
+        viewer.result_image = lambda: (preview, "preview")  # what the jobs model hands over mid-edit
+        session.viewer.set_mode(CompareMode.RESULT)
+        picture = viewer.grab().toImage()
+        row = [picture.pixelColor(x, picture.height() // 2) for x in range(picture.width())]
+        magenta = [x for x, c in enumerate(row) if c.red() > 200 and c.blue() > 200 and c.green() < 60]
+        drawn_width = magenta[-1] - magenta[0] + 1
+        assert abs(drawn_width - 400 * 176 / 144) <= 3, drawn_width  # 489 px, not 400 (square)
+    finally:
+        session.close()

@@ -89,7 +89,7 @@ class Viewer(QWidget):
             left, right = QRectF(box.x(), box.y(), half, box.height()), QRectF(box.x() + half + 8, box.y(), half,
                                                                                  box.height())
             self._picture(painter, source, left, "SOURCE")
-            self._picture(painter, result, right, _LABELS.get(kind, "RESULT"), result=True)
+            self._picture(painter, result, right, _LABELS.get(kind, "RESULT"), result=True, shape=source)
         elif mode is CompareMode.WIPE and source is not None:
             rect = _fit(source.size(), box)
             painter.drawImage(rect, source)
@@ -107,11 +107,18 @@ class Viewer(QWidget):
                         theme.RESULT)
             self._label(painter, QPointF(rect.right() - 70, rect.top()), "SOURCE", theme.TEXT)
         elif mode is CompareMode.RESULT:
-            self._picture(painter, result, box, _LABELS.get(kind, "RESULT"), result=True)
+            self._picture(painter, result, box, _LABELS.get(kind, "RESULT"), result=True, shape=source)
         else:
             self._picture(painter, source, box, "SOURCE")
 
-    def _picture(self, painter: QPainter, image: QImage | None, box: QRectF, label: str, result: bool = False) -> None:
+    def _picture(self, painter: QPainter, image: QImage | None, box: QRectF, label: str, result: bool = False,
+                 shape: QImage | None = None) -> None:
+        """Draw `image` in `box`; with `shape`, at that picture's aspect ratio.
+
+        Previews and proxies come at the working size, whose sides are rounded to multiples
+        of 64 (176x144 works at 128x128), so a result is drawn at the source's aspect ratio
+        to look like the frames it becomes.
+        """
         if image is None:
             painter.setPen(theme.DIM)
             job = self.session.viewer.job
@@ -126,7 +133,7 @@ class Viewer(QWidget):
                 text = "Waiting for the first preview ..."
             painter.drawText(box, Qt.AlignmentFlag.AlignCenter, text)
             return
-        rect = _fit(image.size(), box)
+        rect = _fit((shape if shape is not None else image).size(), box)
         painter.drawImage(rect, image)
         self._label(painter, rect.topLeft(), label, theme.RESULT if result else theme.TEXT)
 
