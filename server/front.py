@@ -200,7 +200,12 @@ class Front:
         for peer in list(self.peers.values()):
             self._settle(peer)
         for peer in list(self.peers.values()):
-            state = self._pump_peer(peer)
+            try:
+                state = self._pump_peer(peer)
+            except Exception:  # a stored frame deleted under a stream, or a bug: ends this client's streams only
+                log.exception("streaming to client %s failed; its streams end with an error", peer.identity.hex())
+                self._end_streams(peer)
+                state = "idle"
             if state == "gone":
                 self._forget(peer)
             elif state == "blocked":
@@ -227,6 +232,15 @@ class Front:
             if cursor.finished:
                 del peer.cursors[key]
         return "idle"
+
+    def _end_streams(self, peer: Peer) -> None:
+        """Tell each of the peer's open streams that it ended, so no client waits for events that never come."""
+        for cursor in peer.cursors.values():
+            self.queue(peer, error_message(
+                getattr(cursor, "rid", None), "internal_error",
+                "The server could not read this job's stored events or frames (was the job deleted?).",
+                "Check the job with `tokenflow jobs show ID`, then subscribe or fetch again."))
+        peer.cursors.clear()
 
     def _fits(self, peer: Peer, size: int) -> bool:
         if size < _TRACK_FROM:

@@ -12,6 +12,7 @@ from bridge import media
 from bridge import protocol as p
 from bridge.client import EventKind, ServerError
 from server import app as server_app
+from server.journal import BlobCache
 from server.store import JobStore
 
 
@@ -271,3 +272,20 @@ def test_model_that_fails_to_load_fails_jobs_with_a_hint(harness):
     assert end.kind is EventKind.FAILED and end.body.code == "model_not_found"
     assert "--model" in end.body.hint
     assert c.hello().engine_state.startswith("failed: No model at fake")
+
+
+def test_stored_frames_gone_under_a_stream_end_it_with_an_error_and_the_server_goes_on(harness):
+    """A job's stored frames removed behind the server's back (a cleanup, a full disk) must
+    cost the reading client a clear error, not the server its front thread."""
+    c = harness.client()
+    job = c.submit(harness.spec()).job
+    assert c.wait(job).kind is EventKind.DONE
+    stored = [f for f in (harness.root / "data" / "jobs" / job).rglob("*") if f.is_file()]
+    assert stored, "the job stored nothing to replay"
+    for f in stored:
+        f.unlink()
+    harness.server.journal.cache = BlobCache(max_bytes=0)  # nothing held in memory either
+    with pytest.raises(ServerError) as refused:
+        list(c.events(job))
+    assert refused.value.code == "internal_error" and "deleted" in refused.value.message
+    assert c.status(job).state == "done"  # the front still answers everyone
