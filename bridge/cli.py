@@ -88,18 +88,21 @@ def register(subparsers) -> None:
 # --- helpers ---
 
 
-def _err(message: str, code: int) -> int:
+def error_exit(message: str, code: int) -> int:
+    """Print one `tokenflow: error:` line and return the exit code (shared by the client commands)."""
     print(f"tokenflow: error: {message}", file=sys.stderr)
     return code
 
 
-def _client(args: argparse.Namespace) -> Client:
+def client_from_args(args: argparse.Namespace, name: str = "tokenflow-cli", **options) -> Client:
+    """A client for the connection options every client command takes (--server, keys, --timeout)."""
     keys = None
     if args.server_key or args.client_key:
         if not (args.server_key and args.client_key):
             raise ClientError("--server-key and --client-key go together.")
         keys = CurveKeys.from_files(args.server_key, args.client_key)
-    return Client(args.server, timeout=args.timeout, keys=keys, name="tokenflow-cli")
+    return Client(args.server, timeout=args.timeout, keys=keys, name=name, **options)
+
 
 
 def _describe(event: JobEvent) -> str | None:
@@ -194,20 +197,20 @@ def run_submit(args: argparse.Namespace) -> int:
     for name, text in (("prompt", args.prompt), ("negative prompt", args.negative),
                        ("inversion prompt", args.inversion_prompt)):
         if text is not None and len(text) > p.MAX_PROMPT_CHARS:
-            return _err(f"the {name} is {len(text)} characters long; the model's text encoder (CLIP) reads only 77 "
+            return error_exit(f"the {name} is {len(text)} characters long; the model's text encoder (CLIP) reads only 77 "
                         f"tokens, so at most {p.MAX_PROMPT_CHARS} characters are accepted: shorten it.", EXIT_BAD_INPUT)
     spec = job_spec_from_args(args)
     try:
-        with _client(args) as client:
+        with client_from_args(args) as client:
             try:
                 accepted = client.submit(spec)
             except ServerError as exc:
                 where = f" ({exc.field})" if exc.field else ""
                 if exc.code == "output_not_allowed" and not args.output:
-                    return _err(f"no -o was given, so the output would go beside the input, but {exc.message[0].lower()}"
+                    return error_exit(f"no -o was given, so the output would go beside the input, but {exc.message[0].lower()}"
                                 f"{exc.message[1:]}\n  Pass -o with a path in an allowed folder, or start the server "
                                 "with --allow-output FOLDER_OF_THE_INPUT.", EXIT_BAD_INPUT)
-                return _err(f"{exc.message}{where}" + (f"\n  {exc.hint}" if exc.hint else ""), EXIT_BAD_INPUT)
+                return error_exit(f"{exc.message}{where}" + (f"\n  {exc.hint}" if exc.hint else ""), EXIT_BAD_INPUT)
             job = accepted.job
             if args.detach:
                 print(job)
@@ -221,9 +224,9 @@ def run_submit(args: argparse.Namespace) -> int:
                     print(f"Saved {saved.path}" + (" (already there)" if saved.already_there else ""))
             return code
     except ConnectionLost as exc:
-        return _err(str(exc), EXIT_FAILED)
+        return error_exit(str(exc), EXIT_FAILED)
     except ClientError as exc:
-        return _err(str(exc), EXIT_FAILED)
+        return error_exit(str(exc), EXIT_FAILED)
 
 
 # --- jobs ---
@@ -253,7 +256,7 @@ def _show(info: p.JobInfo) -> str:
 def run_jobs(args: argparse.Namespace) -> int:
     action = args.jobs_action or "list"
     try:
-        with _client(args) as client:
+        with client_from_args(args) as client:
             if action == "list":
                 jobs = client.list_jobs(getattr(args, "state", None), getattr(args, "limit", 50))
                 if getattr(args, "json", False):
@@ -271,7 +274,7 @@ def run_jobs(args: argparse.Namespace) -> int:
                 return EXIT_OK
             if action == "reorder":
                 if args.priority is None and args.position is None:
-                    return _err("give --priority or --position.", EXIT_BAD_INPUT)
+                    return error_exit("give --priority or --position.", EXIT_BAD_INPUT)
                 info = client.reorder(args.job, priority=args.priority, position=args.position)
                 print(f"Job {info.id}: priority {info.priority}, position {info.position}")
                 return EXIT_OK
@@ -281,8 +284,8 @@ def run_jobs(args: argparse.Namespace) -> int:
                 print(client.request(p.Delete(), job=args.job).body.detail)
                 return EXIT_OK
     except ServerError as exc:
-        return _err(str(exc), EXIT_BAD_INPUT)
+        return error_exit(str(exc), EXIT_BAD_INPUT)
     except ClientError as exc:
-        return _err(str(exc), EXIT_FAILED)
-    return _err(f"unknown action {action!r}", EXIT_BAD_INPUT)
+        return error_exit(str(exc), EXIT_FAILED)
+    return error_exit(f"unknown action {action!r}", EXIT_BAD_INPUT)
 

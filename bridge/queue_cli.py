@@ -27,7 +27,8 @@ from typing import Any
 from bridge import batch as batch_file
 from bridge import protocol as p
 from bridge import summary
-from bridge.client import Client, ClientError, ConnectionLost, CurveKeys, ServerError, absolute
+from bridge.cli import error_exit as _err, client_from_args
+from bridge.client import Client, ClientError, ConnectionLost, ServerError, absolute
 from bridge.download import DownloadError, Saved, download_job
 from bridge.status_line import StatusLine
 
@@ -118,18 +119,9 @@ def register(subparsers) -> None:
 # --- helpers ---
 
 
-def _err(message: str, code: int) -> int:
-    print(f"tokenflow: error: {message}", file=sys.stderr)
-    return code
-
-
 def _client(args: argparse.Namespace) -> Client:
-    keys = None
-    if args.server_key or args.client_key:
-        if not (args.server_key and args.client_key):
-            raise ClientError("--server-key and --client-key go together.")
-        keys = CurveKeys.from_files(args.server_key, args.client_key)
-    return Client(args.server, timeout=args.timeout, keys=keys, name="tokenflow-queue", reconnect_timeout=120.0)
+    # A queue outlives server restarts: keep trying to reconnect for a while.
+    return client_from_args(args, "tokenflow-queue", reconnect_timeout=120.0)
 
 
 def _clock(seconds: float | None) -> str:
