@@ -82,7 +82,31 @@ def event_image(event: JobEvent):
     return None
 
 
-class _CommandThread(QThread):
+class ClientThread(QThread):
+    """A thread that talks to the server through its own ZeroMQ context.
+
+    `stop()` terminates that context: every blocking call in `run()` then raises
+    ZMQError (ETERM), `run()` closes its client and returns, and `term()` returns once
+    the socket is closed. One shutdown path for every network thread of the panel.
+    """
+
+    def __init__(self, endpoint: str, keys: CurveKeys | None, parent: QObject | None = None):
+        super().__init__(parent)
+        self.endpoint, self.keys = endpoint, keys
+        self.context = zmq.Context()
+        self._stopping = False
+
+    def stop(self) -> None:
+        self._stopping = True
+        self._wake()
+        self.context.term()
+        self.wait()
+
+    def _wake(self) -> None:
+        """Unblock whatever `run()` waits on besides ZeroMQ (nothing, unless a subclass says so)."""
+
+
+class _CommandThread(ClientThread):
     connected = Signal(object)  # p.Welcome
     unreachable = Signal(str)
     jobs_listed = Signal(list)
@@ -93,19 +117,12 @@ class _CommandThread(QThread):
     failed = Signal(object)  # Failure
 
     def __init__(self, endpoint: str, keys: CurveKeys | None, parent: QObject | None = None):
-        super().__init__(parent)
+        super().__init__(endpoint, keys, parent)
         self.queue_control = True
-        self.endpoint = endpoint
-        self.keys = keys
         self.requests: queue.Queue[tuple[Request, dict[str, Any]] | None] = queue.Queue()
-        self.context = zmq.Context()
-        self._stopping = False
 
-    def stop(self) -> None:
-        self._stopping = True
-        self.requests.put(None)
-        self.context.term()  # returns once run() has closed its socket
-        self.wait()
+    def _wake(self) -> None:
+        self.requests.put(None)  # run() may be waiting for the next request
 
     def run(self) -> None:
         client = Client(self.endpoint, timeout=REQUEST_TIMEOUT_S, keys=self.keys, name="tokenflow-panel",
@@ -186,22 +203,15 @@ class _CommandThread(QThread):
                 return
 
 
-class _WatchThread(QThread):
+class _WatchThread(ClientThread):
     """Follows one job's events until its end (or until stopped)."""
 
     event = Signal(object, object)  # JobEvent without its buffer, QImage | None
     ended = Signal(str, str)  # job, error message ("" when the job reached its end)
 
     def __init__(self, endpoint: str, keys: CurveKeys | None, job: str, from_seq: int, parent: QObject | None = None):
-        super().__init__(parent)
-        self.endpoint, self.keys, self.job, self.from_seq = endpoint, keys, job, from_seq
-        self.context = zmq.Context()
-        self._stopping = False
-
-    def stop(self) -> None:
-        self._stopping = True
-        self.context.term()
-        self.wait()
+        super().__init__(endpoint, keys, parent)
+        self.job, self.from_seq = job, from_seq
 
     def run(self) -> None:
         # reconnect_timeout: a restarted server comes back when it comes back; stop() ends the wait.
@@ -226,20 +236,15 @@ class _WatchThread(QThread):
         self.ended.emit(self.job, error)
 
 
-class _FetchThread(QThread):
+class _FetchThread(ClientThread):
     """A finished job's stored frames, as FRAME events (for a version reloaded from the history)."""
 
     event = Signal(object, object)
     ended = Signal(str, str)
 
     def __init__(self, endpoint: str, keys: CurveKeys | None, job: str, parent: QObject | None = None):
-        super().__init__(parent)
-        self.endpoint, self.keys, self.job = endpoint, keys, job
-        self.context = zmq.Context()
-
-    def stop(self) -> None:
-        self.context.term()
-        self.wait()
+        super().__init__(endpoint, keys, parent)
+        self.job = job
 
     def run(self) -> None:
         client = Client(self.endpoint, timeout=30.0, keys=self.keys, name="tokenflow-panel-fetch",
