@@ -17,7 +17,7 @@ from pathlib import Path
 
 from bridge import media, naming
 from bridge.edit_options import out_of_range
-from bridge.media.output_safety import OutputRefused, check_output, check_path_text, target_of
+from bridge.media.output_safety import OutputRefused, check_output, check_path_text, is_under, target_of
 from bridge.protocol import JobSpec
 from server.bounds import disk_problem, estimate, memory_problem
 from server.config import ServerConfig
@@ -68,14 +68,7 @@ def edit_params(raw: dict) -> EditParams:
 
 def output_allowed(path: Path, allowed: typing.Iterable[Path]) -> bool:
     """True if `path` (after resolving '..' and symlinks of what exists) is under an allowed folder."""
-    real = path.parent.resolve() / path.name
-    for root in allowed:
-        try:
-            real.relative_to(Path(root).resolve())
-            return True
-        except ValueError:
-            continue
-    return False
+    return is_under(path.parent.resolve() / path.name, allowed)
 
 
 def allow_hint(config: ServerConfig) -> str:

@@ -77,7 +77,8 @@ def target_of(out: str | Path, preset: object = None) -> tuple[str, Path]:
     return "movie", spec.path
 
 
-def _under(path: Path, roots: Iterable[Path]) -> bool:
+def is_under(path: Path, roots: Iterable[Path]) -> bool:
+    """True if `path` (taken as given) lies under one of `roots` (each resolved)."""
     for root in roots:
         try:
             path.relative_to(Path(root).resolve())
@@ -129,7 +130,7 @@ def check_output(
     check_path_text(out, "output")
     kind, target = target_of(out, preset)
     real = target.resolve()  # every link followed, the final component included
-    if allowed is not None and not _under(real, allowed):
+    if allowed is not None and not is_under(real, allowed):
         where = ", ".join(str(d) for d in allowed)
         shown = f"{target} (which leads to {real})" if real != target.absolute() else str(target)
         raise OutputRefused("output_not_allowed", f"The output {shown} is outside the folders outputs may go to "
