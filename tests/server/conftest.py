@@ -11,6 +11,7 @@ from bridge.client import Client
 from server.app import Server
 from server.config import ServerConfig
 from server.paths import DataDir
+from server.store import JobStore
 from tests.server.fake_engine import FakeEngine
 
 
@@ -39,6 +40,19 @@ class Harness:
         if self.server is not None:
             self.server.stop()
             self.server = None
+
+    def rewind_to_running(self, job: str, before_frame: int) -> None:
+        """Stop the server and rewind the store to "running, nothing recorded from frame
+        `before_frame` on": the state a kill -9 leaves mid-job."""
+        self.stop()
+        store = JobStore(self.config.data.database)
+        with store._txn() as db:
+            cut = db.execute("SELECT MIN(seq) FROM events WHERE job_id = ? AND type = 'frame' AND frame = ?",
+                             (job, before_frame)).fetchone()[0]
+            db.execute("DELETE FROM events WHERE job_id = ? AND seq >= ?", (job, cut - 1))
+            db.execute("UPDATE jobs SET state = 'running', last_seq = ?, outputs = '[]' WHERE id = ?",
+                       (cut - 2, job))
+        store.close()
 
     def client(self, **kw) -> Client:
         c = Client(self.endpoint, timeout=kw.pop("timeout", 5.0), **kw)

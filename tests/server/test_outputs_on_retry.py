@@ -5,27 +5,13 @@ from __future__ import annotations
 import os
 
 from bridge.client import EventKind
-from server.store import JobStore
-
-
-def _crash_after_writing(harness, job: str) -> None:
-    """Rewind the store to "running, nothing announced after frame 12", as after a kill -9
-    that came after the output file was finished but before `done` was recorded."""
-    harness.stop()
-    store = JobStore(harness.config.data.database)
-    with store._txn() as db:
-        cut = db.execute("SELECT MIN(seq) FROM events WHERE job_id = ? AND type = 'frame' AND frame = 13",
-                         (job,)).fetchone()[0]
-        db.execute("DELETE FROM events WHERE job_id = ? AND seq >= ?", (job, cut - 1))
-        db.execute("UPDATE jobs SET state = 'running', last_seq = ?, outputs = '[]' WHERE id = ?", (cut - 2, job))
-    store.close()
 
 
 def test_retry_replaces_its_own_finished_output(harness):
     c = harness.client()
     job = c.submit(harness.spec()).job
     output = c.wait(job).body.outputs[0]
-    _crash_after_writing(harness, job)
+    harness.rewind_to_running(job, before_frame=13)  # kill -9 after the output was finished, before `done`
     harness.start()
     assert harness.client().wait(job).kind is EventKind.DONE
     assert os.path.exists(output)
@@ -35,7 +21,7 @@ def test_retry_never_replaces_an_older_file(harness):
     c = harness.client()
     job = c.submit(harness.spec()).job
     output = c.wait(job).body.outputs[0]
-    _crash_after_writing(harness, job)
+    harness.rewind_to_running(job, before_frame=13)  # kill -9 after the output was finished, before `done`
     # Someone's file, older than the job, now sits at the output path.
     with open(output, "wb") as handle:
         handle.write(b"an older file")

@@ -13,7 +13,6 @@ from bridge import protocol as p
 from bridge.client import EventKind, ServerError
 from server import app as server_app
 from server.journal import BlobCache
-from server.store import JobStore
 
 
 def check_order(events, first: int, last: int) -> None:
@@ -222,15 +221,7 @@ def test_restart_requeues_interrupted_job_without_repeating_frames(harness):
     c = harness.client()
     job = c.submit(harness.spec()).job
     c.wait(job)
-    harness.stop()
-    # Rewind the store to "running, frames 10..12 announced" as after a kill -9 mid-decode.
-    store = JobStore(harness.config.data.database)
-    with store._txn() as db:
-        cut = db.execute("SELECT MIN(seq) FROM events WHERE job_id = ? AND type = 'frame' AND frame = 13",
-                         (job,)).fetchone()[0]
-        db.execute("DELETE FROM events WHERE job_id = ? AND seq >= ?", (job, cut - 1))
-        db.execute("UPDATE jobs SET state = 'running', last_seq = ?, outputs = '[]' WHERE id = ?", (cut - 2, job))
-    store.close()
+    harness.rewind_to_running(job, before_frame=13)  # frames 10..12 announced, as after a kill -9 mid-decode
     harness.start()
     c = harness.client()
     events = list(c.events(job))
