@@ -96,11 +96,7 @@ def error_exit(message: str, code: int) -> int:
 
 def client_from_args(args: argparse.Namespace, name: str = "tokenflow-cli", **options) -> Client:
     """A client for the connection options every client command takes (--server, keys, --timeout)."""
-    keys = None
-    if args.server_key or args.client_key:
-        if not (args.server_key and args.client_key):
-            raise ClientError("--server-key and --client-key go together.")
-        keys = CurveKeys.from_files(args.server_key, args.client_key)
+    keys = CurveKeys.from_options(args.server_key, args.client_key)
     return Client(args.server, timeout=args.timeout, keys=keys, name=name, **options)
 
 

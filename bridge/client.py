@@ -103,6 +103,16 @@ class CurveKeys:
         return cls.from_files(keys.server_public, keys.client_secret) if keys.exist() else None
 
     @classmethod
+    def from_options(cls, server_key: str | os.PathLike | None,
+                     client_secret_key: str | os.PathLike | None) -> "CurveKeys | None":
+        """The keys a command's --server-key/--client-key name: both or neither (None)."""
+        if not (server_key or client_secret_key):
+            return None
+        if not (server_key and client_secret_key):
+            raise ClientError("--server-key and --client-key go together.")
+        return cls.from_files(server_key, client_secret_key)
+
+    @classmethod
     def from_files(cls, server_key: str | os.PathLike, client_secret_key: str | os.PathLike) -> "CurveKeys":
         import zmq.auth
 

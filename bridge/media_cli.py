@@ -191,11 +191,7 @@ def _probe_on_server(args: argparse.Namespace) -> int:
     from bridge.client import Client, ClientError, CurveKeys, ServerError, absolute
 
     try:
-        keys = None
-        if args.server_key or args.client_key:
-            if not (args.server_key and args.client_key):
-                raise ClientError("--server-key and --client-key go together.")
-            keys = CurveKeys.from_files(args.server_key, args.client_key)
+        keys = CurveKeys.from_options(args.server_key, args.client_key)
         with Client(args.server or None, timeout=args.timeout, keys=keys, name="tokenflow-probe") as client:
             facts = client.probe(absolute(args.input))
     except ServerError as exc:

@@ -50,14 +50,10 @@ def run(args: argparse.Namespace) -> int:
             request = read_request(args.handoff)
         except HandoffError as exc:
             return _err(f"the handoff request is not usable: {exc}")
-    keys = None
-    if args.server_key or args.client_key:
-        if not (args.server_key and args.client_key):
-            return _err("--server-key and --client-key go together.")
-        try:
-            keys = CurveKeys.from_files(args.server_key, args.client_key)
-        except (OSError, ClientError) as exc:
-            return _err(str(exc))
+    try:
+        keys = CurveKeys.from_options(args.server_key, args.client_key)
+    except (OSError, ClientError) as exc:
+        return _err(str(exc))
     if args.clip and not Path(args.clip).is_file():
         return _err(f"{args.clip} is not a file: give the path of a video file.")
 

@@ -91,3 +91,13 @@ def test_ctrl_c_asks_to_cancel_or_leave_running(harness, monkeypatch, capsys, an
 def test_client_connect_timeout_message():
     with pytest.raises(ConnectionLost, match="No answer from the TokenFlow server"):
         Client("tcp://127.0.0.1:9", timeout=0.3).connect()
+
+
+def test_curve_key_options_come_in_pairs(tmp_path):
+    from bridge.client import ClientError, CurveKeys
+
+    assert CurveKeys.from_options(None, None) is None  # the local default: no keys
+    with pytest.raises(ClientError, match="go together"):
+        CurveKeys.from_options(tmp_path / "server.key", None)
+    with pytest.raises(ClientError, match="go together"):
+        CurveKeys.from_options(None, tmp_path / "client.key_secret")
