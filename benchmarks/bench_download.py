@@ -24,9 +24,9 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from benchmarks.bench_server import Serve, make_hd_clip  # noqa: E402
-from bridge import protocol as p  # noqa: E402
-from bridge.client import EventKind  # noqa: E402
-from bridge.download import download_job  # noqa: E402
+from bridge.wire import protocol as p  # noqa: E402
+from bridge.wire.client import EventKind  # noqa: E402
+from bridge.wire.download import download_job  # noqa: E402
 
 CHUNKS = (64 << 10, 256 << 10, 1 << 20)
 

@@ -44,7 +44,7 @@ from bridge.media import read_frames  # noqa: E402
 
 def tokenflow_edit(args: list[str], workdir: Path, name: str) -> dict:
     stats = workdir / f"{name}.json"
-    command = [sys.executable, "-m", "server.cli", "edit", *args, "--stats", str(stats)]
+    command = [sys.executable, "-m", "cli", "edit", *args, "--stats", str(stats)]
     subprocess.run(command, check=True, cwd=REPO, stdout=subprocess.DEVNULL)
     return json.loads(stats.read_text())
 
@@ -183,7 +183,7 @@ def main() -> int:
     model = args.model
     if model is None:
         model = str(work / "tiny-model")
-        subprocess.run([sys.executable, "-m", "server.cli", "models", "make-tiny", model], check=True, cwd=REPO,
+        subprocess.run([sys.executable, "-m", "cli", "models", "make-tiny", model], check=True, cwd=REPO,
                        stdout=subprocess.DEVNULL)
     common = ["--model", model, "--device", args.device]
     import torch

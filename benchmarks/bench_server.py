@@ -36,8 +36,8 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from bridge import protocol as p  # noqa: E402
-from bridge.client import Client, EventKind  # noqa: E402
+from bridge.wire import protocol as p  # noqa: E402
+from bridge.wire.client import Client, EventKind  # noqa: E402
 
 CLIP = REPO / "media" / "carphone_pristine.mp4"
 
@@ -89,7 +89,7 @@ class Serve:
         root.mkdir(parents=True, exist_ok=True)
         self.log = root / "serve.log"
         # The default endpoint (a private ipc:// socket), in a runtime folder of this run's own.
-        cmd = [sys.executable, "-m", "server.cli", "serve", "--model", model,
+        cmd = [sys.executable, "-m", "cli", "serve", "--model", model,
                "--device", device, "--data-dir", str(root / "data"), "--cache-dir", str(root / "cache"),
                "--allow-output", str(root), *extra]
         env = {**os.environ, "PYTHONPATH": str(REPO), "HF_HUB_OFFLINE": "1", "TOKENFLOW_RUNTIME_DIR": str(root / "run")}
@@ -187,7 +187,7 @@ def _rss_kib(pid: int, field: str) -> int:
 def bench_slow_subscribers(root: Path, hd_frames: int, subscribers: int, code: Path = REPO) -> dict:
     """Server memory while `subscribers` clients subscribe to a 1080p job and read nothing.
 
-    Raw DEALER sockets (no bridge.client), so the same run measures an older checkout
+    Raw DEALER sockets (no bridge.wire.client), so the same run measures an older checkout
     (`--code DIR`): each subscriber keeps its own receive queue at one message and its
     kernel buffer small, heartbeats (alive, as the protocol asks), and reads nothing
     until the job is done; then all of them read everything. Figures: the server's
@@ -201,7 +201,7 @@ def bench_slow_subscribers(root: Path, hd_frames: int, subscribers: int, code: P
     work.mkdir(parents=True, exist_ok=True)
     private = (code / "bridge" / "local.py").exists()  # the default is a private ipc socket there
     bind = [] if private else ["--bind", "tcp://127.0.0.1:*"]
-    cmd = [sys.executable, "-m", "server.cli", "serve", *bind, "--model", "none", "--device", "cpu",
+    cmd = [sys.executable, "-m", "cli", "serve", *bind, "--model", "none", "--device", "cpu",
            "--data-dir", str(work / "data"), "--cache-dir", str(work / "cache"), "--allow-output", str(work),
            "--engine-factory", "benchmarks.bench_server:passthrough_factory"]
     env = {**os.environ, "PYTHONPATH": f"{code}:{REPO}", "HF_HUB_OFFLINE": "1", "TOKENFLOW_RUNTIME_DIR": str(work / "run")}

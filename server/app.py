@@ -13,7 +13,7 @@ import threading
 
 import zmq
 
-from bridge.local import default_endpoint
+from bridge.wire.local import default_endpoint
 from server.config import ServerConfig
 from server.data_lock import DataDirLock
 from server.disk import Reserve, Usage, empty_trash, human, sweep, trim_cache, usage

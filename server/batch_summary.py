@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from bridge import summary
+from bridge.wire import summary
 from server import output_files
 from server.store import JobRecord, JobStore, job_summary_fields
 

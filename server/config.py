@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from bridge.protocol import Limits
+from bridge.wire.protocol import Limits
 from server.disk import Retention, real_free_space
 from server.paths import DataDir
 
@@ -17,7 +17,7 @@ class ServerConfig:
     models: tuple[str, ...]  # the first is the default; a job may ask for any of them
     device: str = "auto"
     cache_dir: Path | None = None  # the inversion cache, shared by every job
-    bind: str = ""  # required: bridge.local.default_endpoint() is what `tokenflow serve` binds by default
+    bind: str = ""  # required: bridge.wire.local.default_endpoint() is what `tokenflow serve` binds by default
     allowed_output_dirs: tuple[Path, ...] = ()
     curve_dir: Path | None = None  # server.key_secret + clients/*.key; required off loopback
     limits: Limits = field(default_factory=Limits)

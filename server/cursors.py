@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from bridge import protocol as p
+from bridge.wire import protocol as p
 from server.journal import Journal
 from server.store import EventRecord
 

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 
 import zmq
 
-from bridge import protocol as p
+from bridge.wire import protocol as p
 from server.cursors import Cursor
 from server.journal import Doorbell
 from server.service import LOCAL_OWNER, Outcome, Service, error_message

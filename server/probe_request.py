@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Callable
 
 from bridge import media
-from bridge import protocol as p
-from bridge.media_cli import clip_facts
+from bridge.wire import protocol as p
+from bridge.media.clip import clip_facts
 from server.cursors import Cursor
 
 _WORKERS = 2  # probes are I/O bound; two at once keep one slow disk from blocking the rest

@@ -1,6 +1,6 @@
 """Who may talk to the server: only the user who runs it, unless keys say otherwise.
 
-The model is in bridge/local.py and docs/protocol.md (Security):
+The model is in bridge/wire/local.py and docs/protocol.md (Security):
 - `ipc://` (the default): the socket file is 0600 in a 0700 folder; the kernel lets in
   only the server's own user. Every peer is that user.
 - loopback TCP: CurveZMQ with the user's local key pair (made on first use in the
@@ -27,7 +27,7 @@ import zmq.auth
 from zmq.auth.thread import ThreadAuthenticator
 from zmq.utils import z85
 
-from bridge.local import LocalSetupError, ensure_local_keys, ipc_in_use, ipc_path, is_local, is_loopback_tcp, local_keys
+from bridge.wire.local import LocalSetupError, ensure_local_keys, ipc_in_use, ipc_path, is_local, is_loopback_tcp, local_keys
 from server.service import LOCAL_OWNER
 
 

@@ -15,7 +15,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Callable
 
-from bridge import protocol as p
+from bridge.wire import protocol as p
 from server import batch_summary
 from server.config import ServerConfig
 from server.cursors import Cursor, EventCursor, ListCursor

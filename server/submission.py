@@ -15,10 +15,12 @@ import os
 import typing
 from pathlib import Path
 
-from bridge import media, naming
-from bridge.edit_options import out_of_range
+from bridge import media
+
+from bridge.wire import naming
+from bridge.wire.edit_options import out_of_range
 from bridge.media.output_safety import OutputRefused, check_output, check_path_text, is_under, target_of
-from bridge.protocol import JobSpec
+from bridge.wire.protocol import JobSpec
 from server.bounds import disk_problem, estimate, memory_problem
 from server.config import ServerConfig
 from tokenflow.params import EditParams
@@ -52,7 +54,7 @@ def edit_params(raw: dict) -> EditParams:
             raise SubmitError("bad_params", f"Edit parameter {key!r} has the wrong type ({type(value).__name__}).",
                               "", where)
         values[key] = float(value) if tp is float else value
-        wrong = out_of_range(key, value)  # the documented range (bridge/edit_options.py), by name
+        wrong = out_of_range(key, value)  # the documented range (bridge/wire/edit_options.py), by name
         if wrong:
             raise SubmitError("bad_params", wrong, "", where)
     if "prompt" not in values:

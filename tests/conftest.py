@@ -22,7 +22,7 @@ SHARED_MEDIA = REPO.parent / "shared" / "media"
 
 @pytest.fixture(scope="session", autouse=True)
 def private_user_dirs(tmp_path_factory):
-    """The server's socket folder and the local CurveZMQ keys (bridge/local.py) go to a test
+    """The server's socket folder and the local CurveZMQ keys (bridge/wire/local.py) go to a test
     folder, never the real user's; subprocesses inherit the environment."""
     root = tmp_path_factory.mktemp("user")
     os.environ["TOKENFLOW_RUNTIME_DIR"] = str(root / "run")

@@ -1,4 +1,4 @@
-"""Reading an editor launcher's handoff request (see bridge/handoff.py and docs/panel.md)."""
+"""Reading an editor launcher's handoff request (see bridge/editors/handoff.py and docs/panel.md)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from typing import TextIO
 
-from bridge.handoff import HandoffError, HandoffRequest
+from bridge.editors.handoff import HandoffError, HandoffRequest
 
 
 def read_request(source: str, stdin: TextIO | None = None) -> HandoffRequest:

@@ -1,6 +1,6 @@
 """The panel's client layer: server traffic in, typed events out, never on the GUI thread.
 
-`bridge.client.Client` blocks and is not thread-safe, so each piece of network work runs
+`bridge.wire.client.Client` blocks and is not thread-safe, so each piece of network work runs
 in its own QThread with its own Client and its own ZeroMQ context:
 
 - one *command* thread says hello, answers requests (submit, cancel, reorder, status)
@@ -29,8 +29,8 @@ from typing import Any
 import zmq
 from PySide6.QtCore import QObject, QThread, Signal
 
-from bridge import protocol as p
-from bridge.client import Client, ClientError, ConnectionLost, CurveKeys, EventKind, JobEvent, ServerError
+from bridge.wire import protocol as p
+from bridge.wire.client import Client, ClientError, ConnectionLost, CurveKeys, EventKind, JobEvent, ServerError
 from ui.images import encoded_to_qimage, rgb_to_qimage
 
 LIST_INTERVAL_S = 1.0

@@ -24,6 +24,8 @@ from pathlib import Path
 from types import ModuleType
 from typing import Mapping
 
+from bridge.command import Command, Launcher
+
 # Present in every file an installer writes; uninstall removes nothing without it.
 OWNED_MARK = "installed by `tokenflow install`"
 
@@ -46,13 +48,14 @@ class InstallContext:
     python: Path  # interpreter of the project's environment; launchers record it
     home: Path
     system: str  # platform.system(): "Linux", "Darwin" or "Windows"
+    launcher: Launcher  # makes `tokenflow ARGS` commands (cli/launch.py's tokenflow_command)
     env: Mapping[str, str] = field(default_factory=dict)  # APPDATA, XDG_* and friends
     force: bool = False  # replace files even when they lack OWNED_MARK (the user asked, in so many words)
     dry_run: bool = False  # say what would change, change nothing
 
     @classmethod
-    def current(cls, *, force: bool = False, dry_run: bool = False) -> "InstallContext":
-        return cls(python=Path(sys.executable), home=Path.home(), system=platform.system(),
+    def current(cls, launcher: Launcher, *, force: bool = False, dry_run: bool = False) -> "InstallContext":
+        return cls(python=Path(sys.executable), home=Path.home(), system=platform.system(), launcher=launcher,
                    env=dict(os.environ), force=force, dry_run=dry_run)
 
 
@@ -72,32 +75,9 @@ class TargetStatus:
     advice: str = ""  # what to do when it is missing or broken; empty when all is well
 
 
-@dataclass(frozen=True)
-class Command:
-    """How a launcher or unit starts `tokenflow ...` in this environment, with absolute paths only."""
-
-    argv: list[str]
-    env: dict[str, str] = field(default_factory=dict)  # what must be set for it (a checkout's PYTHONPATH)
-
-    @property
-    def executable(self) -> str:
-        return self.argv[0]
-
-
 def tokenflow_command(ctx: InstallContext, *args: str) -> Command:
-    """`tokenflow ARGS` as the environment of `ctx.python` runs it, whatever the PATH of the launcher.
-
-    The console script beside the interpreter is preferred (what pip installs); without one
-    (running from a checkout) the interpreter runs the module, and the checkout is put on
-    PYTHONPATH because a launcher does not start in it.
-    """
-    windows = ctx.system == "Windows"
-    script = ctx.python.parent / ("tokenflow.exe" if windows else "tokenflow")
-    if script.is_file():
-        return Command([str(script), *args])
-    checkout = Path(__file__).resolve().parents[2]
-    env = {"PYTHONPATH": str(checkout)} if (checkout / "pyproject.toml").is_file() else {}
-    return Command([str(ctx.python), "-m", "server.cli", *args], env)
+    """`tokenflow ARGS` as the environment of `ctx.python` runs it, whatever the PATH of the launcher."""
+    return ctx.launcher(*args, python=ctx.python, windows=ctx.system == "Windows")
 
 
 def xdg_dir(ctx: InstallContext, variable: str, default: str) -> Path:

@@ -13,7 +13,7 @@ import re
 from pathlib import Path
 
 from bridge.installers import (
-    InstallContext, InstallError, InstallResult, TargetStatus, is_owned, remove_owned, write_owned, xdg_dir,
+    tokenflow_command, InstallContext, InstallError, InstallResult, TargetStatus, is_owned, remove_owned, write_owned, xdg_dir,
 )
 from bridge.installers.templates import render
 
@@ -21,7 +21,7 @@ SUMMARY = "Strip > TokenFlow: Edit with a Prompt in Blender's Video Sequence Edi
 NAME = "blender"
 ADDON_FILE = "tokenflow_vse.py"
 TEMPLATE = "blender/tokenflow_vse.py.in"
-BRIDGE_DIR = Path(__file__).resolve().parents[1]
+EDITORS_DIR = Path(__file__).resolve().parents[1] / "editors"  # the standard-library modules the launcher loads
 _VERSION = re.compile(r"^\d+\.\d+$")
 
 
@@ -48,7 +48,7 @@ def addon_paths(ctx: InstallContext) -> list[Path]:
 
 
 def _render(ctx: InstallContext) -> str:
-    return render(TEMPLATE, python=repr(str(ctx.python)), bridge=repr(str(BRIDGE_DIR)))
+    return render(TEMPLATE, handoff=repr(tokenflow_command(ctx, "handoff").to_dict()), editors=repr(str(EDITORS_DIR)))
 
 
 def install(ctx: InstallContext) -> InstallResult:

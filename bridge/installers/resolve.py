@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from bridge.installers import (
-    InstallContext, InstallError, InstallResult, TargetStatus, is_owned, remove_owned, write_owned,
+    tokenflow_command, InstallContext, InstallError, InstallResult, TargetStatus, is_owned, remove_owned, write_owned,
 )
 from bridge.installers.templates import render
 
@@ -18,7 +18,7 @@ SUMMARY = "Workspace > Scripts > TokenFlow in DaVinci Resolve (free and Studio)"
 NAME = "resolve"
 SCRIPT_FILE = "TokenFlow.py"
 TEMPLATE = "resolve/TokenFlow.py.in"
-BRIDGE_DIR = Path(__file__).resolve().parents[1]
+EDITORS_DIR = Path(__file__).resolve().parents[1] / "editors"  # the standard-library modules the launcher loads
 
 
 def resolve_support_dir(ctx: InstallContext) -> Path:
@@ -36,12 +36,12 @@ def script_path(ctx: InstallContext) -> Path:
 
 
 def _render(ctx: InstallContext) -> str:
-    return render(TEMPLATE, python=repr(str(ctx.python)), bridge=repr(str(BRIDGE_DIR)))
+    return render(TEMPLATE, handoff=repr(tokenflow_command(ctx, "handoff").to_dict()), editors=repr(str(EDITORS_DIR)))
 
 
 def install(ctx: InstallContext) -> InstallResult:
-    if not (BRIDGE_DIR / "resolve.py").is_file():
-        raise InstallError(f"{BRIDGE_DIR / 'resolve.py'} is missing; reinstall tokenflow-editor.")
+    if not (EDITORS_DIR / "resolve.py").is_file():
+        raise InstallError(f"{EDITORS_DIR / 'resolve.py'} is missing; reinstall tokenflow-editor.")
     result = InstallResult(NAME)
     found = resolve_support_dir(ctx).is_dir()
     write_owned(script_path(ctx), _render(ctx), ctx, result)

@@ -17,6 +17,7 @@ _EXPORTS = {
     "AudioInfo": "clip",
     "ClipInfo": "clip",
     "probe": "clip",
+    "clip_facts": "clip",
     "PRESETS": "presets",
     "ExportPreset": "presets",
     "get_preset": "presets",

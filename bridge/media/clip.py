@@ -4,9 +4,10 @@ colour tags, audio, and whether its timestamps are regular."""
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 import av
 
@@ -232,3 +233,38 @@ def probe(path: str | Path, scan: bool = False) -> ClipInfo:
             dropped_pictures=timing.dropped_pictures if timing else 0,
             timestamps_checked=timing is not None,
         )
+
+
+def clip_facts(info: "ClipInfo") -> dict[str, Any]:
+    """A ClipInfo as plain values: what `probe --json` prints and the protocol's `clip` reply carries."""
+    from bridge.media.timecode import offset_timecode
+
+    end_timecode = None
+    if info.start_timecode:
+        try:
+            end_timecode = offset_timecode(info.start_timecode, info.frame_count - 1, info.frame_rate)
+        except ValueError:
+            end_timecode = None
+    colour = info.colour
+    audio = info.audio
+    return {
+        "path": str(info.path),
+        "width": info.width,
+        "height": info.height,
+        "frame_rate": f"{info.frame_rate.numerator}/{info.frame_rate.denominator}",
+        "frame_count": info.frame_count,
+        "duration_s": float(info.duration_s),
+        "start_timecode": info.start_timecode,
+        "end_timecode": end_timecode,
+        "codec": info.codec,
+        "pix_fmt": info.pix_fmt,
+        "variable_rate": info.variable_rate,
+        "pictures": info.pictures,
+        "held_frames": info.held_frames,
+        "dropped_pictures": info.dropped_pictures,
+        "colour": None if colour is None else {
+            "matrix": colour.matrix, "primaries": colour.primaries, "transfer": colour.transfer,
+            "full_range": colour.full_range, "assumed": list(colour.assumed), "text": colour.describe(),
+        },
+        "audio": None if audio is None else asdict(audio),
+    }

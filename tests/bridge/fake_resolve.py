@@ -1,4 +1,4 @@
-"""A fake of DaVinci Resolve's scripting object model, for the methods bridge/resolve.py uses.
+"""A fake of DaVinci Resolve's scripting object model, for the methods bridge/editors/resolve.py uses.
 
 Follows the README that ships with Resolve (Developer/Scripting) and the quirks users
 measured, because the tests exist to catch code that trusts Resolve too much:

@@ -19,6 +19,7 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
+from cli.launch import tokenflow_command
 from bridge.installers import InstallContext  # noqa: E402
 from bridge.installers import blender as blender_target  # noqa: E402
 from tests.e2e.conftest import ServeProcess  # noqa: E402
@@ -36,7 +37,7 @@ def main(out: Path) -> None:
         try:
             home = root / "home"
             (home / ".config/blender" / version).mkdir(parents=True)
-            blender_target.install(InstallContext(python=Path(sys.executable), home=home, system="Linux"))
+            blender_target.install(InstallContext(launcher=tokenflow_command, python=Path(sys.executable), home=home, system="Linux"))
             footage = serve.out / "footage" / "carphone.mp4"
             footage.parent.mkdir()
             shutil.copy(REPO / "media" / "carphone_pristine.mp4", footage)

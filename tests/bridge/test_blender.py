@@ -23,7 +23,9 @@ from types import SimpleNamespace
 
 import pytest
 
-from bridge import blender as bb
+from cli.launch import tokenflow_command
+from bridge.editors import blender as bb
+from bridge.installers import tokenflow_command as installer_command
 from bridge.installers import InstallContext, InstallError, OWNED_MARK
 from bridge.installers import blender as blender_target
 from tests.e2e.conftest import ServeProcess
@@ -33,7 +35,7 @@ REPO = HERE.parents[1]
 
 
 def _ctx(home: Path, system: str = "Linux", **kw) -> InstallContext:
-    return InstallContext(python=Path(sys.executable), home=home, system=system, env=kw.pop("env", {}), **kw)
+    return InstallContext(launcher=tokenflow_command, python=Path(sys.executable), home=home, system=system, env=kw.pop("env", {}), **kw)
 
 
 # --- install ---
@@ -49,7 +51,8 @@ def test_the_addon_goes_into_every_blender_versions_addons_folder(tmp_path, syst
     result = blender_target.install(_ctx(tmp_path, system))
     assert result.written == [tmp_path / root / v / "scripts/addons/tokenflow_vse.py" for v in ("3.6", "4.2", "5.0")]
     text = result.written[0].read_text()
-    assert OWNED_MARK in text and repr(sys.executable) in text and "bl_info" in text
+    ctx = _ctx(tmp_path, system)
+    assert OWNED_MARK in text and repr(installer_command(ctx, "handoff").to_dict()) in text and "bl_info" in text
     compile(text, "tokenflow_vse.py", "exec")
     assert "3.6, 4.2, 5.0" in result.notes[0]
     assert blender_target.status(_ctx(tmp_path, system)).installed

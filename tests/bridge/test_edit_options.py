@@ -7,7 +7,7 @@ import typing
 
 import pytest
 
-from bridge.edit_options import EDIT_OPTIONS, out_of_range
+from bridge.wire.edit_options import EDIT_OPTIONS, out_of_range
 from tokenflow.params import EditParams
 
 

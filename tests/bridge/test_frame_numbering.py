@@ -73,16 +73,16 @@ def test_constant_rate_clips_are_not_flagged(tmp_path, shipped_clip):
 
 def test_probe_command_prints_the_facts(gapped, tmp_path):
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    run = subprocess.run([sys.executable, "-m", "server.cli", "probe", str(gapped), "--json"],
+    run = subprocess.run([sys.executable, "-m", "cli", "probe", str(gapped), "--json"],
                          capture_output=True, text=True, cwd=REPO, env=env, check=True)
     facts = json.loads(run.stdout)
     assert facts["frame_count"] == 17 and facts["frame_rate"] == "30/1"
     assert facts["variable_rate"] is True and facts["held_frames"] == 5 and facts["pictures"] == 12
     assert (facts["width"], facts["height"]) == (64, 48) and facts["audio"] is None
-    text = subprocess.run([sys.executable, "-m", "server.cli", "probe", str(gapped)],
+    text = subprocess.run([sys.executable, "-m", "cli", "probe", str(gapped)],
                           capture_output=True, text=True, cwd=REPO, env=env, check=True).stdout
     assert "variable" in text and "5 frame(s) hold the previous picture" in text
-    missing = subprocess.run([sys.executable, "-m", "server.cli", "probe", str(tmp_path / "nope.mp4")],
+    missing = subprocess.run([sys.executable, "-m", "cli", "probe", str(tmp_path / "nope.mp4")],
                              capture_output=True, text=True, cwd=REPO, env=env)
     assert missing.returncode == 2 and "does not exist" in missing.stderr
 

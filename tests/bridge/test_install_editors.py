@@ -11,15 +11,17 @@ from pathlib import Path
 
 import pytest
 
+from cli.launch import tokenflow_command
+from bridge.installers import tokenflow_command as installer_command
 from bridge.installers import InstallContext, InstallError, OWNED_MARK
 from bridge.installers import resolve as resolve_target
-from server.cli import main
+from cli.main import main
 
 REPO = Path(__file__).resolve().parents[2]
 
 
 def _ctx(home: Path, system: str = "Linux", **kw) -> InstallContext:
-    return InstallContext(python=Path(sys.executable), home=home, system=system, env=kw.pop("env", {}), **kw)
+    return InstallContext(launcher=tokenflow_command, python=Path(sys.executable), home=home, system=system, env=kw.pop("env", {}), **kw)
 
 
 @pytest.mark.parametrize("system, env, where", [
@@ -34,7 +36,7 @@ def test_the_launcher_goes_where_resolve_looks_on_each_os(tmp_path, system, env,
     script = tmp_path / where
     assert result.written == [script] and script.is_file()
     text = script.read_text()
-    assert OWNED_MARK in text and repr(sys.executable) in text and repr(str(REPO / "bridge")) in text
+    assert OWNED_MARK in text and repr(installer_command(ctx, "handoff").to_dict()) in text and repr(str(REPO / "bridge" / "editors")) in text
     compile(text, str(script), "exec")  # valid Python once the template is filled in
     assert resolve_target.status(ctx).installed and not resolve_target.status(ctx).advice
 
@@ -101,7 +103,7 @@ def test_the_installed_launcher_needs_only_the_standard_library(tmp_path, python
 
 
 def test_the_launcher_says_so_when_its_environment_is_gone(tmp_path):
-    ctx = InstallContext(python=tmp_path / "gone/bin/python", home=tmp_path, system="Linux")
+    ctx = InstallContext(launcher=tokenflow_command, python=tmp_path / "gone/bin/python", home=tmp_path, system="Linux")
     resolve_target.install(ctx)
     out = _run_launcher(resolve_target.script_path(ctx), "", _pythons()[0])
     assert "its environment is gone" in out and "tokenflow install resolve" in out

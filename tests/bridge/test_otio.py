@@ -9,7 +9,7 @@ import numpy as np
 import opentimelineio as otio
 import pytest
 
-from bridge import otio as bo
+from bridge.editors import otio as bo
 from bridge.media import ClipInfo, open_writer, probe
 
 RT, TR = otio.opentime.RationalTime, otio.opentime.TimeRange
@@ -197,7 +197,7 @@ def test_a_movie_edit_is_an_external_reference_over_the_same_source_times(shippe
 
 
 def test_tokenflow_edit_otio_round_trip(shipped_clip, tiny_model_dir, tmp_path, capsys):
-    from server.cli import main
+    from cli.main import main
 
     source = tmp_path / "cut.otio"
     otio.adapters.write_to_file(_otio_timeline(shipped_clip, start=0, rate=NTSC, gap=10, clip_start=40, clip_len=4),

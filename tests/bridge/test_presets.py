@@ -62,17 +62,17 @@ def test_output_and_preset_must_agree(tmp_path: Path) -> None:
 
 def test_formats_command_lists_every_preset() -> None:
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    out = subprocess.run([sys.executable, "-m", "server.cli", "formats", "--json"], capture_output=True, text=True,
+    out = subprocess.run([sys.executable, "-m", "cli", "formats", "--json"], capture_output=True, text=True,
                          cwd=REPO, env=env, check=True).stdout
     assert [p["name"] for p in json.loads(out)] == list(PRESETS)
-    text = subprocess.run([sys.executable, "-m", "server.cli", "formats"], capture_output=True, text=True,
+    text = subprocess.run([sys.executable, "-m", "cli", "formats"], capture_output=True, text=True,
                           cwd=REPO, env=env, check=True).stdout
     assert "DNxHR HQX" in text and "needs pictures of at least 256x120" in text
 
 
 def test_the_table_loads_without_pyav() -> None:
     """Editor scripts and the panel read the presets without loading FFmpeg."""
-    code = "import sys, bridge.media.presets, bridge.media_cli; print('av' in sys.modules)"
+    code = "import sys, bridge.media.presets, cli.media; print('av' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO,
                          env={**os.environ, "PYTHONPATH": str(REPO)}, check=True).stdout
     assert out.strip() == "False"

@@ -7,7 +7,7 @@ import random
 import msgpack
 import pytest
 
-from bridge import protocol as p
+from bridge.wire import protocol as p
 
 
 def _req(header: dict, *blobs: bytes) -> list:

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from bridge import resolve as r
-from bridge.handoff import HandoffResult
+from bridge.editors import resolve as r
+from bridge.editors.handoff import HandoffResult
 from tests.bridge.fake_resolve import FakeResolve
 
 START = 108000  # 01:00:00:00 at 30 fps, Resolve's usual timeline start
@@ -240,12 +240,12 @@ def test_no_studio_only_call_and_no_uimanager_on_the_free_edition(app, shipped_c
 
 def test_launch_reports_problems_and_stops_when_cancelled(app, shipped_clip):
     said: list[str] = []
-    assert r.launch(app, "/nonexistent/python", "/nowhere", ask=lambda n: None, say=said.append) == 0
+    assert r.launch(app, ["/nonexistent/python", "handoff"], {}, ask=lambda n: None, say=said.append) == 0
     assert said[0] == "TokenFlow: DaVinci Resolve 19.1.4 (free edition: only functions of every edition are used)."
     assert "playhead" in said[1]
     _picked_one(app, shipped_clip)
     said.clear()
-    assert r.launch(app, "/nonexistent/python", "/nowhere", ask=lambda n: None, say=said.append) == 0
+    assert r.launch(app, ["/nonexistent/python", "handoff"], {}, ask=lambda n: None, say=said.append) == 0
     assert len(said) == 1  # cancelled in the dialog: nothing started
 
 

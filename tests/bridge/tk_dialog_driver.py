@@ -1,4 +1,4 @@
-"""Drives bridge.prompt_dialog in a real Tk (under Xvfb): types into the fields, presses a button, prints the answer.
+"""Drives bridge.editors.prompt_dialog in a real Tk (under Xvfb): types into the fields, presses a button, prints the answer.
 
     xvfb-run -a python tests/bridge/tk_dialog_driver.py PROMPT SEED BUTTON [SCREENSHOT.png]
 """
@@ -8,7 +8,7 @@ import tkinter
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-from bridge import prompt_dialog  # noqa: E402
+from bridge.editors import prompt_dialog  # noqa: E402
 
 prompt, seed, button = sys.argv[1:4]
 shot = sys.argv[4] if len(sys.argv) > 4 else None

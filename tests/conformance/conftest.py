@@ -1,4 +1,4 @@
-"""A client written from docs/protocol.md alone: raw ZeroMQ + msgpack, no bridge.client.
+"""A client written from docs/protocol.md alone: raw ZeroMQ + msgpack, no bridge.wire.client.
 
 The tests read the document's tables (`doc_table`) and drive a real `tokenflow serve`
 with this client, so a change to the server or to the document without the other fails.

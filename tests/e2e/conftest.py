@@ -12,14 +12,14 @@ from pathlib import Path
 
 import pytest
 
-from bridge import protocol as p
+from bridge.wire import protocol as p
 
 REPO = Path(__file__).resolve().parents[2]
 _LISTENING = re.compile(r"listening on ((?:tcp|ipc)://\S+)")
 
 
 class ServeProcess:
-    """`python -m server.cli serve ...`; stderr goes to a log file the tests can show."""
+    """`python -m cli serve ...`; stderr goes to a log file the tests can show."""
 
     def __init__(self, root: Path, model: Path, bind: str | None = None):
         """bind None: the server's default endpoint (a private ipc:// socket in this server's own
@@ -38,7 +38,7 @@ class ServeProcess:
 
     def command(self) -> list[str]:
         bind = ["--bind", self.bind] if self.bind else []
-        return [sys.executable, "-m", "server.cli", "serve", *bind, "--model", str(self.model),
+        return [sys.executable, "-m", "cli", "serve", *bind, "--model", str(self.model),
                 "--device", "cpu", "--data-dir", str(self.data), "--cache-dir", str(self.cache),
                 "--allow-output", str(self.out)]
 

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from bridge.client import Client
-from server.cli import main
+from bridge.wire.client import Client
+from cli.main import main
 from tests.e2e.conftest import ServeProcess
 
 
@@ -63,7 +63,7 @@ def test_doctor_with_no_model_and_no_server_says_what_blocks_and_what_to_do(isol
     assert "problem(s) block an edit: Models" in out and "-> Download one:" in out
 
     # A disk with no room blocks an edit too.
-    import server.doctor as doctor
+    import cli.doctor as doctor
 
     monkeypatch.setattr(doctor, "MIN_FREE_BYTES", shutil.disk_usage(isolated).free + 10**12)
     _, checks = _report(capsys, "--timeout", "0.5")

@@ -16,8 +16,8 @@ import time
 import pytest
 
 from bridge import media
-from bridge import protocol as p
-from bridge.client import Client, EventKind, ServerError
+from bridge.wire import protocol as p
+from bridge.wire.client import Client, EventKind, ServerError
 from tests.e2e.conftest import REPO, ServeProcess
 
 
@@ -29,7 +29,7 @@ def connect(endpoint: str) -> Client:
 
 def cli(*args: str, env: dict | None = None, timeout: float = 60) -> subprocess.CompletedProcess:
     full_env = {**os.environ, "PYTHONPATH": str(REPO), **(env or {})}
-    return subprocess.run([sys.executable, "-m", "server.cli", *args], cwd=REPO, env=full_env,
+    return subprocess.run([sys.executable, "-m", "cli", *args], cwd=REPO, env=full_env,
                           capture_output=True, text=True, timeout=timeout)
 
 

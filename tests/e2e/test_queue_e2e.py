@@ -14,9 +14,11 @@ from pathlib import Path
 import opentimelineio as otio
 import pytest
 
-from bridge import media, summary
-from bridge.client import Client, EventKind
-from bridge.download import download_job, partial_path
+from bridge import media
+
+from bridge.wire import summary
+from bridge.wire.client import Client, EventKind
+from bridge.wire.download import download_job, partial_path
 from tests.e2e.conftest import REPO, ServeProcess
 
 PARAMS = {"steps": 2, "size": 64, "kf_interval": 4}
@@ -24,7 +26,7 @@ PARAMS = {"steps": 2, "size": 64, "kf_interval": 4}
 
 def cli(serve: ServeProcess, *args: str, timeout: float = 240) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(REPO), "TOKENFLOW_SERVER": serve.endpoint}
-    return subprocess.run([sys.executable, "-m", "server.cli", *args], cwd=REPO, env=env, capture_output=True,
+    return subprocess.run([sys.executable, "-m", "cli", *args], cwd=REPO, env=env, capture_output=True,
                           text=True, timeout=timeout)
 
 
@@ -124,8 +126,8 @@ def test_batches_survive_a_restart_and_end_with_summary_and_downloads(server, sh
 
 _DOWNLOADER = """
 import sys
-from bridge.client import Client
-from bridge.download import download_job
+from bridge.wire.client import Client
+from bridge.wire.download import download_job
 c = Client(sys.argv[1], timeout=20)
 c.connect()
 download_job(c, sys.argv[2], sys.argv[3], chunk_size=512, on_chunk=lambda n, o, s: print(o, s, flush=True))

@@ -8,7 +8,7 @@ import threading
 import time
 
 from bridge import media
-from bridge.client import Client, EventKind
+from bridge.wire.client import Client, EventKind
 from tests.e2e.conftest import REPO, ServeProcess
 from tests.server.fuzz import fuzz
 from tests.server.test_server import check_order
@@ -68,8 +68,8 @@ def test_two_clients_at_once_and_cancel_mid_run(serve, shipped_clip):
 
 _CHILD = """
 import sys
-from bridge.client import Client
-from bridge import protocol as p
+from bridge.wire.client import Client
+from bridge.wire import protocol as p
 c = Client(sys.argv[1], timeout=20)
 c.connect()
 spec = p.JobSpec(input=sys.argv[2], frames="40:43", output=sys.argv[3],
@@ -136,7 +136,7 @@ def test_kill9_mid_job_then_restart_finishes_it(tmp_path, tiny_model_dir, shippe
 
 def test_remote_bind_without_a_secret_is_refused(tmp_path):
     result = subprocess.run(
-        [sys.executable, "-m", "server.cli", "serve", "--bind", "tcp://0.0.0.0:0", "--model", "unused",
+        [sys.executable, "-m", "cli", "serve", "--bind", "tcp://0.0.0.0:0", "--model", "unused",
          "--data-dir", str(tmp_path / "data")],
         cwd=REPO, capture_output=True, text=True, timeout=60,
     )

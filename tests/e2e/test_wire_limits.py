@@ -17,8 +17,8 @@ import msgpack
 import pytest
 import zmq
 
-from bridge import local
-from bridge.client import Client, CurveKeys, EventKind
+from bridge.wire import local
+from bridge.wire.client import Client, CurveKeys, EventKind
 from tests.e2e.conftest import REPO, ServeProcess
 
 FAKE = ["--engine-factory", "tests.server.fake_engine:factory"]
@@ -44,7 +44,7 @@ def loopback(tmp_path_factory):
 
 
 def _spec(server, clip, frames, name):
-    from bridge import protocol as p
+    from bridge.wire import protocol as p
 
     return p.JobSpec(input=str(clip), frames=frames, output=str(server.out / name),
                      params={"prompt": "x", "steps": 2, "kf_interval": 4, "preview_every": 2})
@@ -164,7 +164,7 @@ def test_slow_subscribers_are_held_to_the_byte_budget_and_lose_nothing(tmp_path,
 def _cli(*args: str, timeout: float = 30) -> tuple[int, str, float]:
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     t0 = time.monotonic()
-    proc = subprocess.run([sys.executable, "-m", "server.cli", *args], cwd=REPO, env=env, capture_output=True,
+    proc = subprocess.run([sys.executable, "-m", "cli", *args], cwd=REPO, env=env, capture_output=True,
                           text=True, timeout=timeout)
     return proc.returncode, proc.stderr, time.monotonic() - t0
 

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from bridge import protocol as p
-from bridge.client import Client
+from bridge.wire import protocol as p
+from bridge.wire.client import Client
 from server.app import Server
 from server.config import ServerConfig
 from server.paths import DataDir

@@ -7,7 +7,7 @@ import random
 import msgpack
 import zmq
 
-from bridge import protocol as p
+from bridge.wire import protocol as p
 
 
 def _random_value(rng: random.Random, depth: int = 0):

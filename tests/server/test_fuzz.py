@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bridge.client import EventKind
+from bridge.wire.client import EventKind
 from tests.server.fuzz import fuzz
 
 

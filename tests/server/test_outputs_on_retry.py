@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from bridge.client import EventKind
+from bridge.wire.client import EventKind
 
 
 def test_retry_replaces_its_own_finished_output(harness):

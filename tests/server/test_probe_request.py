@@ -7,8 +7,8 @@ from fractions import Fraction
 
 import pytest
 
-from bridge import protocol as p
-from bridge.client import ServerError
+from bridge.wire import protocol as p
+from bridge.wire.client import ServerError
 from tests.bridge.clips import make_clip
 
 

@@ -8,10 +8,10 @@ import json
 
 import pytest
 
-from bridge import protocol as p
-from bridge import summary
-from bridge.client import EventKind, ServerError
-from bridge.download import download_job, partial_path
+from bridge.wire import protocol as p
+from bridge.wire import summary
+from bridge.wire.client import EventKind, ServerError
+from bridge.wire.download import download_job, partial_path
 
 
 def named(harness, batch: str | None = None, row: int = 1, frames: str = "0:3", **kw) -> p.JobSpec:
@@ -170,7 +170,7 @@ def test_read_refuses_what_is_not_a_listed_output(harness):
 
 
 def test_queue_commands(harness, tmp_path, capsys):
-    from server.cli import main
+    from cli.main import main
 
     def run(*args: str) -> tuple[int, str, str]:
         code = main(["queue", "--server", harness.endpoint, *args])
@@ -221,7 +221,7 @@ def test_an_idle_client_can_ask_again(harness):
 
 
 def test_a_damaged_download_is_removed_not_named(harness, tmp_path):
-    from bridge.download import DownloadError
+    from bridge.wire.download import DownloadError
 
     c = harness.client()
     job = c.submit(named(harness)).job

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bridge.client import AccessRefused, Client, CurveKeys, ServerError
+from bridge.wire.client import AccessRefused, Client, CurveKeys, ServerError
 from server.app import Server
 from server.paths import DataDir
 from server.security import SecurityError, init_keys, is_loopback
@@ -63,7 +63,7 @@ def test_the_default_socket_is_private_and_not_stolen(harness):
     """ipc:// (the default): 0600 socket in a 0700 folder; a second server on it refuses to start."""
     import stat
 
-    from bridge.local import default_endpoint, runtime_dir
+    from bridge.wire.local import default_endpoint, runtime_dir
 
     path = harness.root / "server.sock"  # the harness binds ipc://ROOT/server.sock
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
@@ -83,7 +83,7 @@ def test_the_default_socket_is_private_and_not_stolen(harness):
 
 
 def test_loopback_tcp_lets_in_only_the_users_local_key(harness, tmp_path):
-    from bridge.local import local_keys
+    from bridge.wire.local import local_keys
 
     harness.stop()
     harness.config = harness.config.__class__(**{**harness.config.__dict__, "bind": "tcp://127.0.0.1:*"})

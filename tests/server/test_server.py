@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from bridge import media
-from bridge import protocol as p
-from bridge.client import EventKind, ServerError
+from bridge.wire import protocol as p
+from bridge.wire.client import EventKind, ServerError
 from server import app as server_app
 from server.journal import BlobCache
 

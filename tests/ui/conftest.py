@@ -13,6 +13,7 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 @pytest.fixture
 def panel_factory(qtbot, tmp_path):
     """make(endpoint, data_dir=..., output_dir=...) -> (session, window); all closed at the end."""
+    from cli.launch import tokenflow_command
     from ui.model.session import PanelSession
     from ui.paths import panel_dirs
     from ui.widgets.main_window import MainWindow
@@ -20,7 +21,7 @@ def panel_factory(qtbot, tmp_path):
     made = []
 
     def make(endpoint: str, data_dir=None, output_dir=None, results=None):
-        session = PanelSession(endpoint, panel_dirs(data_dir or tmp_path / "panel"),
+        session = PanelSession(endpoint, panel_dirs(data_dir or tmp_path / "panel"), launcher=tokenflow_command,
                                output_dir=str(output_dir) if output_dir else None,
                                result_sink=(results.append if results is not None else lambda line: None))
         window = MainWindow(session)

@@ -61,6 +61,7 @@ def grab(app, window, path: Path) -> None:
 def make_window(endpoint: str, data: Path, out: Path | None):
     from PySide6.QtWidgets import QApplication
 
+    from cli.launch import tokenflow_command
     from ui.model.session import PanelSession
     from ui.paths import panel_dirs
     from ui.widgets.main_window import MainWindow
@@ -68,7 +69,7 @@ def make_window(endpoint: str, data: Path, out: Path | None):
 
     app = QApplication.instance() or QApplication(["tokenflow-panel"])
     apply_theme(app)
-    session = PanelSession(endpoint, panel_dirs(data), output_dir=str(out) if out else None,
+    session = PanelSession(endpoint, panel_dirs(data), launcher=tokenflow_command, output_dir=str(out) if out else None,
                            result_sink=lambda line: None)
     window = MainWindow(session)
     window.resize(1440, 880)

@@ -19,8 +19,8 @@ from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QUrl
 from PySide6.QtGui import QDragEnterEvent, QDropEvent, QImage
 from PySide6.QtWidgets import QApplication
 
-from bridge.client import Client
-from bridge.handoff import ClipRef, HandoffRequest, HandoffResult
+from bridge.wire.client import Client
+from bridge.editors.handoff import ClipRef, HandoffRequest, HandoffResult
 from tests.e2e.conftest import REPO, serve  # noqa: F401  (the module's server fixture)
 
 PROMPT = "a watercolor painting"
@@ -273,7 +273,7 @@ def test_editor_handoff_through_the_command(serve, shipped_clip, tmp_path):  # n
         mode="submit", prompt="ink", seed=4, output_dir=str(serve.out),
         params={"steps": 2, "short_side": 64, "kf_interval": 4})
     env = {**os.environ, "PYTHONPATH": str(REPO), "QT_QPA_PLATFORM": "offscreen", "TOKENFLOW_PANEL_DIR": str(tmp_path)}
-    child = subprocess.Popen([sys.executable, "-m", "server.cli", "panel", "--handoff", "-", "--server",
+    child = subprocess.Popen([sys.executable, "-m", "cli", "panel", "--handoff", "-", "--server",
                               serve.endpoint], cwd=REPO, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                              stderr=subprocess.DEVNULL, text=True)
     try:

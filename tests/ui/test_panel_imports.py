@@ -1,4 +1,4 @@
-"""The panel is a client: it reaches the server through bridge.client only."""
+"""The panel is a client: it reaches the server through bridge.wire.client only."""
 
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ def test_ui_source_imports_only_bridge_and_qt():
 
 
 def test_the_whole_panel_loads_without_the_server_or_torch():
-    code = ("import sys, ui.cli, ui.widgets.main_window, ui.model.session; "
+    code = ("import sys, cli.panel, ui.widgets.main_window, ui.model.session; "
             f"print(sorted(m for m in sys.modules if m.split('.')[0] in {FORBIDDEN!r}))")
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True,
                          env={"PYTHONPATH": str(REPO), "QT_QPA_PLATFORM": "offscreen", "PATH": "/usr/bin:/bin"})
@@ -35,7 +35,7 @@ def test_the_whole_panel_loads_without_the_server_or_torch():
 
 def test_registering_the_panel_command_does_not_import_qt():
     """`tokenflow --help` stays fast: Qt loads only when the panel opens."""
-    code = ("import argparse, sys, ui.cli; ui.cli.register(argparse.ArgumentParser().add_subparsers()); "
+    code = ("import argparse, sys, cli.panel; cli.panel.register(argparse.ArgumentParser().add_subparsers()); "
             "print([m for m in sys.modules if m.startswith('PySide6')])")
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True,
                          env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"})

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from cli.launch import tokenflow_command
+
 import io
 import json
 import sqlite3
@@ -10,9 +12,9 @@ import time
 
 import pytest
 
-from bridge import protocol as p
-from bridge.client import EventKind, JobEvent
-from bridge.handoff import ClipRef, HandoffError, HandoffRequest, HandoffResult
+from bridge.wire import protocol as p
+from bridge.wire.client import EventKind, JobEvent
+from bridge.editors.handoff import ClipRef, HandoffError, HandoffRequest, HandoffResult
 
 
 @pytest.fixture
@@ -213,7 +215,7 @@ def test_session_reports_handoff_results_on_its_sink(qapp, tmp_path, shipped_cli
     from ui.paths import panel_dirs
 
     lines: list[str] = []
-    session = PanelSession("tcp://127.0.0.1:9", panel_dirs(tmp_path), result_sink=lines.append)
+    session = PanelSession("tcp://127.0.0.1:9", panel_dirs(tmp_path), launcher=tokenflow_command, result_sink=lines.append)
     try:
         request = HandoffRequest(clips=[ClipRef(media=str(shipped_clip), first=4, last=11, frame_rate="30000/1001")],
                                  prompt="ink", seed=5)
@@ -240,7 +242,7 @@ def test_a_handed_over_clip_that_cannot_be_read_is_answered(qapp, tmp_path, ship
     from ui.paths import panel_dirs
 
     lines: list[str] = []
-    session = PanelSession("tcp://127.0.0.1:9", panel_dirs(tmp_path), result_sink=lines.append)
+    session = PanelSession("tcp://127.0.0.1:9", panel_dirs(tmp_path), launcher=tokenflow_command, result_sink=lines.append)
     try:
         missing = tmp_path / "gone.mov"
         session.load_handoff(HandoffRequest(clips=[
@@ -259,7 +261,7 @@ def test_stopping_a_network_thread_never_hangs():
     call must get out and close, or the window would hang on close."""
     import zmq
 
-    from bridge.client import Client
+    from bridge.wire.client import Client
 
     context = zmq.Context()
     client = Client("tcp://127.0.0.1:9", timeout=30, context=context)  # nobody answers there
@@ -292,7 +294,7 @@ def test_a_square_preview_is_drawn_at_the_clips_aspect(qapp, tmp_path, shipped_c
     from ui.paths import panel_dirs
     from ui.widgets.viewer import Viewer
 
-    session = PanelSession("tcp://127.0.0.1:9", panel_dirs(tmp_path))
+    session = PanelSession("tcp://127.0.0.1:9", panel_dirs(tmp_path), launcher=tokenflow_command)
     try:
         assert session.clip.open(shipped_clip) is not None
         viewer = Viewer(session)

@@ -9,7 +9,7 @@ from pathlib import Path
 from PySide6.QtCore import QObject, Signal
 
 from bridge import media
-from bridge.handoff import ClipRef
+from bridge.editors.handoff import ClipRef
 
 
 @dataclass(frozen=True)

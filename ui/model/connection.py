@@ -6,7 +6,7 @@ import enum
 
 from PySide6.QtCore import QObject, Signal
 
-from bridge import protocol as p
+from bridge.wire import protocol as p
 
 
 class LinkState(str, enum.Enum):

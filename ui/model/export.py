@@ -14,7 +14,7 @@ import zmq
 from PySide6.QtCore import QObject, Signal
 
 from bridge import media
-from bridge.client import Client, ClientError, CurveKeys
+from bridge.wire.client import Client, ClientError, CurveKeys
 from ui.link import ClientThread, plain_error
 
 

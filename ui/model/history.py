@@ -17,7 +17,7 @@ from typing import Any
 
 from PySide6.QtCore import QObject, Signal
 
-from bridge import protocol as p
+from bridge.wire import protocol as p
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS versions (

@@ -7,9 +7,9 @@ from dataclasses import dataclass, field
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QImage
 
-from bridge import protocol as p
-from bridge.client import EventKind, JobEvent
-from bridge.status_line import format_duration
+from bridge.wire import protocol as p
+from bridge.wire.client import EventKind, JobEvent
+from bridge.display import format_duration
 
 STAGE_WORDS = {
     "start": "Starting",

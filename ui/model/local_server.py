@@ -2,24 +2,14 @@
 
 from __future__ import annotations
 
-import shutil
-import sys
 from collections import deque
 from pathlib import Path
 
-from PySide6.QtCore import QObject, QProcess, Signal
+from PySide6.QtCore import QObject, QProcess, QProcessEnvironment, Signal
+
+from bridge.command import Launcher
 
 LOG_LINES = 5000
-
-
-def serve_command(endpoint: str) -> tuple[str, list[str]]:
-    """The `tokenflow` of this environment (beside this Python), else `python -m server.cli`."""
-    beside = Path(sys.executable).with_name("tokenflow")
-    program = str(beside) if beside.exists() else shutil.which("tokenflow")
-    args = ["serve", "--bind", endpoint]
-    if program:
-        return program, args
-    return sys.executable, ["-m", "server.cli", *args]
 
 
 def can_start_locally(endpoint: str) -> bool:
@@ -32,9 +22,10 @@ class LocalServer(QObject):
     started = Signal()
     exited = Signal(str)  # plain words: why it stopped and what to do
 
-    def __init__(self, endpoint: str, parent: QObject | None = None):
+    def __init__(self, endpoint: str, launcher: Launcher, parent: QObject | None = None):
         super().__init__(parent)
         self.endpoint = endpoint
+        self.launcher = launcher
         self.lines: deque[str] = deque(maxlen=LOG_LINES)
         self.process: QProcess | None = None
         self._stopping = False
@@ -46,13 +37,18 @@ class LocalServer(QObject):
     def start(self) -> None:
         if self.running:
             return
-        program, args = serve_command(self.endpoint)
+        command = self.launcher("serve", "--bind", self.endpoint)
+        program, args = command.executable, command.argv[1:]
         self._stopping = False
         proc = QProcess(self)
         proc.setProcessChannelMode(QProcess.ProcessChannelMode.MergedChannels)
         proc.readyReadStandardOutput.connect(self._read)
         proc.finished.connect(self._finished)
         proc.errorOccurred.connect(self._error)
+        env = QProcessEnvironment()
+        for key, value in command.environment().items():
+            env.insert(key, value)
+        proc.setProcessEnvironment(env)
         self.process = proc
         self._add(f"$ {program} {' '.join(args)}")
         proc.start(program, args)

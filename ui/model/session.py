@@ -18,10 +18,10 @@ from typing import Callable
 
 from PySide6.QtCore import QObject, Signal
 
-from bridge import protocol as p
-from bridge.client import CurveKeys, EventKind, JobEvent, absolute
-from bridge.handoff import HandoffError, HandoffRequest, HandoffResult
-from bridge.handoff_run import output_for
+from bridge.wire import protocol as p
+from bridge.wire.client import CurveKeys, EventKind, JobEvent, absolute
+from bridge.editors.handoff import HandoffError, HandoffRequest, HandoffResult
+from bridge.editors.handoff_jobs import output_for
 from ui.images import thumbnail_png
 from ui.link import Failure, ServerLink
 from ui.model.clip import ClipModel
@@ -30,6 +30,7 @@ from ui.model.export import ExportFormat, ExportThread
 from ui.model.frames import SourceFrames, ThumbnailsModel
 from ui.model.history import HistoryModel, HistoryStore, Version
 from ui.model.jobs import JobsModel
+from bridge.command import Launcher
 from ui.model.local_server import LocalServer, can_start_locally
 from ui.model.playback import PlaybackModel
 from ui.model.presets import EditForm, PresetStore
@@ -59,7 +60,7 @@ class PanelSession(QObject):
     export_progress = Signal(int, int)
     export_finished = Signal(list, str)  # paths, error
 
-    def __init__(self, endpoint: str, dirs: PanelDirs, *, keys: CurveKeys | None = None,
+    def __init__(self, endpoint: str, dirs: PanelDirs, *, launcher: Launcher, keys: CurveKeys | None = None,
                  output_dir: str | None = None, result_sink: Callable[[str], None] = print_result,
                  parent: QObject | None = None):
         super().__init__(parent)
@@ -77,7 +78,7 @@ class PanelSession(QObject):
         self.history = HistoryModel(HistoryStore(self.dirs.history), self)
         self.presets = PresetStore(self.dirs.presets, self)
         self.viewer = ViewerModel(self)
-        self.server = LocalServer(endpoint, self)
+        self.server = LocalServer(endpoint, launcher, self)
         self.link = ServerLink(endpoint, keys, self)
         self.handoff: HandoffRequest | None = None
         self._handoff_waiting = False
@@ -180,7 +181,7 @@ class PanelSession(QObject):
     def _output_for(self, clip: str, first: int, last: int, token: str, handoff_index: int | None,
                     prompt: str) -> str | None:
         if handoff_index is not None and self.handoff is not None:
-            # The editor's contract (the same as `python -m bridge.handoff_run`): the request's
+            # The editor's contract (the same as `tokenflow handoff`): the request's
             # output_dir, else beside the source media; in its preset; never an existing name.
             ref = dataclasses.replace(self.handoff.clips[handoff_index], first=first, last=last)
             return output_for(ref, dataclasses.replace(self.handoff, prompt=prompt))

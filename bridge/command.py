@@ -1,0 +1,52 @@
+"""`Command`: how to start this project's `tokenflow` in its own environment.
+
+The command line room makes them (`cli/launch.py`, the one place that knows how the
+project's Python is started with a subcommand); lower rooms are handed them: the
+installers write them into service units, desktop entries and editor launchers, the
+editor scripts run them, the panel starts its local server with one. Standard library
+only: the editor-side scripts load this module too.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Dict, List, Mapping, Optional
+
+from bridge.editors.handoff import child_environment
+
+
+@dataclass(frozen=True)
+class Command:
+    """An argv with absolute paths only, and what must be set in the environment for it."""
+
+    argv: List[str]
+    env: Dict[str, str] = field(default_factory=dict)  # e.g. a checkout's PYTHONPATH
+
+    @property
+    def executable(self) -> str:
+        return self.argv[0]
+
+    def environment(self, base: Optional[Mapping[str, str]] = None) -> Dict[str, str]:
+        """`base` (default: this process's environment) with this command's settings on top.
+
+        The host's own Python settings (an editor's PYTHONHOME) must not leak into the
+        project's interpreter; a PYTHONPATH of the command goes first.
+        """
+        return child_environment(self.env, base)
+
+    def to_dict(self) -> Dict[str, object]:
+        return {"argv": list(self.argv), "env": dict(self.env)}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, object]) -> "Command":
+        argv = data.get("argv")
+        env = data.get("env") or {}
+        if not isinstance(argv, list) or not argv or not all(isinstance(a, str) for a in argv):
+            raise ValueError("a command needs a non-empty argv of strings")
+        if not isinstance(env, dict):
+            raise ValueError("a command's env must be a mapping")
+        return cls([str(a) for a in argv], {str(k): str(v) for k, v in env.items()})
+
+
+# What a room below the command line is handed: `launcher("serve", "--bind", ...)`.
+Launcher = Callable[..., Command]

@@ -1,0 +1,439 @@
+"""DaVinci Resolve: which clips to edit, and how the results come back onto the timeline.
+
+Runs inside Resolve's own Python (Workspace > Scripts > TokenFlow), so it uses the
+standard library only and Python 3.7 syntax. The launcher loads this module and
+bridge/editors/handoff.py from the project's folder under a private package name (see
+packaging/resolve/TokenFlow.py), which is why the import below is relative.
+
+Facts about Resolve's scripting API this relies on (README shipped with Resolve, and
+what users measured):
+- `TimelineItem.GetLeftOffset()` and `GetDuration()` count timeline frames; a clip whose
+  frame rate differs from the timeline's is conformed, so source frames = timeline
+  frames x (clip rate / timeline rate). `GetSourceStartFrame()` is off by one on some
+  versions and is not used.
+- `Timeline.GetMarkInOut()` (19.1+) gives marks as offsets from the timeline's start
+  frame (the README's example starts at 0), both inclusive; keys are absent when a mark
+  is not set. Marks that only make sense as timeline frames are read as such.
+- `MediaPool.ImportMedia([{"FilePath": pattern, "StartIndex": a, "EndIndex": b}])`
+  imports an image sequence; the import goes into the *current* folder.
+- `MediaPool.AppendToTimeline([{clipInfo}])` never overwrites: a clip that would overlap
+  another is dropped without an error, and `endFrame` is exclusive.
+- UIManager windows return nothing on the free edition since 19.1: no UIManager here.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+
+from .handoff import ClipRef, HandoffRequest, HandoffResult, RESULT_PREFIX, child_environment, image_sequence
+
+EDITOR = "resolve"
+BIN_NAME = "AI Edits"
+RESULT_CLIP_COLOR = "Purple"
+# Clip-property "FPS" strings Resolve shows rounded, and the exact rates they stand for.
+_NTSC_RATES = {"23.976": Fraction(24000, 1001), "29.97": Fraction(30000, 1001), "47.952": Fraction(48000, 1001),
+               "59.94": Fraction(60000, 1001), "119.88": Fraction(120000, 1001)}
+# Media-pool clip types that hold no single media file.
+_NOT_A_FILE = {"compound": "a compound clip", "timeline": "a timeline (nested)", "multicam": "a multicam clip",
+               "fusion clip": "a Fusion clip", "generator": "a generator", "title": "a title"}
+
+
+class ResolveProblem(Exception):
+    """Something about the project or a clip the user has to change; the message says what."""
+
+
+@dataclass
+class Picked:
+    """A clip to edit: what goes to the project's environment, and the context to place the result."""
+
+    clip: ClipRef
+    timeline_frames: int  # how long the edited range is on the timeline
+    timeline_id: str
+
+
+# --- rates and numbers ---
+
+
+def exact_rate(text: Any) -> Fraction:
+    """Resolve's frame-rate strings ("29.97", "24", "23.976 DF") as exact rationals."""
+    raw = str(text).strip().split()[0] if str(text).strip() else ""
+    if raw in _NTSC_RATES:
+        return _NTSC_RATES[raw]
+    try:
+        value = Fraction(raw)
+    except (ValueError, ZeroDivisionError):
+        raise ResolveProblem("Resolve reported the frame rate {!r}, which is not a number.".format(text)) from None
+    if value <= 0:
+        raise ResolveProblem("Resolve reported the frame rate {!r}.".format(text))
+    # 29.97002997 and friends: snap to the NTSC rate they are close to.
+    for exact in _NTSC_RATES.values():
+        if abs(value - exact) < Fraction(1, 1000):
+            return exact
+    return value
+
+
+def rate_text(rate: Fraction) -> str:
+    return str(rate.numerator) if rate.denominator == 1 else "{}/{}".format(rate.numerator, rate.denominator)
+
+
+def is_studio(resolve: Any) -> bool:
+    """The Studio edition; the free one is "DaVinci Resolve". Studio-only calls are gated on this."""
+    return "studio" in str(resolve.GetProductName() or "").lower()
+
+
+# --- what to edit ---
+
+
+def _timeline(resolve: Any) -> Tuple[Any, Any]:
+    project = resolve.GetProjectManager().GetCurrentProject()
+    if project is None:
+        raise ResolveProblem("No project is open in DaVinci Resolve.")
+    timeline = project.GetCurrentTimeline()
+    if timeline is None:
+        raise ResolveProblem("No timeline is open: open one on the Edit page and put the playhead over a clip.")
+    return project, timeline
+
+
+def video_marks(timeline: Any) -> Optional[Tuple[int, int]]:
+    """The timeline's video in/out marks as absolute timeline frames (both inclusive), or None."""
+    getter = getattr(timeline, "GetMarkInOut", None)
+    marks = getter() if callable(getter) else None  # Resolve before 19.1 has no marks API
+    video = (marks or {}).get("video") or {}
+    if "in" not in video or "out" not in video:
+        return None
+    start, end = int(timeline.GetStartFrame()), int(timeline.GetEndFrame())
+    mark_in, mark_out = int(video["in"]), int(video["out"])
+    # Documented as offsets from the start frame; a Resolve that answers in timeline frames
+    # (01:00:00:00 = 86400 at 24 fps) is recognised by marks that only fit that way.
+    if start + mark_out > end and start <= mark_in and mark_out <= end:
+        return mark_in, mark_out
+    return start + mark_in, start + mark_out
+
+
+def _items_in_range(timeline: Any, first: int, last: int) -> List[Any]:
+    """Video items on enabled tracks overlapping [first, last], bottom track first."""
+    found = []
+    for track in range(1, int(timeline.GetTrackCount("video") or 0) + 1):
+        if not timeline.GetIsTrackEnabled("video", track):
+            continue
+        for item in timeline.GetItemListInTrack("video", track) or []:
+            if item.GetStart() <= last and item.GetEnd() > first:
+                found.append(item)
+    return found
+
+
+def _selected_items(timeline: Any) -> List[Any]:
+    """Timeline items the user selected, where this Resolve's API can tell (it is not in the documented API)."""
+    getter = getattr(timeline, "GetSelectedItems", None)
+    if not callable(getter):
+        return []
+    items = getter() or []
+    if isinstance(items, dict):
+        items = list(items.values())
+    return [i for i in items if (i.GetTrackTypeAndIndex() or ["video"])[0] == "video"]
+
+
+def pick_items(timeline: Any) -> Tuple[List[Any], Optional[Tuple[int, int]]]:
+    """The items to edit and the range to clip them to: in/out marks, else the selection, else the playhead's clip."""
+    marks = video_marks(timeline)
+    if marks is not None:
+        items = _items_in_range(timeline, *marks)
+        if not items:
+            raise ResolveProblem("No video clip lies between the in and out marks; move the marks or clear them "
+                                 "(Alt+X) to edit the clip under the playhead.")
+        return items, marks
+    selected = _selected_items(timeline)
+    if selected:
+        return selected, None
+    item = timeline.GetCurrentVideoItem()
+    if item is None:
+        raise ResolveProblem("No video clip under the playhead: put the playhead over a clip on the Edit page, "
+                             "or set in/out marks around the clips to edit.")
+    return [item], None
+
+
+def _clip_property(media_item: Any, key: str) -> str:
+    value = media_item.GetClipProperty(key)
+    return "" if value is None else str(value)
+
+
+def clip_of(item: Any, timeline: Any, marks: Optional[Tuple[int, int]] = None) -> Picked:
+    """The source range of one timeline item (clipped to the marks), or ResolveProblem saying why not."""
+    name = item.GetName() or "the clip"
+    media_item = item.GetMediaPoolItem()
+    if media_item is None:
+        raise ResolveProblem("'{}' is a generator, title or Fusion composition: it has no media file to edit. "
+                             "Render it in place (right-click > Render in Place) and run TokenFlow on that.".format(name))
+    kind = _clip_property(media_item, "Type").strip().lower()
+    if kind in _NOT_A_FILE:
+        raise ResolveProblem("'{}' is {}, not a media file. Render it in place (right-click > Render in Place) "
+                             "and run TokenFlow on that.".format(name, _NOT_A_FILE[kind]))
+    media = _clip_property(media_item, "File Path")
+    if not media:
+        raise ResolveProblem("'{}' has no media file (offline, or made inside Resolve). Relink it, or render it "
+                             "in place first.".format(name))
+    if not os.path.isfile(media):
+        raise ResolveProblem("The media of '{}' is not on this machine: {}. Relink the clip.".format(name, media))
+
+    start, end = int(item.GetStart()), int(item.GetEnd())  # end is exclusive
+    first_tl, end_tl = start, end
+    if marks is not None:
+        first_tl, end_tl = max(start, marks[0]), min(end, marks[1] + 1)
+    if end_tl <= first_tl:
+        raise ResolveProblem("'{}' lies outside the in/out marks.".format(name))
+
+    source_rate = exact_rate(_clip_property(media_item, "FPS") or timeline.GetSetting("timelineFrameRate"))
+    timeline_rate = exact_rate(timeline.GetSetting("timelineFrameRate"))
+    scale = source_rate / timeline_rate  # source frames per timeline frame (1 unless conformed)
+    left = int(item.GetLeftOffset())
+    first = int(round((left + first_tl - start) * scale))
+    last = int(round((left + end_tl - start) * scale)) - 1
+    track = (item.GetTrackTypeAndIndex() or ["video", 1])[1]
+    unique = getattr(item, "GetUniqueId", None)
+    clip = ClipRef(
+        media=media, first=first, last=last, frame_rate=rate_text(source_rate),
+        start_timecode=_clip_property(media_item, "Start TC") or None, name=name, editor=EDITOR,
+        track=int(track), record_frame=first_tl, item_id=str(unique()) if callable(unique) else None,
+    )
+    return Picked(clip=clip, timeline_frames=end_tl - first_tl, timeline_id=str(timeline.GetUniqueId()))
+
+
+def collect(resolve: Any) -> Tuple[List[Picked], List[str]]:
+    """Every clip to edit, and a sentence for each clip that cannot be edited."""
+    _, timeline = _timeline(resolve)
+    page = resolve.GetCurrentPage()
+    if page not in (None, "edit", "cut"):
+        raise ResolveProblem("Run TokenFlow from the Edit page (you are on the {} page).".format(page.capitalize()))
+    items, marks = pick_items(timeline)
+    picked, problems = [], []
+    for item in items:
+        try:
+            picked.append(clip_of(item, timeline, marks))
+        except ResolveProblem as exc:
+            problems.append(str(exc))
+    return picked, problems
+
+
+# --- the result back on the timeline ---
+
+
+def import_description(result: HandoffResult) -> Dict[str, Any]:
+    """The clipInfo for MediaPool.ImportMedia: an image-sequence pattern with its index range, or the movie."""
+    if not result.output:
+        raise ResolveProblem("The result has no output file.")
+    sequence = image_sequence(result)
+    if sequence is not None:
+        pattern, first, last = sequence
+        return {"FilePath": pattern, "StartIndex": first, "EndIndex": last}
+    return {"FilePath": result.output}
+
+
+def _bin(media_pool: Any) -> Any:
+    root = media_pool.GetRootFolder()
+    for folder in root.GetSubFolderList() or []:
+        if folder.GetName() == BIN_NAME:
+            return folder
+    folder = media_pool.AddSubFolder(root, BIN_NAME)
+    if folder is None:
+        raise ResolveProblem("Resolve refused to make the '{}' bin in the media pool.".format(BIN_NAME))
+    return folder
+
+
+def _free_over(timeline: Any, track: int, first: int, end: int) -> bool:
+    if timeline.GetIsTrackLocked("video", track):
+        return False
+    return all(i.GetEnd() <= first or i.GetStart() >= end for i in timeline.GetItemListInTrack("video", track) or [])
+
+
+def free_track_above(timeline: Any, track: int, first: int, end: int) -> Optional[int]:
+    """The first unlocked video track above `track` with nothing in [first, end), or None."""
+    for candidate in range(track + 1, int(timeline.GetTrackCount("video") or 0) + 1):
+        if _free_over(timeline, candidate, first, end):
+            return candidate
+    return None
+
+
+def _set_metadata(media_item: Any, result: HandoffResult) -> None:
+    note = "TokenFlow: {!r}, seed {}, job {}".format(result.prompt or "", result.seed if result.seed is not None
+                                                      else "default", result.job_id or "?")
+    media_item.SetMetadata("Comments", note)
+    media_item.SetMetadata("Description", result.prompt or "")
+    third_party = getattr(media_item, "SetThirdPartyMetadata", None)
+    if callable(third_party):  # 18.5+: named fields a pipeline can read back
+        third_party({"TokenFlow Prompt": result.prompt or "", "TokenFlow Seed": "" if result.seed is None
+                     else str(result.seed), "TokenFlow Job": result.job_id or ""})
+
+
+def _find_timeline(project: Any, timeline_id: str) -> Optional[Any]:
+    for index in range(1, int(project.GetTimelineCount() or 0) + 1):
+        timeline = project.GetTimelineByIndex(index)
+        if timeline is not None and str(timeline.GetUniqueId()) == timeline_id:
+            return timeline
+    return None
+
+
+def place(resolve: Any, picked: Picked, result: HandoffResult) -> str:
+    """Import a done result into the "AI Edits" bin and put it above its source, frame-aligned.
+
+    Restores the media pool's current folder, the current timeline and the in/out marks.
+    Returns a sentence saying where the clip went.
+    """
+    if result.state != "done":
+        raise ResolveProblem("'{}': {}".format(picked.clip.name, result.message or result.state))
+    project, current = _timeline(resolve)
+    media_pool = project.GetMediaPool()
+    timeline = current
+    if str(current.GetUniqueId()) != picked.timeline_id:
+        timeline = _find_timeline(project, picked.timeline_id)
+        if timeline is None:
+            raise ResolveProblem("The timeline of '{}' is gone; the result is at {}.".format(picked.clip.name,
+                                                                                           result.output))
+    marks = timeline.GetMarkInOut() if callable(getattr(timeline, "GetMarkInOut", None)) else None
+
+    folder = media_pool.GetCurrentFolder()
+    try:
+        media_pool.SetCurrentFolder(_bin(media_pool))
+        imported = media_pool.ImportMedia([import_description(result)]) or []
+    finally:
+        if folder is not None:
+            media_pool.SetCurrentFolder(folder)
+    if not imported:
+        raise ResolveProblem("Resolve did not import {}; import it by hand from the '{}' bin.".format(
+            result.output, BIN_NAME))
+    media_item = imported[0]
+    _set_metadata(media_item, result)
+
+    clip = picked.clip
+    first, end = int(clip.record_frame or 0), int(clip.record_frame or 0) + picked.timeline_frames
+    source_track = int(clip.track or 1)
+    switched = timeline is not current
+    try:
+        if switched:
+            project.SetCurrentTimeline(timeline)  # AppendToTimeline works on the current timeline
+        track = free_track_above(timeline, source_track, first, end)
+        if track is None:
+            if not timeline.AddTrack("video"):
+                raise ResolveProblem("Resolve refused to add a video track for the result; it is in the '{}' bin."
+                                     .format(BIN_NAME))
+            track = int(timeline.GetTrackCount("video"))
+        frames = clip.last - clip.first + 1
+        appended = media_pool.AppendToTimeline([{
+            "mediaPoolItem": media_item, "startFrame": 0, "endFrame": frames,  # endFrame is exclusive
+            "mediaType": 1, "trackIndex": track, "recordFrame": first,
+        }]) or []
+        placed = [i for i in appended if i is not None]
+        if not placed or placed[0].GetStart() != first:
+            raise ResolveProblem("Resolve did not place the result of '{}' at frame {} on V{}; it is in the '{}' "
+                                 "bin.".format(clip.name, first, track, BIN_NAME))
+        placed[0].SetClipColor(RESULT_CLIP_COLOR)
+        if placed[0].GetDuration() != picked.timeline_frames:
+            # e.g. an image sequence imported at the project's image-sequence rate, not the clip's
+            raise ResolveProblem("The result of '{}' is on V{} from frame {}, but {} frames long instead of {}: "
+                                 "Resolve gave it another frame rate. Set the rate of the '{}' clip in Clip "
+                                 "Attributes to {}, or use a movie format.".format(
+                                     clip.name, track, first, placed[0].GetDuration(), picked.timeline_frames,
+                                     BIN_NAME, clip.frame_rate))
+    finally:
+        if switched:
+            project.SetCurrentTimeline(current)
+        _restore_marks(timeline, marks)
+    return "'{}' edited ({!r}) is on V{} from timeline frame {}, in the '{}' bin.".format(
+        clip.name, result.prompt or "", track, first, BIN_NAME)
+
+
+def _restore_marks(timeline: Any, marks: Optional[Dict[str, Any]]) -> None:
+    getter = getattr(timeline, "GetMarkInOut", None)
+    if not callable(getter) or marks is None or getter() == marks:
+        return
+    video = marks.get("video") or {}
+    if "in" in video and "out" in video:
+        timeline.SetMarkInOut(video["in"], video["out"], "video")
+    else:
+        timeline.ClearMarkInOut("video")
+
+
+# --- the launcher's flow ---
+
+
+def request_for(picked: Sequence[Picked], mode: str, prompt: Optional[str] = None, seed: Optional[int] = None,
+                options: Optional[Dict[str, Any]] = None) -> HandoffRequest:
+    """`options`: further HandoffRequest fields (preset, output_dir, params, negative_prompt)."""
+    return HandoffRequest(clips=[p.clip for p in picked], mode=mode, prompt=prompt, seed=seed, **(options or {}))
+
+
+def run_handoff(argv: Sequence[str], env: Dict[str, str], request: HandoffRequest,
+                on_result: Callable[[HandoffResult], None], on_log: Callable[[str], None] = print) -> int:
+    """Run `tokenflow handoff` (`argv`, recorded by the installer) and feed its result lines to `on_result`."""
+    process = subprocess.Popen(list(argv), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, env=child_environment(env), universal_newlines=True)
+    process.stdin.write(request.to_json())
+    process.stdin.close()
+    for line in process.stdout:
+        line = line.rstrip("\n")
+        if line.startswith(RESULT_PREFIX):
+            on_result(HandoffResult.from_line(line))
+        elif line:
+            on_log(line)
+    return process.wait()
+
+
+def launch(resolve: Any, argv: Sequence[str], env: Dict[str, str],
+           ask: Optional[Callable[[int], Optional[Tuple[str, Optional[str], Optional[int]]]]] = None,
+           say: Callable[[str], None] = print, options: Optional[Dict[str, Any]] = None) -> int:
+    """Workspace > Scripts > TokenFlow: collect the clips, hand off, place each result as it arrives.
+
+    The prompt dialog is shown by the project's environment (mode "ask"), never in
+    Resolve's own process: GUI code on Resolve's script thread can take Resolve down
+    (macOS runs Tk only on a process's main thread). `ask` replaces the dialog (tests,
+    other front ends): it returns (mode, prompt, seed), or None to stop.
+    Returns how many results were placed.
+    """
+    version = ".".join(str(v) for v in (resolve.GetVersion() or [])[:3])
+    say("TokenFlow: {} {} ({} edition: only functions of every edition are used).".format(
+        resolve.GetProductName(), version, "Studio" if is_studio(resolve) else "free"))
+    try:
+        picked, problems = collect(resolve)
+    except ResolveProblem as exc:
+        say("TokenFlow: " + str(exc))
+        return 0
+    for problem in problems:
+        say("TokenFlow: skipped: " + problem)
+    if not picked:
+        return 0
+    mode, prompt, seed = "ask", None, None
+    if ask is not None:
+        answer = ask(len(picked))
+        if answer is None:
+            return 0
+        mode, prompt, seed = answer
+    request = request_for(picked, mode, prompt, seed, options)
+    placed = [0]
+
+    def on_result(result: HandoffResult) -> None:
+        if not 0 <= result.clip_index < len(picked):
+            return
+        clip = picked[result.clip_index]
+        if result.state == "queued":
+            say("TokenFlow: '{}' queued as job {}.".format(clip.clip.name, result.job_id))
+            return
+        if result.state == "cancelled" and not result.job_id:  # the dialog was closed: nothing was sent
+            return
+        try:
+            say("TokenFlow: " + place(resolve, clip, result))
+            placed[0] += 1
+        except ResolveProblem as exc:
+            say("TokenFlow: " + str(exc))
+
+    for clip in picked:
+        say("TokenFlow: '{}' source frames {}-{} of {} ({} fps), record frame {} on V{}.".format(
+            clip.clip.name, clip.clip.first, clip.clip.last, clip.clip.media, clip.clip.frame_rate,
+            clip.clip.record_frame, clip.clip.track))
+    code = run_handoff(argv, env, request, on_result, on_log=lambda line: say("  " + line))
+    if code not in (0, 1):
+        say("TokenFlow: the project's environment at {} stopped with status {}; run `tokenflow install resolve` "
+            "again from it.".format(argv[0], code))
+    return placed[0]

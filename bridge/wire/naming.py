@@ -1,0 +1,93 @@
+"""Output names from a template: `{clip}_{first}-{last}_{prompt}_{seed}_{job}`.
+
+Editors find renders by name, so names are predictable (the same job gets the same
+name), file-system safe on every OS, and never reuse a file that is already there
+(`unique_path` adds `_2`, `_3`, ... before the extension). Standard library only: the
+client checks templates before queueing, the server renders them.
+"""
+
+from __future__ import annotations
+
+import re
+import string
+import unicodedata
+from pathlib import Path
+from typing import Callable, Mapping
+
+from bridge.wire.protocol import NAME_FIELDS
+
+DEFAULT_TEMPLATE = "{clip}_{first}-{last}_{prompt}_{seed}_{job}"
+PROMPT_SLUG_CHARS = 40
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+class TemplateError(ValueError):
+    """A template that cannot make a file name; the message says what to change."""
+
+
+def check_template(template: str) -> None:
+    """Refuse unknown placeholders, format specs and folder separators, naming the culprit."""
+    if not template.strip():
+        raise TemplateError("The name template is empty: use something like " + DEFAULT_TEMPLATE + ".")
+    if "/" in template or "\\" in template:
+        raise TemplateError(f"The name template {template!r} contains a folder separator: outputs go straight into "
+                            "the destination folder, so name files only.")
+    try:
+        parts = list(string.Formatter().parse(template))
+    except ValueError as exc:
+        raise TemplateError(f"The name template {template!r} is malformed ({exc}): write placeholders as {{clip}}; "
+                            "a literal brace as {{{{ or }}}}.") from None
+    for _, field, spec, conversion in parts:
+        if field is None:
+            continue
+        if field not in NAME_FIELDS:
+            raise TemplateError(f"The name template {template!r} uses {{{field}}}, which is not a known placeholder: "
+                                f"use {', '.join('{' + f + '}' for f in NAME_FIELDS)}.")
+        if spec or conversion:
+            raise TemplateError(f"The name template {template!r} formats {{{field}}}: placeholders take no format "
+                                "spec or conversion.")
+
+
+def slug(text: str, limit: int = PROMPT_SLUG_CHARS) -> str:
+    """"A Watercolor painting, soft light" -> "a-watercolor-painting-soft-light" (ASCII, short)."""
+    ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
+    words = re.findall(r"[a-z0-9]+", ascii_text.lower())
+    out = ""
+    for word in words:
+        candidate = f"{out}-{word}" if out else word
+        if len(candidate) > limit:
+            break
+        out = candidate
+    return out or (words[0][:limit] if words else "untitled")
+
+
+def safe_part(text: str) -> str:
+    """A value as it may appear in a file name: unsafe runs become '_', no leading dots."""
+    cleaned = _UNSAFE.sub("_", unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()).strip("._")
+    return cleaned[:80] or "clip"
+
+
+def render(template: str, values: Mapping[str, object]) -> str:
+    """The file name (without extension) for these values; `values` has every NAME_FIELDS key."""
+    check_template(template)
+    parts = {
+        "clip": safe_part(str(values["clip"])),
+        "prompt": slug(str(values["prompt"])),
+        **{k: safe_part(str(values[k])) for k in NAME_FIELDS if k not in ("clip", "prompt")},
+    }
+    name = template.format(**parts)
+    name = safe_part(name) if name.startswith(".") or not name.strip() else name
+    return name[:200]
+
+
+def unique_path(path: Path, taken: Callable[[Path], bool] = lambda p: p.exists()) -> Path:
+    """`path`, or the first of `stem_2.ext`, `stem_3.ext`, ... that is not taken."""
+    if not taken(path):
+        return path
+    suffix = path.suffix if path.suffix and not path.name.endswith("/") else ""
+    stem = path.name[: len(path.name) - len(suffix)] if suffix else path.name
+    for n in range(2, 100_000):
+        candidate = path.with_name(f"{stem}_{n}{suffix}")
+        if not taken(candidate):
+            return candidate
+    raise TemplateError(f"Every name like {path} is taken: choose another destination or template.")

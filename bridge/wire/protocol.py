@@ -1,0 +1,820 @@
+"""The wire between editors and the inference server (see docs/protocol.md).
+
+A message is a ZeroMQ multipart message: one msgpack *header* frame, then zero or
+more raw binary frames (pixels ride there, never inside msgpack). The header is a map
+
+    {"v": 1, "type": "submit", "rid": 7, "job": null, "seq": null, "body": {...}}
+
+Every message type has one frozen dataclass below (its body); `encode` and `decode`
+turn an `Envelope` (header fields + body + blobs) into frames and back, validating
+every field against the dataclass's type hints. This module is the only place that
+knows the wire's shape, and it stays import-light: standard library and msgpack only,
+so an editor's Python can load it without numpy, torch or the server.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import re
+import typing
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Optional, Union
+
+import msgpack
+
+PROTOCOL_VERSION = 1
+SUPPORTED_VERSIONS = (1,)
+
+# Defaults a server advertises in `welcome`; a client reads the real ones from there.
+DEFAULT_PORT = 7460
+DEFAULT_ENDPOINT = f"tcp://127.0.0.1:{DEFAULT_PORT}"
+DEFAULT_MAX_REQUEST_BYTES = 1 << 20  # requests carry paths and prompts, never pixels
+# Any single inbound frame up to this size is read and answered (`too_large` when it is
+# over max_request_bytes); ZeroMQ drops the connection of a peer sending a bigger frame.
+DEFAULT_MAX_FRAME_BYTES = 16 << 20
+# Every string in a request (paths, prompts, names) is at most this many characters.
+MAX_STRING_CHARS = 4096
+HEARTBEAT_INTERVAL_S = 1.0
+# A peer is presumed dead after this many heartbeat intervals without any traffic.
+HEARTBEAT_LIVENESS = 5
+
+JOB_STATES = ("queued", "running", "done", "failed", "cancelled")
+TERMINAL_STATES = ("done", "failed", "cancelled")
+# CLIP reads 77 tokens (about 300 characters); longer prompts are refused, not cut.
+MAX_PROMPT_CHARS = 1000
+_PROMPT_PARAMS = ("prompt", "negative_prompt", "inversion_prompt")
+_JOB_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+_MAX_INT = (1 << 63) - 1
+# Largest chunk of an output file one `read` reply carries (see `Read`).
+MAX_CHUNK_BYTES = 1 << 20
+# Placeholders a `name_template` may use (see bridge/wire/naming.py).
+NAME_FIELDS = ("clip", "first", "last", "prompt", "seed", "job", "batch", "row")
+
+
+class ProtocolError(Exception):
+    """An inbound message broke the protocol. `code` goes back on the wire as is."""
+
+    def __init__(self, code: str, message: str, *, field: str | None = None, rid: int | None = None):
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.field = field
+        self.rid = rid
+
+
+# ---------------------------------------------------------------------------
+# Bodies. `TYPE` is the header's "type"; `BLOBS` how many binary frames follow.
+# Field types are enforced by `decode`; `_checks` below adds range checks.
+# ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Body:
+    TYPE: ClassVar[str] = ""
+    BLOBS: ClassVar[int] = 0
+
+
+# --- requests (client -> server) ---
+
+
+@dataclass(frozen=True)
+class Hello(Body):
+    TYPE: ClassVar[str] = "hello"
+    client: str = ""
+    versions: list[int] = field(default_factory=lambda: list(SUPPORTED_VERSIONS))
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    """What a job does. Paths are paths on the server's machine."""
+
+    input: str
+    params: dict[str, Any]  # EditParams fields by name (prompt, steps, guidance, ...)
+    frames: Optional[str] = None  # "FIRST:LAST" in source frame numbers, inclusive; None = whole clip
+    output: Optional[str] = None  # movie file or image-sequence pattern; None = server default
+    model: Optional[str] = None  # one of welcome.models; None = the server's default
+    proxy_size: int = 160  # short side of per-frame proxies, pixels
+    proxy_format: str = "jpeg"  # "jpeg" or "png"
+    priority: int = 0  # higher runs first; FIFO within a priority
+    # Makes submit idempotent: a second submit with the same token returns the first job.
+    client_token: Optional[str] = None
+    # Export preset name (bridge.media.presets, `tokenflow formats`); None = implied by `output`.
+    preset: Optional[str] = None
+    # First number of an image sequence; None = the source frame numbers.
+    start_number: Optional[int] = None
+    # Replace an existing output (a file, or frames of the same sequence pattern); the
+    # input itself is never replaced. `{job}` in `output` becomes the job id.
+    overwrite: bool = False
+    # The render queue (docs/queue.md): with no `output`, the server names the output
+    # `destination/<name_template>` (+ the format's extension), never reusing a name.
+    destination: Optional[str] = None  # absolute folder on the server's machine
+    name_template: Optional[str] = None  # e.g. "{clip}_{first}-{last}_{prompt}_{seed}_{job}"
+    name: Optional[str] = None  # the clip's name for {clip} (default: the input's file name)
+    batch: Optional[str] = None  # jobs queued together share it; the server writes their summary
+    row: Optional[int] = None  # the job's place in its batch file, for {row} and messages
+
+
+@dataclass(frozen=True)
+class Submit(Body):
+    TYPE: ClassVar[str] = "submit"
+    spec: JobSpec = None  # type: ignore[assignment]  # required; checked in decode
+    # True: check the spec exactly as a submit would, queue nothing; the reply is `ok`
+    # with the output path the job would get (a batch is checked whole before any is queued).
+    dry_run: bool = False
+
+
+@dataclass(frozen=True)
+class Cancel(Body):
+    TYPE: ClassVar[str] = "cancel"  # header "job" names the job
+
+
+@dataclass(frozen=True)
+class ListJobs(Body):
+    TYPE: ClassVar[str] = "list"
+    states: Optional[list[str]] = None
+    limit: int = 100  # 1..MAX_LIST
+    offset: int = 0  # jobs to skip (newest first): pages are offset, offset + limit, ...
+    batch: Optional[str] = None  # only this batch's jobs, in the order they were queued
+
+
+MAX_LIST = 1000
+
+
+@dataclass(frozen=True)
+class Status(Body):
+    TYPE: ClassVar[str] = "status"  # header "job" names the job
+
+
+@dataclass(frozen=True)
+class Subscribe(Body):
+    TYPE: ClassVar[str] = "subscribe"  # header "job" names the job
+    from_seq: int = 1  # first event sequence number wanted (1 = everything)
+    frames: bool = True  # False: frame events arrive without their pixel frame
+    proxies: bool = True  # False: proxy events arrive without their image frame
+
+
+@dataclass(frozen=True)
+class Unsubscribe(Body):
+    TYPE: ClassVar[str] = "unsubscribe"
+
+
+@dataclass(frozen=True)
+class Fetch(Body):
+    TYPE: ClassVar[str] = "fetch"  # header "job" names the job
+    what: str = "outputs"  # "outputs" or "frames"
+    first: Optional[int] = None  # source frame numbers, inclusive; None = from the start
+    last: Optional[int] = None
+
+
+@dataclass(frozen=True)
+class Reorder(Body):
+    TYPE: ClassVar[str] = "reorder"  # header "job" names a queued job
+    priority: Optional[int] = None
+    position: Optional[int] = None  # 0 = next to run
+
+
+@dataclass(frozen=True)
+class Retry(Body):
+    """A failed or cancelled job is queued again (same id, same output name): a `requeued`
+    event follows its terminal event, and a new attempt's events follow that."""
+
+    TYPE: ClassVar[str] = "retry"  # header "job" names the job
+
+
+@dataclass(frozen=True)
+class QueueControl(Body):
+    """The whole queue: "pause" (the running job finishes, nothing new starts; kept across
+    restarts), "resume", or None to just report. Reply: `queue_state`."""
+
+    TYPE: ClassVar[str] = "queue"
+    action: Optional[str] = None
+
+
+@dataclass(frozen=True)
+class ListFiles(Body):
+    """A finished job's output files with their sizes and SHA-256 (reply `file_list`)."""
+
+    TYPE: ClassVar[str] = "files"  # header "job" names the job
+
+
+@dataclass(frozen=True)
+class Read(Body):
+    """One chunk of one output file (reply `chunk`): the client pulls, one chunk per
+    request, so a dropped download resumes from any byte offset."""
+
+    TYPE: ClassVar[str] = "read"  # header "job" names the job
+    name: str = ""  # one of the `files` reply's names
+    offset: int = 0
+    length: int = MAX_CHUNK_BYTES  # at most MAX_CHUNK_BYTES
+class Delete(Body):
+    """Remove a finished, failed, cancelled or queued job and what the server stores for
+    it (events, frames, proxies). The job's outputs are the user's files: never touched."""
+
+    TYPE: ClassVar[str] = "delete"  # header "job" names the job
+
+
+@dataclass(frozen=True)
+class Stats(Body):
+    """Request (empty body) and reply: what the server holds for its clients right now."""
+
+    TYPE: ClassVar[str] = "stats"
+    clients: int = 0  # clients the server knows (said anything within the liveness window)
+    subscriptions: int = 0
+    fetches: int = 0  # open `fetch` frame streams
+    queued_bytes: int = 0  # bytes handed to ZeroMQ for all clients and not yet written to their connections
+    peak_client_queued_bytes: int = 0  # the most any one client has had queued since the server started
+    peak_queued_bytes: int = 0  # the most queued for all clients together since the server started
+    rss_bytes: int = 0  # the server process's resident memory (0 where unknown)
+
+
+@dataclass(frozen=True)
+class Heartbeat(Body):
+    """Sent by both ends. The server's carries its instance id: when it changes, the
+    server restarted and the client must subscribe again."""
+
+    TYPE: ClassVar[str] = "heartbeat"
+    server_id: Optional[str] = None
+    # In the server's reply: False when the server did not know this client (it restarted,
+    # or forgot a client silent for too long): the client must subscribe again.
+    known: Optional[bool] = None
+
+
+# --- replies (server -> client, same rid as the request) ---
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES
+    max_queue: int = 1000
+    max_frames: int = 100_000
+    heartbeat_s: float = HEARTBEAT_INTERVAL_S
+    heartbeat_liveness: int = HEARTBEAT_LIVENESS
+    max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES
+    max_string_chars: int = MAX_STRING_CHARS
+    max_list: int = MAX_LIST
+    max_clients: int = 64
+    max_subscriptions: int = 32  # per client
+    max_fetches: int = 4  # open frame fetches per client
+    client_queue_bytes: int = 32 << 20  # per client: past it, its streams pause and resume from the store
+    total_queue_bytes: int = 128 << 20  # all clients together
+
+
+@dataclass(frozen=True)
+class Welcome(Body):
+    TYPE: ClassVar[str] = "welcome"
+    server: str = ""
+    server_id: str = ""
+    version: int = PROTOCOL_VERSION
+    versions: list[int] = field(default_factory=lambda: list(SUPPORTED_VERSIONS))
+    capabilities: list[str] = field(default_factory=list)
+    models: list[str] = field(default_factory=list)
+    default_model: str = ""
+    device: str = ""
+    engine_state: str = ""  # "loading", "ready", "failed: ..."
+    limits: Limits = field(default_factory=Limits)
+    allowed_output_dirs: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class JobInfo:
+    id: str
+    state: str
+    created: float
+    updated: float
+    input: str
+    prompt: str
+    frames: Optional[str]
+    output: Optional[str]
+    priority: int
+    position: Optional[int]  # place in the queue (0 = next), None when not queued
+    last_seq: int
+    attempts: int
+    outputs: list[str]
+    error: Optional[dict[str, Any]]
+    progress: Optional[dict[str, Any]]  # the body of the last progress event
+    batch: Optional[str] = None
+    name: Optional[str] = None  # the clip's name ({clip} of the output name)
+    row: Optional[int] = None
+    n_frames: Optional[int] = None
+
+
+@dataclass(frozen=True)
+class JobStatus(Body):
+    TYPE: ClassVar[str] = "job"
+    info: JobInfo = None  # type: ignore[assignment]
+
+
+@dataclass(frozen=True)
+class JobList(Body):
+    TYPE: ClassVar[str] = "jobs"
+    jobs: list[JobInfo] = field(default_factory=list)
+    more: bool = False  # more jobs match: ask again with offset + len(jobs)
+
+
+@dataclass(frozen=True)
+class Subscribed(Body):
+    TYPE: ClassVar[str] = "subscribed"
+    state: str = ""
+    last_seq: int = 0  # events 1..last_seq exist now; replay follows, then live events
+
+
+@dataclass(frozen=True)
+class Unsubscribed(Body):
+    """Sent with a subscription's rid when it ends before the job's terminal event:
+    `reason` is "replaced" (a newer subscribe to the same job on this connection took
+    over) or "unsubscribed" (the client asked)."""
+
+    TYPE: ClassVar[str] = "unsubscribed"
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class Outputs(Body):
+    TYPE: ClassVar[str] = "outputs"
+    state: str = ""
+    paths: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class QueueState(Body):
+    TYPE: ClassVar[str] = "queue_state"
+    paused: bool = False
+    running: Optional[str] = None  # the running job's id
+    queued: int = 0
+
+
+@dataclass(frozen=True)
+class FileInfo:
+    name: str  # relative path: the movie's file name, or "SEQUENCE_FOLDER/FRAME.png"
+    size: int
+    sha256: str  # hex digest of the whole file
+
+
+@dataclass(frozen=True)
+class Files(Body):
+    TYPE: ClassVar[str] = "file_list"
+    state: str = ""
+    files: list[FileInfo] = field(default_factory=list)  # empty unless the job is done
+
+
+@dataclass(frozen=True)
+class Chunk(Body):
+    """Bytes [offset, offset + len(blob)) of file `name`; one binary frame follows."""
+
+    TYPE: ClassVar[str] = "chunk"
+    BLOBS: ClassVar[int] = 1
+    name: str = ""
+    offset: int = 0
+    size: int = 0  # the whole file's size
+    eof: bool = False  # this chunk ends the file
+
+
+@dataclass(frozen=True)
+class FetchEnd(Body):
+    TYPE: ClassVar[str] = "fetch_end"
+    count: int = 0
+
+
+@dataclass(frozen=True)
+class Ok(Body):
+    TYPE: ClassVar[str] = "ok"
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class Error(Body):
+    TYPE: ClassVar[str] = "error"
+    code: str = ""
+    message: str = ""
+    hint: str = ""
+    field: Optional[str] = None
+
+
+# --- job events (server -> client; header carries job and seq) ---
+
+
+@dataclass(frozen=True)
+class Accepted(Body):
+    TYPE: ClassVar[str] = "accepted"
+    position: int = 0
+    state: str = "queued"
+
+
+@dataclass(frozen=True)
+class Progress(Body):
+    TYPE: ClassVar[str] = "progress"
+    stage: str = ""  # "start", "load", "encode", "inversion", "edit", "decode", "write"
+    step: int = 0
+    total: int = 0
+    frames_done: int = 0
+    frames_total: int = 0
+    elapsed_s: float = 0.0
+    eta_s: Optional[float] = None
+
+
+@dataclass(frozen=True)
+class Proxy(Body):
+    """A small image: a keyframe preview while denoising ("preview"), or a downscaled
+    finished frame ("frame"). One binary frame follows: the encoded image."""
+
+    TYPE: ClassVar[str] = "proxy"
+    BLOBS: ClassVar[int] = 1
+    kind: str = "frame"  # "preview" or "frame"
+    frame: int = 0  # source frame number
+    step: Optional[int] = None  # denoising step of a preview
+    width: int = 0
+    height: int = 0
+    format: str = "jpeg"  # "jpeg" or "png"
+    omitted: bool = False  # True: the subscriber asked for no image; no binary frame follows
+
+
+@dataclass(frozen=True)
+class Frame(Body):
+    """A full-resolution frame at the source size. One binary frame follows: the pixels,
+    C order, shape (height, width, channels), dtype as named (row-major, no padding)."""
+
+    TYPE: ClassVar[str] = "frame"
+    BLOBS: ClassVar[int] = 1
+    frame: int = 0  # source frame number
+    shape: list[int] = field(default_factory=list)
+    dtype: str = "uint8"
+    omitted: bool = False
+
+
+@dataclass(frozen=True)
+class Done(Body):
+    TYPE: ClassVar[str] = "done"
+    outputs: list[str] = field(default_factory=list)
+    frames: int = 0
+    first_frame: int = 0
+    elapsed_s: float = 0.0
+    stats: dict[str, Any] = field(default_factory=dict)
+    files: list[FileInfo] = field(default_factory=list)  # the outputs for download (`files`, `read`)
+
+
+@dataclass(frozen=True)
+class Failed(Body):
+    TYPE: ClassVar[str] = "failed"
+    code: str = ""
+    message: str = ""
+    hint: str = ""
+
+
+@dataclass(frozen=True)
+class Cancelled(Body):
+    TYPE: ClassVar[str] = "cancelled"
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class Requeued(Body):
+    """The job was interrupted (server restart) and runs again; already sent frames are
+    not sent twice."""
+
+    TYPE: ClassVar[str] = "requeued"
+    attempt: int = 0
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class Probe(Body):
+    """Describe a media file on the server's machine; answered with `clip`."""
+
+    TYPE: ClassVar[str] = "probe"
+    input: str = ""  # absolute path on the server's machine
+
+
+@dataclass(frozen=True)
+class Clip(Body):
+    """The reply to `probe`: the facts `tokenflow probe --json` prints (docs/protocol.md)."""
+
+    TYPE: ClassVar[str] = "clip"
+    facts: dict[str, Any] = field(default_factory=dict)
+
+
+REQUESTS: tuple[type[Body], ...] = (
+    Hello, Submit, Cancel, ListJobs, Status, Subscribe, Unsubscribe, Fetch, Reorder, Heartbeat, Delete,
+    Retry, QueueControl, ListFiles, Read, Probe, Stats,
+)
+REPLIES: tuple[type[Body], ...] = (
+    Welcome, JobStatus, JobList, Subscribed, Unsubscribed, Outputs, FetchEnd, Ok, Error, Heartbeat,
+    QueueState, Files, Chunk, Clip, Stats,
+)
+EVENTS: tuple[type[Body], ...] = (
+    Accepted, Progress, Proxy, Frame, Done, Failed, Cancelled, Requeued,
+)
+TERMINAL_EVENTS = (Done.TYPE, Failed.TYPE, Cancelled.TYPE)
+# Requests whose header must name a job.
+JOB_REQUESTS = frozenset(t.TYPE for t in (Cancel, Status, Subscribe, Unsubscribe, Fetch, Reorder, Delete, Retry,
+                                          ListFiles, Read))
+
+_BY_TYPE: dict[str, type[Body]] = {}
+for _cls in (*REQUESTS, *REPLIES, *EVENTS):
+    _BY_TYPE[_cls.TYPE] = _cls
+REQUEST_TYPES = frozenset(c.TYPE for c in REQUESTS)
+
+
+# ---------------------------------------------------------------------------
+# Envelope, encode, decode
+# ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Envelope:
+    body: Body
+    rid: Optional[int] = None
+    job: Optional[str] = None
+    seq: Optional[int] = None
+    blobs: tuple = ()  # bytes-like objects (bytes, memoryview, numpy arrays)
+    version: int = PROTOCOL_VERSION
+
+    @property
+    def type(self) -> str:
+        return self.body.TYPE
+
+
+def to_wire(obj: Any) -> Any:
+    """A body (or nested dataclass) as plain msgpack-able values."""
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return {f.name: to_wire(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, (list, tuple)):
+        return [to_wire(v) for v in obj]
+    if isinstance(obj, dict):
+        return {k: to_wire(v) for k, v in obj.items()}
+    return obj
+
+
+def encode(env: Envelope) -> list:
+    """Frames to hand to `socket.send_multipart(..., copy=False)`."""
+    return encode_raw(env.body.TYPE, to_wire(env.body), rid=env.rid, job=env.job, seq=env.seq,
+                      blobs=env.blobs, version=env.version)
+
+
+def encode_raw(type_: str, body: dict, *, rid: int | None = None, job: str | None = None,
+               seq: int | None = None, blobs: tuple | list = (), version: int = PROTOCOL_VERSION) -> list:
+    """Frames for a body that is already plain values (e.g. an event read back from the store)."""
+    header = {"v": version, "type": type_, "rid": rid, "job": job, "seq": seq, "body": body}
+    return [msgpack.packb(header, use_bin_type=True), *blobs]
+
+
+def decode(
+    frames: list,
+    *,
+    strict: bool = True,
+    max_bytes: int | None = DEFAULT_MAX_REQUEST_BYTES,
+    allowed: frozenset[str] | None = None,
+) -> Envelope:
+    """Parse and validate one message. Raises ProtocolError naming what is wrong.
+
+    strict: reject unknown body fields (the server does this for requests; clients
+    pass strict=False so a newer server may add fields). allowed: message types
+    accepted here (the server passes REQUEST_TYPES).
+    """
+    if not frames:
+        raise ProtocolError("bad_message", "Empty message: expected a msgpack header frame.")
+    sizes = [len(memoryview(f)) if not isinstance(f, (bytes, bytearray)) else len(f) for f in frames]
+    if max_bytes is not None and sum(sizes) > max_bytes:
+        # Answer with the request's rid when its header alone is readable, so the client
+        # can match the refusal to the request.
+        header = _read_header(frames[0], sizes[0]) if sizes[0] <= max_bytes else None
+        rid = header.get("rid") if isinstance(header, dict) else None
+        raise ProtocolError("too_large", f"Message of {sum(sizes)} bytes exceeds the limit of {max_bytes} bytes.",
+                            rid=rid if _is_int(rid) and 0 <= rid <= _MAX_INT else None)
+    try:
+        header = _read_header(frames[0], sizes[0])
+    except Exception as exc:  # msgpack raises many types on garbage; none may escape
+        raise ProtocolError("bad_header", f"The header frame is not valid msgpack ({type(exc).__name__}).") from None
+    if not isinstance(header, dict):
+        raise ProtocolError("bad_header", "The header must be a msgpack map.")
+    rid = header.get("rid")
+    if not (rid is None or (_is_int(rid) and 0 <= rid <= _MAX_INT)):
+        raise ProtocolError("bad_field", "rid must be a non-negative integer or null.", field="rid")
+
+    def fail(code: str, message: str, fld: str | None = None) -> ProtocolError:
+        return ProtocolError(code, message, field=fld, rid=rid)
+
+    version = header.get("v")
+    if not _is_int(version):
+        raise fail("bad_field", "Header field 'v' (protocol version) is missing or not an integer.", "v")
+    if version not in SUPPORTED_VERSIONS:
+        raise fail(
+            "bad_version",
+            f"Protocol version {version} is not supported; this side speaks {list(SUPPORTED_VERSIONS)}.",
+            "v",
+        )
+    unknown = set(header) - {"v", "type", "rid", "job", "seq", "body"}
+    if strict and unknown:
+        raise fail("bad_field", f"Unknown header field(s): {sorted(unknown)}.", sorted(unknown)[0])
+    mtype = header.get("type")
+    if not isinstance(mtype, str):
+        raise fail("bad_field", "Header field 'type' is missing or not a string.", "type")
+    cls = _BY_TYPE.get(mtype)
+    if cls is None or (allowed is not None and mtype not in allowed):
+        raise fail("unknown_type", f"Unknown message type {mtype!r}.", "type")
+    job = header.get("job")
+    if job is not None and not (isinstance(job, str) and _JOB_ID.match(job)):
+        raise fail("bad_field", "Header field 'job' must be a job id (letters, digits, '-', '_') or null.", "job")
+    if allowed is not None and mtype in JOB_REQUESTS and job is None:
+        raise fail("bad_field", f"A {mtype!r} request must name a job in the header field 'job'.", "job")
+    seq = header.get("seq")
+    if not (seq is None or (_is_int(seq) and 0 <= seq <= _MAX_INT)):
+        raise fail("bad_field", "Header field 'seq' must be a non-negative integer or null.", "seq")
+    body_raw = header.get("body", {})
+    if not isinstance(body_raw, dict):
+        raise fail("bad_field", "Header field 'body' must be a map.", "body")
+    try:
+        body = _build(cls, body_raw, "body", strict)
+        _checks(body)
+    except _FieldError as exc:
+        raise fail("bad_field", str(exc), exc.path) from None
+    blobs = tuple(frames[1:])
+    expected = 0 if getattr(body, "omitted", False) else cls.BLOBS
+    if len(blobs) != expected:
+        raise fail("bad_message", f"A {mtype!r} message carries {expected} binary frame(s), got {len(blobs)}.")
+    return Envelope(body=body, rid=rid, job=job, seq=seq, blobs=blobs, version=version)
+
+
+def _read_header(raw: Any, size: int) -> Any:
+    limit = max(size, 1)
+    return msgpack.unpackb(bytes(raw), raw=False, strict_map_key=True, max_str_len=limit, max_bin_len=limit,
+                           max_array_len=limit, max_map_len=limit, max_ext_len=0)
+
+
+# ---------------------------------------------------------------------------
+# Validation against type hints
+# ---------------------------------------------------------------------------
+
+
+class _FieldError(Exception):
+    def __init__(self, message: str, path: str):
+        super().__init__(message)
+        self.path = path
+
+
+_HINTS: dict[type, dict[str, Any]] = {}
+
+
+def _hints(cls: type) -> dict[str, Any]:
+    if cls not in _HINTS:
+        _HINTS[cls] = typing.get_type_hints(cls)
+    return _HINTS[cls]
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _build(cls: type, data: dict, path: str, strict: bool) -> Any:
+    hints = _hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = [k for k in data if k not in fields]
+    if unknown and strict:
+        raise _FieldError(f"Unknown field {path}.{unknown[0]}.", f"{path}.{unknown[0]}")
+    kwargs = {}
+    for name, f in fields.items():
+        where = f"{path}.{name}"
+        if name in data:
+            kwargs[name] = _coerce(data[name], hints[name], where, strict)
+        elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+            raise _FieldError(f"Missing required field {where}.", where)
+        elif f.default is None and not _optional(hints[name]):
+            raise _FieldError(f"Missing required field {where}.", where)
+    return cls(**kwargs)
+
+
+def _optional(tp: Any) -> bool:
+    return typing.get_origin(tp) is Union and type(None) in typing.get_args(tp)
+
+
+def _coerce(value: Any, tp: Any, path: str, strict: bool) -> Any:
+    if tp is Any:
+        return value
+    origin = typing.get_origin(tp)
+    if origin is Union:
+        args = typing.get_args(tp)
+        if value is None and type(None) in args:
+            return None
+        inner = [a for a in args if a is not type(None)]
+        return _coerce(value, inner[0], path, strict)
+    if origin is list:
+        if not isinstance(value, list):
+            raise _FieldError(f"{path} must be a list.", path)
+        (item,) = typing.get_args(tp)
+        return [_coerce(v, item, f"{path}[{i}]", strict) for i, v in enumerate(value)]
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise _FieldError(f"{path} must be a map.", path)
+        _, vt = typing.get_args(tp)
+        return {k: _coerce(v, vt, f"{path}.{k}", strict) for k, v in value.items()}
+    if dataclasses.is_dataclass(tp):
+        if not isinstance(value, dict):
+            raise _FieldError(f"{path} must be a map.", path)
+        return _build(tp, value, path, strict)
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise _FieldError(f"{path} must be true or false.", path)
+        return value
+    if tp is int:
+        if not _is_int(value) or abs(value) > _MAX_INT:
+            raise _FieldError(f"{path} must be an integer.", path)
+        return value
+    if tp is float:
+        if not (_is_int(value) or isinstance(value, float)) or not math.isfinite(value):
+            raise _FieldError(f"{path} must be a finite number.", path)
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str):
+            raise _FieldError(f"{path} must be a string.", path)
+        if strict and len(value) > MAX_STRING_CHARS:
+            raise _FieldError(f"{path} is {len(value)} characters long; the limit is {MAX_STRING_CHARS}.", path)
+        return value
+    raise _FieldError(f"{path} has an unsupported type.", path)  # a bug in this module
+
+
+def _checks(body: Body) -> None:
+    """Range checks that type hints cannot say."""
+
+    def need(ok: bool, message: str, path: str) -> None:
+        if not ok:
+            raise _FieldError(message, path)
+
+    if isinstance(body, Submit):
+        s = body.spec
+        need(bool(s.input.strip()), "body.spec.input must name the source media file.", "body.spec.input")
+        need(16 <= s.proxy_size <= 1024, "body.spec.proxy_size must be between 16 and 1024.", "body.spec.proxy_size")
+        need(s.proxy_format in ("jpeg", "png"), "body.spec.proxy_format must be 'jpeg' or 'png'.", "body.spec.proxy_format")
+        need(-1000 <= s.priority <= 1000, "body.spec.priority must be between -1000 and 1000.", "body.spec.priority")
+        for k in _PROMPT_PARAMS:
+            v = s.params.get(k)
+            need(
+                not isinstance(v, str) or len(v) <= MAX_PROMPT_CHARS,
+                f"body.spec.params.{k} is {len(v) if isinstance(v, str) else 0} characters long; the model's text "
+                f"encoder (CLIP) reads only 77 tokens, so at most {MAX_PROMPT_CHARS} characters are accepted.",
+                f"body.spec.params.{k}",
+            )
+        for k, v in s.params.items():
+            need(
+                v is None or isinstance(v, (bool, int, float, str)),
+                f"body.spec.params.{k} must be a number, string or boolean.",
+                f"body.spec.params.{k}",
+            )
+            need(
+                not isinstance(v, str) or len(v) <= MAX_STRING_CHARS,
+                f"body.spec.params.{k} is {len(v) if isinstance(v, str) else 0} characters long; "
+                f"the limit is {MAX_STRING_CHARS}.",
+                f"body.spec.params.{k}",
+            )
+        need(s.preset is None or 0 < len(s.preset) <= 64, "body.spec.preset must name an export preset.",
+             "body.spec.preset")
+        need(s.start_number is None or 0 <= s.start_number <= 99_999_999,
+             "body.spec.start_number must be between 0 and 99999999.", "body.spec.start_number")
+        need(
+            s.client_token is None or 0 < len(s.client_token) <= 128,
+            "body.spec.client_token must be 1 to 128 characters.",
+            "body.spec.client_token",
+        )
+        for name in ("destination", "name_template", "name", "batch"):
+            value = getattr(s, name)
+            need(value is None or 0 < len(value) <= 1024, f"body.spec.{name} must be 1 to 1024 characters.",
+                 f"body.spec.{name}")
+        need(s.row is None or 0 <= s.row <= 1_000_000, "body.spec.row must be between 0 and 1000000.",
+             "body.spec.row")
+    elif isinstance(body, Subscribe):
+        need(body.from_seq >= 1, "body.from_seq must be at least 1.", "body.from_seq")
+    elif isinstance(body, Fetch):
+        need(body.what in ("outputs", "frames"), "body.what must be 'outputs' or 'frames'.", "body.what")
+        need(
+            body.first is None or body.last is None or body.first <= body.last,
+            "body.first must not be after body.last.",
+            "body.first",
+        )
+    elif isinstance(body, ListJobs):
+        need(1 <= body.limit <= MAX_LIST, f"body.limit must be between 1 and {MAX_LIST}.", "body.limit")
+        need(body.offset >= 0, "body.offset must be 0 or more.", "body.offset")
+        for s in body.states or ():
+            need(s in JOB_STATES, f"body.states: unknown state {s!r}; known: {list(JOB_STATES)}.", "body.states")
+    elif isinstance(body, Reorder):
+        need(
+            body.priority is not None or body.position is not None,
+            "reorder needs body.priority or body.position.",
+            "body",
+        )
+        need(body.position is None or body.position >= 0, "body.position must be 0 or more.", "body.position")
+        need(
+            body.priority is None or -1000 <= body.priority <= 1000,
+            "body.priority must be between -1000 and 1000.",
+            "body.priority",
+        )
+    elif isinstance(body, QueueControl):
+        need(body.action in (None, "pause", "resume"), "body.action must be 'pause', 'resume' or null.",
+             "body.action")
+    elif isinstance(body, Read):
+        need(0 < len(body.name) <= 4096, "body.name must name one of the job's files.", "body.name")
+        need(body.offset >= 0, "body.offset must be 0 or more.", "body.offset")
+        need(1 <= body.length <= MAX_CHUNK_BYTES, f"body.length must be between 1 and {MAX_CHUNK_BYTES}.",
+             "body.length")
+    elif isinstance(body, Probe):
+        need(len(body.input) <= 4096, "body.input must be at most 4096 characters.", "body.input")
+    elif isinstance(body, Hello):
+        need(len(body.client) <= 256, "body.client must be at most 256 characters.", "body.client")

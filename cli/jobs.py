@@ -1,0 +1,287 @@
+"""`tokenflow submit` and `tokenflow jobs`: the server's command-line client.
+
+Imports neither torch nor the server: it runs wherever the bridge runs. Edit options
+left unset are not sent, so the server's defaults (EditParams) apply, as in `tokenflow edit`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+import uuid
+from dataclasses import asdict
+from pathlib import Path
+
+from bridge.wire import protocol as p
+from bridge.wire.edit_options import add_param_options, params_from_args
+from cli.media import add_format_options
+from bridge.display import StatusLine, progress_text
+from bridge.wire.client import Client, ClientError, ConnectionLost, CurveKeys, EventKind, JobEvent, ServerError, absolute
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_BAD_INPUT = 2
+EXIT_CANCELLED = 130
+
+def _add_connection_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--server", metavar="ENDPOINT",
+                        help="server endpoint (default: $TOKENFLOW_SERVER or your own server's private ipc:// socket)")
+    parser.add_argument("--server-key", type=Path, help="the server's CurveZMQ public key file (remote servers)")
+    parser.add_argument("--client-key", type=Path, help="this client's CurveZMQ .key_secret file (remote servers)")
+    parser.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for an answer (default: %(default)s)")
+
+
+def register(subparsers) -> None:
+    submit = subparsers.add_parser(
+        "submit", help="send an edit to the server and wait for it",
+        description="Queue an edit on a running `tokenflow serve`, show its progress, and exit with its outcome. "
+        "Paths are read and written by the server, on its machine. Ctrl-C asks whether to cancel the job "
+        "or leave it running.",
+    )
+    submit.add_argument("input", help="source video file (on the server's machine)")
+    submit.add_argument("--frames", metavar="FIRST:LAST",
+                        help="source frames to edit, counted from 0, inclusive at both ends (default: whole clip)")
+    submit.add_argument("-o", "--output", help="OUT.mp4 / OUT.mov movie, or an image sequence (a folder, or a "
+                        "pattern like frames/%%06d.png) (default: INPUT_tokenflow.mp4 beside the input)")
+    add_param_options(submit, send_defaults=False)  # the same table as `tokenflow edit` and the protocol
+    add_format_options(submit)
+    submit.add_argument("--model", help="one of the server's models (default: the server's default)")
+    submit.add_argument("--priority", type=int, default=0, help="higher runs first (default: %(default)s)")
+    submit.add_argument("--detach", action="store_true", help="print the job id and exit once it is queued")
+    submit.add_argument("--overwrite", action="store_true",
+                        help="replace an existing output (never the input); without it an existing output is refused")
+    submit.add_argument("--download", type=Path, metavar="DIR",
+                        help="when the job is done, save its outputs into DIR on this machine (checksums verified; "
+                        "an existing file is never replaced)")
+    _add_connection_options(submit)
+    submit.set_defaults(func=run_submit)
+
+    jobs = subparsers.add_parser("jobs", help="list, show, cancel, watch or reorder the server's jobs",
+                                 description="Look at and manage the jobs of a running `tokenflow serve`.")
+    actions = jobs.add_subparsers(dest="jobs_action", metavar="ACTION")
+    ls = actions.add_parser("list", help="jobs, newest first (the default action)")
+    ls.add_argument("--state", action="append", choices=p.JOB_STATES, help="only jobs in this state (repeatable)")
+    ls.add_argument("--limit", type=int, default=50)
+    ls.add_argument("--json", action="store_true")
+    show = actions.add_parser("show", help="one job in detail")
+    show.add_argument("job")
+    show.add_argument("--json", action="store_true")
+    cancel = actions.add_parser("cancel", help="cancel a queued or running job")
+    cancel.add_argument("job")
+    watch = actions.add_parser("watch", help="follow a job's progress until it ends; exits with its outcome")
+    watch.add_argument("job")
+    move = actions.add_parser("reorder", help="change a queued job's priority or place in the queue")
+    move.add_argument("job")
+    move.add_argument("--priority", type=int)
+    move.add_argument("--position", type=int, help="0 = next to run")
+    delete = actions.add_parser("delete", help="forget a job that is not running and free what the server "
+                                "stored for it (its outputs are kept)")
+    delete.add_argument("job")
+    for sub in (ls, show, cancel, watch, move, delete):
+        _add_connection_options(sub)
+    # Bare `tokenflow jobs` lists with the default connection (options live on each action).
+    jobs.set_defaults(func=run_jobs, jobs_action=None, server=None, server_key=None, client_key=None, timeout=10.0)
+
+
+# --- helpers ---
+
+
+def error_exit(message: str, code: int) -> int:
+    """Print one `tokenflow: error:` line and return the exit code (shared by the client commands)."""
+    print(f"tokenflow: error: {message}", file=sys.stderr)
+    return code
+
+
+def client_from_args(args: argparse.Namespace, name: str = "tokenflow-cli", **options) -> Client:
+    """A client for the connection options every client command takes (--server, keys, --timeout)."""
+    keys = CurveKeys.from_options(args.server_key, args.client_key)
+    return Client(args.server, timeout=args.timeout, keys=keys, name=name, **options)
+
+
+
+def _describe(event: JobEvent) -> str | None:
+    b = event.body
+    if event.kind is EventKind.PROGRESS:
+        return progress_text(b.stage, b.step, b.total, b.frames_done, b.frames_total, b.eta_s)
+    if event.kind is EventKind.PROXY and b.kind == "preview":
+        return f"preview   step {b.step}"
+    if event.kind is EventKind.REQUEUED:
+        return f"requeued  ({b.reason})"
+    return None
+
+
+def _follow(client: Client, job: str, from_seq: int) -> int:
+    """Show a job's progress until it ends; exit code from its outcome."""
+    status = StatusLine()
+    for event in client.events(job, from_seq, frames=False, proxies=False):
+        text = _describe(event)
+        if text:
+            status.show(f"{job}  {text}", force=event.kind is EventKind.REQUEUED)
+        if event.terminal:
+            status.end()
+            return _outcome(event)
+    return EXIT_FAILED
+
+
+def _outcome(event: JobEvent) -> int:
+    b = event.body
+    if event.kind is EventKind.DONE:
+        print(f"Job {event.job} done: {b.frames} frames from frame {b.first_frame} in {b.elapsed_s:.1f} s; "
+              f"wrote {', '.join(b.outputs)}")
+        return EXIT_OK
+    if event.kind is EventKind.FAILED:
+        print(f"tokenflow: job {event.job} failed ({b.code}): {b.message}" + (f"\n  {b.hint}" if b.hint else ""),
+              file=sys.stderr)
+        return EXIT_FAILED
+    print(f"Job {event.job} was cancelled ({b.reason}).", file=sys.stderr)
+    return EXIT_CANCELLED
+
+
+def _ask_cancel(job: str) -> bool:
+    """Ctrl-C while following a job: cancel it, or leave it running? Non-interactive: cancel."""
+    if not sys.stdin.isatty():
+        return True
+    try:
+        answer = input(f"\nCancel job {job}? [y] cancel it / [N] leave it running: ")
+    except (EOFError, KeyboardInterrupt):
+        return False
+    return answer.strip().lower() in ("y", "yes")
+
+
+def _follow_interactively(client: Client, job: str, from_seq: int) -> int:
+    try:
+        return _follow(client, job, from_seq)
+    except KeyboardInterrupt:
+        if _ask_cancel(job):
+            client.cancel(job)
+            print(f"Cancelling job {job} ...", file=sys.stderr)
+            return _outcome(client.wait(job))
+        print(f"Job {job} keeps running on the server. Watch it with `tokenflow jobs watch {job}`; "
+              f"cancel it with `tokenflow jobs cancel {job}`.", file=sys.stderr)
+        return EXIT_OK
+
+
+# --- submit ---
+
+
+def job_spec_from_args(args: argparse.Namespace) -> p.JobSpec:
+    params = params_from_args(args)
+    source = absolute(args.input)
+    preset = getattr(args, "format", None)
+    if args.output:
+        output = absolute(args.output)
+    else:
+        output = _default_output(source, preset)
+    return p.JobSpec(input=source, params=params, frames=args.frames, output=output, model=args.model,
+                     priority=args.priority, client_token=uuid.uuid4().hex, preset=preset,
+                     start_number=getattr(args, "start_number", None), overwrite=bool(getattr(args, "overwrite", False)))
+
+
+def _default_output(source: str, preset: str | None) -> str:
+    """INPUT_tokenflow_JOB.mp4 beside the input (the server puts the job id for `{job}`), or the
+    preset's extension (a folder for a sequence): unique per job, so two prompts keep both."""
+    from bridge.media.presets import PRESETS
+
+    chosen = PRESETS[preset] if preset else PRESETS["h264"]
+    stem = Path(source).with_name(f"{Path(source).stem}_tokenflow_{{job}}")
+    return f"{stem}{chosen.extension}" if chosen.is_movie else f"{stem}/"
+
+
+def run_submit(args: argparse.Namespace) -> int:
+    for name, text in (("prompt", args.prompt), ("negative prompt", args.negative),
+                       ("inversion prompt", args.inversion_prompt)):
+        if text is not None and len(text) > p.MAX_PROMPT_CHARS:
+            return error_exit(f"the {name} is {len(text)} characters long; the model's text encoder (CLIP) reads only 77 "
+                        f"tokens, so at most {p.MAX_PROMPT_CHARS} characters are accepted: shorten it.", EXIT_BAD_INPUT)
+    spec = job_spec_from_args(args)
+    try:
+        with client_from_args(args) as client:
+            try:
+                accepted = client.submit(spec)
+            except ServerError as exc:
+                where = f" ({exc.field})" if exc.field else ""
+                if exc.code == "output_not_allowed" and not args.output:
+                    return error_exit(f"no -o was given, so the output would go beside the input, but {exc.message[0].lower()}"
+                                f"{exc.message[1:]}\n  Pass -o with a path in an allowed folder, or start the server "
+                                "with --allow-output FOLDER_OF_THE_INPUT.", EXIT_BAD_INPUT)
+                return error_exit(f"{exc.message}{where}" + (f"\n  {exc.hint}" if exc.hint else ""), EXIT_BAD_INPUT)
+            job = accepted.job
+            if args.detach:
+                print(job)
+                return EXIT_OK
+            print(f"Job {job} queued (position {accepted.body.position}).", file=sys.stderr)
+            code = _follow_interactively(client, job, accepted.seq + 1)
+            if code == EXIT_OK and args.download is not None and client.status(job).state == "done":
+                from bridge.wire.download import download_job
+
+                for saved in download_job(client, job, args.download):
+                    print(f"Saved {saved.path}" + (" (already there)" if saved.already_there else ""))
+            return code
+    except ConnectionLost as exc:
+        return error_exit(str(exc), EXIT_FAILED)
+    except ClientError as exc:
+        return error_exit(str(exc), EXIT_FAILED)
+
+
+# --- jobs ---
+
+
+def _line(info: p.JobInfo) -> str:
+    when = time.strftime("%Y-%m-%d %H:%M", time.localtime(info.created))
+    state = info.state + (f" #{info.position}" if info.position is not None else "")
+    if info.state == "running" and info.progress:
+        pr = info.progress
+        state += f" {pr.get('stage')} {pr.get('step')}/{pr.get('total')}"
+    prompt = info.prompt if len(info.prompt) <= 40 else info.prompt[:37] + "..."
+    return f"{info.id}  {when}  {state:<24} {Path(info.input).name} [{info.frames or 'all'}]  {prompt!r}"
+
+
+def _show(info: p.JobInfo) -> str:
+    lines = [f"{k}: {v}" for k, v in asdict(info).items() if k not in ("error", "progress")]
+    if info.progress:
+        lines.append("progress: " + json.dumps(info.progress))
+    if info.error:
+        lines.append(f"error: {info.error.get('code')}: {info.error.get('message')}")
+        if info.error.get("hint"):
+            lines.append(f"  {info.error['hint']}")
+    return "\n".join(lines)
+
+
+def run_jobs(args: argparse.Namespace) -> int:
+    action = args.jobs_action or "list"
+    try:
+        with client_from_args(args) as client:
+            if action == "list":
+                jobs = client.list_jobs(getattr(args, "state", None), getattr(args, "limit", 50))
+                if getattr(args, "json", False):
+                    print(json.dumps([asdict(j) for j in jobs], indent=2))
+                else:
+                    print("\n".join(_line(info) for info in jobs) if jobs else "No jobs.")
+                return EXIT_OK
+            if action == "show":
+                info = client.status(args.job)
+                print(json.dumps(asdict(info), indent=2) if args.json else _show(info))
+                return EXIT_OK
+            if action == "cancel":
+                info = client.cancel(args.job)
+                print(f"Job {info.id}: {info.state}" + (" (cancel requested)" if info.state == "running" else ""))
+                return EXIT_OK
+            if action == "reorder":
+                if args.priority is None and args.position is None:
+                    return error_exit("give --priority or --position.", EXIT_BAD_INPUT)
+                info = client.reorder(args.job, priority=args.priority, position=args.position)
+                print(f"Job {info.id}: priority {info.priority}, position {info.position}")
+                return EXIT_OK
+            if action == "watch":
+                return _follow_interactively(client, args.job, 1)
+            if action == "delete":
+                print(client.request(p.Delete(), job=args.job).body.detail)
+                return EXIT_OK
+    except ServerError as exc:
+        return error_exit(str(exc), EXIT_BAD_INPUT)
+    except ClientError as exc:
+        return error_exit(str(exc), EXIT_FAILED)
+    return error_exit(f"unknown action {action!r}", EXIT_BAD_INPUT)
+
