@@ -1,8 +1,9 @@
 """The `tokenflow` command: one entry point, subcommands registered by module.
 
-Each subcommand module exposes `register(subparsers)`, which adds its parser and sets
-`func` (a callable taking the parsed args and returning an exit code). Modules are
-imported lazily per subcommand group so `tokenflow submit` never imports torch.
+Each subcommand module of this package exposes `register(subparsers)`, which adds its
+parser and sets `func` (a callable taking the parsed args and returning an exit code).
+Modules are imported lazily per subcommand group so `tokenflow submit` never imports
+torch. Only modules of this room are named here: the rooms below never import upwards.
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ SUBCOMMAND_MODULES: dict[str, str] = {
     "serve": "cli.serve",
     "submit": "cli.jobs",
     "jobs": "cli.jobs",
-    # Each module below registers when it exists in this checkout (see build_parser).
     "queue": "cli.queue",
     "formats": "cli.media",
     "probe": "cli.media",
@@ -44,13 +44,7 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
         if module_name in seen:
             continue
         seen.add(module_name)
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:
-            if exc.name == module_name:
-                continue  # not built yet in this checkout
-            raise
-        module.register(sub)
+        importlib.import_module(module_name).register(sub)
     return parser
 
 
