@@ -1,6 +1,6 @@
 """Drives bridge.editors.prompt_dialog in a real Tk (under Xvfb): types into the fields, presses a button, prints the answer.
 
-    xvfb-run -a python tests/bridge/tk_dialog_driver.py PROMPT SEED BUTTON [SCREENSHOT.png]
+    xvfb-run -a python tests/cli/tk_dialog_driver.py PROMPT SEED BUTTON [SCREENSHOT.png]
 """
 
 import sys
