@@ -1,7 +1,7 @@
 """`tokenflow submit` and `tokenflow jobs`: the server's command-line client.
 
 Imports neither torch nor the server: it runs wherever the bridge runs. Edit options
-left unset are not sent, so the server's defaults (EditParams) apply, as in `tokenflow edit`.
+left unset are not sent, so the defaults of bridge/wire/edit_params.py apply, as in `tokenflow edit`.
 """
 
 from __future__ import annotations

@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import argparse
 import math
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping
+from typing import Any
 
 DEFAULT_NEGATIVE = "ugly, blurry, low res, unrealistic, unaesthetic"
 # CLIP's text encoder reads 77 tokens (roughly 300 characters); anything longer is cut
