@@ -292,6 +292,7 @@ def bench_edit(root: Path, model: str, device: str, frames: str, steps: int, siz
 
     quiet_libraries()
     from tokenflow.engine import Engine
+    from bridge.wire.edit_params import complete
     from tokenflow.params import EditParams
 
     params = {"prompt": "a watercolor painting", "steps": steps, "short_side": size}
@@ -306,7 +307,7 @@ def bench_edit(root: Path, model: str, device: str, frames: str, steps: int, siz
         out = root / f"inproc_{run}.mp4"
         t0 = time.perf_counter()
         writer = media.open_writer(out, info, first)
-        engine.edit(media.read_frames(CLIP, first, last), n, EditParams(**params),
+        engine.edit(media.read_frames(CLIP, first, last), n, EditParams(**complete(params)),
                     on_event=lambda e: writer.write(e.image) if hasattr(e, "image") else None)
         writer.close()
         inproc.append(time.perf_counter() - t0)

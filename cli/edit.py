@@ -8,6 +8,7 @@ import os
 import sys
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from bridge.media import MediaError, check_output_writable, open_writer, parse_frame_range, probe, read_frames
 from bridge.media import default_output as default_media_output
@@ -16,15 +17,18 @@ from cli.media import add_format_options
 from server.user_dirs import default_cache_dir
 from bridge.display import StatusLine, progress_text
 
+if TYPE_CHECKING:
+    from tokenflow.params import EditParams
+
 EXIT_BAD_INPUT = 2
 EXIT_FAILED = 1
 EXIT_CANCELLED = 130
 
 
 def add_edit_options(parser: argparse.ArgumentParser) -> None:
-    """The input, range and output, then the edit parameters from the one table in bridge/wire/edit_options.py
-    (shared with `tokenflow submit` and docs/protocol.md)."""
-    from bridge.wire.edit_options import add_param_options
+    """The input, range and output, then the edit parameters from the one table in bridge/wire/edit_params.py
+    (shared with `tokenflow submit`, the protocol, the panel and docs/protocol.md)."""
+    from bridge.wire.edit_params import add_param_options
 
     parser.add_argument("input", nargs="?", help="source video file (or take it from a timeline with --otio)")
     parser.add_argument("--frames", metavar="FIRST:LAST",
@@ -41,13 +45,13 @@ def default_output(source: Path, preset: str | None = None) -> str:
     return default_media_output(source, preset)
 
 
-def params_from_args(args: argparse.Namespace):
-    from bridge.wire.edit_options import params_from_args as chosen
+def params_from_args(args: argparse.Namespace) -> EditParams:
+    """The EditParams the options ask for; a ValueError naming the option when one is out of range."""
+    from bridge.wire.edit_params import complete, flag_name
+    from bridge.wire.edit_params import params_from_args as chosen
     from tokenflow.params import EditParams
 
-    params = EditParams(**chosen(args))
-    params.validate()
-    return params
+    return EditParams(**complete(chosen(args), flag_name))
 
 
 def register(subparsers) -> None:

@@ -1,7 +1,7 @@
 """`tokenflow submit` and `tokenflow jobs`: the server's command-line client.
 
 Imports neither torch nor the server: it runs wherever the bridge runs. Edit options
-left unset are not sent, so the server's defaults (EditParams) apply, as in `tokenflow edit`.
+left unset are not sent, so the defaults of bridge/wire/edit_params.py apply, as in `tokenflow edit`.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from bridge.wire import protocol as p
-from bridge.wire.edit_options import add_param_options, params_from_args
+from bridge.wire.edit_params import add_param_options, flag_name, params_from_args, problems
 from cli.media import add_format_options
 from bridge.display import StatusLine, progress_text
 from bridge.wire.client import Client, ClientError, ConnectionLost, CurveKeys, EventKind, JobEvent, ServerError, absolute
@@ -190,11 +190,8 @@ def _default_output(source: str, preset: str | None) -> str:
 
 
 def run_submit(args: argparse.Namespace) -> int:
-    for name, text in (("prompt", args.prompt), ("negative prompt", args.negative),
-                       ("inversion prompt", args.inversion_prompt)):
-        if text is not None and len(text) > p.MAX_PROMPT_CHARS:
-            return error_exit(f"the {name} is {len(text)} characters long; the model's text encoder (CLIP) reads only 77 "
-                        f"tokens, so at most {p.MAX_PROMPT_CHARS} characters are accepted: shorten it.", EXIT_BAD_INPUT)
+    for message in problems(params_from_args(args), flag_name).values():  # the server's checks, said first here
+        return error_exit(message, EXIT_BAD_INPUT)
     spec = job_spec_from_args(args)
     try:
         with client_from_args(args) as client:

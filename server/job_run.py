@@ -22,6 +22,7 @@ from typing import Any, Callable, Iterable, Iterator
 
 from bridge import media
 from bridge.media.output_safety import OutputRefused, existing_outputs
+from bridge.wire.edit_params import complete
 from server.disk import Reserve, is_disk_full
 from server import batch_summary, output_files
 from server.engine_host import EngineHost, free_accelerator_memory
@@ -159,7 +160,7 @@ class JobRun:
                                             start_number=spec.get("start_number"), overwrite=overwrite)
             self._claim(finalising=False)
             frames = _cancellable(media.read_frames(spec["input"], self.first, int(spec["last"])), self.should_cancel)
-            stats = engine.edit(frames, int(spec["n_frames"]), EditParams(**spec["params"]),
+            stats = engine.edit(frames, int(spec["n_frames"]), EditParams(**complete(spec["params"])),
                                 on_event=self._on_event, should_cancel=self.should_cancel)
             self._progress("write", 0, 1)
             self._claim(finalising=True)

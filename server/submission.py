@@ -10,7 +10,6 @@ keeps: absolute paths and explicit frame numbers, so a restart runs the same job
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import typing
 from pathlib import Path
@@ -18,7 +17,7 @@ from pathlib import Path
 from bridge import media
 
 from bridge.wire import naming
-from bridge.wire.edit_options import out_of_range
+from bridge.wire.edit_params import BY_NAME, ParamsError, complete
 from bridge.media.output_safety import OutputRefused, check_output, check_path_text, is_under, target_of
 from bridge.wire.protocol import JobSpec
 from server.bounds import disk_problem, estimate, memory_problem
@@ -32,40 +31,19 @@ class SubmitError(Exception):
         self.code, self.message, self.hint, self.field = code, message, hint, field
 
 
-_PARAM_TYPES = typing.get_type_hints(EditParams)
-
-
 def edit_params(raw: dict) -> EditParams:
-    """EditParams from wire values, refusing unknown names and wrong types by name."""
-    names = {f.name for f in dataclasses.fields(EditParams)}
-    values = {}
-    for key, value in raw.items():
-        where = f"body.spec.params.{key}"
-        if key not in names:
-            raise SubmitError("bad_params", f"Unknown edit parameter {key!r}.", f"Known: {', '.join(sorted(names))}.", where)
-        tp = _PARAM_TYPES[key]
-        ok = (
-            (tp is bool and isinstance(value, bool))
-            or (tp is int and isinstance(value, int) and not isinstance(value, bool))
-            or (tp is float and isinstance(value, (int, float)) and not isinstance(value, bool))
-            or (tp not in (bool, int, float) and isinstance(value, str))  # str and Literal[...] fields
-        )
-        if not ok:
-            raise SubmitError("bad_params", f"Edit parameter {key!r} has the wrong type ({type(value).__name__}).",
-                              "", where)
-        values[key] = float(value) if tp is float else value
-        wrong = out_of_range(key, value)  # the documented range (bridge/wire/edit_options.py), by name
-        if wrong:
-            raise SubmitError("bad_params", wrong, "", where)
-    if "prompt" not in values:
-        raise SubmitError("bad_params", "The edit needs a prompt.", "Set params.prompt, e.g. 'a watercolor painting'.",
-                          "body.spec.params.prompt")
-    params = EditParams(**values)
+    """EditParams from wire values: unknown names, wrong types and values out of range are refused
+    by name, in the sentences of the one table (bridge/wire/edit_params.py)."""
     try:
-        params.validate()
-    except ValueError as exc:
-        raise SubmitError("bad_params", str(exc), "", "body.spec.params") from None
-    return params
+        return EditParams(**complete(raw))
+    except ParamsError as exc:
+        if exc.name not in BY_NAME:
+            hint = f"Known: {', '.join(sorted(BY_NAME))}."
+        elif exc.name not in raw:
+            hint = f"Set params.{exc.name}: {BY_NAME[exc.name].meaning}."
+        else:
+            hint = ""  # the code's hint (server/service.py)
+        raise SubmitError("bad_params", str(exc), hint, f"body.spec.params.{exc.name}") from None
 
 
 def output_allowed(path: Path, allowed: typing.Iterable[Path]) -> bool:

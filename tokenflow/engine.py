@@ -108,10 +108,7 @@ class Engine:
         should_cancel: Callable[[], bool] = _never,
     ) -> EditStats:
         """Edit a clip. Emits Progress and Preview events, then FrameReady for every frame in order."""
-        try:
-            params.validate()
-        except ValueError as exc:
-            raise InvalidInput(str(exc)) from exc
+        # `params` was checked where it was made (bridge/wire/edit_params.py's `complete`).
         if n_frames < 1:
             raise InvalidInput("The clip has no frames: check the input and the --frames range.")
         emit = on_event or (lambda event: None)

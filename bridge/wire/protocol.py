@@ -23,6 +23,8 @@ from typing import Any, ClassVar, Optional, Union
 
 import msgpack
 
+from bridge.wire import edit_params
+
 PROTOCOL_VERSION = 1
 SUPPORTED_VERSIONS = (1,)
 
@@ -41,9 +43,6 @@ HEARTBEAT_LIVENESS = 5
 
 JOB_STATES = ("queued", "running", "done", "failed", "cancelled")
 TERMINAL_STATES = ("done", "failed", "cancelled")
-# CLIP reads 77 tokens (about 300 characters); longer prompts are refused, not cut.
-MAX_PROMPT_CHARS = 1000
-_PROMPT_PARAMS = ("prompt", "negative_prompt", "inversion_prompt")
 _JOB_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _MAX_INT = (1 << 63) - 1
 # Largest chunk of an output file one `read` reply carries (see `Read`).
@@ -745,14 +744,9 @@ def _checks(body: Body) -> None:
         need(16 <= s.proxy_size <= 1024, "body.spec.proxy_size must be between 16 and 1024.", "body.spec.proxy_size")
         need(s.proxy_format in ("jpeg", "png"), "body.spec.proxy_format must be 'jpeg' or 'png'.", "body.spec.proxy_format")
         need(-1000 <= s.priority <= 1000, "body.spec.priority must be between -1000 and 1000.", "body.spec.priority")
-        for k in _PROMPT_PARAMS:
-            v = s.params.get(k)
-            need(
-                not isinstance(v, str) or len(v) <= MAX_PROMPT_CHARS,
-                f"body.spec.params.{k} is {len(v) if isinstance(v, str) else 0} characters long; the model's text "
-                f"encoder (CLIP) reads only 77 tokens, so at most {MAX_PROMPT_CHARS} characters are accepted.",
-                f"body.spec.params.{k}",
-            )
+        for option in edit_params.EDIT_OPTIONS:  # a prompt's length first: its sentence says why (bridge/wire/edit_params.py)
+            too_long = edit_params.too_long(option, s.params.get(option.name), lambda o: f"body.spec.params.{o.name}")
+            need(too_long is None, too_long or "", f"body.spec.params.{option.name}")
         for k, v in s.params.items():
             need(
                 v is None or isinstance(v, (bool, int, float, str)),

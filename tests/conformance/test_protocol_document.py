@@ -11,7 +11,7 @@ import re
 import msgpack
 import pytest
 
-from bridge.wire.edit_options import EDIT_OPTIONS
+from bridge.wire.edit_params import EDIT_OPTIONS
 from tests.conformance.conftest import doc_section, doc_text, names_in, parse_table, unquote
 
 TERMINAL = ("done", "failed", "cancelled")

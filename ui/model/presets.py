@@ -5,23 +5,36 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
+from typing import Any
 
 from PySide6.QtCore import QObject, Signal
+
+from bridge.wire.edit_params import BY_NAME, form_range, problems
+
+
+def _default(name: str) -> Any:
+    """A field default read from the table when a form is made (so a form follows the table)."""
+    return field(default_factory=lambda: BY_NAME[name].default)
+
+
+# How the panel's messages name the parameters it shows.
+LABELS = {"prompt": "The prompt", "negative_prompt": "The negative prompt", "seed": "The seed", "steps": "Steps",
+          "guidance": "Guidance", "kf_interval": "The keyframe interval", "short_side": "The working size"}
 
 
 @dataclass(frozen=True)
 class EditForm:
-    """What the prompt panel holds; the defaults are the engine's (docs/protocol.md)."""
+    """What the prompt panel holds: some of the edit parameters (bridge/wire/edit_params.py), and the model."""
 
     prompt: str = ""
     negative_prompt: str = ""  # empty: the server's default negative prompt
-    seed: int = 0
-    steps: int = 50
-    guidance: float = 7.5
-    kf_interval: int = 8
-    short_side: int = 512
+    seed: int = _default("seed")
+    steps: int = _default("steps")
+    guidance: float = _default("guidance")
+    kf_interval: int = _default("kf_interval")
+    short_side: int = _default("short_side")
     model: str = ""  # empty: the server's default model
 
     def params(self) -> dict:
@@ -41,16 +54,15 @@ class EditForm:
         return cls(**known, model=model or "")
 
     def problem(self) -> str:
-        """Why this form cannot be submitted, in one sentence; '' when it can."""
-        if not self.prompt.strip():
-            return "The prompt is empty: describe the edit, e.g. 'a watercolor painting'."
-        if not 1 <= self.steps <= 1000:
-            return "Steps must be between 1 and 1000."
-        if self.short_side < 64:
-            return "The working size must be at least 64 pixels."
-        if self.kf_interval < 1:
-            return "The keyframe interval must be at least 1."
-        return ""
+        """Why this form cannot be submitted, in one sentence (the server's, bridge/wire/edit_params.py); ''
+        when it can."""
+        found = problems(self.params(), lambda option: LABELS.get(option.name, option.name))
+        return next(iter(found.values()), "")
+
+    @staticmethod
+    def spin_range(name: str) -> tuple[float, float]:
+        """The bounds of the spin box for a numeric field."""
+        return form_range(name)
 
 
 class PresetStore(QObject):

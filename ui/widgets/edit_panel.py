@@ -69,12 +69,12 @@ class EditPanel(QWidget):
         seed_row = QHBoxLayout()
         seed_row.addWidget(QLabel("Seed"))
         self.seed = QSpinBox()
-        self.seed.setRange(0, 2**31 - 1)
+        self.seed.setRange(*_int_range("seed"))
         seed_row.addWidget(self.seed, 1)
         dice = QToolButton()
         dice.setText("Random")
         dice.setToolTip("A new random seed")
-        dice.clicked.connect(lambda: self.seed.setValue(random.randrange(0, 2**31 - 1)))
+        dice.clicked.connect(lambda: self.seed.setValue(random.randint(*_int_range("seed"))))
         seed_row.addWidget(dice)
         layout.addLayout(seed_row)
 
@@ -89,14 +89,15 @@ class EditPanel(QWidget):
         form = QFormLayout(self.advanced)
         form.setContentsMargins(12, 0, 0, 0)
         self.steps = QSpinBox()
-        self.steps.setRange(1, 1000)
+        # Spin-box bounds from the one table of edit parameters (bridge/wire/edit_params.py).
+        self.steps.setRange(*_int_range("steps"))
         self.guidance = QDoubleSpinBox()
-        self.guidance.setRange(0.0, 50.0)
+        self.guidance.setRange(*EditForm.spin_range("guidance"))
         self.guidance.setSingleStep(0.5)
         self.kf_interval = QSpinBox()
-        self.kf_interval.setRange(1, 64)
+        self.kf_interval.setRange(*_int_range("kf_interval"))
         self.short_side = QSpinBox()
-        self.short_side.setRange(64, 2048)
+        self.short_side.setRange(*_int_range("short_side"))
         self.short_side.setSingleStep(64)
         self.short_side.setSuffix(" px")
         self.model = QComboBox()
@@ -235,6 +236,11 @@ class EditPanel(QWidget):
         self.status.setText(f"{view.prompt!r} · {view.status_text}")
         self.progress.setValue(int(view.fraction * 1000))
         self.cancel_button.setEnabled(not view.terminal)
+
+
+def _int_range(name: str) -> tuple[int, int]:
+    low, high = EditForm.spin_range(name)
+    return int(low), int(high)
 
 
 def _short(model: str) -> str:
