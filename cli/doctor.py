@@ -139,12 +139,12 @@ def check_gpu(torch) -> Check:
 
 
 def check_models(default_model: str) -> Check:
+    from bridge.folders import config_dir, hub_cache_dir
     from cli.model_catalog import human_size, list_models
     from server.model_registry import RegistryError
-    from server.user_dirs import default_config_dir, hub_cache_dir
 
     try:
-        models = list_models(hub_cache_dir(), default_config_dir())
+        models = list_models(hub_cache_dir(), config_dir())
     except RegistryError as exc:
         return Check("models", "Models", FAIL, str(exc), "Fix or delete the registry file named above.")
     usable = [m for m in models if m.supported]
@@ -227,9 +227,9 @@ def check_integrations() -> list[Check]:
 
 
 def collect(endpoint: str, timeout: float) -> list[Check]:
+    from bridge.folders import hub_cache_dir, inversion_cache_dir
     from bridge.wire.client import default_endpoint
     from server.paths import resolve_data_dir
-    from server.user_dirs import default_cache_dir, hub_cache_dir
 
     checks = [check_python()]
     torch_check, torch = check_torch()
@@ -237,7 +237,7 @@ def collect(endpoint: str, timeout: float) -> list[Check]:
     checks.append(check_models(_default_model(torch is not None)))
     checks.append(check_server(endpoint or default_endpoint(), timeout))
     checks.append(check_disk("Disk: data", resolve_data_dir().root, LOW_FREE_BYTES // 2))
-    checks.append(check_disk("Disk: cache", default_cache_dir(), LOW_FREE_BYTES // 2))
+    checks.append(check_disk("Disk: cache", inversion_cache_dir(), LOW_FREE_BYTES // 2))
     # The hub cache is shared with other tools; its models are counted under Models.
     checks.append(check_disk("Disk: models", hub_cache_dir(), LOW_FREE_BYTES, count_used=False))
     checks += check_integrations()

@@ -77,10 +77,10 @@ def _build(builder_name: str, what: str, args: argparse.Namespace) -> int:
     print(f"Built {what} in {path}")
     print(NOISE_WARNING)
     if getattr(args, "add", None):
+        from bridge.folders import config_dir
         from cli.model_catalog import add_local
-        from server.user_dirs import default_config_dir
 
-        add_local(Path(path), args.add, default_config_dir())
+        add_local(Path(path), args.add, config_dir())
         print(f"Registered it as {args.add!r}: --model {args.add}")
     return 0
 
@@ -94,9 +94,9 @@ def _make_sd21(args: argparse.Namespace) -> int:
 
 
 def _places() -> tuple[Path, Path]:
-    from server.user_dirs import default_config_dir, hub_cache_dir
+    from bridge.folders import config_dir, hub_cache_dir
 
-    return hub_cache_dir(), default_config_dir()
+    return hub_cache_dir(), config_dir()
 
 
 def _default_model() -> str:
