@@ -21,6 +21,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Callable
 
+from bridge.display import format_bytes
 from cli.launch import tokenflow_command
 
 OK, INFO, WARN, FAIL = "ok", "info", "warn", "fail"
@@ -111,8 +112,8 @@ def check_gpu(torch) -> Check:
         except RuntimeError:
             free, total = None, props.total_memory
         more = f" (+{torch.cuda.device_count() - 1} more)" if torch.cuda.device_count() > 1 else ""
-        detail = f"{props.name}{more}, {total / 1024**3:.1f} GiB" + (
-            f" ({free / 1024**3:.1f} GiB free)" if free is not None else "")
+        detail = f"{props.name}{more}, {format_bytes(total, binary=True)}" + (
+            f" ({format_bytes(free, binary=True)} free)" if free is not None else "")
         data = {"name": props.name, "total_bytes": total, "free_bytes": free}
         if total < LOW_GPU_BYTES:
             return Check("gpu", "GPU", WARN, detail, "Little GPU memory: use a smaller working size "
@@ -140,7 +141,7 @@ def check_gpu(torch) -> Check:
 
 def check_models(default_model: str) -> Check:
     from bridge.folders import config_dir, hub_cache_dir
-    from cli.model_catalog import human_size, list_models
+    from cli.model_catalog import list_models
     from server.model_registry import RegistryError
 
     try:
@@ -156,7 +157,7 @@ def check_models(default_model: str) -> Check:
         return Check("models", "Models", FAIL, "no usable model" + found,
                      f"Download one: {pull}; or register one you have: `tokenflow models add DIR`. To test without "
                      "weights: `tokenflow models make-tiny DIR --add tiny` (its output is noise).", data)
-    listing = ", ".join(f"{m.id} ({human_size(m.size_bytes)})" for m in usable)
+    listing = ", ".join(f"{m.id} ({format_bytes(m.size_bytes)})" for m in usable)
     if default_model not in {m.id for m in usable} and not Path(default_model).exists():
         return Check("models", "Models", WARN, f"{len(usable)} usable: {listing}; the default {default_model} "
                      "is not downloaded",
@@ -194,12 +195,11 @@ def check_server(endpoint: str, timeout: float) -> Check:
 
 def check_disk(label: str, path: Path, low: int, count_used: bool = True) -> Check:
     from server.disk import real_free_space, tree_bytes
-    from cli.model_catalog import human_size
 
     free = real_free_space(path)  # the same measure the server checks before it accepts a job
     used = tree_bytes(path) if count_used else None
     data = {"path": str(path), "free_bytes": free, "used_bytes": used}
-    detail = f"{human_size(free)} free at {path}" + (f" (uses {human_size(used)})" if used else "")
+    detail = f"{format_bytes(free)} free at {path}" + (f" (uses {format_bytes(used)})" if used else "")
     if free < MIN_FREE_BYTES:
         return Check("disk", label, FAIL, detail, "Free some space on that disk, or move the folder "
                      "(TOKENFLOW_DATA_DIR, TOKENFLOW_CACHE_DIR, HF_HOME; see docs/install.md).", data)
