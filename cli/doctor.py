@@ -23,6 +23,7 @@ from typing import Callable
 
 from bridge.display import format_bytes
 from cli.launch import tokenflow_command
+from cli.options import connection_options
 
 OK, INFO, WARN, FAIL = "ok", "info", "warn", "fail"
 MIN_FREE_BYTES = 1_000_000_000  # below this nothing fits: a job's frames, an inversion, a model download
@@ -42,14 +43,13 @@ class Check:
 
 
 def register(subparsers) -> None:
+    connection = connection_options(server_help="server to check (default: $TOKENFLOW_SERVER or the local default)",
+                                    keys=False, timeout=2.0, timeout_help="seconds to wait for the server (default: 2)")
     parser = subparsers.add_parser(
-        "doctor", help="check this machine: Python, PyTorch, GPU, models, server, disk, integrations",
+        "doctor", parents=[connection], help="check this machine: Python, PyTorch, GPU, models, server, disk, integrations",
         description="Report what an edit needs on this machine and what to do about anything missing. Exit "
         "status 1 when something blocks an edit (no PyTorch, no model, no disk space).",
     )
-    parser.add_argument("--server", metavar="ENDPOINT",
-                        help="server to check (default: $TOKENFLOW_SERVER or the local default)")
-    parser.add_argument("--timeout", type=float, default=2.0, help="seconds to wait for the server (default: 2)")
     parser.add_argument("--json", action="store_true", help="machine-readable output")
     parser.set_defaults(func=run)
 
