@@ -1,6 +1,8 @@
-"""A one-line live status display for terminals; silent when output is not a TTY.
+"""Texts for people: durations, byte counts, and a one-line live status display for terminals
+(silent when output is not a TTY).
 
-Shared by `tokenflow edit` (in-process) and `tokenflow submit` / `jobs watch` (over the wire).
+Shared by `tokenflow edit` (in-process), `tokenflow submit` / `jobs watch` (over the wire), and
+every message that tells a user a size (the server's disk and memory checks, doctor, models).
 """
 
 from __future__ import annotations
@@ -13,12 +15,23 @@ from typing import TextIO
 def format_duration(seconds: float | None) -> str:
     if seconds is None:
         return "--"
-    s = int(round(seconds))
+    s = round(seconds)
     if s >= 3600:
         return f"{s // 3600}h{s % 3600 // 60:02d}m"
     if s >= 60:
         return f"{s // 60}m{s % 60:02d}s"
     return f"{s}s"
+
+
+def format_bytes(n: float, binary: bool = False) -> str:
+    """A byte count as people read it: "512 B", "1.5 MB" (powers of 1000, as disks are sold), or with
+    binary=True "7.8 GiB" (powers of 1024, as GPU memory is reported). GB/GiB is the largest unit."""
+    step, units = (1024, ("B", "KiB", "MiB", "GiB")) if binary else (1000, ("B", "KB", "MB", "GB"))
+    for unit in units:
+        if abs(n) < step or unit == units[-1]:
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= step
+    raise AssertionError("unreachable")
 
 
 def progress_text(stage: str, step: int, total: int, frames_done: int, frames_total: int, eta_s: float | None) -> str:

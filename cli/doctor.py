@@ -21,7 +21,9 @@ from importlib import metadata
 from pathlib import Path
 from typing import Callable
 
+from bridge.display import format_bytes
 from cli.launch import tokenflow_command
+from cli.options import connection_options
 
 OK, INFO, WARN, FAIL = "ok", "info", "warn", "fail"
 MIN_FREE_BYTES = 1_000_000_000  # below this nothing fits: a job's frames, an inversion, a model download
@@ -41,14 +43,13 @@ class Check:
 
 
 def register(subparsers) -> None:
+    connection = connection_options(server_help="server to check (default: $TOKENFLOW_SERVER or the local default)",
+                                    keys=False, timeout=2.0, timeout_help="seconds to wait for the server (default: 2)")
     parser = subparsers.add_parser(
-        "doctor", help="check this machine: Python, PyTorch, GPU, models, server, disk, integrations",
+        "doctor", parents=[connection], help="check this machine: Python, PyTorch, GPU, models, server, disk, integrations",
         description="Report what an edit needs on this machine and what to do about anything missing. Exit "
         "status 1 when something blocks an edit (no PyTorch, no model, no disk space).",
     )
-    parser.add_argument("--server", metavar="ENDPOINT",
-                        help="server to check (default: $TOKENFLOW_SERVER or the local default)")
-    parser.add_argument("--timeout", type=float, default=2.0, help="seconds to wait for the server (default: 2)")
     parser.add_argument("--json", action="store_true", help="machine-readable output")
     parser.set_defaults(func=run)
 
@@ -111,8 +112,8 @@ def check_gpu(torch) -> Check:
         except RuntimeError:
             free, total = None, props.total_memory
         more = f" (+{torch.cuda.device_count() - 1} more)" if torch.cuda.device_count() > 1 else ""
-        detail = f"{props.name}{more}, {total / 1024**3:.1f} GiB" + (
-            f" ({free / 1024**3:.1f} GiB free)" if free is not None else "")
+        detail = f"{props.name}{more}, {format_bytes(total, binary=True)}" + (
+            f" ({format_bytes(free, binary=True)} free)" if free is not None else "")
         data = {"name": props.name, "total_bytes": total, "free_bytes": free}
         if total < LOW_GPU_BYTES:
             return Check("gpu", "GPU", WARN, detail, "Little GPU memory: use a smaller working size "
@@ -139,12 +140,12 @@ def check_gpu(torch) -> Check:
 
 
 def check_models(default_model: str) -> Check:
-    from cli.model_catalog import human_size, list_models
+    from bridge.folders import config_dir, hub_cache_dir
+    from cli.model_catalog import list_models
     from server.model_registry import RegistryError
-    from server.user_dirs import default_config_dir, hub_cache_dir
 
     try:
-        models = list_models(hub_cache_dir(), default_config_dir())
+        models = list_models(hub_cache_dir(), config_dir())
     except RegistryError as exc:
         return Check("models", "Models", FAIL, str(exc), "Fix or delete the registry file named above.")
     usable = [m for m in models if m.supported]
@@ -156,7 +157,7 @@ def check_models(default_model: str) -> Check:
         return Check("models", "Models", FAIL, "no usable model" + found,
                      f"Download one: {pull}; or register one you have: `tokenflow models add DIR`. To test without "
                      "weights: `tokenflow models make-tiny DIR --add tiny` (its output is noise).", data)
-    listing = ", ".join(f"{m.id} ({human_size(m.size_bytes)})" for m in usable)
+    listing = ", ".join(f"{m.id} ({format_bytes(m.size_bytes)})" for m in usable)
     if default_model not in {m.id for m in usable} and not Path(default_model).exists():
         return Check("models", "Models", WARN, f"{len(usable)} usable: {listing}; the default {default_model} "
                      "is not downloaded",
@@ -194,12 +195,11 @@ def check_server(endpoint: str, timeout: float) -> Check:
 
 def check_disk(label: str, path: Path, low: int, count_used: bool = True) -> Check:
     from server.disk import real_free_space, tree_bytes
-    from cli.model_catalog import human_size
 
     free = real_free_space(path)  # the same measure the server checks before it accepts a job
     used = tree_bytes(path) if count_used else None
     data = {"path": str(path), "free_bytes": free, "used_bytes": used}
-    detail = f"{human_size(free)} free at {path}" + (f" (uses {human_size(used)})" if used else "")
+    detail = f"{format_bytes(free)} free at {path}" + (f" (uses {format_bytes(used)})" if used else "")
     if free < MIN_FREE_BYTES:
         return Check("disk", label, FAIL, detail, "Free some space on that disk, or move the folder "
                      "(TOKENFLOW_DATA_DIR, TOKENFLOW_CACHE_DIR, HF_HOME; see docs/install.md).", data)
@@ -227,9 +227,9 @@ def check_integrations() -> list[Check]:
 
 
 def collect(endpoint: str, timeout: float) -> list[Check]:
+    from bridge.folders import hub_cache_dir, inversion_cache_dir
     from bridge.wire.client import default_endpoint
     from server.paths import resolve_data_dir
-    from server.user_dirs import default_cache_dir, hub_cache_dir
 
     checks = [check_python()]
     torch_check, torch = check_torch()
@@ -237,7 +237,7 @@ def collect(endpoint: str, timeout: float) -> list[Check]:
     checks.append(check_models(_default_model(torch is not None)))
     checks.append(check_server(endpoint or default_endpoint(), timeout))
     checks.append(check_disk("Disk: data", resolve_data_dir().root, LOW_FREE_BYTES // 2))
-    checks.append(check_disk("Disk: cache", default_cache_dir(), LOW_FREE_BYTES // 2))
+    checks.append(check_disk("Disk: cache", inversion_cache_dir(), LOW_FREE_BYTES // 2))
     # The hub cache is shared with other tools; its models are counted under Models.
     checks.append(check_disk("Disk: models", hub_cache_dir(), LOW_FREE_BYTES, count_used=False))
     checks += check_integrations()

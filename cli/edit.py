@@ -14,7 +14,7 @@ from bridge.media import MediaError, check_output_writable, open_writer, parse_f
 from bridge.media import default_output as default_media_output
 from bridge.media.output_safety import check_output, next_free_output
 from cli.media import add_format_options
-from server.user_dirs import default_cache_dir
+from bridge.folders import inversion_cache_dir
 from bridge.display import StatusLine, progress_text
 
 if TYPE_CHECKING:
@@ -134,7 +134,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         from server.model_registry import resolve_model
 
-        engine = Engine(resolve_model(args.model), device=args.device, cache_dir=args.cache_dir or default_cache_dir(),
+        engine = Engine(resolve_model(args.model), device=args.device, cache_dir=args.cache_dir or inversion_cache_dir(),
                         model_config=args.model_config, compile=args.compile)
     except EngineError as exc:
         return fail(str(exc), EXIT_BAD_INPUT)

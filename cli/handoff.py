@@ -39,6 +39,7 @@ from bridge.wire.client import Client, ClientError, ConnectionLost, ServerError,
 from bridge.editors.handoff import HandoffError, HandoffRequest, HandoffResult
 from bridge.editors.handoff_jobs import job_spec, output_for, result_of
 from cli.launch import tokenflow_command
+from cli.options import connection_options
 
 EXIT_DONE = 0
 EXIT_NOT_ALL_DONE = 1
@@ -215,13 +216,17 @@ def _interrupt_on_term() -> None:
 
 def _add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--request", default="-", metavar="FILE", help="the request JSON; - reads stdin (default)")
-    parser.add_argument("--server", metavar="ENDPOINT", help="server endpoint (default: $TOKENFLOW_SERVER or local)")
     parser.add_argument("--no-start-server", action="store_true", help="fail instead of starting a local server")
+
+
+def _connection() -> argparse.ArgumentParser:
+    return connection_options(server_help="server endpoint (default: $TOKENFLOW_SERVER or local)", keys=False,
+                              timeout=None)
 
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
-        "handoff", help="run an editor launcher's request (what the Resolve and Blender launchers start)",
+        "handoff", parents=[_connection()], help="run an editor launcher's request (what the Resolve and Blender launchers start)",
         description="Run an editor's handoff request (bridge/editors/handoff.py): a JSON request on stdin or "
         "in a file, result lines on stdout. The Resolve script and the Blender add-on start this.")
     _add_arguments(parser)
@@ -230,7 +235,7 @@ def register(subparsers) -> None:
 
 def main(argv: Optional[list[str]] = None, out: TextIO = sys.stdout,
          connect_fn: Callable[..., Client] = connect, ask_fn: Callable = _ask_with_dialog) -> int:
-    parser = argparse.ArgumentParser(prog="tokenflow handoff",
+    parser = argparse.ArgumentParser(prog="tokenflow handoff", parents=[_connection()],
                                      description="Run an editor's handoff request (see bridge/editors/handoff.py).")
     _add_arguments(parser)
     return run(parser.parse_args(argv), out, connect_fn, ask_fn)

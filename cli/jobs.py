@@ -18,24 +18,18 @@ from bridge.wire import protocol as p
 from bridge.wire.edit_params import add_param_options, flag_name, params_from_args, problems
 from cli.media import add_format_options
 from bridge.display import StatusLine, progress_text
-from bridge.wire.client import Client, ClientError, ConnectionLost, CurveKeys, EventKind, JobEvent, ServerError, absolute
+from bridge.wire.client import Client, ClientError, ConnectionLost, EventKind, JobEvent, ServerError, absolute
+from cli.options import connection_defaults, connection_options, curve_keys
 
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_BAD_INPUT = 2
 EXIT_CANCELLED = 130
 
-def _add_connection_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--server", metavar="ENDPOINT",
-                        help="server endpoint (default: $TOKENFLOW_SERVER or your own server's private ipc:// socket)")
-    parser.add_argument("--server-key", type=Path, help="the server's CurveZMQ public key file (remote servers)")
-    parser.add_argument("--client-key", type=Path, help="this client's CurveZMQ .key_secret file (remote servers)")
-    parser.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for an answer (default: %(default)s)")
-
-
 def register(subparsers) -> None:
+    connection = connection_options()
     submit = subparsers.add_parser(
-        "submit", help="send an edit to the server and wait for it",
+        "submit", help="send an edit to the server and wait for it", parents=[connection],
         description="Queue an edit on a running `tokenflow serve`, show its progress, and exit with its outcome. "
         "Paths are read and written by the server, on its machine. Ctrl-C asks whether to cancel the job "
         "or leave it running.",
@@ -55,34 +49,33 @@ def register(subparsers) -> None:
     submit.add_argument("--download", type=Path, metavar="DIR",
                         help="when the job is done, save its outputs into DIR on this machine (checksums verified; "
                         "an existing file is never replaced)")
-    _add_connection_options(submit)
     submit.set_defaults(func=run_submit)
 
     jobs = subparsers.add_parser("jobs", help="list, show, cancel, watch or reorder the server's jobs",
                                  description="Look at and manage the jobs of a running `tokenflow serve`.")
     actions = jobs.add_subparsers(dest="jobs_action", metavar="ACTION")
-    ls = actions.add_parser("list", help="jobs, newest first (the default action)")
+    ls = actions.add_parser("list", parents=[connection], help="jobs, newest first (the default action)")
     ls.add_argument("--state", action="append", choices=p.JOB_STATES, help="only jobs in this state (repeatable)")
     ls.add_argument("--limit", type=int, default=50)
     ls.add_argument("--json", action="store_true")
-    show = actions.add_parser("show", help="one job in detail")
+    show = actions.add_parser("show", parents=[connection], help="one job in detail")
     show.add_argument("job")
     show.add_argument("--json", action="store_true")
-    cancel = actions.add_parser("cancel", help="cancel a queued or running job")
+    cancel = actions.add_parser("cancel", parents=[connection], help="cancel a queued or running job")
     cancel.add_argument("job")
-    watch = actions.add_parser("watch", help="follow a job's progress until it ends; exits with its outcome")
+    watch = actions.add_parser("watch", parents=[connection],
+                               help="follow a job's progress until it ends; exits with its outcome")
     watch.add_argument("job")
-    move = actions.add_parser("reorder", help="change a queued job's priority or place in the queue")
+    move = actions.add_parser("reorder", parents=[connection],
+                              help="change a queued job's priority or place in the queue")
     move.add_argument("job")
     move.add_argument("--priority", type=int)
     move.add_argument("--position", type=int, help="0 = next to run")
-    delete = actions.add_parser("delete", help="forget a job that is not running and free what the server "
-                                "stored for it (its outputs are kept)")
+    delete = actions.add_parser("delete", parents=[connection], help="forget a job that is not running and free "
+                                "what the server stored for it (its outputs are kept)")
     delete.add_argument("job")
-    for sub in (ls, show, cancel, watch, move, delete):
-        _add_connection_options(sub)
     # Bare `tokenflow jobs` lists with the default connection (options live on each action).
-    jobs.set_defaults(func=run_jobs, jobs_action=None, server=None, server_key=None, client_key=None, timeout=10.0)
+    jobs.set_defaults(func=run_jobs, jobs_action=None, **connection_defaults(connection))
 
 
 # --- helpers ---
@@ -96,8 +89,7 @@ def error_exit(message: str, code: int) -> int:
 
 def client_from_args(args: argparse.Namespace, name: str = "tokenflow-cli", **options) -> Client:
     """A client for the connection options every client command takes (--server, keys, --timeout)."""
-    keys = CurveKeys.from_options(args.server_key, args.client_key)
-    return Client(args.server, timeout=args.timeout, keys=keys, name=name, **options)
+    return Client(args.server, timeout=args.timeout, keys=curve_keys(args), name=name, **options)
 
 
 

@@ -14,6 +14,7 @@ from fractions import Fraction
 from typing import Any
 
 from bridge.media.presets import PRESETS, ExportPreset, get_preset
+from cli.options import connection_options, curve_keys
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -55,19 +56,17 @@ def register(subparsers) -> None:
     formats.add_argument("--json", action="store_true", help="print them as JSON")
     formats.set_defaults(func=run_formats)
 
+    connection = connection_options(
+        server_help="ask a running server about a file on its machine (default endpoint when no value)",
+        server_optional=True, timeout=60.0, timeout_help="seconds to wait for the server (default: %(default)s)")
     probe = subparsers.add_parser(
-        "probe", help="describe a clip: frames, rate, timecode, size, audio, variable rate",
+        "probe", parents=[connection], help="describe a clip: frames, rate, timecode, size, audio, variable rate",
         description="Describe a clip as editors count it: frame count at its exact rate, start timecode, size, "
         "colour tags, audio, and whether its timestamps are irregular (variable rate or gaps; such frames hold "
         "the previous picture). Reads every timestamp, decodes nothing.",
     )
     probe.add_argument("input", help="video file (on the server's machine with --server)")
     probe.add_argument("--json", action="store_true", help="print the facts as JSON")
-    probe.add_argument("--server", metavar="ENDPOINT", nargs="?", const="",
-                       help="ask a running server about a file on its machine (default endpoint when no value)")
-    probe.add_argument("--server-key", help="the server's CurveZMQ public key file (remote servers)")
-    probe.add_argument("--client-key", help="this client's CurveZMQ .key_secret file (remote servers)")
-    probe.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for the server (default: %(default)s)")
     probe.set_defaults(func=run_probe)
 
 
@@ -153,11 +152,10 @@ def run_probe(args: argparse.Namespace) -> int:
 
 
 def _probe_on_server(args: argparse.Namespace) -> int:
-    from bridge.wire.client import Client, ClientError, CurveKeys, ServerError, absolute
+    from bridge.wire.client import Client, ClientError, ServerError, absolute
 
     try:
-        keys = CurveKeys.from_options(args.server_key, args.client_key)
-        with Client(args.server or None, timeout=args.timeout, keys=keys, name="tokenflow-probe") as client:
+        with Client(args.server or None, timeout=args.timeout, keys=curve_keys(args), name="tokenflow-probe") as client:
             facts = client.probe(absolute(args.input))
     except ServerError as exc:
         print(f"tokenflow: error: {exc.message}" + (f"\n  {exc.hint}" if exc.hint else ""), file=sys.stderr)

@@ -14,6 +14,7 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from bridge.display import format_bytes
 from server.model_registry import Registry, RegistryError
 
 # The parts of a diffusers Stable Diffusion 1.x/2.x repository an edit loads. Safety checker
@@ -74,14 +75,6 @@ def check_pipeline_folder(folder: Path) -> tuple[bool, str]:
     if missing:
         return False, f"incomplete (no weights for {', '.join(missing)})"
     return True, ""
-
-
-def human_size(n: int) -> str:
-    for unit in ("bytes", "KB", "MB", "GB"):
-        if n < 1000 or unit == "GB":
-            return f"{n} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
-        n /= 1000
-    raise AssertionError("unreachable")
 
 
 def folder_size(path: Path) -> int:
@@ -314,7 +307,7 @@ def remove(model_id: str, hub_cache: Path, config_dir: Path, delete: bool) -> tu
             registry.pulled.pop(model_id)
             registry.save()
             return f"{model_id} is no longer in the Hugging Face cache; forgot it.", []
-        size = human_size(folder_size(folder))
+        size = format_bytes(folder_size(folder))
         if not delete:
             raise NeedsConfirmation(f"Removing {model_id} deletes {size} from {folder} "
                                     "(downloaded by `tokenflow models pull`).")

@@ -77,10 +77,10 @@ def _build(builder_name: str, what: str, args: argparse.Namespace) -> int:
     print(f"Built {what} in {path}")
     print(NOISE_WARNING)
     if getattr(args, "add", None):
+        from bridge.folders import config_dir
         from cli.model_catalog import add_local
-        from server.user_dirs import default_config_dir
 
-        add_local(Path(path), args.add, default_config_dir())
+        add_local(Path(path), args.add, config_dir())
         print(f"Registered it as {args.add!r}: --model {args.add}")
     return 0
 
@@ -94,9 +94,9 @@ def _make_sd21(args: argparse.Namespace) -> int:
 
 
 def _places() -> tuple[Path, Path]:
-    from server.user_dirs import default_config_dir, hub_cache_dir
+    from bridge.folders import config_dir, hub_cache_dir
 
-    return hub_cache_dir(), default_config_dir()
+    return hub_cache_dir(), config_dir()
 
 
 def _default_model() -> str:
@@ -117,7 +117,8 @@ def _fail(message: str, code: int = 1) -> int:
 
 
 def _list(args: argparse.Namespace) -> int:
-    from cli.model_catalog import human_size, list_models
+    from bridge.display import format_bytes
+    from cli.model_catalog import list_models
     from server.model_registry import RegistryError
 
     hub, config = _places()
@@ -141,7 +142,7 @@ def _list(args: argparse.Namespace) -> int:
     print(f"{'MODEL':{width}}  {'SOURCE':10}  {'SIZE':>9}  LOCATION")
     for m in models:
         flag = "  (default)" if m.id == default else ""
-        print(f"{m.id:{width}}  {m.source:10}  {human_size(m.size_bytes):>9}  {m.path}{flag}")
+        print(f"{m.id:{width}}  {m.source:10}  {format_bytes(m.size_bytes):>9}  {m.path}{flag}")
         if m.note:
             print(f"{'':{width}}  {'':10}  {'':>9}  {'not usable: ' if not m.supported else ''}{m.note}")
     if default not in {m.id for m in models} and not default.startswith(("/", ".")):
@@ -151,7 +152,8 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _pull(args: argparse.Namespace) -> int:
-    from cli.model_catalog import CatalogError, HubUnreachable, human_size, list_models, pull
+    from bridge.display import format_bytes
+    from cli.model_catalog import CatalogError, HubUnreachable, list_models, pull
     from server.model_registry import RegistryError
 
     hub, config = _places()
@@ -166,15 +168,16 @@ def _pull(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(entry.as_json(), indent=2))
     elif entry.id in before and args.revision is None:
-        print(f"{entry.id} is already in the Hugging Face cache ({human_size(entry.size_bytes)} at {entry.path}); "
+        print(f"{entry.id} is already in the Hugging Face cache ({format_bytes(entry.size_bytes)} at {entry.path}); "
               "nothing was downloaded.")
     else:
-        print(f"{entry.id}: {human_size(entry.size_bytes)} in {entry.path}. Use it with --model {entry.id}.")
+        print(f"{entry.id}: {format_bytes(entry.size_bytes)} in {entry.path}. Use it with --model {entry.id}.")
     return 0
 
 
 def _add(args: argparse.Namespace) -> int:
-    from cli.model_catalog import CatalogError, add_local, human_size
+    from bridge.display import format_bytes
+    from cli.model_catalog import CatalogError, add_local
     from server.model_registry import RegistryError
 
     _, config = _places()
@@ -185,7 +188,7 @@ def _add(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(entry.as_json(), indent=2))
     else:
-        print(f"Registered {entry.id!r}: {entry.path} ({human_size(entry.size_bytes)}). Use it with --model {entry.id}.")
+        print(f"Registered {entry.id!r}: {entry.path} ({format_bytes(entry.size_bytes)}). Use it with --model {entry.id}.")
         if entry.note:
             print(f"Note: {entry.note}.")
     return 0

@@ -7,13 +7,16 @@ import sys
 from pathlib import Path
 
 from bridge.wire import protocol as p
+from cli.options import connection_options, curve_keys
 
 EXIT_BAD_INPUT = 2
 
 
 def register(subparsers) -> None:
+    connection = connection_options(server_help=f"server endpoint (default: $TOKENFLOW_SERVER or {p.DEFAULT_ENDPOINT})",
+                                    timeout=None)
     parser = subparsers.add_parser(
-        "panel", help="open the TokenFlow panel (pick a clip, mark in/out, prompt, watch, compare, export)",
+        "panel", parents=[connection], help="open the TokenFlow panel (pick a clip, mark in/out, prompt, watch, compare, export)",
         description="The desktop panel: a client of a TokenFlow server (it offers to start one when none "
         "answers). Keys: I/O mark, J/K/L and Space play, 1-4 compare, Ctrl+Enter submits. See docs/panel.md.",
     )
@@ -21,10 +24,6 @@ def register(subparsers) -> None:
     parser.add_argument("--handoff", metavar="FILE|-",
                         help="an editor launcher's request (JSON, bridge/editors/handoff.py), from a file or stdin; "
                         "results are printed on stdout as TOKENFLOW-RESULT lines")
-    parser.add_argument("--server", metavar="ENDPOINT",
-                        help=f"server endpoint (default: $TOKENFLOW_SERVER or {p.DEFAULT_ENDPOINT})")
-    parser.add_argument("--server-key", type=Path, help="the server's CurveZMQ public key file (remote servers)")
-    parser.add_argument("--client-key", type=Path, help="this client's CurveZMQ .key_secret file (remote servers)")
     parser.add_argument("--output-dir", type=Path,
                         help="where the server writes results (default: the server's outputs folder; "
                         "for a handoff: the request's output_dir, else beside the source)")
@@ -39,7 +38,7 @@ def _err(message: str) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    from bridge.wire.client import ClientError, CurveKeys, default_endpoint
+    from bridge.wire.client import ClientError, default_endpoint
     from bridge.editors.handoff import HandoffError
 
     request = None
@@ -51,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
         except HandoffError as exc:
             return _err(f"the handoff request is not usable: {exc}")
     try:
-        keys = CurveKeys.from_options(args.server_key, args.client_key)
+        keys = curve_keys(args)
     except (OSError, ClientError) as exc:
         return _err(str(exc))
     if args.clip and not Path(args.clip).is_file():

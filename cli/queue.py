@@ -28,6 +28,7 @@ from cli import batch as batch_file
 from bridge.wire import protocol as p
 from bridge.wire import summary
 from cli.jobs import error_exit as _err, client_from_args
+from cli.options import connection_options
 from bridge.wire.client import Client, ClientError, ConnectionLost, ServerError, absolute
 from bridge.wire.download import DownloadError, Saved, download_job
 from bridge.display import StatusLine
@@ -39,32 +40,30 @@ POLL_S = 1.0  # how often `wait` looks at the queue; a listing is one small requ
 _FINISHED_SHOWN = 10  # finished jobs the bare table shows below the active ones
 
 
-def _connection_options(parser: argparse.ArgumentParser, suppress: bool) -> None:
-    # Options on both `queue` and each action; SUPPRESS keeps an action from resetting a
-    # value given before it (`tokenflow queue --server X add ...`).
-    d = (lambda value: argparse.SUPPRESS) if suppress else (lambda value: value)
-    parser.add_argument("--server", metavar="ENDPOINT", default=d(None),
-                        help=f"server endpoint (default: $TOKENFLOW_SERVER or {p.DEFAULT_ENDPOINT})")
-    parser.add_argument("--server-key", type=Path, default=d(None), help="the server's CurveZMQ public key file")
-    parser.add_argument("--client-key", type=Path, default=d(None), help="this client's CurveZMQ .key_secret file")
-    parser.add_argument("--timeout", type=float, default=d(10.0), help="seconds to wait for an answer (default: 10)")
+def _connection(keep_earlier: bool) -> argparse.ArgumentParser:
+    # Options on both `queue` and each action; an action's copy keeps a value given before it
+    # (`tokenflow queue --server X add ...`).
+    return connection_options(server_help=f"server endpoint (default: $TOKENFLOW_SERVER or {p.DEFAULT_ENDPOINT})",
+                              key_note="", timeout_help="seconds to wait for an answer (default: 10)",
+                              keep_earlier=keep_earlier)
 
 
 def register(subparsers) -> None:
     q = subparsers.add_parser(
-        "queue", help="the render queue: add a batch of jobs, watch it, pause, resume, retry, remove, move",
+        "queue", parents=[_connection(keep_earlier=False)],
+        help="the render queue: add a batch of jobs, watch it, pause, resume, retry, remove, move",
         description="The server's render queue. Bare `tokenflow queue` shows it as a table; `queue add` queues a "
         "batch from a JSON, CSV or OpenTimelineIO file (docs/queue.md). Paths are on the server's machine.",
     )
-    _connection_options(q, suppress=False)
     q.add_argument("--batch", help="only this batch's jobs")
     q.add_argument("--all", action="store_true", help="every job, not only the active ones and the last few")
     q.add_argument("--json", action="store_true", help="the listing as JSON")
     q.add_argument("--download", type=Path, metavar="DIR",
                    help="save the outputs of the listed done jobs into DIR (skips files already there)")
     actions = q.add_subparsers(dest="queue_action", metavar="ACTION")
+    connection = _connection(keep_earlier=True)
 
-    add = actions.add_parser("add", help="queue a batch of jobs from a JSON, CSV or OpenTimelineIO file",
+    add = actions.add_parser("add", parents=[connection], help="queue a batch of jobs from a JSON, CSV or OpenTimelineIO file",
                              description="Queue one job per row (JSON, CSV) or per clip on a track (OTIO). The "
                              "whole batch is checked first, on the server too; if any job is wrong, nothing is "
                              "queued and every problem is listed.")
@@ -88,31 +87,31 @@ def register(subparsers) -> None:
     add.add_argument("--wait", action="store_true", help="follow the batch to its end and print its summary")
     add.add_argument("--download", type=Path, metavar="DIR", default=argparse.SUPPRESS,
                      help="with --wait: save the outputs into DIR as each job finishes, and the summary beside them")
-    wait = actions.add_parser("wait", help="follow a batch to its end, then print its summary",
+    wait = actions.add_parser("wait", parents=[connection], help="follow a batch to its end, then print its summary",
                               description="Follow a batch (default: the latest) until every job in it has ended; "
                               "print which succeeded (with outputs) and which failed and why. Exit status 0 when "
                               "all succeeded, 1 otherwise.")
     wait.add_argument("batch_id", nargs="?", metavar="BATCH", help="batch id (default: the latest batch)")
     wait.add_argument("--download", type=Path, metavar="DIR", default=argparse.SUPPRESS,
                       help="save the outputs into DIR as each job finishes, and the summary beside them")
-    ls = actions.add_parser("list", help="the queue as a table (the default action)")
+    ls = actions.add_parser("list", parents=[connection], help="the queue as a table (the default action)")
     ls.add_argument("--batch", default=argparse.SUPPRESS, help="only this batch's jobs")
     ls.add_argument("--all", action="store_true", default=argparse.SUPPRESS, help="every job")
     ls.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="the listing as JSON")
     ls.add_argument("--download", type=Path, metavar="DIR", default=argparse.SUPPRESS,
                     help="save the outputs of the listed done jobs into DIR")
-    actions.add_parser("pause", help="pause the whole queue: the running job finishes, nothing new starts")
-    actions.add_parser("resume", help="resume the queue")
-    retry = actions.add_parser("retry", help="queue failed or cancelled jobs again (same output names)")
+    actions.add_parser("pause", parents=[connection],
+                       help="pause the whole queue: the running job finishes, nothing new starts")
+    actions.add_parser("resume", parents=[connection], help="resume the queue")
+    retry = actions.add_parser("retry", parents=[connection],
+                               help="queue failed or cancelled jobs again (same output names)")
     retry.add_argument("job", nargs="+")
-    remove = actions.add_parser("remove", help="take jobs out of the queue (a running job is cancelled first); "
-                                "outputs already written are kept")
+    remove = actions.add_parser("remove", parents=[connection], help="take jobs out of the queue (a running job is "
+                                "cancelled first); outputs already written are kept")
     remove.add_argument("job", nargs="+")
-    move = actions.add_parser("move", help="move a queued job to a place in the queue")
+    move = actions.add_parser("move", parents=[connection], help="move a queued job to a place in the queue")
     move.add_argument("job")
     move.add_argument("position", type=int, help="1 = next to run")
-    for sub in (add, wait, ls, *(actions.choices[n] for n in ("pause", "resume")), retry, remove, move):
-        _connection_options(sub, suppress=True)
     q.set_defaults(func=run, queue_action=None)
 
 

@@ -109,8 +109,8 @@ def run(args: argparse.Namespace) -> int:
     from server.disk import Retention, free_space_from_env
     from server.paths import resolve_data_dir
     from server.security import SecurityError
-    from server.user_dirs import default_cache_dir
 
+    from bridge.folders import inversion_cache_dir
     from bridge.wire.local import LocalSetupError, default_endpoint
 
     try:
@@ -123,7 +123,7 @@ def run(args: argparse.Namespace) -> int:
         Path.home().resolve(), data.outputs)
     config = ServerConfig(
         data=data, models=_models(args), device=args.device,
-        cache_dir=args.cache_dir or default_cache_dir(), bind=bind, allowed_output_dirs=allowed,
+        cache_dir=args.cache_dir or inversion_cache_dir(), bind=bind, allowed_output_dirs=allowed,
         curve_dir=args.curve_dir,
         limits=dataclasses.replace(Limits(), max_queue=args.max_queue, max_request_bytes=args.max_request_bytes,
                                     client_queue_bytes=args.client_queue_bytes, total_queue_bytes=args.total_queue_bytes),

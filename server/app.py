@@ -13,10 +13,11 @@ import threading
 
 import zmq
 
+from bridge.display import format_bytes
 from bridge.wire.local import default_endpoint
 from server.config import ServerConfig
 from server.data_lock import DataDirLock
-from server.disk import Reserve, Usage, empty_trash, human, sweep, trim_cache, usage
+from server.disk import Reserve, Usage, empty_trash, sweep, trim_cache, usage
 from server.engine_host import EngineFactory, EngineHost, default_factory
 from server.front import Front
 from server.journal import BlobCache, Doorbell, Journal
@@ -83,7 +84,8 @@ class Server:
         self.reserve.ensure()
         used = usage(cfg.data, cfg.cache_dir, cfg.free_space)
         if deleted or freed:
-            log.info("retention: deleted %d old job(s), trimmed %s of inversion cache", len(deleted), human(freed))
+            log.info("retention: deleted %d old job(s), trimmed %s of inversion cache", len(deleted),
+                     format_bytes(freed))
         self.usage = used
         return used
 

@@ -15,7 +15,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from server.disk import FreeSpace, human
+from bridge.display import format_bytes
+from server.disk import FreeSpace
 
 # Stored frames are lossless PNG (compress level 1); photographic frames come out
 # at about half their raw size, flat synthetic ones much smaller. Budget 0.7.
@@ -67,8 +68,8 @@ def memory_problem(needs: Needs, n_frames: int, available: int | None = None) ->
         return None
     per_frame = max(1, (needs.memory_bytes - (2 << 30)) // max(1, n_frames))
     fits = max(0, int((0.8 * total - (2 << 30)) // per_frame))
-    return (f"{n_frames} frames at this working size need about {human(needs.memory_bytes)} of memory; this machine "
-            f"has {human(total)}, enough for about {fits} frames.")
+    return (f"{n_frames} frames at this working size need about {format_bytes(needs.memory_bytes)} of memory; "
+            f"this machine has {format_bytes(total)}, enough for about {fits} frames.")
 
 
 def disk_problem(needs: Needs, data_root: Path, cache_dir: Path | None, output_dir: Path,
@@ -87,8 +88,8 @@ def disk_problem(needs: Needs, data_root: Path, cache_dir: Path | None, output_d
         free = free_space(places[0][1])
         if free < total + DISK_MARGIN_BYTES:
             where = " and ".join(f"{label} ({folder})" for label, folder in places)
-            return (f"The disk holding {where} has {human(free)} free; this job needs about "
-                    f"{human(total + DISK_MARGIN_BYTES)}.")
+            return (f"The disk holding {where} has {format_bytes(free)} free; this job needs about "
+                    f"{format_bytes(total + DISK_MARGIN_BYTES)}.")
     return None
 
 

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from bridge.display import format_bytes
 from server.paths import DataDir
 from server.scheduler import Scheduler
 from server.store import JobStore
@@ -64,14 +65,6 @@ def tree_bytes(path: Path) -> int:
     return total
 
 
-def human(n: float) -> str:
-    for unit in ("B", "KB", "MB", "GB"):
-        if abs(n) < 1000 or unit == "GB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1000
-    return f"{n:.1f} TB"
-
-
 @dataclass(frozen=True)
 class Usage:
     jobs_bytes: int  # job folders: stored frames, proxies, previews
@@ -80,8 +73,8 @@ class Usage:
     free_bytes: int  # free on the data folder's file system
 
     def describe(self) -> str:
-        return (f"jobs {human(self.jobs_bytes)}, database {human(self.database_bytes)}, inversion cache "
-                f"{human(self.cache_bytes)}; {human(self.free_bytes)} free")
+        return (f"jobs {format_bytes(self.jobs_bytes)}, database {format_bytes(self.database_bytes)}, "
+                f"inversion cache {format_bytes(self.cache_bytes)}; {format_bytes(self.free_bytes)} free")
 
 
 def usage(data: DataDir, cache_dir: Path | None, free_space: FreeSpace = real_free_space) -> Usage:

@@ -81,10 +81,10 @@ def resolve_model(spec: str, config_dir: Path | None = None) -> str:
     """What to load for `--model SPEC`: a registered name becomes its path; anything else is passed on."""
     if not NAME_RE.match(spec) or Path(spec).exists():
         return spec  # a hub id, a path, or a folder of that name in the working directory
-    from server.user_dirs import default_config_dir
+    from bridge import folders
 
     try:
-        registry = Registry.load(config_dir or default_config_dir())
+        registry = Registry.load(config_dir or folders.config_dir())
     except RegistryError:
         return spec
     model = registry.local.get(spec)

@@ -6,11 +6,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-import platformdirs
-
-APP_NAME = "tokenflow"
-# Tests and service units point the server elsewhere without touching the user's data.
-DATA_DIR_ENV = "TOKENFLOW_DATA_DIR"
+from bridge import folders
 
 
 @dataclass(frozen=True)
@@ -39,10 +35,7 @@ class DataDir:
 
 
 def resolve_data_dir(explicit: str | os.PathLike | None = None) -> DataDir:
-    """--data-dir, else $TOKENFLOW_DATA_DIR, else the user data directory."""
+    """--data-dir, else $TOKENFLOW_DATA_DIR, else the user data directory (bridge.folders)."""
     if explicit:
         return DataDir(Path(explicit).expanduser().resolve())
-    env = os.environ.get(DATA_DIR_ENV)
-    if env:
-        return DataDir(Path(env).expanduser().resolve())
-    return DataDir(Path(platformdirs.user_data_dir(APP_NAME)).resolve())
+    return DataDir(folders.data_dir())

@@ -301,7 +301,8 @@ class Service:
         return Outcome(cursor=ListCursor(self.journal, events, env.rid, closing), cursor_key=("fetch", env.rid))
 
     def _on_delete(self, env: p.Envelope) -> Outcome:
-        from server.disk import DeleteRefused, delete_job, human
+        from bridge.display import format_bytes
+        from server.disk import DeleteRefused, delete_job
 
         job = self._job(env)
         try:
@@ -310,7 +311,7 @@ class Service:
             raise RequestError("job_running", str(exc), f"Cancel it first (`tokenflow jobs cancel {job.id}`), "
                                "then delete it.", "job")
         kept = f"; its outputs were kept ({', '.join(job.outputs)})" if job.outputs else ""
-        return self._reply(env, p.Ok(detail=f"Deleted job {job.id} and {human(freed)} of stored data{kept}."))
+        return self._reply(env, p.Ok(detail=f"Deleted job {job.id} and {format_bytes(freed)} of stored data{kept}."))
 
     # --- the render queue (docs/queue.md) ---
 

@@ -6,9 +6,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-import platformdirs
-
-PANEL_DIR_ENV = "TOKENFLOW_PANEL_DIR"
+from bridge import folders
 
 
 @dataclass(frozen=True)
@@ -32,9 +30,9 @@ class PanelDirs:
 
 def panel_dirs(explicit: str | os.PathLike | None = None) -> PanelDirs:
     """One folder for both when given (--data-dir or $TOKENFLOW_PANEL_DIR), else the user dirs."""
-    root = explicit or os.environ.get(PANEL_DIR_ENV)
-    if root:
-        root = Path(root).expanduser().absolute()
+    given = explicit or folders.override(folders.PANEL_DIR_ENV)
+    if given:
+        root = Path(given).expanduser().absolute()
         return PanelDirs(data=root, config=root)
-    return PanelDirs(data=Path(platformdirs.user_data_dir("tokenflow")) / "panel",
-                     config=Path(platformdirs.user_config_dir("tokenflow")) / "panel")
+    # The panel's own subfolder of the user folders; $TOKENFLOW_CONFIG_DIR does not move it (never has).
+    return PanelDirs(data=folders.platform_data_dir() / "panel", config=folders.platform_config_dir() / "panel")

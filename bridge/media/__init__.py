@@ -23,6 +23,7 @@ _EXPORTS = {
     "get_preset": "presets",
     "preset_for_output": "presets",
     "parse_frame_range": "ranges",
+    "frame_timecode": "timecode",
     "frames_to_timecode": "timecode",
     "offset_timecode": "timecode",
     "timecode_to_frames": "timecode",

@@ -4,6 +4,13 @@ Only what offsetting a start timecode needs: parse "HH:MM:SS:FF" (or drop-frame
 "HH:MM:SS;FF"), add frames, format it back. Drop-frame counting follows SMPTE 12M:
 at 29.97 and 59.94 fps, frame numbers 0-1 (0-3 at 59.94) are skipped at the start of
 every minute except each tenth minute.
+
+Why not `opentimelineio.opentime` (compared in tests/bridge/test_timecode_otio.py; it agrees
+everywhere else, and serves as the test oracle):
+- to_timecode: at 29.97/59.94 non-drop it wraps early near 24:00:00 (float seconds), and it
+  refuses drop-frame style (";") at non-NTSC rates and rates outside its SMPTE list (119.88, 120).
+- from_timecode: it does not check ranges (01:61:00:00, frame 100 at 25 fps pass), takes five
+  fields, and reads "," as non-drop; files carry such timecodes and we must refuse or keep them.
 """
 
 from __future__ import annotations
@@ -66,6 +73,18 @@ def frames_to_timecode(number: int, frame_rate: Fraction, drop_frame: bool) -> s
     m = (number // (fps * 60)) % 60
     h = number // (fps * 3600)
     return f"{h:02d}:{m:02d}:{s:02d}{';' if drop_frame else ':'}{f:02d}"
+
+
+def frame_timecode(start_timecode: str | None, frame: int, frame_rate: Fraction) -> str:
+    """The timecode of a clip's `frame` (0 = its first): from its start timecode, else from 00:00:00:00
+    (also when the start is not a timecode at this rate, so a display never fails on odd metadata)."""
+    start, drop_frame = 0, False
+    if start_timecode:
+        try:
+            start, drop_frame = timecode_to_frames(start_timecode, frame_rate)
+        except ValueError:
+            pass
+    return frames_to_timecode(start + frame, frame_rate, drop_frame)
 
 
 def offset_timecode(timecode: str, frames: int, frame_rate: Fraction) -> str:

@@ -13,7 +13,7 @@ it, and by default only that user can reach it.
   another account cannot read them, so it cannot get in.
 - Any other address needs keys given explicitly (`tokenflow serve --curve-dir`).
 
-Standard library, platformdirs and pyzmq only: clients inside an editor load this.
+Standard library, bridge.folders (platformdirs) and pyzmq only: clients inside an editor load this.
 """
 
 from __future__ import annotations
@@ -23,17 +23,14 @@ import os
 import re
 import socket
 import stat
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
-import platformdirs
 import zmq
 
-APP_NAME = "tokenflow"
-# Overrides, for tests and service units (never needed by a user).
-RUNTIME_DIR_ENV = "TOKENFLOW_RUNTIME_DIR"
-CONFIG_DIR_ENV = "TOKENFLOW_CONFIG_DIR"
+from bridge import folders
+from bridge.folders import CONFIG_DIR_ENV, RUNTIME_DIR_ENV, config_dir
+
 SOCKET_NAME = "server.sock"
 FALLBACK_TCP = "tcp://127.0.0.1:7460"  # where ipc:// does not exist (Windows)
 # sun_path is 108 bytes on Linux, 104 on macOS; libzmq needs the whole path in it.
@@ -58,20 +55,13 @@ def _private_dir(path: Path, what: str) -> Path:
 
 def runtime_dir() -> Path:
     """The per-user folder holding the server's socket: $TOKENFLOW_RUNTIME_DIR or the platform's."""
-    override = os.environ.get(RUNTIME_DIR_ENV)
+    override = folders.override(RUNTIME_DIR_ENV)
     if override:
-        return _private_dir(Path(override), "runtime folder")
-    with warnings.catch_warnings():  # platformdirs warns when XDG_RUNTIME_DIR is unset, then falls back
-        warnings.simplefilter("ignore")
-        base = Path(platformdirs.user_runtime_dir(APP_NAME))
+        return _private_dir(override, "runtime folder")
+    base = folders.platform_runtime_dir()
     if base.parent.name.startswith("runtime-") and base.parent.parent == Path("/tmp"):
         _private_dir(base.parent, "runtime folder")  # /tmp/runtime-UID: anyone could have made it first
     return _private_dir(base, "runtime folder")
-
-
-def config_dir() -> Path:
-    override = os.environ.get(CONFIG_DIR_ENV)
-    return Path(override) if override else Path(platformdirs.user_config_dir(APP_NAME))
 
 
 def ipc_supported() -> bool:

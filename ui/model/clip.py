@@ -36,13 +36,7 @@ class OpenClip:
 
 def timecode(info: media.ClipInfo, frame: int) -> str:
     """The source timecode of a frame (the clip's own start timecode, else from 00:00:00:00)."""
-    start, drop = 0, False
-    if info.start_timecode:
-        try:
-            start, drop = media.timecode_to_frames(info.start_timecode, info.frame_rate)
-        except ValueError:
-            start, drop = 0, False
-    return media.frames_to_timecode(start + frame, info.frame_rate, drop)
+    return media.frame_timecode(info.start_timecode, frame, info.frame_rate)
 
 
 def rate_text(rate: Fraction) -> str:
