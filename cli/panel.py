@@ -6,15 +6,13 @@ import argparse
 import sys
 from pathlib import Path
 
-from bridge.wire import protocol as p
 from cli.options import connection_options, curve_keys
 
 EXIT_BAD_INPUT = 2
 
 
 def register(subparsers) -> None:
-    connection = connection_options(server_help=f"server endpoint (default: $TOKENFLOW_SERVER or {p.DEFAULT_ENDPOINT})",
-                                    timeout=None)
+    connection = connection_options(timeout=None)
     parser = subparsers.add_parser(
         "panel", parents=[connection], help="open the TokenFlow panel (pick a clip, mark in/out, prompt, watch, compare, export)",
         description="The desktop panel: a client of a TokenFlow server (it offers to start one when none "

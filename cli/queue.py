@@ -43,9 +43,7 @@ _FINISHED_SHOWN = 10  # finished jobs the bare table shows below the active ones
 def _connection(keep_earlier: bool) -> argparse.ArgumentParser:
     # Options on both `queue` and each action; an action's copy keeps a value given before it
     # (`tokenflow queue --server X add ...`).
-    return connection_options(server_help=f"server endpoint (default: $TOKENFLOW_SERVER or {p.DEFAULT_ENDPOINT})",
-                              key_note="", timeout_help="seconds to wait for an answer (default: 10)",
-                              keep_earlier=keep_earlier)
+    return connection_options(keep_earlier=keep_earlier)
 
 
 def register(subparsers) -> None:

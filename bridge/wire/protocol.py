@@ -29,8 +29,6 @@ PROTOCOL_VERSION = 1
 SUPPORTED_VERSIONS = (1,)
 
 # Defaults a server advertises in `welcome`; a client reads the real ones from there.
-DEFAULT_PORT = 7460
-DEFAULT_ENDPOINT = f"tcp://127.0.0.1:{DEFAULT_PORT}"
 DEFAULT_MAX_REQUEST_BYTES = 1 << 20  # requests carry paths and prompts, never pixels
 # Any single inbound frame up to this size is read and answered (`too_large` when it is
 # over max_request_bytes); ZeroMQ drops the connection of a peer sending a bigger frame.

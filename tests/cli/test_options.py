@@ -7,18 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from bridge.wire import protocol as p
 from bridge.wire.client import ClientError
 from cli.main import build_parser
 from cli.options import connection_options, curve_keys
 
 OURS = "server endpoint (default: $TOKENFLOW_SERVER or your own server's private ipc:// socket)"
-TCP = f"server endpoint (default: $TOKENFLOW_SERVER or {p.DEFAULT_ENDPOINT})"
 ANSWER = "seconds to wait for an answer (default: %(default)s)"
 REMOTE_KEYS = {"--server-key": "the server's CurveZMQ public key file (remote servers)",
                "--client-key": "this client's CurveZMQ .key_secret file (remote servers)"}
-QUEUE_KEYS = {"--server-key": "the server's CurveZMQ public key file",
-              "--client-key": "this client's CurveZMQ .key_secret file"}
 
 # command -> {option: (default, help)}; an option not listed must be absent
 EXPECTED: dict[str, dict[str, tuple[object, str]]] = {
@@ -27,14 +23,14 @@ EXPECTED: dict[str, dict[str, tuple[object, str]]] = {
                   "--timeout": (10.0, ANSWER)},
     "jobs delete": {"--server": (None, OURS), **{k: (None, h) for k, h in REMOTE_KEYS.items()},
                     "--timeout": (10.0, ANSWER)},
-    "queue": {"--server": (None, TCP), **{k: (None, h) for k, h in QUEUE_KEYS.items()},
-              "--timeout": (10.0, "seconds to wait for an answer (default: 10)")},
-    "queue add": {"--server": (argparse.SUPPRESS, TCP), **{k: (argparse.SUPPRESS, h) for k, h in QUEUE_KEYS.items()},
-                  "--timeout": (argparse.SUPPRESS, "seconds to wait for an answer (default: 10)")},
+    "queue": {"--server": (None, OURS), **{k: (None, h) for k, h in REMOTE_KEYS.items()},
+              "--timeout": (10.0, ANSWER)},
+    "queue add": {"--server": (argparse.SUPPRESS, OURS), **{k: (argparse.SUPPRESS, h) for k, h in REMOTE_KEYS.items()},
+                  "--timeout": (argparse.SUPPRESS, ANSWER)},
     "probe": {"--server": (None, "ask a running server about a file on its machine (default endpoint when no value)"),
               **{k: (None, h) for k, h in REMOTE_KEYS.items()},
               "--timeout": (60.0, "seconds to wait for the server (default: %(default)s)")},
-    "panel": {"--server": (None, TCP), **{k: (None, h) for k, h in REMOTE_KEYS.items()}},
+    "panel": {"--server": (None, OURS), **{k: (None, h) for k, h in REMOTE_KEYS.items()}},
     "handoff": {"--server": (None, "server endpoint (default: $TOKENFLOW_SERVER or local)")},
     "doctor": {"--server": (None, "server to check (default: $TOKENFLOW_SERVER or the local default)"),
                "--timeout": (2.0, "seconds to wait for the server (default: 2)")},
