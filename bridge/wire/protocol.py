@@ -23,6 +23,14 @@ from typing import Any, ClassVar, Optional, Union
 
 import msgpack
 
+# A job's states and progress stages have one spelling, in their own standard-library module
+# (bridge/wire/lifecycle.py) so summary and editor-side code read them without msgpack.
+from bridge.wire.lifecycle import RETRYABLE_STATES as RETRYABLE_STATES
+from bridge.wire.lifecycle import STAGE_ORDER as STAGE_ORDER
+from bridge.wire.lifecycle import TERMINAL_STATES as TERMINAL_STATES
+from bridge.wire.lifecycle import JobState as JobState
+from bridge.wire.lifecycle import Stage as Stage
+
 PROTOCOL_VERSION = 1
 SUPPORTED_VERSIONS = (1,)
 
@@ -39,8 +47,7 @@ HEARTBEAT_INTERVAL_S = 1.0
 # A peer is presumed dead after this many heartbeat intervals without any traffic.
 HEARTBEAT_LIVENESS = 5
 
-JOB_STATES = ("queued", "running", "done", "failed", "cancelled")
-TERMINAL_STATES = ("done", "failed", "cancelled")
+JOB_STATES: tuple[JobState, ...] = tuple(JobState)
 # CLIP reads 77 tokens (about 300 characters); longer prompts are refused, not cut.
 MAX_PROMPT_CHARS = 1000
 _PROMPT_PARAMS = ("prompt", "negative_prompt", "inversion_prompt")
@@ -132,7 +139,7 @@ class Cancel(Body):
 @dataclass(frozen=True)
 class ListJobs(Body):
     TYPE: ClassVar[str] = "list"
-    states: Optional[list[str]] = None
+    states: Optional[list[str]] = None  # JobState values
     limit: int = 100  # 1..MAX_LIST
     offset: int = 0  # jobs to skip (newest first): pages are offset, offset + limit, ...
     batch: Optional[str] = None  # only this batch's jobs, in the order they were queued
@@ -279,7 +286,7 @@ class Welcome(Body):
 @dataclass(frozen=True)
 class JobInfo:
     id: str
-    state: str
+    state: str  # a JobState (a plain string on the wire; JobState members compare equal to it)
     created: float
     updated: float
     input: str
@@ -315,7 +322,7 @@ class JobList(Body):
 @dataclass(frozen=True)
 class Subscribed(Body):
     TYPE: ClassVar[str] = "subscribed"
-    state: str = ""
+    state: str = ""  # a JobState
     last_seq: int = 0  # events 1..last_seq exist now; replay follows, then live events
 
 
@@ -332,7 +339,7 @@ class Unsubscribed(Body):
 @dataclass(frozen=True)
 class Outputs(Body):
     TYPE: ClassVar[str] = "outputs"
-    state: str = ""
+    state: str = ""  # a JobState
     paths: list[str] = field(default_factory=list)
 
 
@@ -354,7 +361,7 @@ class FileInfo:
 @dataclass(frozen=True)
 class Files(Body):
     TYPE: ClassVar[str] = "file_list"
-    state: str = ""
+    state: str = ""  # a JobState
     files: list[FileInfo] = field(default_factory=list)  # empty unless the job is done
 
 
@@ -398,13 +405,13 @@ class Error(Body):
 class Accepted(Body):
     TYPE: ClassVar[str] = "accepted"
     position: int = 0
-    state: str = "queued"
+    state: str = JobState.QUEUED
 
 
 @dataclass(frozen=True)
 class Progress(Body):
     TYPE: ClassVar[str] = "progress"
-    stage: str = ""  # "start", "load", "encode", "inversion", "edit", "decode", "write"
+    stage: str = ""  # a Stage; they follow STAGE_ORDER
     step: int = 0
     total: int = 0
     frames_done: int = 0
