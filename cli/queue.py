@@ -171,7 +171,7 @@ def _etas(jobs: list[p.JobInfo]) -> dict[str, str]:
 
 
 def _ordered(jobs: list[p.JobInfo]) -> list[p.JobInfo]:
-    order = {p.JobState.RUNNING: 0, p.JobState.QUEUED: 1}
+    order: dict[str, int] = {p.JobState.RUNNING: 0, p.JobState.QUEUED: 1}
     active = sorted((j for j in jobs if j.state in order),
                     key=lambda j: (order[j.state], j.position if j.position is not None else 0))
     finished = sorted((j for j in jobs if j.state not in order), key=lambda j: -j.updated)

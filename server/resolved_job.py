@@ -69,7 +69,7 @@ class ResolvedJob:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "ResolvedJob":
+    def from_dict(cls, data: dict[str, Any]) -> ResolvedJob:
         """The stored form back; keys this server does not know (a newer server's) are ignored."""
         names = {f.name for f in dataclasses.fields(cls)}
         values = {k: v for k, v in data.items() if k in names}

@@ -23,8 +23,8 @@ from server.engine_host import EngineHost
 from server.journal import Journal
 from server.output_files import OutputFileError, read_chunk
 from server.probe_request import Prober
-from server.scheduler import Scheduler
 from server.resolved_job import LOCAL_OWNER, ResolvedJob
+from server.scheduler import Scheduler
 from server.store import JobRecord, job_summary_fields
 from server.submission import SubmitError, resolve
 

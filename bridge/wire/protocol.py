@@ -24,12 +24,15 @@ from typing import Any, ClassVar, Optional, Union
 import msgpack
 
 # A job's states and progress stages have one spelling, in their own standard-library module
-# (bridge/wire/lifecycle.py) so summary and editor-side code read them without msgpack.
-from bridge.wire.lifecycle import RETRYABLE_STATES as RETRYABLE_STATES
-from bridge.wire.lifecycle import STAGE_ORDER as STAGE_ORDER
-from bridge.wire.lifecycle import TERMINAL_STATES as TERMINAL_STATES
-from bridge.wire.lifecycle import JobState as JobState
-from bridge.wire.lifecycle import Stage as Stage
+# (bridge/wire/lifecycle.py) so summary and editor-side code read them without msgpack; the
+# protocol re-exports them (p.JobState, p.Stage, ...).
+from bridge.wire.lifecycle import (  # noqa: F401
+    RETRYABLE_STATES,
+    STAGE_ORDER,
+    TERMINAL_STATES,
+    JobState,
+    Stage,
+)
 
 PROTOCOL_VERSION = 1
 SUPPORTED_VERSIONS = (1,)

@@ -10,7 +10,13 @@ import msgpack
 
 from bridge.wire import protocol as p
 from bridge.wire import summary
-from bridge.wire.lifecycle import RETRYABLE_STATES, STAGE_ORDER, TERMINAL_STATES, JobState, Stage
+from bridge.wire.lifecycle import (
+    RETRYABLE_STATES,
+    STAGE_ORDER,
+    TERMINAL_STATES,
+    JobState,
+    Stage,
+)
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "protocol.md"
 
@@ -18,7 +24,7 @@ DOC = Path(__file__).resolve().parents[2] / "docs" / "protocol.md"
 def _documented_stages() -> list[str]:
     text = DOC.read_text()
     table = text[text.index("<!-- progress-stages: begin -->"):text.index("<!-- progress-stages: end -->")]
-    return re.findall(r"^\| `(\w+)` \|", table, flags=re.M)
+    return re.findall(r"^\| `(\w+)` \|", table, flags=re.MULTILINE)
 
 
 def test_stages_are_the_documented_ones_in_the_documented_order():

@@ -39,6 +39,7 @@ def test_events_are_numbered_and_terminal_event_sets_state(tmp_path):
     st.append_event("j", p.Frame(frame=7), blob="frames/00000007.npy", frame=7)
     st.append_event("j", p.Done(outputs=["/o.mp4"]), state=p.JobState.DONE, outputs=["/o.mp4"])
     job = st.get("j")
+    assert job is not None
     assert job.state == "done" and job.outputs == ["/o.mp4"] and job.last_seq == 4 and job.attempts == 1
     assert job.progress is not None and (job.progress["stage"], job.progress["step"]) == ("edit", 1)
     assert [e.seq for e in st.events("j")] == [1, 2, 3, 4]

@@ -70,7 +70,8 @@ def test_a_resolved_job_round_trips_through_the_store(harness, tmp_path):
     assert job.spec == resolved and job.state is JobState.QUEUED
     raw = json.loads(store._db.execute("SELECT spec FROM jobs WHERE id = 'j1'").fetchone()[0])
     assert list(raw) == STORED_KEYS
-    assert raw["source"] == dataclasses.asdict(resolved.source) and raw["params"] == resolved.params
+    assert resolved.source is not None and raw["source"] == dataclasses.asdict(resolved.source)
+    assert raw["params"] == resolved.params
     assert [j.id for j in store.list_batch("b1")] == ["j1"]  # queried by its stored key
     assert store.output_reserved(resolved.output)
     store.close()
