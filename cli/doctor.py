@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Callable
 
 from bridge.display import format_bytes
+from bridge.wire.lifecycle import JobState
 from cli.launch import tokenflow_command
 from cli.options import connection_options
 
@@ -171,7 +172,7 @@ def check_server(endpoint: str, timeout: float) -> Check:
     client = Client(endpoint, timeout=timeout, reconnect_timeout=0.0, name="tokenflow-doctor")
     try:
         welcome = client.connect()
-        active = client.list_jobs(states=["queued", "running"], limit=1000)
+        active = client.list_jobs(states=[JobState.QUEUED, JobState.RUNNING], limit=1000)
     except ClientError as exc:
         return Check("server", "Server", WARN, f"no server answers at {endpoint}",
                      "Start one with `tokenflow serve` (or at login: `tokenflow install service`); "
@@ -179,8 +180,8 @@ def check_server(endpoint: str, timeout: float) -> Check:
                      {"endpoint": endpoint, "reachable": False})
     finally:
         client.close()
-    queued = sum(j.state == "queued" for j in active)
-    running = sum(j.state == "running" for j in active)
+    queued = sum(j.state == JobState.QUEUED for j in active)
+    running = sum(j.state == JobState.RUNNING for j in active)
     data = {"endpoint": endpoint, "reachable": True, "server": welcome.server, "protocol": welcome.version,
             "device": welcome.device, "engine_state": welcome.engine_state, "models": list(welcome.models),
             "queued": queued, "running": running}

@@ -202,7 +202,7 @@ def run_submit(args: argparse.Namespace) -> int:
                 return EXIT_OK
             print(f"Job {job} queued (position {accepted.body.position}).", file=sys.stderr)
             code = _follow_interactively(client, job, accepted.seq + 1)
-            if code == EXIT_OK and args.download is not None and client.status(job).state == "done":
+            if code == EXIT_OK and args.download is not None and client.status(job).state == p.JobState.DONE:
                 from bridge.wire.download import download_job
 
                 for saved in download_job(client, job, args.download):
@@ -220,7 +220,7 @@ def run_submit(args: argparse.Namespace) -> int:
 def _line(info: p.JobInfo) -> str:
     when = time.strftime("%Y-%m-%d %H:%M", time.localtime(info.created))
     state = info.state + (f" #{info.position}" if info.position is not None else "")
-    if info.state == "running" and info.progress:
+    if info.state == p.JobState.RUNNING and info.progress:
         pr = info.progress
         state += f" {pr.get('stage')} {pr.get('step')}/{pr.get('total')}"
     prompt = info.prompt if len(info.prompt) <= 40 else info.prompt[:37] + "..."
@@ -255,7 +255,7 @@ def run_jobs(args: argparse.Namespace) -> int:
                 return EXIT_OK
             if action == "cancel":
                 info = client.cancel(args.job)
-                print(f"Job {info.id}: {info.state}" + (" (cancel requested)" if info.state == "running" else ""))
+                print(f"Job {info.id}: {info.state}" + (" (cancel requested)" if info.state == p.JobState.RUNNING else ""))
                 return EXIT_OK
             if action == "reorder":
                 if args.priority is None and args.position is None:

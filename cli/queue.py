@@ -130,10 +130,10 @@ def _clock(seconds: float | None) -> str:
 
 
 def _percent(info: p.JobInfo) -> float | None:
-    if info.state == "done":
+    if info.state == p.JobState.DONE:
         return 100.0
     pr = info.progress or {}
-    if info.state != "running" or not pr:
+    if info.state != p.JobState.RUNNING or not pr:
         return None
     if pr.get("eta_s") is not None and pr.get("elapsed_s"):
         # The engine prices every stage in UNet passes, so elapsed / (elapsed + ETA) is the job's share done.
@@ -143,7 +143,7 @@ def _percent(info: p.JobInfo) -> float | None:
 
 def _seconds_per_frame(jobs: list[p.JobInfo]) -> float | None:
     rates = [j.progress["elapsed_s"] / j.n_frames for j in jobs
-             if j.state == "done" and j.progress and j.n_frames and j.progress.get("elapsed_s")]
+             if j.state == p.JobState.DONE and j.progress and j.n_frames and j.progress.get("elapsed_s")]
     return statistics.median(rates) if rates else None
 
 
@@ -152,7 +152,7 @@ def _etas(jobs: list[p.JobInfo]) -> dict[str, str]:
     (marked ~) from the seconds per frame of jobs that finished."""
     out: dict[str, str] = {}
     clock = 0.0
-    running = [j for j in jobs if j.state == "running"]
+    running = [j for j in jobs if j.state == p.JobState.RUNNING]
     for j in running:
         eta = (j.progress or {}).get("eta_s")
         if eta is not None:
@@ -161,14 +161,14 @@ def _etas(jobs: list[p.JobInfo]) -> dict[str, str]:
     rate = _seconds_per_frame(jobs)
     if rate is None:
         return out
-    for j in sorted((j for j in jobs if j.state == "queued" and j.position is not None), key=lambda j: j.position):
+    for j in sorted((j for j in jobs if j.state == p.JobState.QUEUED and j.position is not None), key=lambda j: j.position):
         clock += rate * (j.n_frames or 0)
         out[j.id] = "~" + _clock(clock)
     return out
 
 
 def _ordered(jobs: list[p.JobInfo]) -> list[p.JobInfo]:
-    order = {"running": 0, "queued": 1}
+    order: dict[str, int] = {p.JobState.RUNNING: 0, p.JobState.QUEUED: 1}
     active = sorted((j for j in jobs if j.state in order),
                     key=lambda j: (order[j.state], j.position if j.position is not None else 0))
     finished = sorted((j for j in jobs if j.state not in order), key=lambda j: -j.updated)
@@ -185,17 +185,17 @@ def table(jobs: list[p.JobInfo], state: p.QueueState | None = None) -> str:
     for j in jobs:
         pr = j.progress or {}
         pct = _percent(j)
-        if j.state == "running" and pr:
+        if j.state == p.JobState.RUNNING and pr:
             progress = f"{pr.get('stage')} {pr.get('step')}/{pr.get('total')}"
             progress += f" {pct:3.0f}%" if pct is not None else ""
-        elif j.state == "done":
+        elif j.state == p.JobState.DONE:
             progress = "100%"
         else:
             progress = ""
         clip = f"{j.name or Path(j.input).stem} [{j.frames or 'all'}]"
-        if j.state == "failed" and j.error:
+        if j.state == p.JobState.FAILED and j.error:
             result = f"{j.error.get('code')}: {j.error.get('message')}"
-        elif j.state == "done" and j.outputs:
+        elif j.state == p.JobState.DONE and j.outputs:
             out = Path(j.output or j.outputs[0])
             result = f"{out.parent.name}/ ({len(j.outputs)} files)" if "%" in out.name else out.name
         else:
@@ -219,7 +219,7 @@ def _download(client: Client, jobs: list[p.JobInfo], folder: Path, done_before: 
     cost the night's other renders."""
     saved: dict[str, list[Saved]] = {}
     for j in jobs:
-        if j.state != "done" or j.id in done_before:
+        if j.state != p.JobState.DONE or j.id in done_before:
             continue
         done_before.add(j.id)
         try:
@@ -324,11 +324,11 @@ def _latest_batch(client: Client) -> str | None:
 
 
 def _status_text(batch: str, jobs: list[p.JobInfo]) -> str:
-    ended = sum(j.state in summary.TERMINAL for j in jobs)
-    failed = sum(j.state == "failed" for j in jobs)
+    ended = sum(j.state in p.TERMINAL_STATES for j in jobs)
+    failed = sum(j.state == p.JobState.FAILED for j in jobs)
     text = f"batch {batch}: {ended}/{len(jobs)} ended" + (f", {failed} failed" if failed else "")
     for j in jobs:
-        if j.state == "running":
+        if j.state == p.JobState.RUNNING:
             pr = j.progress or {}
             eta = pr.get("eta_s")
             text += f"; {j.name or j.id} {pr.get('stage', '')} {pr.get('step', '')}/{pr.get('total', '')}"
@@ -354,7 +354,7 @@ def _wait(client: Client, batch: str, download: Path | None) -> int:
             status.show(f"batch {batch}: no answer from the server; reconnecting ...", force=True)
             client.reconnect()
             continue
-        if all(j.state in summary.TERMINAL for j in jobs):
+        if all(j.state in p.TERMINAL_STATES for j in jobs):
             break
         time.sleep(POLL_S)
     status.end()
@@ -395,8 +395,8 @@ def run_list(args: argparse.Namespace) -> int:
         elif args.all:
             jobs = client.list_jobs(limit=1000)
         else:
-            jobs = client.list_jobs(states=["running", "queued"], limit=10_000)
-            jobs += client.list_jobs(states=["done", "failed", "cancelled"], limit=_FINISHED_SHOWN)
+            jobs = client.list_jobs(states=[p.JobState.RUNNING, p.JobState.QUEUED], limit=10_000)
+            jobs += client.list_jobs(states=[s for s in p.JobState if s.terminal], limit=_FINISHED_SHOWN)
         jobs = _ordered(jobs)
         if args.json:
             print(json.dumps({"paused": state.paused, "jobs": [asdict(j) for j in jobs]}, indent=2))
@@ -415,9 +415,9 @@ def run_remove(args: argparse.Namespace) -> int:
         for job in args.job:
             try:
                 info = client.status(job)
-                if info.state in ("queued", "running"):
+                if info.state in (p.JobState.QUEUED, p.JobState.RUNNING):
                     info = client.cancel(job)
-                    if info.state == "running":
+                    if info.state == p.JobState.RUNNING:
                         print(f"Job {job} is running: cancelling it ...", file=sys.stderr)
                         client.wait(job)
                 if can_delete:

@@ -14,6 +14,7 @@ import threading
 import zmq
 
 from bridge.display import format_bytes
+from bridge.wire import protocol as p
 from bridge.wire.local import default_endpoint
 from server.config import ServerConfig
 from server.data_lock import DataDirLock
@@ -54,7 +55,7 @@ class Server:
         self.journal = Journal(self.store, config.data, BlobCache(max_bytes=BLOB_CACHE_BYTES), self.doorbell)
         for job_id in self.store.requeue_interrupted():
             attempt = self.store.get(job_id).attempts + 1
-            self.journal.append(job_id, "requeued", {"attempt": attempt, "reason": "the server restarted"})
+            self.journal.append(job_id, p.Requeued(attempt=attempt, reason="the server restarted"))
             log.info("job %s was interrupted; it runs again", job_id)
         self.scheduler = Scheduler(self.store.queued(), paused=bool(self.store.setting(QUEUE_PAUSED, False)))
         factory = engine_factory or default_factory(config.device, config.cache_dir)

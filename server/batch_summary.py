@@ -11,6 +11,7 @@ import logging
 from pathlib import Path
 
 from bridge.wire import summary
+from bridge.wire.protocol import TERMINAL_STATES, JobState
 from server import output_files
 from server.store import JobRecord, JobStore, job_summary_fields
 
@@ -21,13 +22,13 @@ def _as_info(job: JobRecord) -> dict:
     return {"id": job.id, "state": job.state, "outputs": job.outputs, "error": job.error, **job_summary_fields(job)}
 
 
-def job_ending(store: JobStore, job_id: str, state: str, outputs: list | None = None,
+def job_ending(store: JobStore, job_id: str, state: JobState, outputs: list | None = None,
                error: dict | None = None) -> list[Path]:
     """Called just before the job's terminal event is stored: if that ends its batch, write the
     batch's summary (with this job's end) first, so whoever sees the batch end finds the summary.
     Returns the files written."""
     job = store.get(job_id)
-    batch = job.spec.get("batch") if job else None
+    batch = job.spec.batch if job else None
     if not batch:
         return []
     jobs = store.list_batch(batch)
@@ -37,10 +38,10 @@ def job_ending(store: JobStore, job_id: str, state: str, outputs: list | None = 
         if j.id == job_id:
             info.update(state=state, outputs=outputs or [], error=error)
         infos.append(info)
-    if any(i["state"] not in summary.TERMINAL for i in infos):
+    if any(i["state"] not in TERMINAL_STATES for i in infos):
         return []
     content = summary.build(batch, infos)
-    folders = dict.fromkeys(Path(j.spec.get("destination") or output_files.base_folder(j.spec["output"]))
+    folders = dict.fromkeys(Path(j.spec.destination or output_files.base_folder(j.spec.output))
                             for j in jobs)
     written = []
     for folder in folders:

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Callable
 
 from bridge.display import format_bytes
+from bridge.wire.protocol import JobState
 from server.paths import DataDir
 from server.scheduler import Scheduler
 from server.store import JobStore
@@ -140,7 +141,7 @@ def delete_job(store: JobStore, scheduler: Scheduler, data: DataDir, job_id: str
     job = store.get(job_id)
     if job is None:
         return 0
-    if job.state == "queued":
+    if job.state == JobState.QUEUED:
         scheduler.remove_if_queued(job_id)
     # `current` is set under the scheduler's lock when the worker takes a job, so a
     # job that has left the queue is either running here or will never run.

@@ -31,7 +31,8 @@ import zmq
 from bridge.wire import protocol as p
 from server.cursors import Cursor
 from server.journal import Doorbell
-from server.service import LOCAL_OWNER, Outcome, Service, error_message
+from server.resolved_job import LOCAL_OWNER
+from server.service import Outcome, Service, error_message
 
 log = logging.getLogger("tokenflow.server")
 

@@ -22,21 +22,19 @@ from typing import Any, Callable, Iterable, Iterator
 
 from bridge import media
 from bridge.media.output_safety import OutputRefused, existing_outputs
-from bridge.wire.edit_params import complete
+from bridge.wire import protocol as p
+from bridge.wire.protocol import STAGE_ORDER, JobState, Stage
 from server.disk import Reserve, is_disk_full
 from server import batch_summary, output_files
 from server.engine_host import EngineHost, free_accelerator_memory
 from server.journal import Blob, Journal
 from server.proxies import encode_proxy
+from server.resolved_job import ResolvedJob
 from server.store import JobRecord
 from tokenflow.errors import EngineError, OutOfMemory
 from tokenflow.events import Cancelled, FrameReady, Preview, Progress
-from tokenflow.params import EditParams
 
 log = logging.getLogger("tokenflow.server")
-
-# Progress stages in the order a job goes through them (docs/protocol.md, Progress).
-STAGES = ("start", "load", "encode", "inversion", "edit", "decode", "write")
 
 OOM_HINT = (
     "Try a smaller working size (--size), fewer frames per batch (--batch-size), or a shorter --frames range."
@@ -60,7 +58,7 @@ def is_out_of_memory(exc: BaseException) -> bool:
     return isinstance(exc, RuntimeError) and ("out of memory" in text or "can't allocate memory" in text)
 
 
-OutputCheck = Callable[[dict, tuple], None]  # (resolved spec, outputs the job may replace) -> raises OutputRefused
+OutputCheck = Callable[[ResolvedJob, tuple], None]  # (the job, outputs it may replace) -> raises OutputRefused
 CLAIM = "output.json"  # in the job folder: where this job's output is being staged, and whether it is being placed
 
 
@@ -87,102 +85,103 @@ class JobRun:
         self.engines = engines
         self.should_cancel = should_cancel
         self.shutting_down = shutting_down
-        self.first = int(self.spec["first"])
+        self.first = self.spec.first
         self.started = time.monotonic()
         store = journal.store
-        self.announced_frames = store.sent_frames(job.id, "frame")
-        self.announced_proxies = store.sent_frames(job.id, "proxy")
+        self.announced_frames = store.sent_frames(job.id, p.Frame.TYPE)
+        self.announced_proxies = store.sent_frames(job.id, p.Proxy.TYPE)
         self.writer: Any = None
-        self.ext = "png" if self.spec["proxy_format"] == "png" else "jpg"
-        self._stage = -1  # index in STAGES of the last progress event sent, and its step
+        self.ext = "png" if self.spec.proxy_format == "png" else "jpg"
+        self._stage = -1  # index in STAGE_ORDER of the last progress event sent, and its step
         self._step = 0
         self._frames_done = 0  # full-resolution frames finished in this attempt
         self._decode_started: float | None = None
 
-    def _emit(self, type_: str, body: dict, **kw: Any) -> None:
-        self.journal.append(self.job.id, type_, body, **kw)
+    def _emit(self, event: p.Body, **kw: Any) -> None:
+        self.journal.append(self.job.id, event, **kw)
 
-    def _end(self, type_: str, body: dict, *, state: str, outputs: list | None = None, error: dict | None = None) -> None:
-        """The terminal event; a batch that this job ends gets its summary written first."""
+    def _end(self, event: p.Done | p.Failed | p.Cancelled, *, outputs: list | None = None,
+             error: dict | None = None) -> JobState:
+        """The terminal event; a batch that this job ends gets its summary written first.
+        Returns the state the job ends in (the event's own type names it)."""
+        state = JobState(event.TYPE)
         try:
             batch_summary.job_ending(self.journal.store, self.job.id, state, outputs, error)
         except Exception:  # the summary is a courtesy: it must never keep a job from ending
             log.exception("job %s: writing its batch summary failed", self.job.id)
         kw = {k: v for k, v in (("outputs", outputs), ("error", error)) if v is not None}
-        self._emit(type_, body, state=state, **kw)
+        self._emit(event, state=state, **kw)
+        return state
 
-    def _progress(self, stage: str, step: int, total: int, eta: float | None = None) -> None:
+    def _progress(self, stage: Stage, step: int, total: int, eta: float | None = None) -> None:
         """One progress event; the documented semantics hold here whatever the engine reports:
         stages only move forward, `step` never goes back within a stage and ends at `total`,
         `frames_done` counts finished full-resolution frames and never goes back."""
-        index = STAGES.index(stage)
+        index = STAGE_ORDER.index(stage)
         step = max(0, min(step, total))
         if index < self._stage or (index == self._stage and step < self._step):
             return
         self._stage, self._step = index, step
-        self._emit("progress", {
-            "stage": stage, "step": step, "total": total, "frames_done": self._frames_done,
-            "frames_total": self.spec["n_frames"], "elapsed_s": time.monotonic() - self.started, "eta_s": eta,
-        })
+        self._emit(p.Progress(
+            stage=stage, step=step, total=total, frames_done=self._frames_done, frames_total=self.spec.n_frames,
+            elapsed_s=time.monotonic() - self.started, eta_s=eta,
+        ))
 
     def _engine_progress(self, event: Progress) -> None:
-        n = int(self.spec["n_frames"])
-        if event.stage == "edit":
+        n = self.spec.n_frames
+        if event.stage == Stage.EDIT:
             # The engine reports the step being worked on (0-based) and the frames done in it;
             # the wire counts completed steps, so the last one reads total/total.
             step = event.step + (1 if event.frames_done >= n else 0)
-            self._progress("edit", step, event.total, event.eta_s)
-        elif event.stage == "decode":
+            self._progress(Stage.EDIT, step, event.total, event.eta_s)
+        elif event.stage == Stage.DECODE:
             now = time.monotonic()
             if self._decode_started is None:
                 self._decode_started = now
             per_frame = (now - self._decode_started) / max(1, event.step)
-            self._progress("decode", event.step, event.total, per_frame * (event.total - event.step))
-        elif event.stage in STAGES:
-            self._progress(event.stage, event.step, event.total, event.eta_s)
+            self._progress(Stage.DECODE, event.step, event.total, per_frame * (event.total - event.step))
+        elif event.stage in STAGE_ORDER:  # the engine's own stage names are the wire's
+            self._progress(Stage(event.stage), event.step, event.total, event.eta_s)
 
-    def run(self) -> str:
+    def run(self) -> JobState:
         """Returns the state the job ended in."""
         job_id = self.job.id
         spec = self.spec
         try:
-            self._progress("start", 1, 1)
+            self._progress(Stage.START, 1, 1)
             if self.should_cancel():
                 raise Cancelled()
-            if not self.engines.loaded(spec["model"]):
-                self._progress("load", 0, 1)
-            engine = self.engines.get(spec["model"])
-            self._progress("load", 1, 1)
-            info = media.probe(spec["input"])
+            if not self.engines.loaded(spec.model):
+                self._progress(Stage.LOAD, 0, 1)
+            engine = self.engines.get(spec.model)
+            self._progress(Stage.LOAD, 1, 1)
+            info = media.probe(spec.input)
             overwrite = self._check_output()
-            # .get: jobs stored before presets existed run with the format their output implies.
-            self.writer = media.open_writer(spec["output"], info, self.first, preset=spec.get("preset"),
-                                            start_number=spec.get("start_number"), overwrite=overwrite)
+            # preset None: a job stored before presets existed runs with the format its output implies.
+            self.writer = media.open_writer(spec.output, info, self.first, preset=spec.preset,
+                                            start_number=spec.start_number, overwrite=overwrite)
             self._claim(finalising=False)
-            frames = _cancellable(media.read_frames(spec["input"], self.first, int(spec["last"])), self.should_cancel)
-            stats = engine.edit(frames, int(spec["n_frames"]), EditParams(**complete(spec["params"])),
+            frames = _cancellable(media.read_frames(spec.input, self.first, spec.last), self.should_cancel)
+            stats = engine.edit(frames, spec.n_frames, spec.edit_params(),
                                 on_event=self._on_event, should_cancel=self.should_cancel)
-            self._progress("write", 0, 1)
+            self._progress(Stage.WRITE, 0, 1)
             self._claim(finalising=True)
             self.writer.close()
-            self._progress("write", 1, 1, 0.0)
-            outputs = [str(p) for p in self.writer.outputs]
+            self._progress(Stage.WRITE, 1, 1, 0.0)
+            outputs = [str(path) for path in self.writer.outputs]
             # Sizes and checksums for downloads, hashed here so no request ever waits on it.
-            files = output_files.manifest(spec["output"], outputs)
-            self._end("done", {
-                "outputs": outputs, "frames": spec["n_frames"], "first_frame": self.first,
-                "elapsed_s": time.monotonic() - self.started, "stats": _plain(stats.to_dict()),
-                "files": files,
-            }, state="done", outputs=outputs)
-            return "done"
+            files = [p.FileInfo(**f) for f in output_files.manifest(spec.output, outputs)]
+            return self._end(p.Done(
+                outputs=outputs, frames=spec.n_frames, first_frame=self.first,
+                elapsed_s=time.monotonic() - self.started, stats=_plain(stats.to_dict()), files=files,
+            ), outputs=outputs)
         except Cancelled:
             self._abort_writer()
             if self.shutting_down():
                 self.journal.store.requeue(job_id)
-                self._emit("requeued", {"attempt": self.job.attempts + 1, "reason": "the server is shutting down"})
-                return "queued"
-            self._end("cancelled", {"reason": "cancelled by request"}, state="cancelled")
-            return "cancelled"
+                self._emit(p.Requeued(attempt=self.job.attempts + 1, reason="the server is shutting down"))
+                return JobState.QUEUED
+            return self._end(p.Cancelled(reason="cancelled by request"))
         except BaseException as exc:  # every failure ends the job; none may end the worker
             if is_disk_full(exc) and self.reserve is not None:
                 self.reserve.release()  # room for the database to record the failure
@@ -192,9 +191,8 @@ class JobRun:
                 log.error("job %s failed:\n%s", job_id, traceback.format_exc())
             if code == "out_of_memory":
                 free_accelerator_memory()
-            self._end("failed", {"code": code, "message": message, "hint": hint}, state="failed",
-                       error={"code": code, "message": message, "hint": hint})
-            return "failed"
+            return self._end(p.Failed(code=code, message=message, hint=hint),
+                             error={"code": code, "message": message, "hint": hint})
 
     # --- the output: checked again at write start, staged, recovered ---
 
@@ -214,7 +212,7 @@ class JobRun:
             claim = json.loads(self._claim_path().read_text())
         except (OSError, ValueError):
             claim = None
-        if isinstance(claim, dict) and claim.get("output") == spec["output"]:
+        if isinstance(claim, dict) and claim.get("output") == spec.output:
             for stale in claim.get("staging", []):
                 path = Path(stale)
                 if path.name.startswith(".") and "partial" in path.name:  # never anything but a staging name
@@ -226,19 +224,19 @@ class JobRun:
                 # Only files written since this job's writer opened: a file put there later by
                 # someone else with an older date (a restored backup) stays someone else's.
                 since = float(claim.get("since", 0)) - 2.0  # file system clocks tick coarser
-                own = tuple(str(p) for p in existing_outputs(spec["output"], spec.get("preset"))
-                            if p.stat().st_mtime >= since)
+                own = tuple(str(path) for path in existing_outputs(spec.output, spec.preset)
+                            if path.stat().st_mtime >= since)
         elif self._replaces_only_own_outputs():  # an attempt from before claims were recorded
-            own = tuple(str(p) for p in existing_outputs(spec["output"], spec.get("preset")))
+            own = tuple(str(path) for path in existing_outputs(spec.output, spec.preset))
         if self.output_check is not None:
             self.output_check(spec, own)
-        return bool(spec.get("overwrite")) or bool(own)
+        return spec.overwrite or bool(own)
 
     def _claim(self, finalising: bool) -> None:
         if not finalising:
             self._claim_since = time.time()  # the writer has just opened: what it writes is newer
         staging = [getattr(self.writer, name, None) for name in ("_staging", "_partial")]
-        claim = {"output": self.spec["output"], "staging": [str(p) for p in staging if p], "finalising": finalising,
+        claim = {"output": self.spec.output, "staging": [str(path) for path in staging if path], "finalising": finalising,
                  "since": self._claim_since}
         path = self._claim_path()
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -256,10 +254,10 @@ class JobRun:
         if self.job.attempts <= 1:
             return False
         spec = self.spec
-        out_spec = media.parse_output_spec(spec["output"], spec.get("preset"))
-        number = self.first if spec.get("start_number") is None else spec["start_number"]
-        existing = [p for p in media.writers.sequence_paths(out_spec, number, int(spec["n_frames"])) if p.exists()]
-        return bool(existing) and all(p.stat().st_mtime >= self.job.created for p in existing)
+        out_spec = media.parse_output_spec(spec.output, spec.preset)
+        number = self.first if spec.start_number is None else spec.start_number
+        existing = [path for path in media.writers.sequence_paths(out_spec, number, spec.n_frames) if path.exists()]
+        return bool(existing) and all(path.stat().st_mtime >= self.job.created for path in existing)
 
     def _abort_writer(self) -> None:
         if self.writer is not None:
@@ -274,10 +272,10 @@ class JobRun:
         elif isinstance(event, Preview):
             for index, image in zip(event.frame_indices, event.images):
                 frame = self.first + int(index)
-                data, w, h = encode_proxy(image, max(image.shape[:2]), self.spec["proxy_format"])
+                data, w, h = encode_proxy(image, max(image.shape[:2]), self.spec.proxy_format)
                 name = f"previews/a{self.job.attempts}_s{event.step:04d}_{frame:08d}.{self.ext}"
-                self._emit("proxy", {"kind": "preview", "frame": frame, "step": event.step, "width": w,
-                                     "height": h, "format": self.spec["proxy_format"]}, blob=Blob(name, data))
+                self._emit(p.Proxy(kind="preview", frame=frame, step=event.step, width=w, height=h,
+                                   format=self.spec.proxy_format), blob=Blob(name, data))
         elif isinstance(event, FrameReady):
             self._on_frame(self.first + int(event.index), event.image, event.best_image)
 
@@ -285,13 +283,13 @@ class JobRun:
         self.writer.write(image if precise is None else precise)
         self._frames_done += 1
         if frame not in self.announced_proxies:
-            data, w, h = encode_proxy(image, self.spec["proxy_size"], self.spec["proxy_format"])
-            self._emit("proxy", {"kind": "frame", "frame": frame, "step": None, "width": w, "height": h,
-                                 "format": self.spec["proxy_format"]},
+            data, w, h = encode_proxy(image, self.spec.proxy_size, self.spec.proxy_format)
+            self._emit(p.Proxy(kind="frame", frame=frame, step=None, width=w, height=h,
+                               format=self.spec.proxy_format),
                        blob=Blob(f"proxies/{frame:08d}.{self.ext}", data), frame=frame)
             self.announced_proxies.add(frame)
         if frame not in self.announced_frames:
-            self._emit("frame", {"frame": frame, "shape": list(image.shape), "dtype": str(image.dtype)},
+            self._emit(p.Frame(frame=frame, shape=list(image.shape), dtype=str(image.dtype)),
                        blob=Blob(f"frames/{frame:08d}.png", image), frame=frame)
             self.announced_frames.add(frame)
 

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from bridge.wire import protocol as p
 from server.paths import DataDir
 from server.store import EventRecord, JobStore
 
@@ -105,12 +106,13 @@ class Journal:
         self.cache = cache
         self.doorbell = doorbell
 
-    def append(self, job_id: str, type_: str, body: dict[str, Any], *, blob: Blob | None = None,
+    def append(self, job_id: str, event: p.Body, *, blob: Blob | None = None,
                frame: int | None = None, **job_updates: Any) -> EventRecord:
+        """`event`: the protocol's body of one job event (p.Progress, p.Proxy, ...)."""
         if blob is not None:
             self._write_blob(job_id, blob)
         record = self.store.append_event(
-            job_id, type_, body, blob=blob.name if blob else None, frame=frame, **job_updates
+            job_id, event, blob=blob.name if blob else None, frame=frame, **job_updates
         )
         if blob is not None:
             self.cache.put(job_id, blob.name, blob.data)

@@ -28,7 +28,7 @@ from zmq.auth.thread import ThreadAuthenticator
 from zmq.utils import z85
 
 from bridge.wire.local import LocalSetupError, ensure_local_keys, ipc_in_use, ipc_path, is_local, is_loopback_tcp, local_keys
-from server.service import LOCAL_OWNER
+from server.resolved_job import LOCAL_OWNER
 
 
 class SecurityError(Exception):

@@ -23,6 +23,7 @@ from server.engine_host import EngineHost
 from server.journal import Journal
 from server.output_files import OutputFileError, read_chunk
 from server.probe_request import Prober
+from server.resolved_job import LOCAL_OWNER, ResolvedJob
 from server.scheduler import Scheduler
 from server.store import JobRecord, job_summary_fields
 from server.submission import SubmitError, resolve
@@ -32,9 +33,8 @@ CAPABILITIES = ["submit", "cancel", "list", "status", "subscribe", "fetch", "reo
                 "read", "stats"]
 QUEUE_PAUSED = "queue_paused"  # store setting: the pause outlives a restart
 
-# The client identity of the server's own user (an ipc:// peer, or the user's own local
-# CurveZMQ key): it may act on every job. Any other identity acts on its own jobs only.
-LOCAL_OWNER = "local"
+# LOCAL_OWNER (server/resolved_job.py), the server's own user, may act on every job. Any
+# other client identity acts on its own jobs only.
 
 # Every error carries a hint (docs/protocol.md): this one when the raiser gave none.
 DEFAULT_HINTS = {
@@ -143,7 +143,7 @@ class Service:
         return job
 
     def _mine(self, job: JobRecord) -> bool:
-        return self.owner == LOCAL_OWNER or job.spec.get("owner", LOCAL_OWNER) == self.owner
+        return self.owner == LOCAL_OWNER or job.spec.owner == self.owner
 
     def info(self, job: JobRecord) -> p.JobInfo:
         summary = job_summary_fields(job)
@@ -152,7 +152,7 @@ class Service:
             summary = {k: ("" if k in ("input", "prompt") else None) for k in summary}  # the wire's types
         return p.JobInfo(
             id=job.id, state=job.state, created=job.created, updated=job.updated, priority=job.priority,
-            position=self.scheduler.position(job.id) if job.state == "queued" else None,
+            position=self.scheduler.position(job.id) if job.state == p.JobState.QUEUED else None,
             last_seq=job.last_seq, attempts=job.attempts, outputs=list(job.outputs) if mine else [],
             error=job.error if mine else None, progress=job.progress, **summary,
         )
@@ -182,7 +182,7 @@ class Service:
         self._check_queue()
         if env.body.dry_run:
             return self._later(env, lambda: resolve(spec, "JOBID", self.config, self._reserved),
-                               lambda resolved: self._reply(env, p.Ok(detail=resolved["output"])))
+                               lambda resolved: self._reply(env, p.Ok(detail=resolved.output)))
         job_id = self.new_job_id()
         return self._later(env, lambda: self._resolve_and_reserve(spec, job_id),
                            lambda resolved: self._store_job(env, job_id, resolved))
@@ -194,11 +194,11 @@ class Service:
                 return True
         return self.store.output_reserved(output)
 
-    def _resolve_and_reserve(self, spec: p.JobSpec, job_id: str) -> dict:
+    def _resolve_and_reserve(self, spec: p.JobSpec, job_id: str) -> ResolvedJob:
         # One pool thread: checking a name and reserving it cannot interleave with another submit's.
         resolved = resolve(spec, job_id, self.config, self._reserved)
         with self._lock:
-            self._reserving.add(resolved["output"])
+            self._reserving.add(resolved.output)
         return resolved
 
     def _check_queue(self) -> None:
@@ -211,21 +211,21 @@ class Service:
                                "Delete finished jobs with `tokenflow jobs delete ID`, or start the server with "
                                "a shorter --keep-days or a larger --max-jobs.")
 
-    def _store_job(self, env: p.Envelope, job_id: str, resolved: dict) -> Outcome:
+    def _store_job(self, env: p.Envelope, job_id: str, resolved: ResolvedJob) -> Outcome:
         try:
             return self._store_resolved(env, job_id, resolved)
         finally:
             with self._lock:
-                self._reserving.discard(resolved["output"])
+                self._reserving.discard(resolved.output)
 
-    def _store_resolved(self, env: p.Envelope, job_id: str, resolved: dict) -> Outcome:
+    def _store_resolved(self, env: p.Envelope, job_id: str, resolved: ResolvedJob) -> Outcome:
         spec: p.JobSpec = env.body.spec
         if spec.client_token:  # a retry that arrived while the first was being checked
             existing = self.store.by_token(spec.client_token)
             if existing is not None:
                 return self._accepted(env, existing)
         self._check_queue()
-        resolved["owner"] = self.owner
+        resolved = dataclasses.replace(resolved, owner=self.owner)
         position = self.scheduler.position_for(spec.priority)
         try:
             job, _ = self.store.create_job(job_id, resolved, priority=spec.priority,
@@ -244,8 +244,8 @@ class Service:
     def _on_cancel(self, env: p.Envelope) -> Outcome:
         job = self._job(env)
         if self.scheduler.cancel(job.id) == "removed":
-            batch_summary.job_ending(self.store, job.id, "cancelled")
-            self.journal.append(job.id, "cancelled", {"reason": "cancelled while queued"}, state="cancelled")
+            batch_summary.job_ending(self.store, job.id, p.JobState.CANCELLED)
+            self.journal.append(job.id, p.Cancelled(reason="cancelled while queued"), state=p.JobState.CANCELLED)
             job = self.store.get(job.id)
         return self._reply(env, p.JobStatus(info=self.info(job)))
 
@@ -290,7 +290,7 @@ class Service:
         body: p.Fetch = env.body
         if body.what == "outputs":
             return self._reply(env, p.Outputs(state=job.state, paths=list(job.outputs)))
-        lo, hi = job.spec["first"], job.spec["last"]
+        lo, hi = job.spec.first, job.spec.last
         first = lo if body.first is None else body.first
         last = hi if body.last is None else body.last
         if first < lo or last > hi:
@@ -339,10 +339,10 @@ class Service:
                                              queued=len(self.scheduler)))
 
     def _done_files(self, job: JobRecord) -> list[dict]:
-        if job.state != "done":
+        if job.state != p.JobState.DONE:
             raise RequestError("not_done", f"Job {job.id} is {job.state}: only a done job's outputs can be fetched.",
                                f"Wait for it with `tokenflow jobs watch {job.id}`.")
-        done = self.store.last_event(job.id, "done")
+        done = self.store.last_event(job.id, p.Done.TYPE)
         files = (done.body.get("files") if done else None)
         if files is None:
             raise RequestError("no_files", f"Job {job.id} finished before this server listed outputs for download.",
@@ -351,14 +351,14 @@ class Service:
 
     def _on_files(self, env: p.Envelope) -> Outcome:
         job = self._job(env)
-        files = self._done_files(job) if job.state == "done" else []
+        files = self._done_files(job) if job.state == p.JobState.DONE else []
         return self._reply(env, p.Files(state=job.state, files=[p.FileInfo(**f) for f in files]))
 
     def _on_read(self, env: p.Envelope) -> Outcome:
         job = self._job(env)
         body: p.Read = env.body
         try:
-            data, size = read_chunk(job.spec["output"], self._done_files(job), body.name, body.offset, body.length)
+            data, size = read_chunk(job.spec.output, self._done_files(job), body.name, body.offset, body.length)
         except OutputFileError as exc:
             raise RequestError(exc.code, exc.message, exc.hint, "body.name") from None
         chunk = p.Chunk(name=body.name, offset=body.offset, size=size, eof=body.offset + len(data) >= size)

@@ -11,6 +11,9 @@ Invariants the rest of the server relies on:
 - a job's events are numbered 1, 2, 3, ... without gaps (`last_seq` on the job row is
   the highest), and an event that ends a job changes the job's state in the same
   transaction.
+
+Typed in, typed out: a job's spec is a `ResolvedJob` and an event is the protocol's own
+body type; they become JSON here and nowhere else (`event_body`).
 """
 
 from __future__ import annotations
@@ -22,6 +25,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
+
+from bridge.wire import protocol as p
+from bridge.wire.protocol import RETRYABLE_STATES, JobState
+from server.resolved_job import ResolvedJob
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -61,10 +68,10 @@ CREATE TABLE IF NOT EXISTS settings (
 @dataclass(frozen=True)
 class JobRecord:
     id: str
-    state: str
+    state: JobState
     created: float
     updated: float
-    spec: dict
+    spec: ResolvedJob
     priority: int
     queue_order: int
     attempts: int
@@ -80,7 +87,7 @@ class EventRecord:
     job_id: str
     seq: int
     type: str
-    body: dict
+    body: dict  # the body as the wire carries it (see `event_body`)
     blob: str | None  # file in the job's folder holding the binary frame, if any
     frame: int | None  # source frame number, for proxy and frame events
 
@@ -89,13 +96,19 @@ class StoreError(Exception):
     pass
 
 
+def event_body(body: p.Body) -> dict[str, Any]:
+    """An event as the store keeps it and replays it: the wire's fields, less `omitted`, which
+    each delivery decides for its subscriber (server/cursors.py)."""
+    return {k: v for k, v in p.to_wire(body).items() if k != "omitted"}
+
+
 def _job(row: sqlite3.Row) -> JobRecord:
     return JobRecord(
         id=row["id"],
-        state=row["state"],
+        state=JobState(row["state"]),
         created=row["created"],
         updated=row["updated"],
-        spec=json.loads(row["spec"]),
+        spec=ResolvedJob.from_dict(json.loads(row["spec"])),
         priority=row["priority"],
         queue_order=row["queue_order"],
         attempts=row["attempts"],
@@ -143,7 +156,7 @@ class JobStore:
     # --- jobs ---
 
     def create_job(
-        self, job_id: str, spec: dict, *, priority: int, client_token: str | None, position: int
+        self, job_id: str, spec: ResolvedJob, *, priority: int, client_token: str | None, position: int
     ) -> tuple[JobRecord, EventRecord]:
         """Insert a queued job and its `accepted` event (seq 1) in one transaction."""
         now = time.time()
@@ -151,23 +164,30 @@ class JobStore:
             order = db.execute("SELECT COALESCE(MAX(queue_order), 0) + 1 FROM jobs").fetchone()[0]
             db.execute(
                 "INSERT INTO jobs (id, created, updated, state, spec, priority, queue_order, last_seq, client_token)"
-                " VALUES (?, ?, ?, 'queued', ?, ?, ?, 1, ?)",
-                (job_id, now, now, json.dumps(spec), priority, order, client_token),
+                " VALUES (?, ?, ?, ?, ?, ?, ?, 1, ?)",
+                (job_id, now, now, JobState.QUEUED, json.dumps(spec.to_dict()), priority, order, client_token),
             )
-            body = {"position": position, "state": "queued"}
+            body = event_body(p.Accepted(position=position, state=JobState.QUEUED))
             db.execute(
-                "INSERT INTO events (job_id, seq, type, body, created) VALUES (?, 1, 'accepted', ?, ?)",
-                (job_id, json.dumps(body), now),
+                "INSERT INTO events (job_id, seq, type, body, created) VALUES (?, 1, ?, ?, ?)",
+                (job_id, p.Accepted.TYPE, json.dumps(body), now),
             )
         # The accept is the one promise made to a client that must outlive power loss.
         with self._lock:
             self._db.execute("PRAGMA wal_checkpoint(FULL)")
-        return self.get(job_id), EventRecord(job_id, 1, "accepted", body, None, None)
+        return self._get(job_id), EventRecord(job_id, 1, p.Accepted.TYPE, body, None, None)
 
     def get(self, job_id: str) -> JobRecord | None:
         with self._lock:
             row = self._db.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
         return _job(row) if row else None
+
+    def _get(self, job_id: str) -> JobRecord:
+        """A job this store has just written (it cannot be missing)."""
+        job = self.get(job_id)
+        if job is None:
+            raise StoreError(f"unknown job {job_id}")
+        return job
 
     def by_token(self, token: str) -> JobRecord | None:
         with self._lock:
@@ -188,18 +208,19 @@ class JobStore:
     def queued(self) -> list[tuple[str, int, int]]:
         """(job id, priority, queue order) of every queued job."""
         with self._lock:
-            rows = self._db.execute("SELECT id, priority, queue_order FROM jobs WHERE state = 'queued'").fetchall()
+            rows = self._db.execute("SELECT id, priority, queue_order FROM jobs WHERE state = ?",
+                                    (JobState.QUEUED,)).fetchall()
         return [(r[0], r[1], r[2]) for r in rows]
 
     def count_queued(self) -> int:
         with self._lock:
-            return self._db.execute("SELECT COUNT(*) FROM jobs WHERE state = 'queued'").fetchone()[0]
+            return self._db.execute("SELECT COUNT(*) FROM jobs WHERE state = ?", (JobState.QUEUED,)).fetchone()[0]
 
     def save_queue(self, entries: Iterable[tuple[str, int, int]]) -> None:
         with self._txn() as db:
             db.executemany(
-                "UPDATE jobs SET priority = ?, queue_order = ? WHERE id = ? AND state = 'queued'",
-                [(p, o, j) for j, p, o in entries],
+                "UPDATE jobs SET priority = ?, queue_order = ? WHERE id = ? AND state = ?",
+                [(priority, order, j, JobState.QUEUED) for j, priority, order in entries],
             )
 
     def list_batch(self, batch: str, limit: int = 10_000) -> list[JobRecord]:
@@ -215,8 +236,8 @@ class JobStore:
         """True if a queued or running job will write `output` (names are handed out once)."""
         with self._lock:
             row = self._db.execute(
-                "SELECT 1 FROM jobs WHERE json_extract(spec, '$.output') = ? AND state IN ('queued', 'running')",
-                (output,),
+                "SELECT 1 FROM jobs WHERE json_extract(spec, '$.output') = ? AND state IN (?, ?)",
+                (output, JobState.QUEUED, JobState.RUNNING),
             ).fetchone()
         return row is not None
 
@@ -226,19 +247,19 @@ class JobStore:
         now = time.time()
         with self._txn() as db:
             row = db.execute("SELECT state, attempts, last_seq FROM jobs WHERE id = ?", (job_id,)).fetchone()
-            if row is None or row[0] not in ("failed", "cancelled"):
+            if row is None or row[0] not in RETRYABLE_STATES:
                 return None
             order = db.execute("SELECT COALESCE(MAX(queue_order), 0) + 1 FROM jobs").fetchone()[0]
             seq = row[2] + 1
-            body = {"attempt": row[1] + 1, "reason": reason}
-            db.execute("INSERT INTO events (job_id, seq, type, body, created) VALUES (?, ?, 'requeued', ?, ?)",
-                       (job_id, seq, json.dumps(body), now))
+            body = event_body(p.Requeued(attempt=row[1] + 1, reason=reason))
+            db.execute("INSERT INTO events (job_id, seq, type, body, created) VALUES (?, ?, ?, ?, ?)",
+                       (job_id, seq, p.Requeued.TYPE, json.dumps(body), now))
             db.execute(
-                "UPDATE jobs SET state = 'queued', queue_order = ?, error = NULL, progress = NULL, outputs = '[]',"
+                "UPDATE jobs SET state = ?, queue_order = ?, error = NULL, progress = NULL, outputs = '[]',"
                 " last_seq = ?, updated = ? WHERE id = ?",
-                (order, seq, now, job_id),
+                (JobState.QUEUED, order, seq, now, job_id),
             )
-        return EventRecord(job_id, seq, "requeued", body, None, None)
+        return EventRecord(job_id, seq, p.Requeued.TYPE, body, None, None)
 
     def last_event(self, job_id: str, type_: str) -> EventRecord | None:
         with self._lock:
@@ -262,24 +283,25 @@ class JobStore:
     def start_attempt(self, job_id: str) -> JobRecord:
         with self._txn() as db:
             db.execute(
-                "UPDATE jobs SET state = 'running', attempts = attempts + 1, updated = ? WHERE id = ?",
-                (time.time(), job_id),
+                "UPDATE jobs SET state = ?, attempts = attempts + 1, updated = ? WHERE id = ?",
+                (JobState.RUNNING, time.time(), job_id),
             )
-        return self.get(job_id)
+        return self._get(job_id)
 
     def requeue(self, job_id: str) -> None:
         """Put an interrupted job back at the front of the queue."""
         with self._txn() as db:
             front = db.execute("SELECT COALESCE(MIN(queue_order), 0) FROM jobs").fetchone()[0]
             db.execute(
-                "UPDATE jobs SET state = 'queued', queue_order = ?, updated = ? WHERE id = ?",
-                (front - 1, time.time(), job_id),
+                "UPDATE jobs SET state = ?, queue_order = ?, updated = ? WHERE id = ?",
+                (JobState.QUEUED, front - 1, time.time(), job_id),
             )
 
     def requeue_interrupted(self) -> list[str]:
         """Jobs left `running` by a dead server go back to the front of the queue."""
         with self._lock:
-            ids = [r[0] for r in self._db.execute("SELECT id FROM jobs WHERE state = 'running' ORDER BY queue_order DESC")]
+            ids = [r[0] for r in self._db.execute("SELECT id FROM jobs WHERE state = ? ORDER BY queue_order DESC",
+                                                  (JobState.RUNNING,))]
         for job_id in ids:  # last first, so the earliest ends up in front
             self.requeue(job_id)
         return ids[::-1]
@@ -288,7 +310,7 @@ class JobStore:
         """Forget a job that is not running: its row and its events. False if it runs (or is gone)."""
         with self._txn() as db:
             row = db.execute("SELECT state FROM jobs WHERE id = ?", (job_id,)).fetchone()
-            if row is None or row[0] == "running":
+            if row is None or row[0] == JobState.RUNNING:
                 return False
             db.execute("DELETE FROM events WHERE job_id = ?", (job_id,))
             db.execute("DELETE FROM jobs WHERE id = ?", (job_id,))
@@ -301,8 +323,10 @@ class JobStore:
     def finished_jobs(self) -> list[tuple[str, float]]:
         """(id, last update) of every job in a terminal state, oldest first."""
         with self._lock:
+            terminal = [s for s in JobState if s.terminal]
             rows = self._db.execute(
-                "SELECT id, updated FROM jobs WHERE state IN ('done', 'failed', 'cancelled') ORDER BY updated, rowid"
+                f"SELECT id, updated FROM jobs WHERE state IN ({','.join('?' * len(terminal))}) ORDER BY updated, rowid",
+                terminal,
             ).fetchall()
         return [(r[0], r[1]) for r in rows]
 
@@ -311,16 +335,16 @@ class JobStore:
     def append_event(
         self,
         job_id: str,
-        type_: str,
-        body: dict,
+        event: p.Body,
         *,
         blob: str | None = None,
         frame: int | None = None,
-        state: str | None = None,
+        state: JobState | None = None,
         outputs: list | None = None,
         error: dict | None = None,
     ) -> EventRecord:
         """Store the job's next event; `state` etc. update the job in the same transaction."""
+        type_, body = event.TYPE, event_body(event)
         now = time.time()
         with self._txn() as db:
             row = db.execute("SELECT last_seq FROM jobs WHERE id = ?", (job_id,)).fetchone()
@@ -332,7 +356,7 @@ class JobStore:
                 (job_id, seq, type_, json.dumps(body), blob, frame, now),
             )
             sets, args = ["last_seq = ?", "updated = ?"], [seq, now]
-            if type_ == "progress":
+            if type_ == p.Progress.TYPE:
                 sets.append("progress = ?")
                 args.append(json.dumps(body))
             if state is not None:
@@ -360,8 +384,8 @@ class JobStore:
         hi = (1 << 62) if last is None else last
         with self._lock:
             rows = self._db.execute(
-                "SELECT * FROM events WHERE job_id = ? AND type = 'frame' AND frame BETWEEN ? AND ? ORDER BY frame",
-                (job_id, lo, hi),
+                "SELECT * FROM events WHERE job_id = ? AND type = ? AND frame BETWEEN ? AND ? ORDER BY frame",
+                (job_id, p.Frame.TYPE, lo, hi),
             ).fetchall()
         return [_event(r) for r in rows]
 
@@ -398,12 +422,6 @@ def job_summary_fields(job: JobRecord) -> dict[str, Any]:
     """The spec fields a listing shows."""
     spec = job.spec
     return {
-        "input": spec.get("input", ""),
-        "prompt": str(spec.get("params", {}).get("prompt", "")),
-        "frames": spec.get("frames"),
-        "output": spec.get("output"),
-        "batch": spec.get("batch"),
-        "name": spec.get("name"),
-        "row": spec.get("row"),
-        "n_frames": spec.get("n_frames"),
+        "input": spec.input, "prompt": spec.prompt, "frames": spec.frames, "output": spec.output,
+        "batch": spec.batch, "name": spec.name, "row": spec.row, "n_frames": spec.n_frames,
     }

@@ -22,6 +22,7 @@ from bridge.media.output_safety import OutputRefused, check_output, check_path_t
 from bridge.wire.protocol import JobSpec
 from server.bounds import disk_problem, estimate, memory_problem
 from server.config import ServerConfig
+from server.resolved_job import ResolvedJob, SourceInfo
 from tokenflow.params import EditParams
 
 
@@ -57,10 +58,10 @@ def allow_hint(config: ServerConfig) -> str:
             "to another folder.")
 
 
-def check_job_output(spec: dict, config: ServerConfig, own: tuple[str, ...] = ()) -> None:
+def check_job_output(spec: ResolvedJob, config: ServerConfig, own: tuple[str, ...] = ()) -> None:
     """The output policy (bridge.media.output_safety) for a resolved spec; raises OutputRefused."""
-    check_output(spec["output"], source=spec["input"], overwrite=bool(spec.get("overwrite")),
-                 allowed=config.allowed_output_dirs, own=own, allow_hint=allow_hint(config), preset=spec.get("preset"))
+    check_output(spec.output, source=spec.input, overwrite=spec.overwrite,
+                 allowed=config.allowed_output_dirs, own=own, allow_hint=allow_hint(config), preset=spec.preset)
 
 
 def _allowed_output(output: str, config: ServerConfig, where: str) -> None:
@@ -113,7 +114,7 @@ def _output_name(spec: JobSpec, job_id: str, source: Path, first: int, last: int
 
 
 def resolve(spec: JobSpec, job_id: str, config: ServerConfig,
-            reserved: typing.Callable[[str], bool] = lambda output: False) -> dict:
+            reserved: typing.Callable[[str], bool] = lambda output: False) -> ResolvedJob:
     """The checked, explicit spec the store keeps. `reserved(output)`: whether another job will
     write that output; a named output (destination + template) takes the first free name."""
     try:
@@ -197,29 +198,15 @@ def resolve(spec: JobSpec, job_id: str, config: ServerConfig,
             raise SubmitError("output_exists", str(exc), "Choose another name, or pass --overwrite "
                               "(overwrite: true) to replace it.", "body.spec.output") from None
 
-    resolved = {
-        "input": str(source),
-        "frames": spec.frames,
-        "first": first,
-        "last": last,
-        "n_frames": n_frames,
-        "output": output,
-        "model": model,
-        "params": params.to_dict(),
-        "proxy_size": spec.proxy_size,
-        "proxy_format": spec.proxy_format,
-        "priority": spec.priority,
-        "client_token": spec.client_token,
-        "overwrite": spec.overwrite,
-        "preset": out_spec.preset.name,
-        "start_number": spec.start_number,
-        "source": {"width": info.width, "height": info.height, "frame_rate": str(info.frame_rate)},
-        "destination": str(destination) if destination else spec.destination,
-        "name_template": spec.name_template,
-        "name": spec.name or source.stem,
-        "batch": spec.batch,
-        "row": spec.row,
-    }
+    resolved = ResolvedJob(
+        input=str(source), frames=spec.frames, first=first, last=last, n_frames=n_frames, output=output,
+        model=model, params=params.to_dict(), proxy_size=spec.proxy_size, proxy_format=spec.proxy_format,
+        priority=spec.priority, client_token=spec.client_token, overwrite=spec.overwrite,
+        preset=out_spec.preset.name, start_number=spec.start_number,
+        source=SourceInfo(width=info.width, height=info.height, frame_rate=str(info.frame_rate)),
+        destination=str(destination) if destination else spec.destination, name_template=spec.name_template,
+        name=spec.name or source.stem, batch=spec.batch, row=spec.row,
+    )
     kind, target = target_of(output, preset)
 
     needs = estimate(n_frames, info.width, info.height, params.short_side, params.steps, kind)

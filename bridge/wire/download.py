@@ -126,7 +126,7 @@ def download_file(client: Client, job: str, info: p.FileInfo, folder: Path, *,
 def download_job(client: Client, job: str, folder: str | os.PathLike, **kw) -> list[Saved]:
     """Every output file of a done job into `folder` (created if needed), checksums verified."""
     listing = client.files(job)
-    if listing.state != "done":
+    if listing.state != p.JobState.DONE:
         raise DownloadError(f"Job {job} is {listing.state}: only a done job's outputs can be downloaded.")
     folder = Path(folder).expanduser().absolute()
     return [download_file(client, job, info, folder, **kw) for info in listing.files]

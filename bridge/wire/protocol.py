@@ -24,6 +24,16 @@ from typing import Any, ClassVar, Optional, Union
 import msgpack
 
 from bridge.wire import edit_params
+# A job's states and progress stages have one spelling, in their own standard-library module
+# (bridge/wire/lifecycle.py) so summary and editor-side code read them without msgpack; the
+# protocol re-exports them (p.JobState, p.Stage, ...).
+from bridge.wire.lifecycle import (  # noqa: F401
+    RETRYABLE_STATES,
+    STAGE_ORDER,
+    TERMINAL_STATES,
+    JobState,
+    Stage,
+)
 
 PROTOCOL_VERSION = 1
 SUPPORTED_VERSIONS = (1,)
@@ -39,8 +49,7 @@ HEARTBEAT_INTERVAL_S = 1.0
 # A peer is presumed dead after this many heartbeat intervals without any traffic.
 HEARTBEAT_LIVENESS = 5
 
-JOB_STATES = ("queued", "running", "done", "failed", "cancelled")
-TERMINAL_STATES = ("done", "failed", "cancelled")
+JOB_STATES: tuple[JobState, ...] = tuple(JobState)
 _JOB_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _MAX_INT = (1 << 63) - 1
 # Largest chunk of an output file one `read` reply carries (see `Read`).
@@ -129,7 +138,7 @@ class Cancel(Body):
 @dataclass(frozen=True)
 class ListJobs(Body):
     TYPE: ClassVar[str] = "list"
-    states: Optional[list[str]] = None
+    states: Optional[list[str]] = None  # JobState values
     limit: int = 100  # 1..MAX_LIST
     offset: int = 0  # jobs to skip (newest first): pages are offset, offset + limit, ...
     batch: Optional[str] = None  # only this batch's jobs, in the order they were queued
@@ -276,7 +285,7 @@ class Welcome(Body):
 @dataclass(frozen=True)
 class JobInfo:
     id: str
-    state: str
+    state: str  # a JobState (a plain string on the wire; JobState members compare equal to it)
     created: float
     updated: float
     input: str
@@ -312,7 +321,7 @@ class JobList(Body):
 @dataclass(frozen=True)
 class Subscribed(Body):
     TYPE: ClassVar[str] = "subscribed"
-    state: str = ""
+    state: str = ""  # a JobState
     last_seq: int = 0  # events 1..last_seq exist now; replay follows, then live events
 
 
@@ -329,7 +338,7 @@ class Unsubscribed(Body):
 @dataclass(frozen=True)
 class Outputs(Body):
     TYPE: ClassVar[str] = "outputs"
-    state: str = ""
+    state: str = ""  # a JobState
     paths: list[str] = field(default_factory=list)
 
 
@@ -351,7 +360,7 @@ class FileInfo:
 @dataclass(frozen=True)
 class Files(Body):
     TYPE: ClassVar[str] = "file_list"
-    state: str = ""
+    state: str = ""  # a JobState
     files: list[FileInfo] = field(default_factory=list)  # empty unless the job is done
 
 
@@ -395,13 +404,13 @@ class Error(Body):
 class Accepted(Body):
     TYPE: ClassVar[str] = "accepted"
     position: int = 0
-    state: str = "queued"
+    state: str = JobState.QUEUED
 
 
 @dataclass(frozen=True)
 class Progress(Body):
     TYPE: ClassVar[str] = "progress"
-    stage: str = ""  # "start", "load", "encode", "inversion", "edit", "decode", "write"
+    stage: str = ""  # a Stage; they follow STAGE_ORDER
     step: int = 0
     total: int = 0
     frames_done: int = 0

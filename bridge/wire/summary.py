@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
-TERMINAL = ("done", "failed", "cancelled")
+from bridge.wire.lifecycle import TERMINAL_STATES, JobState
 
 
 def filename(batch: str) -> str:
@@ -29,19 +29,19 @@ def job_entry(job: Mapping[str, Any]) -> dict:
         "outputs": list(job.get("outputs") or []),
     }
     error = job.get("error")
-    if job["state"] == "failed" and error:
+    if job["state"] == JobState.FAILED and error:
         entry["error"] = {"code": error.get("code"), "message": error.get("message"), "hint": error.get("hint")}
     return entry
 
 
 def build(batch: str, jobs: Iterable[Mapping[str, Any]]) -> dict:
     entries = [job_entry(j) for j in jobs]
-    counts = {state: sum(e["state"] == state for e in entries) for state in ("done", "failed", "cancelled")}
+    counts = {state: sum(e["state"] == state for e in entries) for state in TERMINAL_STATES}
     return {
         "batch": batch,
-        "finished": all(e["state"] in TERMINAL for e in entries),
+        "finished": all(e["state"] in TERMINAL_STATES for e in entries),
         "written_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "succeeded": counts["done"], "failed": counts["failed"], "cancelled": counts["cancelled"],
+        "succeeded": counts[JobState.DONE], "failed": counts[JobState.FAILED], "cancelled": counts[JobState.CANCELLED],
         "jobs": entries,
     }
 
@@ -54,14 +54,14 @@ def text(summary: Mapping[str, Any]) -> str:
              + (f", {summary['cancelled']} cancelled" if summary["cancelled"] else "") + "."]
     for e in jobs:
         label = f"  {e['job']}  {e.get('clip') or Path(e.get('input') or '').name} [{e.get('frames') or 'all'}]"
-        if e["state"] == "done":
+        if e["state"] == JobState.DONE:
             lines.append(f"{label}  done")
             outputs = e["outputs"]
             if len(outputs) > 1:  # an image sequence: its folder, not every frame
                 lines.append(f"      {Path(outputs[0]).parent}{os.sep} ({len(outputs)} files)")
             else:
                 lines += [f"      {path}" for path in outputs]
-        elif e["state"] == "failed":
+        elif e["state"] == JobState.FAILED:
             err = e.get("error") or {}
             lines.append(f"{label}  FAILED ({err.get('code')}): {err.get('message')}")
             if err.get("hint"):

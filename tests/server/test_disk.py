@@ -10,12 +10,14 @@ import time
 import numpy as np
 import pytest
 
+from bridge.wire import protocol as p
 from server.disk import Retention, empty_trash, is_disk_full, remove_job_folder, sweep, trim_cache
 from server.journal import Blob, BlobCache, Doorbell, Journal
 from server.paths import DataDir
 from server.scheduler import Scheduler
 from server.security import SecurityError, init_keys
 from server.store import JobStore
+from tests.server.jobs import resolved_job
 
 
 @pytest.fixture
@@ -27,9 +29,11 @@ def store_and_data(tmp_path):
 
 
 def _job(store: JobStore, data: DataDir, job_id: str, state: str, age_days: float, size: int) -> None:
-    store.create_job(job_id, {"input": "x", "output": f"/out/{job_id}.mp4"}, priority=0, client_token=None, position=0)
-    if state != "queued":
-        store.append_event(job_id, state, {}, state=state)
+    store.create_job(job_id, resolved_job(input="x", output=f"/out/{job_id}.mp4"), priority=0, client_token=None,
+                     position=0)
+    if state != p.JobState.QUEUED:
+        ending = {"done": p.Done(), "failed": p.Failed(), "cancelled": p.Cancelled()}[state]
+        store.append_event(job_id, ending, state=p.JobState(state))
     store._db.execute("UPDATE jobs SET updated = ? WHERE id = ?", (time.time() - age_days * 86400, job_id))
     folder = data.job(job_id) / "frames"
     folder.mkdir(parents=True)
@@ -83,9 +87,9 @@ def test_frames_are_stored_as_lossless_png(tmp_path):
     data = DataDir(tmp_path / "data").create()
     store = JobStore(data.database)
     journal = Journal(store, data, BlobCache(max_bytes=0), Doorbell())
-    store.create_job("j", {}, priority=0, client_token=None, position=0)
+    store.create_job("j", resolved_job(), priority=0, client_token=None, position=0)
     image = np.random.default_rng(0).integers(0, 256, (36, 52, 3), dtype=np.uint8)
-    journal.append("j", "frame", {"frame": 0}, blob=Blob("frames/00000000.png", image), frame=0)
+    journal.append("j", p.Frame(frame=0), blob=Blob("frames/00000000.png", image), frame=0)
     stored = data.job("j") / "frames" / "00000000.png"
     assert stored.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert np.array_equal(journal.read_blob("j", "frames/00000000.png"), image)
@@ -144,8 +148,7 @@ def test_a_rerun_cleans_stale_staging_and_finishes_its_own_output(tmp_path, ship
     out = tmp_path / "out"
     out.mkdir()
     output = str(out / "shot.mp4")
-    spec = {"input": str(shipped_clip), "output": output, "first": 0, "last": 3, "n_frames": 4,
-            "proxy_format": "jpeg", "overwrite": False}
+    spec = resolved_job(input=str(shipped_clip), output=output, first=0, last=3, n_frames=4)
     store.create_job("j", spec, priority=0, client_token=None, position=0)
     job = store.start_attempt("j")
     staging = out / ".shot.abcd.partial.mp4"
@@ -155,7 +158,7 @@ def test_a_rerun_cleans_stale_staging_and_finishes_its_own_output(tmp_path, ship
 
     def policy(s, own):
         checks.append(own)
-        check_output(s["output"], source=s["input"], overwrite=False, allowed=[out], own=own)
+        check_output(s.output, source=s.input, overwrite=False, allowed=[out], own=own)
 
     run = JobRun(job, journal, engines=None, should_cancel=lambda: False, shutting_down=lambda: False,
                  output_check=policy)

@@ -6,7 +6,9 @@ import sqlite3
 
 import pytest
 
+from bridge.wire import protocol as p
 from server.store import JobStore, StoreError
+from tests.server.jobs import resolved_job
 
 
 def make(tmp_path) -> JobStore:
@@ -14,7 +16,7 @@ def make(tmp_path) -> JobStore:
 
 
 def spec(prompt="x"):
-    return {"input": "/a.mp4", "params": {"prompt": prompt}, "frames": "0:3"}
+    return resolved_job(input="/a.mp4", params={"prompt": prompt}, frames="0:3")
 
 
 def test_create_job_writes_job_and_accepted_event(tmp_path):
@@ -33,19 +35,20 @@ def test_events_are_numbered_and_terminal_event_sets_state(tmp_path):
     st = make(tmp_path)
     st.create_job("j", spec(), priority=0, client_token=None, position=0)
     st.start_attempt("j")
-    st.append_event("j", "progress", {"stage": "edit", "step": 1})
-    st.append_event("j", "frame", {"frame": 7}, blob="frames/00000007.npy", frame=7)
-    st.append_event("j", "done", {"outputs": ["/o.mp4"]}, state="done", outputs=["/o.mp4"])
+    st.append_event("j", p.Progress(stage=p.Stage.EDIT, step=1))
+    st.append_event("j", p.Frame(frame=7), blob="frames/00000007.npy", frame=7)
+    st.append_event("j", p.Done(outputs=["/o.mp4"]), state=p.JobState.DONE, outputs=["/o.mp4"])
     job = st.get("j")
+    assert job is not None
     assert job.state == "done" and job.outputs == ["/o.mp4"] and job.last_seq == 4 and job.attempts == 1
-    assert job.progress == {"stage": "edit", "step": 1}
+    assert job.progress is not None and (job.progress["stage"], job.progress["step"]) == ("edit", 1)
     assert [e.seq for e in st.events("j")] == [1, 2, 3, 4]
     assert [e.seq for e in st.events("j", from_seq=3, limit=1)] == [3]
     assert [e.frame for e in st.frame_events("j", 5, 9)] == [7]
     assert st.frame_events("j", 8, None) == []
     assert st.sent_frames("j", "frame") == {7}
     with pytest.raises(StoreError):
-        st.append_event("nope", "progress", {})
+        st.append_event("nope", p.Progress())
 
 
 def test_reopen_and_requeue_interrupted(tmp_path):

@@ -119,7 +119,9 @@ class HistoryStore:
         return [_version(r) for r in self.db.execute("SELECT * FROM versions ORDER BY created DESC").fetchall()]
 
     def unfinished(self) -> list[Version]:
-        rows = self.db.execute("SELECT * FROM versions WHERE state NOT IN ('done', 'failed', 'cancelled')").fetchall()
+        terminal = [s for s in p.JobState if s.terminal]
+        rows = self.db.execute(f"SELECT * FROM versions WHERE state NOT IN ({','.join('?' * len(terminal))})",
+                               terminal).fetchall()
         return [_version(r) for r in rows]
 
 

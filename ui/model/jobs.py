@@ -9,18 +9,19 @@ from PySide6.QtGui import QImage
 
 from bridge.wire import protocol as p
 from bridge.wire.client import EventKind, JobEvent
+from bridge.wire.protocol import JobState, Stage
 from bridge.display import format_duration
 
-STAGE_WORDS = {
-    "start": "Starting",
-    "load": "Loading the model",
-    "encode": "Encoding frames",
-    "inversion": "Analysing the source (inversion)",
-    "edit": "Editing",
-    "decode": "Decoding frames",
-    "write": "Writing the output",
+STAGE_WORDS: dict[str, str] = {
+    Stage.START: "Starting",
+    Stage.LOAD: "Loading the model",
+    Stage.ENCODE: "Encoding frames",
+    Stage.INVERSION: "Analysing the source (inversion)",
+    Stage.EDIT: "Editing",
+    Stage.DECODE: "Decoding frames",
+    Stage.WRITE: "Writing the output",
 }
-STATE_WORDS = {"queued": "Queued", "running": "Running", "done": "Done", "failed": "Failed", "cancelled": "Cancelled"}
+STATE_WORDS: dict[str, str] = {state: state.value.capitalize() for state in JobState}
 
 
 def parse_frames(frames: str | None) -> tuple[int | None, int | None]:
@@ -33,7 +34,7 @@ def parse_frames(frames: str | None) -> tuple[int | None, int | None]:
 @dataclass
 class JobView:
     id: str
-    state: str = "queued"
+    state: str = JobState.QUEUED  # a JobState (the wire's string, as the server sent it)
     prompt: str = ""
     input: str = ""
     frames: str | None = None
@@ -71,7 +72,7 @@ class JobView:
     @property
     def fraction(self) -> float:
         """0..1 for a progress bar: frames done when the engine counts them, else steps."""
-        if self.state == "done":
+        if self.state == JobState.DONE:
             return 1.0
         pr = self.progress or {}
         # The server's ETA covers the whole job (all stages), so elapsed / (elapsed + ETA)
@@ -85,16 +86,16 @@ class JobView:
     @property
     def status_text(self) -> str:
         """Plain words for the state: 'Editing 3/10 · frames 2/8 · ETA 12s'."""
-        if self.state == "queued":
-            return "Queued" + (f" (#{self.position + 1})" if self.position is not None else "")
-        if self.state != "running":
+        if self.state == JobState.QUEUED:
+            return STATE_WORDS[JobState.QUEUED] + (f" (#{self.position + 1})" if self.position is not None else "")
+        if self.state != JobState.RUNNING:
             word = STATE_WORDS.get(self.state, self.state)
-            return f"{word}: {self.message}" if self.message and self.state != "done" else word
+            return f"{word}: {self.message}" if self.message and self.state != JobState.DONE else word
         pr = self.progress or {}
-        stage = pr.get("stage", "start")
+        stage = pr.get("stage", Stage.START)
         parts = [STAGE_WORDS.get(stage, stage.capitalize())]
         if pr.get("total"):
-            step = pr.get("step", 0) + (1 if stage == "edit" else 0)  # edit steps count from 0
+            step = pr.get("step", 0) + (1 if stage == Stage.EDIT else 0)  # edit steps count from 0
             parts[0] += f" {step}/{pr['total']}"
         if pr.get("frames_total"):
             parts.append(f"frames {pr.get('frames_done', 0)}/{pr['frames_total']}")
@@ -140,14 +141,14 @@ class JobsModel(QObject):
     def ordered(self) -> list[JobView]:
         """Running first, then the queue in the order it will run, then the rest newest first."""
         jobs = [j for j in self.jobs.values() if j.id not in self.hidden]
-        running = [j for j in jobs if j.state == "running"]
-        queued = sorted((j for j in jobs if j.state == "queued"),
+        running = [j for j in jobs if j.state == JobState.RUNNING]
+        queued = sorted((j for j in jobs if j.state == JobState.QUEUED),
                         key=lambda j: (j.position if j.position is not None else 1 << 30, j.created))
         ended = sorted((j for j in jobs if j.terminal), key=lambda j: -j.created)
         return running + queued + ended
 
     def queue_order(self) -> list[str]:
-        return [j.id for j in self.ordered() if j.state == "queued"]
+        return [j.id for j in self.ordered() if j.state == JobState.QUEUED]
 
     def _ensure(self, job: str) -> JobView:
         view = self.jobs.get(job)
@@ -205,14 +206,14 @@ class JobsModel(QObject):
         b = event.body
         kind = event.kind
         if kind is EventKind.ACCEPTED:
-            if not view.terminal and view.state != "running":
+            if not view.terminal and view.state != JobState.RUNNING:
                 view.state, view.position = b.state, b.position
         elif kind is EventKind.REQUEUED:
-            view.state, view.position, view.message = "queued", None, ""
+            view.state, view.position, view.message = JobState.QUEUED, None, ""
             view.attempts = max(view.attempts, b.attempt)
         elif kind is EventKind.PROGRESS:
             if not view.terminal:
-                view.state, view.position = "running", None
+                view.state, view.position = JobState.RUNNING, None
             view.progress = {f: getattr(b, f) for f in ("stage", "step", "total", "frames_done", "frames_total",
                                                         "elapsed_s", "eta_s")}
         elif kind is EventKind.PROXY:
@@ -224,12 +225,12 @@ class JobsModel(QObject):
                 view.full[b.frame] = image
                 self.image_arrived.emit(event.job, "frame", b.frame)
         elif kind is EventKind.DONE:
-            view.state, view.outputs, view.position = "done", list(b.outputs), None
+            view.state, view.outputs, view.position = JobState.DONE, list(b.outputs), None
         elif kind is EventKind.FAILED:
-            view.state, view.position = "failed", None
+            view.state, view.position = JobState.FAILED, None
             view.message = f"{b.message} {b.hint}".strip()
         elif kind is EventKind.CANCELLED:
-            view.state, view.position = "cancelled", None
+            view.state, view.position = JobState.CANCELLED, None
             view.message = b.reason
         if kind not in (EventKind.PROXY, EventKind.FRAME):
             self.job_changed.emit(event.job)

@@ -233,11 +233,11 @@ class PanelSession(QObject):
         self.history.record(Version(
             job_id=job, clip=pending.clip, first=pending.first, last=pending.last,
             prompt=str(pending.spec.params.get("prompt", "")), params=dict(pending.spec.params),
-            model=pending.spec.model, endpoint=self.endpoint, state="queued", created=pending.created))
+            model=pending.spec.model, endpoint=self.endpoint, state=p.JobState.QUEUED, created=pending.created))
         self.link.watch(job, 2)
         if pending.handoff_index is not None:
             self._handoff_jobs[job] = pending.handoff_index
-            self._report(job, "queued")
+            self._report(job, p.JobState.QUEUED)
         if self.clip.current is not None and self.clip.current.key == pending.clip:
             self.viewer.show_job(job)
         self.notice.emit("info", f"Queued job {job} (frames {pending.first}-{pending.last}).")
@@ -286,7 +286,7 @@ class PanelSession(QObject):
     def _event(self, event: JobEvent, image) -> None:
         self.jobs.apply_event(event, image)
         if event.kind is EventKind.REQUEUED:
-            self.history.set_state(event.job, "queued", message="")
+            self.history.set_state(event.job, p.JobState.QUEUED, message="")
         if image is not None and event.kind in (EventKind.FRAME, EventKind.PROXY):
             version = self.history.get(event.job)
             if version is not None and version.thumbnail is None and (
@@ -320,11 +320,12 @@ class PanelSession(QObject):
         if output and "%" in output and version is not None:
             first, last = version.first, version.last
         result = HandoffResult(
-            clip_index=index, state=state, job_id=job, output=output if state == "done" else None,
-            first_number=first if state == "done" else None, last_number=last if state == "done" else None,
+            clip_index=index, state=state, job_id=job, output=output if state == p.JobState.DONE else None,
+            first_number=first if state == p.JobState.DONE else None,
+            last_number=last if state == p.JobState.DONE else None,
             prompt=version.prompt if version else None,
             seed=version.params.get("seed") if version else None,
-            message=(view.message if view and state in ("failed", "cancelled") else ""))
+            message=(view.message if view and state in (p.JobState.FAILED, p.JobState.CANCELLED) else ""))
         self.result_sink(result.to_line())
         if state in p.TERMINAL_STATES:
             self._handoff_jobs.pop(job, None)
@@ -353,7 +354,7 @@ class PanelSession(QObject):
     def retry(self, job: str) -> None:
         """Queue a failed or cancelled job again on the server (same job, same output name)."""
         view = self.jobs.get(job)
-        if view is not None and view.state not in ("failed", "cancelled"):
+        if view is not None and view.state not in p.RETRYABLE_STATES:
             self.notice.emit("error", "Only a failed or cancelled job can be retried; use Make again in the "
                              "history for another version.")
             return
@@ -380,14 +381,14 @@ class PanelSession(QObject):
         """Take a job that is not running off the queue: the server forgets it and frees what it
         stored; its output files stay, and so does its entry in the history."""
         view = self.jobs.get(job)
-        if view is not None and view.state == "running":
+        if view is not None and view.state == p.JobState.RUNNING:
             self.notice.emit("error", "This job is running: cancel it first, then remove it.")
             return
         self.jobs.hide(job)
         self.link.delete(job)
 
     def _deleted(self, job: str) -> None:
-        self.history.set_state(job, self.history.get(job).state if self.history.get(job) else "cancelled",
+        self.history.set_state(job, self.history.get(job).state if self.history.get(job) else p.JobState.CANCELLED,
                                message="Removed from the server's queue; its output files are kept.")
 
     # --- history ---
@@ -413,7 +414,7 @@ class PanelSession(QObject):
         view = self.jobs.get(job)
         version = self.history.get(job)
         state = view.state if view else (version.state if version else "")
-        if state == "done" and (view is None or not view.full):
+        if state == p.JobState.DONE and (view is None or not view.full):
             if self.connection.connected:
                 self.link.fetch_frames(job)
 
@@ -423,7 +424,8 @@ class PanelSession(QObject):
         version = self.history.get(job)
         view = self.jobs.get(job)
         # The history knows a version is done even before the server's list has been read.
-        if not ((view is not None and view.state == "done") or (version is not None and version.state == "done")):
+        if not ((view is not None and view.state == p.JobState.DONE)
+                or (version is not None and version.state == p.JobState.DONE)):
             self.notice.emit("error", "Only a finished version can be exported: wait for it to be done.")
             return False
         if self._export is not None:

@@ -9,6 +9,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (QComboBox, QDoubleSpinBox, QFormLayout, QHBoxLayout, QInputDialog, QLabel,
                                QPlainTextEdit, QProgressBar, QPushButton, QSpinBox, QToolButton, QVBoxLayout, QWidget)
 
+from bridge.wire.lifecycle import JobState
 from ui.model.presets import EditForm
 from ui.model.session import PanelSession
 
@@ -230,7 +231,7 @@ class EditPanel(QWidget):
         if view is None:
             version = self.session.history.get(job) if job else None
             self.status.setText(f"{version.prompt!r}: {version.state}" if version else "Nothing running")
-            self.progress.setValue(1000 if version and version.state == "done" else 0)
+            self.progress.setValue(1000 if version and version.state == JobState.DONE else 0)
             self.cancel_button.setEnabled(False)
             return
         self.status.setText(f"{view.prompt!r} · {view.status_text}")

@@ -8,6 +8,7 @@ from PySide6.QtCore import QSize, Qt, Signal
 from PySide6.QtGui import QIcon, QPixmap
 from PySide6.QtWidgets import QHBoxLayout, QListWidget, QListWidgetItem, QPushButton, QVBoxLayout, QWidget
 
+from bridge.wire.lifecycle import JobState
 from ui.images import image_from_png
 from ui.model.session import PanelSession
 
@@ -92,4 +93,4 @@ class HistoryView(QWidget):
         version = self.session.history.get(job) if job else None
         self.reload.setEnabled(version is not None)
         self.again.setEnabled(version is not None)
-        self.export.setEnabled(version is not None and version.state == "done")
+        self.export.setEnabled(version is not None and version.state == JobState.DONE)

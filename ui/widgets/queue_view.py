@@ -8,6 +8,7 @@ import os
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QHBoxLayout, QHeaderView, QPushButton, QTreeWidget, QTreeWidgetItem, QVBoxLayout, QWidget
 
+from bridge.wire.lifecycle import RETRYABLE_STATES, JobState
 from ui.model.session import PanelSession
 from ui.widgets import theme
 
@@ -96,14 +97,14 @@ class QueueView(QWidget):
         self._enable()
 
     def _fill(self, item: QTreeWidgetItem, view) -> None:
-        pct = f"{int(view.fraction * 100):3d}%  " if view.state == "running" else ""
+        pct = f"{int(view.fraction * 100):3d}%  " if view.state == JobState.RUNNING else ""
         item.setText(0, pct + view.status_text)
         item.setText(1, view.prompt)
         item.setText(2, (view.frames or "all").replace(":", "–"))
         item.setText(3, os.path.basename(view.input))
         item.setText(4, view.id)
-        colour = {"running": theme.RESULT, "done": theme.OK, "failed": theme.ERROR, "cancelled": theme.DIM}.get(
-            view.state, theme.TEXT)
+        colour = {JobState.RUNNING: theme.RESULT, JobState.DONE: theme.OK, JobState.FAILED: theme.ERROR,
+                  JobState.CANCELLED: theme.DIM}.get(view.state, theme.TEXT)
         item.setForeground(0, colour)
         item.setToolTip(0, view.status_text)
 
@@ -122,10 +123,10 @@ class QueueView(QWidget):
     def _enable(self) -> None:
         job = self.selected()
         view = self.session.jobs.get(job) if job else None
-        queued = view is not None and view.state == "queued"
+        queued = view is not None and view.state == JobState.QUEUED
         self.up.setEnabled(queued)
         self.down.setEnabled(queued)
         self.cancel.setEnabled(view is not None and not view.terminal)
-        self.retry.setEnabled(view is not None and view.state in ("failed", "cancelled"))
-        self.remove.setEnabled(view is not None and view.state != "running")
-        self.export.setEnabled(view is not None and view.state == "done")
+        self.retry.setEnabled(view is not None and view.state in RETRYABLE_STATES)
+        self.remove.setEnabled(view is not None and view.state != JobState.RUNNING)
+        self.export.setEnabled(view is not None and view.state == JobState.DONE)

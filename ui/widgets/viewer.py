@@ -11,6 +11,7 @@ from PySide6.QtCore import QPointF, QRectF, QSize, Qt, Signal
 from PySide6.QtGui import QColor, QDragEnterEvent, QDropEvent, QFont, QImage, QMouseEvent, QPainter, QPen
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
+from bridge.wire.lifecycle import JobState
 from ui.model.session import PanelSession
 from ui.model.viewer import CompareMode
 from ui.widgets import theme
@@ -128,7 +129,7 @@ class Viewer(QWidget):
             elif job is None:
                 text = "No version yet: write a prompt and submit (Ctrl+Enter)"
             elif view is not None and view.terminal:
-                text = view.status_text if view.state != "done" else "Fetching the frames ..."
+                text = view.status_text if view.state != JobState.DONE else "Fetching the frames ..."
             else:
                 text = "Waiting for the first preview ..."
             painter.drawText(box, Qt.AlignmentFlag.AlignCenter, text)

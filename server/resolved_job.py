@@ -1,0 +1,80 @@
+"""A job as the server keeps it: the submitted `JobSpec` checked and made explicit.
+
+`server/submission.py` makes one from a `JobSpec` (absolute paths, frame numbers, the
+model and output chosen); the store keeps it as JSON in the job's row and hands it back
+typed (`to_dict`/`from_dict` are used at that boundary only). The stored keys are the
+ones servers have always written, so a database from an older server still opens: a
+field that older servers did not write reads as its default here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+from bridge.wire.edit_params import complete
+from tokenflow.params import EditParams
+
+# The client identity of the server's own user (an ipc:// peer, or the user's own local
+# CurveZMQ key): it may act on every job. Jobs stored before owners were recorded are its.
+LOCAL_OWNER = "local"
+
+
+@dataclass(frozen=True)
+class SourceInfo:
+    """The input clip as probed at submit time."""
+
+    width: int
+    height: int
+    frame_rate: str  # exact, as a fraction's text ("30000/1001")
+
+
+# kw_only: the stored order of keys is kept (required and defaulted fields interleave there).
+@dataclass(frozen=True, kw_only=True)
+class ResolvedJob:
+    input: str  # absolute path on the server's machine
+    frames: str | None = None  # the range as submitted ("FIRST:LAST", None = whole clip)
+    first: int  # source frame numbers, inclusive
+    last: int
+    n_frames: int
+    output: str  # absolute movie path or image-sequence pattern
+    model: str
+    params: dict[str, Any]  # EditParams fields by name (the wire's form; see `edit_params`)
+    proxy_size: int = 160
+    proxy_format: str = "jpeg"
+    priority: int = 0
+    client_token: str | None = None
+    overwrite: bool = False
+    preset: str | None = None  # None: stored before presets existed; the output's extension implies it
+    start_number: int | None = None  # None: the source frame numbers
+    source: SourceInfo | None = None
+    destination: str | None = None
+    name_template: str | None = None
+    name: str | None = None
+    batch: str | None = None
+    row: int | None = None
+    owner: str = LOCAL_OWNER  # the client identity that submitted it
+
+    @property
+    def prompt(self) -> str:
+        return str(self.params.get("prompt", ""))
+
+    def edit_params(self) -> EditParams:
+        """The parameters typed. Built when the job runs, not when it is read back, so a listing
+        never fails on the stored parameters of a job that an older server accepted. The schema
+        fills what a job stored before a parameter existed did not say."""
+        return EditParams(**complete(self.params))
+
+    def to_dict(self) -> dict[str, Any]:
+        """The stored form (JSON-ready)."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ResolvedJob:
+        """The stored form back; keys this server does not know (a newer server's) are ignored."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        values = {k: v for k, v in data.items() if k in names}
+        if isinstance(values.get("source"), dict):
+            values["source"] = SourceInfo(**values["source"])
+        return cls(**values)
