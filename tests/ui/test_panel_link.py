@@ -1,0 +1,84 @@
+"""The panel's link against a real `tokenflow serve` (tiny model): one connection carries
+everything the panel asks and follows, and each job's events reach that job."""
+
+from __future__ import annotations
+
+import time
+
+from PySide6.QtCore import QThread
+
+from bridge.editors.handoff import ClipRef, HandoffRequest, HandoffResult
+from bridge.wire.client import Client
+from cli.launch import tokenflow_command
+from tests.e2e.conftest import serve  # noqa: F401  (this module's own server: the clients it counts are ours)
+
+RANGES = [(0, 3), (40, 43), (80, 83)]
+
+
+def test_a_handoff_of_several_clips_is_one_connection(qtbot, serve, shipped_clip, tmp_path):  # noqa: F811
+    from ui.model.session import PanelSession
+    from ui.paths import panel_dirs
+
+    lines: list[str] = []
+    session = PanelSession(serve.endpoint, panel_dirs(tmp_path), launcher=tokenflow_command, result_sink=lines.append)
+    with Client(serve.endpoint, timeout=20) as admin:
+        admin.queue("pause")  # nothing runs until every clip is queued and followed
+        try:
+            session.start()
+            qtbot.waitUntil(lambda: session.connection.connected, timeout=20000)
+            session.load_handoff(HandoffRequest(
+                clips=[ClipRef(media=str(shipped_clip), first=a, last=b, frame_rate="30000/1001") for a, b in RANGES],
+                mode="submit", prompt="ink", seed=3, output_dir=str(serve.out),
+                params={"steps": 2, "short_side": 64, "kf_interval": 4}))
+            qtbot.waitUntil(lambda: admin.stats().subscriptions == len(RANGES), timeout=20000)
+            # The panel is one client of the server (this test is the other), not one plus one per job.
+            assert admin.stats().clients == 2
+            threads = session.link.findChildren(QThread)
+            assert len(threads) == 1 and threads[0].isRunning()
+
+            admin.queue("resume")
+            results: dict[int, HandoffResult] = {}
+
+            def all_done() -> bool:
+                for line in lines:
+                    result = HandoffResult.from_line(line)
+                    if result is not None and result.state == "done":
+                        results[result.clip_index] = result
+                return len(results) == len(RANGES)
+
+            qtbot.waitUntil(all_done, timeout=240000)
+            for index, (first, last) in enumerate(RANGES):
+                job = results[index].job_id
+                view = session.jobs.get(job)
+                # Each job got its own frames (the source numbers of its own range) and its own end.
+                assert view is not None and view.state == "done"
+                assert sorted(view.full) == list(range(first, last + 1)), (index, sorted(view.full))
+                assert session.history.get(job).first == first
+            assert len({r.job_id for r in results.values()}) == len(RANGES)
+        finally:
+            started = time.monotonic()
+            session.close()
+            assert time.monotonic() - started < 3.0  # the one thread stops at once
+    assert not threads[0].isRunning()
+
+
+def test_closing_while_the_server_does_not_answer_is_prompt(qapp, tmp_path):
+    """The link's thread is blocked waiting for a hello nobody answers, with jobs to follow: close
+    terminates its context and it is gone at once."""
+    import socket
+
+    from ui.model.session import PanelSession
+    from ui.paths import panel_dirs
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # closed again: nobody listens there
+    session = PanelSession(f"tcp://127.0.0.1:{port}", panel_dirs(tmp_path), launcher=tokenflow_command)
+    session.start()
+    session.link.watch("somejob", 1)
+    [thread] = session.link.findChildren(QThread)
+    time.sleep(0.5)  # into its hello (the outcome does not depend on it)
+    started = time.monotonic()
+    session.close()
+    assert time.monotonic() - started < 2.0
+    assert not thread.isRunning()
