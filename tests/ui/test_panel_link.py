@@ -49,11 +49,13 @@ def test_a_handoff_of_several_clips_is_one_connection(qtbot, serve, shipped_clip
             qtbot.waitUntil(all_done, timeout=240000)
             for index, (first, last) in enumerate(RANGES):
                 job = results[index].job_id
+                assert job is not None
                 view = session.jobs.get(job)
                 # Each job got its own frames (the source numbers of its own range) and its own end.
                 assert view is not None and view.state == "done"
                 assert sorted(view.full) == list(range(first, last + 1)), (index, sorted(view.full))
-                assert session.history.get(job).first == first
+                version = session.history.get(job)
+                assert version is not None and (version.first, version.last) == (first, last)
             assert len({r.job_id for r in results.values()}) == len(RANGES)
         finally:
             started = time.monotonic()
@@ -82,3 +84,43 @@ def test_closing_while_the_server_does_not_answer_is_prompt(qapp, tmp_path):
     session.close()
     assert time.monotonic() - started < 2.0
     assert not thread.isRunning()
+
+
+def test_a_restarted_server_is_followed_from_the_last_event_seen(qtbot, serve, shipped_clip, tmp_path):  # noqa: F811
+    """kill -9 mid-job, start again: the link connects again and subscribes from the event after
+    the last it delivered, so the job's end (and every frame) still reaches the panel once."""
+    from ui.model.session import PanelSession
+    from ui.paths import panel_dirs
+
+    lines: list[str] = []
+    session = PanelSession(serve.endpoint, panel_dirs(tmp_path), launcher=tokenflow_command, result_sink=lines.append)
+    try:
+        session.start()
+        qtbot.waitUntil(lambda: session.connection.connected, timeout=20000)
+        session.load_handoff(HandoffRequest(
+            clips=[ClipRef(media=str(shipped_clip), first=10, last=17, frame_rate="30000/1001")],
+            mode="submit", prompt="ink", seed=3, output_dir=str(serve.out),
+            params={"steps": 3, "short_side": 64, "kf_interval": 4}))
+        qtbot.waitUntil(lambda: session.viewer.job is not None, timeout=20000)
+        job = session.viewer.job
+        assert job is not None
+
+        def view():
+            found = session.jobs.get(job)
+            assert found is not None
+            return found
+
+        qtbot.waitUntil(lambda: view().last_seq >= 3, timeout=60000)  # it is running
+        serve.kill9()
+        qtbot.waitUntil(lambda: not session.connection.connected, timeout=30000)
+        serve.start()
+
+        def states() -> list[str]:
+            return [r.state for r in map(HandoffResult.from_line, lines) if r is not None]
+
+        # The result line comes of the job's own `done` event, the last of its stream (not of the list).
+        qtbot.waitUntil(lambda: states()[-1:] == ["done"], timeout=240000)
+        assert states() == ["queued", "done"]
+        assert sorted(view().full) == list(range(10, 18))
+    finally:
+        session.close()
