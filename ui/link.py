@@ -287,6 +287,12 @@ class _Wire(QThread):
             except ConnectionLost as exc:
                 self._lost(str(exc))
                 return
+            if arrived:
+                # Replies queue behind the frames of every followed job on this one socket: while
+                # anything arrives the server is answering, so no request counts as late yet.
+                busy_until = time.monotonic() + REQUEST_TIMEOUT_S
+                for call in self._calls.values():
+                    call.deadline = max(call.deadline, busy_until)
             for env in arrived:
                 self._route(env)
             if self.client.session_lost:
@@ -294,11 +300,9 @@ class _Wire(QThread):
                 # again at once (no `unreachable`: it answers) and subscribe each job again.
                 self._lost(None)
                 return
-            late = [call for call in self._calls.values() if call.deadline <= time.monotonic()]
-            if late:
-                self._lost(str(ConnectionLost(
-                    f"No answer from the TokenFlow server at {self.client.endpoint} after waiting "
-                    f"{REQUEST_TIMEOUT_S:.1f} s. Is it running? Start it with `tokenflow serve`.")))
+            if any(call.deadline <= time.monotonic() for call in self._calls.values()):
+                self._lost(f"No answer from the TokenFlow server at {self.client.endpoint} after waiting "
+                           f"{REQUEST_TIMEOUT_S:.1f} s. Is it running? Start it with `tokenflow serve`.")
                 return
 
     def _lost(self, message: str | None) -> None:
