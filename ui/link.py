@@ -1,19 +1,20 @@
 """The panel's client layer: server traffic in, typed events out, never on the GUI thread.
 
-`bridge.wire.client.Client` blocks and is not thread-safe, so each piece of network work runs
-in its own QThread with its own Client and its own ZeroMQ context:
+`PanelLink` is what the session needs of it: requests that return at once, and Qt signals
+with their outcomes. The tests hand the session a fake one; `ServerLink` is the real one.
 
-- one *command* thread says hello, answers requests (submit, cancel, reorder, status)
-  from a queue, and lists the server's jobs about once a second, which doubles as the
-  connection check;
-- one *watch* thread per job the panel follows, turning `Client.events()` (which already
-  survives reconnects and replays what it missed) into `job_event` signals, with the
-  pixels already decoded into display-size QImages so the GUI thread only paints;
-- one *fetch* thread to bring back a finished job's stored frames.
+`ServerLink` talks to the server through ONE connection: one network thread (`_Wire`), one
+ZeroMQ context, one DEALER socket (a `bridge.wire.client.Client`). Every request (hello,
+list, status, submit, cancel, reorder, retry, delete, queue state), every job the panel
+follows (a `subscribe` each) and every frame fetch is in flight on it at once, told apart by
+request id; events are routed to their job by that id, and carry the job id the session
+reads. A handoff of 20 clips is one connection, not 21. After a lost connection or a
+restarted server the thread connects again and subscribes each job from the first event it
+has not seen, so the session sees every event once, in order (as `Client.events` does).
 
-Stopping a thread terminates its ZeroMQ context: whatever call it is blocked in raises
-ETERM at once, so closing the panel never waits for a server that does not answer.
-Everything the widgets see arrives as Qt signals, queued onto the GUI thread.
+Stopping terminates the context: whatever ZeroMQ call the thread is in raises ETERM at once,
+so closing the panel never waits for a server that does not answer. Pixels are decoded into
+display-size QImages on the network thread, so the GUI thread only paints.
 """
 
 from __future__ import annotations
@@ -21,22 +22,33 @@ from __future__ import annotations
 import dataclasses
 import enum
 import queue
+import socket
 import time
 import uuid
-from dataclasses import dataclass
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 import zmq
 from PySide6.QtCore import QObject, QThread, Signal
 
 from bridge.wire import protocol as p
-from bridge.wire.client import Client, ClientError, ConnectionLost, CurveKeys, EventKind, JobEvent, ServerError
+from bridge.wire.client import (
+    Client,
+    ClientError,
+    ConnectionLost,
+    CurveKeys,
+    JobEvent,
+    ServerError,
+)
 from ui.images import encoded_to_qimage, rgb_to_qimage
 
 LIST_INTERVAL_S = 1.0
 RETRY_INTERVAL_S = 2.0
 REQUEST_TIMEOUT_S = 5.0
 ENGINE_POLL_S = 3.0
+LIST_LIMIT = 200
 
 
 class Request(str, enum.Enum):
@@ -74,257 +86,475 @@ def event_image(event: JobEvent):
     """The display-size QImage an event carries, or None."""
     if event.data is None:
         return None
-    if event.kind is EventKind.PROXY and not event.body.omitted:
+    if isinstance(event.body, p.Proxy) and not event.body.omitted:
         image = encoded_to_qimage(event.data)
         return None if image.isNull() else image
-    if event.kind is EventKind.FRAME and not event.body.omitted:
+    if isinstance(event.body, p.Frame) and not event.body.omitted:
         return rgb_to_qimage(event.image())
     return None
 
 
-class ClientThread(QThread):
-    """A thread that talks to the server through its own ZeroMQ context.
+class PanelLink(QObject):
+    """What the session needs of its link to the server (the real one: `ServerLink`).
 
-    `stop()` terminates that context: every blocking call in `run()` then raises
-    ZMQError (ETERM), `run()` closes its client and returns, and `term()` returns once
-    the socket is closed. One shutdown path for every network thread of the panel.
-    """
-
-    def __init__(self, endpoint: str, keys: CurveKeys | None, parent: QObject | None = None):
-        super().__init__(parent)
-        self.endpoint, self.keys = endpoint, keys
-        self.context = zmq.Context()
-        self._stopping = False
-
-    def stop(self) -> None:
-        self._stopping = True
-        self._wake()
-        self.context.term()
-        self.wait()
-
-    def _wake(self) -> None:
-        """Unblock whatever `run()` waits on besides ZeroMQ (nothing, unless a subclass says so)."""
-
-
-class _CommandThread(ClientThread):
-    connected = Signal(object)  # p.Welcome
-    unreachable = Signal(str)
-    jobs_listed = Signal(list)
-    submitted = Signal(str, object)  # client token, accepted JobEvent
-    job_info = Signal(object)  # p.JobInfo
-    deleted = Signal(str)
-    queue_state = Signal(object)  # p.QueueState
-    failed = Signal(object)  # Failure
-
-    def __init__(self, endpoint: str, keys: CurveKeys | None, parent: QObject | None = None):
-        super().__init__(endpoint, keys, parent)
-        self.queue_control = True
-        self.requests: queue.Queue[tuple[Request, dict[str, Any]] | None] = queue.Queue()
-
-    def _wake(self) -> None:
-        self.requests.put(None)  # run() may be waiting for the next request
-
-    def run(self) -> None:
-        client = Client(self.endpoint, timeout=REQUEST_TIMEOUT_S, keys=self.keys, name="tokenflow-panel",
-                        context=self.context)
-        try:
-            while not self._stopping:
-                try:
-                    welcome = client.connect()  # a fresh socket each try: a dead peer's queue is dropped
-                except ConnectionLost as exc:
-                    self.unreachable.emit(str(exc))
-                    self._refuse_until(RETRY_INTERVAL_S, "The server is not reachable: start it, or wait for it.")
-                    continue
-                self.connected.emit(welcome)
-                self._serve(client)
-        except zmq.ZMQError:
-            pass  # the context was terminated: the panel is closing
-        finally:
-            client.close()
-
-    def _refuse_until(self, seconds: float, message: str) -> None:
-        """Wait before the next try, answering requests at once with why they cannot run."""
-        try:
-            item = self.requests.get(timeout=seconds)
-        except queue.Empty:
-            return
-        if item is not None:
-            kind, args = item
-            self.failed.emit(Failure(kind.value, message, args.get("job"), args.get("token")))
-
-    def _serve(self, client: Client) -> None:
-        asked = time.monotonic()
-        while not self._stopping:
-            # While the model loads, ask again now and then so the status bar sees it become ready.
-            if client.welcome is not None and client.welcome.engine_state != "ready" \
-                    and time.monotonic() - asked > ENGINE_POLL_S:
-                asked = time.monotonic()
-                try:
-                    self.connected.emit(client.hello())
-                except ConnectionLost as exc:
-                    self.unreachable.emit(str(exc))
-                    return
-            try:
-                item = self.requests.get(timeout=LIST_INTERVAL_S)
-            except queue.Empty:
-                item = ("list", {})
-            if item is None:
-                return
-            kind, args = item
-            try:
-                if kind == "list":
-                    self.jobs_listed.emit(client.list_jobs(limit=200))
-                    if self.queue_control:
-                        self.queue_state.emit(client.queue())
-                elif kind is Request.SUBMIT:
-                    self.submitted.emit(args["token"], client.submit(args["spec"]))
-                elif kind is Request.CANCEL:
-                    self.job_info.emit(client.cancel(args["job"]))
-                elif kind is Request.REORDER:
-                    self.job_info.emit(client.reorder(args["job"], position=args["position"]))
-                elif kind is Request.STATUS:
-                    self.job_info.emit(client.status(args["job"]))
-                elif kind is Request.RETRY:
-                    self.job_info.emit(client.retry(args["job"]))
-                elif kind is Request.QUEUE:
-                    self.queue_state.emit(client.queue(args["action"]))
-                elif kind is Request.DELETE:
-                    client.request(p.Delete(), job=args["job"])
-                    self.deleted.emit(args["job"])
-            except ServerError as exc:
-                if kind == "list" and exc.code in ("bad_type", "unknown_type", "bad_request"):
-                    self.queue_control = False  # an older server: no queue pause/resume
-                if kind != "list":
-                    self.failed.emit(Failure(kind.value, plain_error(exc), args.get("job"), args.get("token")))
-            except ConnectionLost as exc:
-                if kind != "list":
-                    self.failed.emit(Failure(kind.value, str(exc), args.get("job"), args.get("token")))
-                self.unreachable.emit(str(exc))
-                return
-
-
-class _WatchThread(ClientThread):
-    """Follows one job's events until its end (or until stopped)."""
-
-    event = Signal(object, object)  # JobEvent without its buffer, QImage | None
-    ended = Signal(str, str)  # job, error message ("" when the job reached its end)
-
-    def __init__(self, endpoint: str, keys: CurveKeys | None, job: str, from_seq: int, parent: QObject | None = None):
-        super().__init__(endpoint, keys, parent)
-        self.job, self.from_seq = job, from_seq
-
-    def run(self) -> None:
-        # reconnect_timeout: a restarted server comes back when it comes back; stop() ends the wait.
-        client = Client(self.endpoint, timeout=REQUEST_TIMEOUT_S, reconnect_timeout=365 * 24 * 3600.0,
-                        keys=self.keys, name="tokenflow-panel-watch", context=self.context)
-        error = ""
-        try:
-            while not self._stopping:
-                try:
-                    client.connect()
-                    break
-                except ConnectionLost:
-                    QThread.msleep(int(RETRY_INTERVAL_S * 1000))
-            for event in client.events(self.job, self.from_seq):
-                self.event.emit(_strip(event), event_image(event))
-        except zmq.ZMQError:
-            return  # stopped
-        except ClientError as exc:
-            error = plain_error(exc)
-        finally:
-            client.close()
-        self.ended.emit(self.job, error)
-
-
-class _FetchThread(ClientThread):
-    """A finished job's stored frames, as FRAME events (for a version reloaded from the history)."""
-
-    event = Signal(object, object)
-    ended = Signal(str, str)
-
-    def __init__(self, endpoint: str, keys: CurveKeys | None, job: str, parent: QObject | None = None):
-        super().__init__(endpoint, keys, parent)
-        self.job = job
-
-    def run(self) -> None:
-        client = Client(self.endpoint, timeout=30.0, keys=self.keys, name="tokenflow-panel-fetch",
-                        context=self.context)
-        error = ""
-        try:
-            client.connect()
-            for event in client.fetch_frames(self.job):
-                self.event.emit(_strip(event), event_image(event))
-        except zmq.ZMQError:
-            return
-        except ClientError as exc:
-            error = plain_error(exc)
-        finally:
-            client.close()
-        self.ended.emit(self.job, error)
-
-
-class ServerLink(QObject):
-    """The one object the rest of the panel talks to about the server.
-
-    Requests return at once; their outcomes arrive as signals. Nothing here touches a widget.
+    Requests return at once; their outcomes arrive as the signals below, on the GUI thread.
+    A test passes the session a subclass that records the requests and emits the signals.
     """
 
     connected = Signal(object)  # p.Welcome
     unreachable = Signal(str)  # what happened and what to do
     jobs_listed = Signal(list)  # list[p.JobInfo], newest first
     job_event = Signal(object, object)  # JobEvent (no buffer), QImage | None
-    job_info = Signal(object)  # p.JobInfo after a cancel, reorder or status
+    job_info = Signal(object)  # p.JobInfo after a cancel, reorder, retry or status
     submitted = Signal(str, object)  # client token, the accepted JobEvent
     deleted = Signal(str)  # job the server forgot (its outputs stay)
     queue_state = Signal(object)  # p.QueueState: paused, running, queued
     failed = Signal(object)  # Failure
     watch_ended = Signal(str, str)  # job, error ("" = reached its end)
+    fetch_ended = Signal(str, str)  # job, error ("" = all its frames came)
+
+    def start(self) -> None:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        """Promptly, with nothing left running; no signal follows."""
+        raise NotImplementedError
+
+    def submit(self, spec: p.JobSpec) -> str:
+        """Queue a job; returns the client token that `submitted` (or `failed`) will carry."""
+        raise NotImplementedError
+
+    def cancel(self, job: str) -> None:
+        raise NotImplementedError
+
+    def reorder(self, job: str, position: int) -> None:
+        raise NotImplementedError
+
+    def status(self, job: str) -> None:
+        raise NotImplementedError
+
+    def retry(self, job: str) -> None:
+        """Queue a failed or cancelled job again (same job, same output name)."""
+        raise NotImplementedError
+
+    def pause_queue(self, paused: bool) -> None:
+        """Pause the queue (the running job finishes, nothing new starts) or resume it."""
+        raise NotImplementedError
+
+    def delete(self, job: str) -> None:
+        """Have the server forget a job that is not running (its outputs are the user's and stay)."""
+        raise NotImplementedError
+
+    def watching(self, job: str) -> bool:
+        raise NotImplementedError
+
+    def watch(self, job: str, from_seq: int = 1) -> None:
+        """Follow a job's events (previews, proxies, frames, its end) from `from_seq` until its end."""
+        raise NotImplementedError
+
+    def fetch_frames(self, job: str) -> None:
+        """Bring a finished job's stored frames back (as FRAME job events), then `fetch_ended`."""
+        raise NotImplementedError
+
+
+# --- the network thread ---
+
+
+@dataclass
+class _Watch:
+    job: str
+    last: int  # the last seq delivered
+    rid: int | None = None  # its subscription, while one is open
+
+
+@dataclass
+class _Call:
+    """A request in flight: what to do with its reply, and with its failure."""
+
+    answer: Callable[[p.Envelope], None]
+    fail: Callable[[ClientError], None]
+    deadline: float
+
+
+@dataclass
+class _Listing:
+    jobs: list[p.JobInfo] = field(default_factory=list)
+
+
+class _Wire(QThread):
+    """The one thread that owns the panel's ZeroMQ context and socket (see the module's doc)."""
+
+    connected = Signal(object)
+    unreachable = Signal(str)
+    jobs_listed = Signal(list)
+    job_event = Signal(object, object)
+    job_info = Signal(object)
+    submitted = Signal(str, object)
+    deleted = Signal(str)
+    queue_state = Signal(object)
+    failed = Signal(object)
+    watch_ended = Signal(str, str)
     fetch_ended = Signal(str, str)
+
+    def __init__(self, endpoint: str, keys: CurveKeys | None, parent: QObject | None = None):
+        super().__init__(parent)
+        self.context = zmq.Context()
+        self.client = Client(endpoint, timeout=REQUEST_TIMEOUT_S, keys=keys, name="tokenflow-panel",
+                             context=self.context)
+        self._stopping = False
+        # GUI thread -> this thread: a queue, and a byte on a socket pair so a wait wakes at once.
+        self._commands: queue.SimpleQueue[tuple[str, Any]] = queue.SimpleQueue()
+        self._wake_out, self._wake_in = socket.socketpair()
+        self._wake_in.setblocking(False)
+        self._wake_out.setblocking(False)
+        # This thread's own state.
+        self._calls: dict[int, _Call] = {}
+        self._watches: dict[str, _Watch] = {}
+        self._watch_rids: dict[int, _Watch] = {}
+        self._fetches: dict[int, str] = {}  # rid -> job
+        self._waiting_fetches: deque[str] = deque()
+        self._listing: _Listing | None = None
+        self._next_list = 0.0
+        self._queue_control = True
+        self._welcome: p.Welcome | None = None
+
+    # --- GUI thread ---
+
+    def post(self, what: str, arg: Any = None) -> None:
+        self._commands.put((what, arg))
+        try:
+            self._wake_out.send(b"\0")
+        except OSError:
+            pass  # the pair is full (the thread is already awake) or closed (stopping)
+
+    def stop(self) -> None:
+        self._stopping = True
+        self.post("stop")
+        self.context.term()  # any ZeroMQ call the thread is in raises ETERM; term returns once its socket closes
+        self.wait()
+        self._wake_out.close()
+        self._wake_in.close()
+
+    # --- this thread ---
+
+    def run(self) -> None:
+        try:
+            while not self._stopping:
+                try:
+                    welcome = self.client.connect()  # a fresh socket each try: a dead peer's queue is dropped
+                except ConnectionLost as exc:
+                    self.unreachable.emit(str(exc))
+                    self._refuse_for(RETRY_INTERVAL_S, "The server is not reachable: start it, or wait for it.")
+                    continue
+                self._on_welcome(welcome)
+                self._serve()
+        except zmq.ZMQError:
+            pass  # the context was terminated: the panel is closing
+        finally:
+            self.client.close()
+
+    def _refuse_for(self, seconds: float, message: str) -> None:
+        """Wait before the next try, answering requests at once with why they cannot run
+        (watches and fetches wait for the connection)."""
+        deadline = time.monotonic() + seconds
+        while not self._stopping and time.monotonic() < deadline:
+            poller = zmq.Poller()
+            poller.register(self._wake_in, zmq.POLLIN)
+            poller.poll(int(max(0.0, deadline - time.monotonic()) * 1000))
+            self._take_commands(refuse=message)
+
+    def _serve(self) -> None:
+        """Until the connection is lost (then `run` connects again) or the panel stops."""
+        for watch in self._watches.values():
+            watch.rid = None  # subscribed again below, from the first event not seen
+        self._next_list = time.monotonic()
+        asked_engine = time.monotonic()
+        while not self._stopping:
+            self._take_commands()
+            self._start_streams()
+            now = time.monotonic()
+            if self._listing is None and now >= self._next_list:
+                self._list_page(_Listing())
+            if self._welcome is not None and self._welcome.engine_state != "ready" \
+                    and now - asked_engine > ENGINE_POLL_S:
+                # While the model loads, ask again now and then so the status bar sees it become ready.
+                asked_engine = now
+                self._call(p.Hello(client=self.client.name), None, self._on_hello, _ignore)
+            waits = [self._next_list - now if self._listing is None else LIST_INTERVAL_S,
+                     *(call.deadline - now for call in self._calls.values())]
+            try:
+                arrived = self.client.receive(max(0.0, min(waits)), wake=self._wake_in)
+            except ConnectionLost as exc:
+                self._lost(str(exc))
+                return
+            if arrived:
+                # Replies queue behind the frames of every followed job on this one socket: while
+                # anything arrives the server is answering, so no request counts as late yet.
+                busy_until = time.monotonic() + REQUEST_TIMEOUT_S
+                for call in self._calls.values():
+                    call.deadline = max(call.deadline, busy_until)
+            for env in arrived:
+                self._route(env)
+            if self.client.session_lost:
+                # The server restarted or forgot this panel: what was asked died with it. Connect
+                # again at once (no `unreachable`: it answers) and subscribe each job again.
+                self._lost(None)
+                return
+            if any(call.deadline <= time.monotonic() for call in self._calls.values()):
+                self._lost(f"No answer from the TokenFlow server at {self.client.endpoint} after waiting "
+                           f"{REQUEST_TIMEOUT_S:.1f} s. Is it running? Start it with `tokenflow serve`.")
+                return
+
+    def _lost(self, message: str | None) -> None:
+        """The connection is gone: fail what was asked, end the fetches; the watches carry on later."""
+        failure = ConnectionLost(message or "The server restarted while this was asked: try again.")
+        calls, self._calls = self._calls, {}
+        for call in calls.values():
+            call.fail(failure)
+        for job in self._fetches.values():
+            self.fetch_ended.emit(job, str(failure))
+        self._fetches.clear()
+        self._watch_rids.clear()
+        self._listing = None
+        if message is not None:
+            self.unreachable.emit(message)
+
+    # --- commands from the GUI thread ---
+
+    def _take_commands(self, refuse: str | None = None) -> None:
+        try:
+            while self._wake_in.recv(4096):
+                pass
+        except OSError:
+            pass  # nothing more to read
+        while True:
+            try:
+                what, arg = self._commands.get_nowait()
+            except queue.Empty:
+                return
+            if what == "stop":
+                return
+            if what == "watch":
+                job, from_seq = arg
+                self._watches.setdefault(job, _Watch(job, from_seq - 1))  # subscribed by _start_streams
+            elif what == "fetch":
+                self._waiting_fetches.append(arg)
+            elif refuse is not None:
+                kind, args = arg
+                self.failed.emit(Failure(kind.value, refuse, args.get("job"), args.get("token")))
+            else:
+                self._ask(*arg)
+
+    def _ask(self, kind: Request, args: dict[str, Any]) -> None:
+        job: str | None = args.get("job")
+
+        def fail(exc: ClientError) -> None:
+            self.failed.emit(Failure(kind.value, plain_error(exc), job, args.get("token")))
+
+        def info(env: p.Envelope) -> None:
+            assert isinstance(env.body, p.JobStatus)
+            self.job_info.emit(env.body.info)
+
+        if kind is Request.SUBMIT:
+            self._call(p.Submit(spec=args["spec"]), None,
+                       lambda env: self.submitted.emit(args["token"], JobEvent.of(env)), fail)
+        elif kind is Request.CANCEL:
+            self._call(p.Cancel(), job, info, fail)
+        elif kind is Request.REORDER:
+            self._call(p.Reorder(position=args["position"]), job, info, fail)
+        elif kind is Request.STATUS:
+            self._call(p.Status(), job, info, fail)
+        elif kind is Request.RETRY:
+            self._call(p.Retry(), job, info, fail)
+        elif kind is Request.QUEUE:
+            self._call(p.QueueControl(action=args["action"]), None, lambda env: self.queue_state.emit(env.body),
+                       fail)
+        elif kind is Request.DELETE:
+            self._call(p.Delete(), job, lambda env: self.deleted.emit(job), fail)
+
+    def _call(self, body: p.Body, job: str | None, answer: Callable[[p.Envelope], None],
+              fail: Callable[[ClientError], None]) -> None:
+        rid = self.client.send(body, job)
+        self._calls[rid] = _Call(answer, fail, time.monotonic() + REQUEST_TIMEOUT_S)
+
+    # --- the periodic list (it doubles as the connection check) ---
+
+    def _list_page(self, listing: _Listing) -> None:
+        self._listing = listing
+        want = LIST_LIMIT - len(listing.jobs)
+        self._call(p.ListJobs(limit=min(want, p.MAX_LIST), offset=len(listing.jobs)), None,
+                   self._on_page, self._list_failed)
+
+    def _on_page(self, env: p.Envelope) -> None:
+        listing = self._listing
+        if listing is None:
+            return
+        page = env.body
+        assert isinstance(page, p.JobList)
+        listing.jobs.extend(page.jobs)
+        if page.more and page.jobs and len(listing.jobs) < LIST_LIMIT:
+            self._list_page(listing)
+            return
+        self.jobs_listed.emit(listing.jobs)
+        if self._queue_control:
+            self._call(p.QueueControl(), None, self._on_queue_state, self._list_failed)
+        else:
+            self._list_over()
+
+    def _on_queue_state(self, env: p.Envelope) -> None:
+        self._list_over()
+        self.queue_state.emit(env.body)
+
+    def _list_failed(self, exc: ClientError) -> None:
+        # Not the user's request, so not the user's error; a lost connection says so by itself.
+        if isinstance(exc, ServerError) and exc.code in ("bad_type", "unknown_type", "bad_request"):
+            self._queue_control = False  # an older server: no queue pause/resume
+        self._list_over()
+
+    def _list_over(self) -> None:
+        self._listing = None
+        self._next_list = time.monotonic() + LIST_INTERVAL_S
+
+    def _on_welcome(self, welcome: p.Welcome) -> None:
+        self._welcome = welcome
+        self.connected.emit(welcome)
+
+    def _on_hello(self, env: p.Envelope) -> None:
+        assert isinstance(env.body, p.Welcome)
+        self._on_welcome(env.body)
+
+    # --- replies and events, by request id ---
+
+    def _route(self, env: p.Envelope) -> None:
+        rid = env.rid
+        if rid is None:
+            return
+        call = self._calls.pop(rid, None)
+        if call is not None:
+            self.client.forget(rid)
+            if isinstance(env.body, p.Error):
+                call.fail(ServerError(env.body.code, env.body.message, env.body.hint, env.body.field))
+            else:
+                call.answer(env)
+        elif rid in self._watch_rids:
+            self._on_watch_event(self._watch_rids[rid], env)
+        elif rid in self._fetches:
+            self._on_fetch_event(rid, env)
+
+    def _subscribe(self, watch: _Watch) -> None:
+        watch.rid = self.client.send(p.Subscribe(from_seq=watch.last + 1), watch.job)
+        self._watch_rids[watch.rid] = watch
+
+    def _end_watch(self, watch: _Watch, error: str) -> None:
+        if watch.rid is not None:
+            self._watch_rids.pop(watch.rid, None)
+            self.client.forget(watch.rid)
+        self._watches.pop(watch.job, None)
+        self.watch_ended.emit(watch.job, error)
+
+    def _on_watch_event(self, watch: _Watch, env: p.Envelope) -> None:
+        """`Client.events`' rules: each event once, in order; a gap asks again from the first missing."""
+        if isinstance(env.body, p.Error):
+            self._end_watch(watch, plain_error(ServerError(env.body.code, env.body.message, env.body.hint)))
+            return
+        if isinstance(env.body, p.Subscribed) or env.seq is None:
+            return
+        if not env.body.TYPE and env.seq == watch.last + 1:
+            watch.last = env.seq  # an event type this panel does not know: skipped
+            return
+        if env.seq <= watch.last:
+            return  # already seen (a replay overlapping what arrived before)
+        if env.seq > watch.last + 1:
+            if watch.rid is not None:
+                self._watch_rids.pop(watch.rid, None)
+                self.client.forget(watch.rid)
+            self._subscribe(watch)
+            return
+        watch.last = env.seq
+        event = JobEvent.of(env)
+        self.job_event.emit(_strip(event), event_image(event))
+        if event.terminal:
+            self._end_watch(watch, "")
+
+    def _start_streams(self) -> None:
+        """Open the subscriptions and fetches that wait, as many as the server allows one connection
+        (the rest start as others end, in the order they were asked for)."""
+        limits = self._welcome.limits if self._welcome is not None else p.Limits()
+        waiting = (watch for watch in self._watches.values() if watch.rid is None)
+        while len(self._watch_rids) < max(1, limits.max_subscriptions):
+            watch = next(waiting, None)
+            if watch is None:
+                break
+            self._subscribe(watch)
+        while self._waiting_fetches and len(self._fetches) < max(1, limits.max_fetches):
+            job = self._waiting_fetches.popleft()
+            self._fetches[self.client.send(p.Fetch(what="frames"), job)] = job
+
+    def _on_fetch_event(self, rid: int, env: p.Envelope) -> None:
+        job = self._fetches[rid]
+        if isinstance(env.body, (p.Error, p.FetchEnd)):
+            del self._fetches[rid]
+            self.client.forget(rid)
+            error = "" if isinstance(env.body, p.FetchEnd) else plain_error(
+                ServerError(env.body.code, env.body.message, env.body.hint))
+            self.fetch_ended.emit(job, error)
+            return
+        event = JobEvent.of(env)
+        self.job_event.emit(_strip(event), event_image(event))
+
+
+def _ignore(exc: ClientError) -> None:
+    """A failed poll of the panel's own: the next one asks again; a lost connection says so by itself."""
+
+
+_SIGNALS = ("connected", "unreachable", "jobs_listed", "job_event", "job_info", "submitted", "deleted", "queue_state",
+            "failed")
+
+
+class ServerLink(PanelLink):
+    """The panel's one connection to a server: one thread, one context, one socket."""
 
     def __init__(self, endpoint: str, keys: CurveKeys | None = None, parent: QObject | None = None):
         super().__init__(parent)
         self.endpoint = endpoint
         self.keys = keys
-        self._command: _CommandThread | None = None
-        self._watches: dict[str, _WatchThread] = {}
-        self._fetches: dict[str, _FetchThread] = {}
+        self._wire: _Wire | None = None
+        self._watching: dict[str, int] = {}  # job -> from_seq asked (kept for a watch asked before start)
+        self._fetching: set[str] = set()
 
     # --- life ---
 
     def start(self) -> None:
-        if self._command is not None:
+        if self._wire is not None:
             return
-        self._command = _CommandThread(self.endpoint, self.keys)
-        self._command.connected.connect(self.connected)
-        self._command.unreachable.connect(self.unreachable)
-        self._command.jobs_listed.connect(self.jobs_listed)
-        self._command.submitted.connect(self.submitted)
-        self._command.job_info.connect(self.job_info)
-        self._command.deleted.connect(self.deleted)
-        self._command.queue_state.connect(self.queue_state)
-        self._command.failed.connect(self.failed)
-        self._command.start()
+        # A child of this link: `findChildren(QThread)` shows the one thread it runs.
+        self._wire = _Wire(self.endpoint, self.keys, self)
+        for name in _SIGNALS:
+            getattr(self._wire, name).connect(getattr(self, name))
+        self._wire.watch_ended.connect(self._watch_done)
+        self._wire.fetch_ended.connect(self._fetch_done)
+        for job, from_seq in self._watching.items():  # asked for before the start
+            self._wire.post("watch", (job, from_seq))
+        self._wire.start()
 
     def stop(self) -> None:
-        for thread in [*self._watches.values(), *self._fetches.values()]:
-            thread.stop()
-        self._watches.clear()
-        self._fetches.clear()
-        if self._command is not None:
-            self._command.stop()
-            self._command = None
+        if self._wire is not None:
+            self._wire.stop()
+            self._wire.setParent(None)
+            self._wire = None
+        self._watching.clear()
+        self._fetching.clear()
 
     # --- requests ---
 
     def _ask(self, kind: Request, **args: Any) -> None:
-        if self._command is None:
+        if self._wire is None:
             self.failed.emit(Failure(kind.value, "The panel is not connected to a server.", args.get("job"),
                                      args.get("token")))
             return
-        self._command.requests.put((kind, args))
+        self._wire.post("ask", (kind, args))
 
     def submit(self, spec: p.JobSpec) -> str:
-        """Queue a job; returns the client token that `submitted` (or `failed`) will carry."""
         token = spec.client_token or uuid.uuid4().hex
         if spec.client_token != token:
             spec = dataclasses.replace(spec, client_token=token)
@@ -341,51 +571,36 @@ class ServerLink(QObject):
         self._ask(Request.STATUS, job=job)
 
     def retry(self, job: str) -> None:
-        """Queue a failed or cancelled job again (same job, same output name)."""
         self._ask(Request.RETRY, job=job)
 
     def pause_queue(self, paused: bool) -> None:
-        """Pause the queue (the running job finishes, nothing new starts) or resume it."""
         self._ask(Request.QUEUE, action="pause" if paused else "resume")
 
     def delete(self, job: str) -> None:
-        """Have the server forget a job that is not running (its outputs are the user's and stay)."""
         self._ask(Request.DELETE, job=job)
 
     # --- streams ---
 
     def watching(self, job: str) -> bool:
-        return job in self._watches
+        return job in self._watching
 
     def watch(self, job: str, from_seq: int = 1) -> None:
-        """Follow a job's events (previews, proxies, frames, its end) from `from_seq`."""
-        if job in self._watches:
+        if job in self._watching:
             return
-        thread = _WatchThread(self.endpoint, self.keys, job, from_seq)
-        thread.event.connect(self.job_event)
-        thread.ended.connect(self._watch_done)
-        self._watches[job] = thread
-        thread.start()
+        self._watching[job] = from_seq
+        if self._wire is not None:
+            self._wire.post("watch", (job, from_seq))
 
     def _watch_done(self, job: str, error: str) -> None:
-        thread = self._watches.pop(job, None)
-        if thread is not None:
-            thread.wait()
+        self._watching.pop(job, None)
         self.watch_ended.emit(job, error)
 
     def fetch_frames(self, job: str) -> None:
-        """Bring a finished job's frames back into the panel (as FRAME job events)."""
-        if job in self._fetches:
+        if job in self._fetching or self._wire is None:
             return
-        thread = _FetchThread(self.endpoint, self.keys, job)
-        thread.event.connect(self.job_event)
-        thread.ended.connect(self._fetch_done)
-        self._fetches[job] = thread
-        thread.start()
+        self._fetching.add(job)
+        self._wire.post("fetch", job)
 
     def _fetch_done(self, job: str, error: str) -> None:
-        thread = self._fetches.pop(job, None)
-        if thread is not None:
-            thread.wait()
+        self._fetching.discard(job)
         self.fetch_ended.emit(job, error)
-

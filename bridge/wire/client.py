@@ -69,6 +69,12 @@ class JobEvent:
     body: p.Body  # the protocol dataclass of this kind (p.Progress, p.Proxy, ...)
     data: Any = None  # the binary frame: encoded proxy image, or raw pixels
 
+    @classmethod
+    def of(cls, env: p.Envelope) -> "JobEvent":
+        """The event an envelope of a job's stream carries (its first binary frame as `data`)."""
+        data = env.blobs[0] if env.blobs else None
+        return cls(EventKind(env.type), env.job or "", env.seq or 0, env.body, data)
+
     @property
     def terminal(self) -> bool:
         return self.kind in (EventKind.DONE, EventKind.FAILED, EventKind.CANCELLED)
@@ -282,8 +288,9 @@ class Client:
         self._active.discard(rid)
         self._inbox.pop(rid, None)
 
-    def _pump(self, timeout: float) -> None:
-        """Receive for up to `timeout` s, heartbeating; raise _SessionLost when the server is gone."""
+    def _pump(self, timeout: float, wake: Any = None) -> None:
+        """Receive for up to `timeout` s, heartbeating; raise _SessionLost when the server is gone.
+        `wake`: anything zmq.Poller can poll (a socket, a file descriptor) that ends the wait early."""
         now = time.monotonic()
         if now - self._last_sent >= self.heartbeat_s:
             self._send(p.Heartbeat(), keep=False)
@@ -296,6 +303,8 @@ class Client:
         poller.register(self._socket, zmq.POLLIN)
         if self._monitor is not None:
             poller.register(self._monitor, zmq.POLLIN)  # a refused handshake wakes the wait
+        if wake is not None:
+            poller.register(wake, zmq.POLLIN)
         if self._socket in dict(poller.poll(int(wait * 1000))):
             while True:
                 try:
@@ -359,6 +368,33 @@ class Client:
         if isinstance(env.body, p.Error):
             raise ServerError(env.body.code, env.body.message, env.body.hint, env.body.field)
         return env
+
+    # --- many requests in flight on one socket (the panel's link: ui/link.py) ---
+
+    def send(self, body: p.Body, job: str | None = None) -> int:
+        """Send a request without waiting; what answers it comes from `receive` under the returned rid."""
+        return self._send(body, job)
+
+    def receive(self, timeout: float, wake: Any = None) -> list[p.Envelope]:
+        """Wait up to `timeout` s (less when `wake` is readable) and return what arrived for the
+        requests `send` made, in order per rid; heartbeats are sent and read here. Raises
+        ConnectionLost when the server has been silent past its liveness window or refused our key."""
+        try:
+            self._pump(timeout, wake)
+        except _SessionLost:
+            raise self._no_answer(self.heartbeat_s * self.liveness) from None
+        arrived = [env for box in self._inbox.values() for env in box]
+        self._inbox.clear()
+        return arrived
+
+    def forget(self, rid: int) -> None:
+        """Drop whatever still arrives for `rid` (a request answered, a stream ended or abandoned)."""
+        self._forget(rid)
+
+    @property
+    def session_lost(self) -> bool:
+        """The server restarted or forgot this client: subscriptions must be made again."""
+        return self._session_lost
 
     # --- requests ---
 
@@ -532,8 +568,7 @@ class Client:
 
 
 def _event(env: p.Envelope) -> JobEvent:
-    data = env.blobs[0] if env.blobs else None
-    return JobEvent(EventKind(env.type), env.job or "", env.seq or 0, env.body, data)
+    return JobEvent.of(env)
 
 
 def _peek_header(raw: bytes) -> dict:

@@ -211,23 +211,26 @@ def test_handoff_request_read_from_an_open_pipe(tmp_path):
 
 def test_session_reports_handoff_results_on_its_sink(qapp, tmp_path, shipped_clip):
     """The launcher's side of the contract: a done job for a handed-over clip is one parseable result line."""
+    from tests.ui.fake_link import FakeLink
     from ui.model.session import PanelSession
     from ui.paths import panel_dirs
 
     lines: list[str] = []
-    session = PanelSession("tcp://127.0.0.1:9", panel_dirs(tmp_path), launcher=tokenflow_command, result_sink=lines.append)
+    link = FakeLink()
+    session = PanelSession("tcp://127.0.0.1:9", panel_dirs(tmp_path), launcher=tokenflow_command,
+                           result_sink=lines.append, link=link)
     try:
+        session.start()  # the fake answers at once: connected
         request = HandoffRequest(clips=[ClipRef(media=str(shipped_clip), first=4, last=11, frame_rate="30000/1001")],
-                                 prompt="ink", seed=5)
+                                 prompt="ink", seed=5, mode="submit")
         session.load_handoff(request)
         assert session.clip.range == (4, 11) and session.last_form.prompt == "ink" and session.last_form.seed == 5
-        spec = p.JobSpec(input=str(shipped_clip), params={"prompt": "ink", "seed": 5}, frames="4:11")
-        from ui.model.session import _Pending
-
-        session._pending["t"] = _Pending(spec, str(shipped_clip.absolute()), 4, 11, 0, time.time())
-        session._submitted("t", _event(EventKind.ACCEPTED, 1, p.Accepted(position=0), "job1"))
-        session._event(_event(EventKind.DONE, 9, p.Done(outputs=["/out/x.mp4"], frames=8, first_frame=4), "job1"),
-                       None)
+        [(token, spec)] = link.submits  # mode "submit": queued as soon as a server answers
+        assert (spec.frames, spec.params["prompt"], spec.params["seed"]) == ("4:11", "ink", 5)
+        link.submitted.emit(token, _event(EventKind.ACCEPTED, 1, p.Accepted(position=0), "job1"))
+        assert link.watches == {"job1": 2}  # followed from the event after `accepted`
+        link.job_event.emit(_event(EventKind.DONE, 9, p.Done(outputs=["/out/x.mp4"], frames=8, first_frame=4),
+                                   "job1"), None)
         results = [HandoffResult.from_line(line) for line in lines]
         assert [r.state for r in results] == ["queued", "done"]
         assert results[1] == HandoffResult(clip_index=0, state="done", job_id="job1", output="/out/x.mp4",

@@ -11,11 +11,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import zmq
-from PySide6.QtCore import QObject, Signal
+from PySide6.QtCore import QObject, QThread, Signal
 
 from bridge import media
 from bridge.wire.client import Client, ClientError, CurveKeys
-from ui.link import ClientThread, plain_error
+from ui.link import plain_error
 
 
 @dataclass(frozen=True)
@@ -46,15 +46,30 @@ def _open_writer(target: Path, info: media.ClipInfo, first: int, count: int, fmt
     return media.open_writer(target, info, first, preset=fmt.name, frame_count=count)
 
 
-class ExportThread(ClientThread):
+class ExportThread(QThread):
+    """Fetches a version's frames and writes them, on its own connection: the writer's encoding
+    must not hold up the panel's link (ui/link.py), and an export is one at a time and brief.
+
+    `stop()` terminates this thread's ZeroMQ context: the blocking fetch raises ZMQError
+    (ETERM), `run()` closes its client and returns, and the writer removes what it wrote.
+    """
+
     progress = Signal(int, int)  # frames written, frames in all
     finished_export = Signal(list, str)  # output paths, error ("" when it worked)
 
     def __init__(self, endpoint: str, keys: CurveKeys | None, job: str, source: str, first: int, last: int,
                  fmt: ExportFormat, target: Path, parent: QObject | None = None):
-        super().__init__(endpoint, keys, parent)  # stop() abandons the export: the writer removes what it wrote
+        super().__init__(parent)
+        self.endpoint, self.keys = endpoint, keys
+        self.context = zmq.Context()
+        self._stopping = False
         self.job = job
         self.source, self.first, self.last, self.fmt, self.target = source, first, last, fmt, target
+
+    def stop(self) -> None:
+        self._stopping = True
+        self.context.term()
+        self.wait()
 
     def run(self) -> None:
         client = Client(self.endpoint, timeout=30.0, keys=self.keys, name="tokenflow-panel-export",

@@ -1,7 +1,8 @@
 """The panel's state in one place, and the actions a user takes on it.
 
 `PanelSession` owns the observable models (connection, clip, playback, jobs, history,
-presets, viewer) and the client layer (`ServerLink`), and turns user actions (submit,
+presets, viewer) and the client layer (a `PanelLink`: the real `ServerLink` unless a test
+passes another), and turns user actions (submit,
 cancel, retry, reorder, reload a version, export) into requests and server events into
 model changes. It has no widgets: the tests drive it directly, and the window only
 binds to it.
@@ -23,7 +24,7 @@ from bridge.wire.client import CurveKeys, EventKind, JobEvent, absolute
 from bridge.editors.handoff import HandoffError, HandoffRequest, HandoffResult
 from bridge.editors.handoff_jobs import output_for
 from ui.images import thumbnail_png
-from ui.link import Failure, ServerLink
+from ui.link import Failure, PanelLink, ServerLink
 from ui.model.clip import ClipModel
 from ui.model.connection import ConnectionModel, LinkState
 from ui.model.export import ExportFormat, ExportThread
@@ -62,7 +63,7 @@ class PanelSession(QObject):
 
     def __init__(self, endpoint: str, dirs: PanelDirs, *, launcher: Launcher, keys: CurveKeys | None = None,
                  output_dir: str | None = None, result_sink: Callable[[str], None] = print_result,
-                 parent: QObject | None = None):
+                 link: PanelLink | None = None, parent: QObject | None = None):
         super().__init__(parent)
         self.endpoint = endpoint
         self.keys = keys
@@ -79,7 +80,7 @@ class PanelSession(QObject):
         self.presets = PresetStore(self.dirs.presets, self)
         self.viewer = ViewerModel(self)
         self.server = LocalServer(endpoint, launcher, self)
-        self.link = ServerLink(endpoint, keys, self)
+        self.link: PanelLink = link if link is not None else ServerLink(endpoint, keys, self)
         self.handoff: HandoffRequest | None = None
         self._handoff_waiting = False
         self._closed = False
