@@ -130,10 +130,13 @@ def test_jobs_model_orders_the_queue_and_picks_the_best_picture(qapp):
     assert view.best_image(16) == (proxy, "proxy")
     jobs.apply_event(_event(EventKind.FRAME, 5, p.Frame(frame=16, shape=[4, 4, 3]), "r"), full)
     assert view.best_image(16) == (full, "frame")
-    assert view.status_text.startswith("Editing 2/4")  # edit steps count from 0 on the wire
+    assert view.status_text.startswith("Editing 2/4")  # one step done: the second is being worked on
+    jobs.apply_event(_event(EventKind.PROGRESS, 6, p.Progress(stage="edit", step=4, total=4, frames_total=8),
+                            "r"), None)
+    assert view.status_text.startswith("Editing 4/4")  # all done reads total/total, never 5/4
     finished = []
     jobs.finished.connect(lambda job, state: finished.append((job, state)))
-    jobs.apply_event(_event(EventKind.DONE, 6, p.Done(outputs=["/o.mp4"], frames=8), "r"), None)
+    jobs.apply_event(_event(EventKind.DONE, 7, p.Done(outputs=["/o.mp4"], frames=8), "r"), None)
     assert finished == [("r", "done")] and arrived == [("preview", 10), ("proxy", 16), ("frame", 16)]
     # A list that is older than the events never un-finishes a job.
     jobs.apply_list([info("r", "running", created=2)])

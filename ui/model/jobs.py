@@ -95,7 +95,9 @@ class JobView:
         stage = pr.get("stage", Stage.START)
         parts = [STAGE_WORDS.get(stage, stage.capitalize())]
         if pr.get("total"):
-            step = pr.get("step", 0) + (1 if stage == Stage.EDIT else 0)  # edit steps count from 0
+            step = pr.get("step", 0)
+            if stage == Stage.EDIT:  # the wire counts completed steps: say which one is being worked on
+                step = min(step + 1, pr["total"])
             parts[0] += f" {step}/{pr['total']}"
         if pr.get("frames_total"):
             parts.append(f"frames {pr.get('frames_done', 0)}/{pr['frames_total']}")
