@@ -16,10 +16,10 @@ import re
 import shutil
 import sys
 import textwrap
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from importlib import metadata
 from pathlib import Path
-from typing import Callable
 
 from cli.launch import tokenflow_command
 
@@ -57,7 +57,8 @@ def register(subparsers) -> None:
 
 def check_python() -> Check:
     version = platform.python_version()
-    if sys.version_info < (3, 10):
+    # Reachable when the code is run by an older Python than pip would install it for.
+    if sys.version_info < (3, 10):  # noqa: UP036
         return Check("python", "Python", FAIL, f"{version} ({sys.executable})",
                      "TokenFlow needs Python 3.10 or newer: make the environment with a newer Python.")
     return Check("python", "Python", OK, f"{version} ({sys.executable})")
@@ -193,8 +194,8 @@ def check_server(endpoint: str, timeout: float) -> Check:
 
 
 def check_disk(label: str, path: Path, low: int, count_used: bool = True) -> Check:
-    from server.disk import real_free_space, tree_bytes
     from cli.model_catalog import human_size
+    from server.disk import real_free_space, tree_bytes
 
     free = real_free_space(path)  # the same measure the server checks before it accepts a job
     used = tree_bytes(path) if count_used else None
@@ -210,8 +211,8 @@ def check_disk(label: str, path: Path, low: int, count_used: bool = True) -> Che
 
 
 def check_integrations() -> list[Check]:
-    from cli.install import target_statuses
     from bridge.installers import InstallContext
+    from cli.install import target_statuses
 
     checks = []
     for target, _summary, status in target_statuses(InstallContext.current(tokenflow_command)):

@@ -39,8 +39,8 @@ def _err(message: str) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    from bridge.wire.client import ClientError, CurveKeys, default_endpoint
     from bridge.editors.handoff import HandoffError
+    from bridge.wire.client import ClientError, CurveKeys, default_endpoint
 
     request = None
     if args.handoff:

@@ -24,13 +24,14 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from cli import batch as batch_file
+from bridge.display import StatusLine
 from bridge.wire import protocol as p
 from bridge.wire import summary
-from cli.jobs import error_exit as _err, client_from_args
 from bridge.wire.client import Client, ClientError, ConnectionLost, ServerError, absolute
 from bridge.wire.download import DownloadError, Saved, download_job
-from bridge.display import StatusLine
+from cli import batch as batch_file
+from cli.jobs import client_from_args
+from cli.jobs import error_exit as _err
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -78,9 +79,10 @@ def register(subparsers) -> None:
                      "(`tokenflow formats`; default: h264)")
     add.add_argument("-d", "--destination", help="folder for the outputs of jobs that do not give one "
                      "(on the server's machine)")
-    add.add_argument("--template", help="output name template (default: %s); placeholders: %s" % (
-        "{clip}_{first}-{last}_{prompt}_{seed}_{job}".replace("%", "%%"),
-        ", ".join("{" + f + "}" for f in p.NAME_FIELDS)))
+    # argparse %-formats help texts: a literal % in the default template must be doubled.
+    default_template = "{clip}_{first}-{last}_{prompt}_{seed}_{job}".replace("%", "%%")
+    placeholders = ", ".join("{" + f + "}" for f in p.NAME_FIELDS)
+    add.add_argument("--template", help=f"output name template (default: {default_template}); placeholders: {placeholders}")
     add.add_argument("--track", help="OTIO: the video track, by name or number from 1 (default: the first with clips)")
     add.add_argument("--model", help="one of the server's models (default: the server's default)")
     add.add_argument("--priority", type=int, help="higher runs first (default: 0)")

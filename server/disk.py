@@ -15,9 +15,9 @@ import os
 import shutil
 import sqlite3
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from server.paths import DataDir
 from server.scheduler import Scheduler

@@ -22,7 +22,6 @@ from PIL import Image
 from server.paths import DataDir
 from server.store import EventRecord, JobStore
 
-
 FRAMES_DIR = "frames/"  # full-resolution frames, served back as pixel arrays
 
 

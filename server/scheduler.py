@@ -10,8 +10,9 @@ in-memory view the worker blocks on, rebuilt from the store at start.
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Iterable, Literal
+from typing import Literal
 
 CancelOutcome = Literal["removed", "signalled", "unknown"]
 

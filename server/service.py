@@ -11,9 +11,9 @@ import dataclasses
 import secrets
 import sqlite3
 import threading
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Callable
 
 from bridge.wire import protocol as p
 from server import batch_summary
@@ -230,8 +230,8 @@ class Service:
         try:
             job, _ = self.store.create_job(job_id, resolved, priority=spec.priority,
                                            client_token=spec.client_token, position=position)
-        except sqlite3.IntegrityError:
-            raise RequestError("internal_error", "Could not store the job (id or token clash).", "Submit again.")
+        except sqlite3.IntegrityError as exc:
+            raise RequestError("internal_error", "Could not store the job (id or token clash).", "Submit again.") from exc
         self.scheduler.push(job.id, job.priority, job.queue_order)
         self.journal.doorbell.ring()
         return self._accepted(env, job)
@@ -308,7 +308,7 @@ class Service:
             freed = delete_job(self.store, self.scheduler, self.config.data, job.id)
         except DeleteRefused as exc:
             raise RequestError("job_running", str(exc), f"Cancel it first (`tokenflow jobs cancel {job.id}`), "
-                               "then delete it.", "job")
+                               "then delete it.", "job") from None
         kept = f"; its outputs were kept ({', '.join(job.outputs)})" if job.outputs else ""
         return self._reply(env, p.Ok(detail=f"Deleted job {job.id} and {human(freed)} of stored data{kept}."))
 

@@ -19,9 +19,10 @@ import json
 import sqlite3
 import threading
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (

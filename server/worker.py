@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import Any, Callable
+from collections.abc import Callable
+from functools import partial
+from typing import Any
 
 from server.engine_host import EngineHost
 from server.job_run import JobRun
@@ -50,7 +52,7 @@ class Worker:
                 job = self.journal.store.start_attempt(job_id)
                 JobRun(
                     job, self.journal, self.engines,
-                    should_cancel=lambda: self.scheduler.cancel_requested(job_id),
+                    should_cancel=partial(self.scheduler.cancel_requested, job_id),
                     shutting_down=lambda: self.scheduler.stopped, **self.job_options,
                 ).run()
             except Exception:

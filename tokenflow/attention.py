@@ -12,8 +12,8 @@ Batches entering the UNet are laid out as three branches of B frames each:
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Iterator
 
 import torch
 import torch.nn.functional as F
@@ -49,7 +49,7 @@ class PlanIndex:
     weight_before: torch.Tensor  # (B,) float32
 
     @classmethod
-    def build(cls, plan: list[Neighbours], device: torch.device) -> "PlanIndex":
+    def build(cls, plan: list[Neighbours], device: torch.device) -> PlanIndex:
         keyframes = tuple(sorted({n.before for n in plan} | {n.after for n in plan}))
         position = {f: i for i, f in enumerate(keyframes)}
         before = torch.tensor([position[n.before] for n in plan])

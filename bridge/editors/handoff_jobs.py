@@ -10,7 +10,6 @@ from __future__ import annotations
 import re
 import uuid
 from pathlib import Path
-from typing import Optional
 
 from bridge.editors.handoff import ClipRef, HandoffError, HandoffRequest, HandoffResult
 from bridge.wire import protocol as p
@@ -49,7 +48,7 @@ def output_for(clip: ClipRef, request: HandoffRequest) -> str:
     raise HandoffError(f"output_dir: no free output name for {base} in {folder}")
 
 
-def _suffix_for(preset: Optional[str]) -> str:
+def _suffix_for(preset: str | None) -> str:
     """The file suffix an export preset writes (`tokenflow formats`; aliases like png, mov, exr work)."""
     if not preset:
         return DEFAULT_MOVIE_SUFFIX

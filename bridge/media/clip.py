@@ -235,7 +235,7 @@ def probe(path: str | Path, scan: bool = False) -> ClipInfo:
         )
 
 
-def clip_facts(info: "ClipInfo") -> dict[str, Any]:
+def clip_facts(info: ClipInfo) -> dict[str, Any]:
     """A ClipInfo as plain values: what `probe --json` prints and the protocol's `clip` reply carries."""
     from bridge.media.timecode import offset_timecode
 

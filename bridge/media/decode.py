@@ -24,9 +24,9 @@ from pathlib import Path
 import av
 import numpy as np
 
+from bridge.media.clip import open_input, stream_frame_rate, stream_start, video_stream
 from bridge.media.colour import frame_to_rgb
 from bridge.media.errors import MediaError
-from bridge.media.clip import open_input, stream_frame_rate, stream_start, video_stream
 
 # How far before the target a retry seeks, in seconds, doubling each time.
 _FIRST_BACKOFF_SECONDS = 1

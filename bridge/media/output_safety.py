@@ -22,8 +22,8 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Collection, Iterable, Sequence
 from pathlib import Path
-from typing import Collection, Iterable, Sequence
 
 from bridge.media.errors import MediaError
 from bridge.media.writers import check_output_writable, parse_output_spec

@@ -18,9 +18,10 @@ import itertools
 import os
 import time
 from collections import defaultdict, deque
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import zmq
 
@@ -97,14 +98,14 @@ class CurveKeys:
     secret: bytes
 
     @classmethod
-    def local(cls) -> "CurveKeys | None":
+    def local(cls) -> CurveKeys | None:
         """The user's own keys for a loopback TCP server (bridge/wire/local.py), when the server made them."""
         keys = local.local_keys()
         return cls.from_files(keys.server_public, keys.client_secret) if keys.exist() else None
 
     @classmethod
     def from_options(cls, server_key: str | os.PathLike | None,
-                     client_secret_key: str | os.PathLike | None) -> "CurveKeys | None":
+                     client_secret_key: str | os.PathLike | None) -> CurveKeys | None:
         """The keys a command's --server-key/--client-key name: both or neither (None)."""
         if not (server_key or client_secret_key):
             return None
@@ -113,7 +114,7 @@ class CurveKeys:
         return cls.from_files(server_key, client_secret_key)
 
     @classmethod
-    def from_files(cls, server_key: str | os.PathLike, client_secret_key: str | os.PathLike) -> "CurveKeys":
+    def from_files(cls, server_key: str | os.PathLike, client_secret_key: str | os.PathLike) -> CurveKeys:
         import zmq.auth
 
         server_public, _ = zmq.auth.load_certificate(str(server_key))
@@ -180,7 +181,7 @@ class Client:
             self._socket.close(linger=0)
             self._socket = None
 
-    def __enter__(self) -> "Client":
+    def __enter__(self) -> Client:
         self.connect()
         return self
 
