@@ -201,7 +201,9 @@ class TokenFlowAttnProcessor:
     def _propagate(self, hidden_states: torch.Tensor) -> torch.Tensor:
         frames = hidden_states.shape[0] // BRANCHES
         cache = self.state.caches[self.name]
-        out = propagate_tokens(hidden_states[:frames], self.state.plan_index, cache)
+        index = self.state.plan_index
+        assert index is not None, "the editor builds plan_index whenever it enters PROPAGATE mode"
+        out = propagate_tokens(hidden_states[:frames], index, cache)
         return out.reshape(BRANCHES * frames, *out.shape[2:]).to(hidden_states.dtype)
 
 
