@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any, Iterator, Sequence
 
-from .handoff import RESULT_PREFIX, ClipRef, HandoffRequest, HandoffResult, child_environment, image_sequence
+from .handoff import ClipRef, HandoffRequest, HandoffResult, child_environment, image_sequence
 
 EDITOR = "blender"
 MAX_CHANNEL = 128  # Blender's sequencer has channels 1..128
@@ -164,16 +164,19 @@ class HandoffJob:
         # `tokenflow handoff` as the installer recorded it for this environment
         self.process = subprocess.Popen(list(argv), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                         stderr=subprocess.STDOUT, env=child_environment(env), universal_newlines=True)
+        assert self.process.stdin is not None and self.process.stdout is not None  # both asked for as PIPE
         self.process.stdin.write(request.to_json())
         self.process.stdin.close()
         self.finished = False
         threading.Thread(target=self._read, daemon=True).start()
 
     def _read(self) -> None:
+        assert self.process.stdout is not None  # asked for as PIPE
         for line in self.process.stdout:
             line = line.rstrip("\n")
-            if line.startswith(RESULT_PREFIX):
-                self._queue.put(HandoffResult.from_line(line))
+            result = HandoffResult.from_line(line)
+            if result is not None:  # None in the queue means the child has ended
+                self._queue.put(result)
             elif line:
                 self.log.append(line)
         self.process.wait()

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any, Callable, Sequence
 
-from .handoff import RESULT_PREFIX, ClipRef, HandoffRequest, HandoffResult, child_environment, image_sequence
+from .handoff import ClipRef, HandoffRequest, HandoffResult, child_environment, image_sequence
 
 EDITOR = "resolve"
 BIN_NAME = "AI Edits"
@@ -101,7 +101,7 @@ def _timeline(resolve: Any) -> tuple[Any, Any]:
 def video_marks(timeline: Any) -> tuple[int, int] | None:
     """The timeline's video in/out marks as absolute timeline frames (both inclusive), or None."""
     getter = getattr(timeline, "GetMarkInOut", None)
-    marks = getter() if callable(getter) else None  # Resolve before 19.1 has no marks API
+    marks: Any = getter() if callable(getter) else None  # Resolve before 19.1 has no marks API
     video = (marks or {}).get("video") or {}
     if "in" not in video or "out" not in video:
         return None
@@ -131,7 +131,7 @@ def _selected_items(timeline: Any) -> list[Any]:
     getter = getattr(timeline, "GetSelectedItems", None)
     if not callable(getter):
         return []
-    items = getter() or []
+    items: Any = getter() or []  # a list, or a dict keyed by index, depending on the version
     if isinstance(items, dict):
         items = list(items.values())
     return [i for i in items if (i.GetTrackTypeAndIndex() or ["video"])[0] == "video"]
@@ -366,12 +366,14 @@ def run_handoff(argv: Sequence[str], env: dict[str, str], request: HandoffReques
     """Run `tokenflow handoff` (`argv`, recorded by the installer) and feed its result lines to `on_result`."""
     process = subprocess.Popen(list(argv), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                stderr=subprocess.STDOUT, env=child_environment(env), universal_newlines=True)
+    assert process.stdin is not None and process.stdout is not None  # both asked for as PIPE
     process.stdin.write(request.to_json())
     process.stdin.close()
     for line in process.stdout:
         line = line.rstrip("\n")
-        if line.startswith(RESULT_PREFIX):
-            on_result(HandoffResult.from_line(line))
+        result = HandoffResult.from_line(line)
+        if result is not None:
+            on_result(result)
         elif line:
             on_log(line)
     return process.wait()

@@ -102,8 +102,9 @@ EDIT_OPTIONS: tuple[EditOption, ...] = (
 BY_NAME = {o.name: o for o in EDIT_OPTIONS}
 
 
-def _dest(option: EditOption) -> str:
-    return option.flag.lstrip("-").replace("-", "_")
+def _dest(flag: str) -> str:
+    """The argparse attribute of a command-line flag."""
+    return flag.lstrip("-").replace("-", "_")
 
 
 def add_param_options(parser: argparse.ArgumentParser, *, send_defaults: bool) -> None:
@@ -116,7 +117,7 @@ def add_param_options(parser: argparse.ArgumentParser, *, send_defaults: bool) -
         if option.flag is None:
             continue
         names = ["-p", option.flag] if option.name == "prompt" else [option.flag]
-        kwargs: dict[str, Any] = {"help": option.meaning, "dest": _dest(option)}
+        kwargs: dict[str, Any] = {"help": option.meaning, "dest": _dest(option.flag)}
         if option.default is None:
             kwargs["required"] = True
         else:
@@ -135,7 +136,7 @@ def params_from_args(args: argparse.Namespace) -> dict[str, Any]:
     for option in EDIT_OPTIONS:
         if option.flag is None:
             continue
-        value = getattr(args, _dest(option), None)
+        value = getattr(args, _dest(option.flag), None)
         if value is not None:
             params[option.name] = value
     return params
