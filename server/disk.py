@@ -228,7 +228,7 @@ def trim_cache(cache_dir: Path | None, max_bytes: int) -> int:
     return freed
 
 
-def is_disk_full(exc: BaseException) -> bool:
+def is_disk_full(exc: BaseException | None) -> bool:
     """True if `exc`, or anything it was raised from, says a disk (or quota) is full."""
     seen = 0
     while exc is not None and seen < 10:

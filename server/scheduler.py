@@ -44,7 +44,9 @@ class Scheduler:
             self._queue.append(Entry(job_id, priority, order))
             self._queue.sort(key=Entry.key)
             self._cond.notify_all()
-            return self._index(job_id)
+            position = self._index(job_id)
+            assert position is not None, "just appended"
+            return position
 
     def position_for(self, priority: int) -> int:
         """Where a job of this priority submitted now would land."""

@@ -163,12 +163,19 @@ class JobStore:
         # The accept is the one promise made to a client that must outlive power loss.
         with self._lock:
             self._db.execute("PRAGMA wal_checkpoint(FULL)")
-        return self.get(job_id), EventRecord(job_id, 1, "accepted", body, None, None)
+        return self.require(job_id), EventRecord(job_id, 1, "accepted", body, None, None)
 
     def get(self, job_id: str) -> JobRecord | None:
         with self._lock:
             row = self._db.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
         return _job(row) if row else None
+
+    def require(self, job_id: str) -> JobRecord:
+        """The job, which the caller has just written or holds on to: its absence is a bug."""
+        job = self.get(job_id)
+        if job is None:
+            raise KeyError(f"job {job_id} is not in the store")
+        return job
 
     def by_token(self, token: str) -> JobRecord | None:
         with self._lock:
@@ -266,7 +273,7 @@ class JobStore:
                 "UPDATE jobs SET state = 'running', attempts = attempts + 1, updated = ? WHERE id = ?",
                 (time.time(), job_id),
             )
-        return self.get(job_id)
+        return self.require(job_id)
 
     def requeue(self, job_id: str) -> None:
         """Put an interrupted job back at the front of the queue."""

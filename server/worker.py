@@ -22,7 +22,7 @@ log = logging.getLogger("tokenflow.server")
 
 class Worker:
     def __init__(self, journal: Journal, scheduler: Scheduler, engines: EngineHost, preload: bool = True,
-                 job_options: dict[str, Any] | None = None, after_job: Callable[[], None] | None = None):
+                 job_options: dict[str, Any] | None = None, after_job: Callable[[], object] | None = None):
         self.journal = journal
         self.scheduler = scheduler
         self.engines = engines
