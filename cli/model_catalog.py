@@ -76,7 +76,7 @@ def check_pipeline_folder(folder: Path) -> tuple[bool, str]:
     return True, ""
 
 
-def human_size(n: int) -> str:
+def human_size(n: float) -> str:
     for unit in ("bytes", "KB", "MB", "GB"):
         if n < 1000 or unit == "GB":
             return f"{n} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"

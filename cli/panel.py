@@ -68,6 +68,7 @@ def run(args: argparse.Namespace) -> int:
     from ui.widgets.theme import apply_theme
 
     app = QApplication.instance() or QApplication(sys.argv[:1])
+    assert isinstance(app, QApplication), "a Qt application made here or by the tests, always a QApplication"
     app.setApplicationName("TokenFlow")
     app.setOrganizationName("tokenflow")
     apply_theme(app)

@@ -166,7 +166,8 @@ def _etas(jobs: list[p.JobInfo]) -> dict[str, str]:
     rate = _seconds_per_frame(jobs)
     if rate is None:
         return out
-    for j in sorted((j for j in jobs if j.state == "queued" and j.position is not None), key=lambda j: j.position):
+    queued = [(j.position, j) for j in jobs if j.state == "queued" and j.position is not None]
+    for _, j in sorted(queued, key=lambda entry: entry[0]):
         clock += rate * (j.n_frames or 0)
         out[j.id] = "~" + _clock(clock)
     return out
@@ -462,7 +463,8 @@ def run(args: argparse.Namespace) -> int:
                 if args.position < 1:
                     return _err("POSITION counts from 1 (1 = next to run).", EXIT_BAD_INPUT)
                 info = client.reorder(args.job, position=args.position - 1)
-                print(f"Job {info.id} is now number {info.position + 1} in the queue.")
+                where = f"number {info.position + 1} in the queue" if info.position is not None else info.state
+                print(f"Job {info.id} is now {where}.")
                 return EXIT_OK
     except ServerError as exc:
         return _err(str(exc), EXIT_BAD_INPUT)

@@ -46,7 +46,7 @@ def thumbnail_png(image: QImage, width: int = 160) -> bytes:
     data = QByteArray()
     buffer = QBuffer(data)
     buffer.open(QIODevice.OpenModeFlag.WriteOnly)
-    small.save(buffer, "PNG")
+    small.save(buffer, b"PNG")
     buffer.close()
     return bytes(data.data())
 
