@@ -217,7 +217,7 @@ def bench_slow_subscribers(root: Path, hd_frames: int, subscribers: int, code: P
             time.sleep(0.1)
         endpoint = m.group(1)
 
-        def dealer(slow: bool) -> "zmq.Socket":
+        def dealer(slow: bool) -> zmq.Socket:
             s = ctx.socket(zmq.DEALER)
             s.setsockopt(zmq.LINGER, 0)
             if slow:
@@ -291,8 +291,8 @@ def bench_edit(root: Path, model: str, device: str, frames: str, steps: int, siz
     from server.quiet import quiet_libraries
 
     quiet_libraries()
-    from tokenflow.engine import Engine
     from bridge.wire.edit_params import complete
+    from tokenflow.engine import Engine
     from tokenflow.params import EditParams
 
     params = {"prompt": "a watercolor painting", "steps": steps, "short_side": size}
@@ -308,7 +308,7 @@ def bench_edit(root: Path, model: str, device: str, frames: str, steps: int, siz
         t0 = time.perf_counter()
         writer = media.open_writer(out, info, first)
         engine.edit(media.read_frames(CLIP, first, last), n, EditParams(**complete(params)),
-                    on_event=lambda e: writer.write(e.image) if hasattr(e, "image") else None)
+                    on_event=lambda e, writer=writer: writer.write(e.image) if hasattr(e, "image") else None)
         writer.close()
         inproc.append(time.perf_counter() - t0)
     del engine

@@ -40,7 +40,7 @@ from msgspec import Meta, Struct
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from bridge.wire import protocol as p
+from bridge.wire import protocol as p  # noqa: E402 - the checkout first on the path
 
 # --- msgspec prototype: added to protocol.py (begin) ---
 # Constraint aliases: what `_coerce` and `_checks` say in code, said in types.

@@ -9,8 +9,8 @@ only: the editor-side scripts load this module too.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Callable, Dict, List, Mapping, Optional
 
 from bridge.editors.handoff import child_environment
 
@@ -19,14 +19,14 @@ from bridge.editors.handoff import child_environment
 class Command:
     """An argv with absolute paths only, and what must be set in the environment for it."""
 
-    argv: List[str]
-    env: Dict[str, str] = field(default_factory=dict)  # e.g. a checkout's PYTHONPATH
+    argv: list[str]
+    env: dict[str, str] = field(default_factory=dict)  # e.g. a checkout's PYTHONPATH
 
     @property
     def executable(self) -> str:
         return self.argv[0]
 
-    def environment(self, base: Optional[Mapping[str, str]] = None) -> Dict[str, str]:
+    def environment(self, base: Mapping[str, str] | None = None) -> dict[str, str]:
         """`base` (default: this process's environment) with this command's settings on top.
 
         The host's own Python settings (an editor's PYTHONHOME) must not leak into the
@@ -34,11 +34,11 @@ class Command:
         """
         return child_environment(self.env, base)
 
-    def to_dict(self) -> Dict[str, object]:
+    def to_dict(self) -> dict[str, object]:
         return {"argv": list(self.argv), "env": dict(self.env)}
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, object]) -> "Command":
+    def from_dict(cls, data: Mapping[str, object]) -> Command:
         argv = data.get("argv")
         env = data.get("env") or {}
         if not isinstance(argv, list) or not argv or not all(isinstance(a, str) for a in argv):

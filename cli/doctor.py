@@ -16,10 +16,10 @@ import re
 import shutil
 import sys
 import textwrap
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from importlib import metadata
 from pathlib import Path
-from typing import Callable
 
 from bridge.display import format_bytes
 from bridge.wire.lifecycle import JobState
@@ -59,7 +59,8 @@ def register(subparsers) -> None:
 
 def check_python() -> Check:
     version = platform.python_version()
-    if sys.version_info < (3, 10):
+    # Reachable when the code is run by an older Python than pip would install it for.
+    if sys.version_info < (3, 10):  # noqa: UP036
         return Check("python", "Python", FAIL, f"{version} ({sys.executable})",
                      "TokenFlow needs Python 3.10 or newer: make the environment with a newer Python.")
     return Check("python", "Python", OK, f"{version} ({sys.executable})")
@@ -211,8 +212,8 @@ def check_disk(label: str, path: Path, low: int, count_used: bool = True) -> Che
 
 
 def check_integrations() -> list[Check]:
-    from cli.install import target_statuses
     from bridge.installers import InstallContext
+    from cli.install import target_statuses
 
     checks = []
     for target, _summary, status in target_statuses(InstallContext.current(tokenflow_command)):

@@ -10,12 +10,12 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from bridge.display import StatusLine, progress_text
+from bridge.folders import inversion_cache_dir
 from bridge.media import MediaError, check_output_writable, open_writer, parse_frame_range, probe, read_frames
 from bridge.media import default_output as default_media_output
 from bridge.media.output_safety import check_output, next_free_output
 from cli.media import add_format_options
-from bridge.folders import inversion_cache_dir
-from bridge.display import StatusLine, progress_text
 
 if TYPE_CHECKING:
     from tokenflow.params import EditParams

@@ -28,16 +28,14 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
-from pathlib import Path
-from typing import Callable, Optional, TextIO
-
+from collections.abc import Callable
 from dataclasses import replace
-
-from bridge.wire.client import Client, ClientError, ConnectionLost, ServerError, default_endpoint
+from pathlib import Path
+from typing import TextIO
 
 from bridge.editors.handoff import HandoffError, HandoffRequest, HandoffResult
 from bridge.editors.handoff_jobs import job_spec, output_for, result_of
+from bridge.wire.client import Client, ClientError, ConnectionLost, ServerError, default_endpoint
 from cli.launch import tokenflow_command
 from cli.options import connection_options
 
@@ -77,7 +75,7 @@ def _serve_log() -> Path:
     return folder / "serve-autostart.log"
 
 
-def connect(endpoint: Optional[str], *, start_server: bool = True,
+def connect(endpoint: str | None, *, start_server: bool = True,
             start_timeout: float = SERVER_START_TIMEOUT_S) -> Client:
     """A connected client; starts `tokenflow serve` on a local endpoint when nobody answers."""
     endpoint = endpoint or default_endpoint()
@@ -191,7 +189,7 @@ def _ask_with_dialog(request: HandoffRequest):
         return ("panel", None, None)
 
 
-def answered(request: HandoffRequest, ask_fn: Callable) -> Optional[HandoffRequest]:
+def answered(request: HandoffRequest, ask_fn: Callable) -> HandoffRequest | None:
     """Mode "ask" made concrete by the dialog's answer; None when the user cancelled."""
     answer = ask_fn(request)
     if answer is None:
@@ -233,7 +231,7 @@ def register(subparsers) -> None:
     parser.set_defaults(func=lambda args: run(args))
 
 
-def main(argv: Optional[list[str]] = None, out: TextIO = sys.stdout,
+def main(argv: list[str] | None = None, out: TextIO = sys.stdout,
          connect_fn: Callable[..., Client] = connect, ask_fn: Callable = _ask_with_dialog) -> int:
     parser = argparse.ArgumentParser(prog="tokenflow handoff", parents=[_connection()],
                                      description="Run an editor's handoff request (see bridge/editors/handoff.py).")

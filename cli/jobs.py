@@ -14,11 +14,11 @@ import uuid
 from dataclasses import asdict
 from pathlib import Path
 
+from bridge.display import StatusLine, progress_text
 from bridge.wire import protocol as p
+from bridge.wire.client import Client, ClientError, ConnectionLost, EventKind, JobEvent, ServerError, absolute
 from bridge.wire.edit_params import add_param_options, flag_name, params_from_args, problems
 from cli.media import add_format_options
-from bridge.display import StatusLine, progress_text
-from bridge.wire.client import Client, ClientError, ConnectionLost, EventKind, JobEvent, ServerError, absolute
 from cli.options import connection_defaults, connection_options, curve_keys
 
 EXIT_OK = 0

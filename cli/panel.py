@@ -36,8 +36,8 @@ def _err(message: str) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    from bridge.wire.client import ClientError, default_endpoint
     from bridge.editors.handoff import HandoffError
+    from bridge.wire.client import ClientError, default_endpoint
 
     request = None
     if args.handoff:
@@ -65,6 +65,7 @@ def run(args: argparse.Namespace) -> int:
     from ui.widgets.theme import apply_theme
 
     app = QApplication.instance() or QApplication(sys.argv[:1])
+    assert isinstance(app, QApplication), "a Qt application made here or by the tests, always a QApplication"
     app.setApplicationName("TokenFlow")
     app.setOrganizationName("tokenflow")
     apply_theme(app)

@@ -24,14 +24,15 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from cli import batch as batch_file
+from bridge.display import StatusLine
 from bridge.wire import protocol as p
 from bridge.wire import summary
-from cli.jobs import error_exit as _err, client_from_args
-from cli.options import connection_options
 from bridge.wire.client import Client, ClientError, ConnectionLost, ServerError, absolute
 from bridge.wire.download import DownloadError, Saved, download_job
-from bridge.display import StatusLine
+from cli import batch as batch_file
+from cli.jobs import client_from_args
+from cli.jobs import error_exit as _err
+from cli.options import connection_options
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -75,9 +76,10 @@ def register(subparsers) -> None:
                      "(`tokenflow formats`; default: h264)")
     add.add_argument("-d", "--destination", help="folder for the outputs of jobs that do not give one "
                      "(on the server's machine)")
-    add.add_argument("--template", help="output name template (default: %s); placeholders: %s" % (
-        "{clip}_{first}-{last}_{prompt}_{seed}_{job}".replace("%", "%%"),
-        ", ".join("{" + f + "}" for f in p.NAME_FIELDS)))
+    # argparse %-formats help texts: a literal % in the default template must be doubled.
+    default_template = "{clip}_{first}-{last}_{prompt}_{seed}_{job}".replace("%", "%%")
+    placeholders = ", ".join("{" + f + "}" for f in p.NAME_FIELDS)
+    add.add_argument("--template", help=f"output name template (default: {default_template}); placeholders: {placeholders}")
     add.add_argument("--track", help="OTIO: the video track, by name or number from 1 (default: the first with clips)")
     add.add_argument("--model", help="one of the server's models (default: the server's default)")
     add.add_argument("--priority", type=int, help="higher runs first (default: 0)")
@@ -161,7 +163,8 @@ def _etas(jobs: list[p.JobInfo]) -> dict[str, str]:
     rate = _seconds_per_frame(jobs)
     if rate is None:
         return out
-    for j in sorted((j for j in jobs if j.state == p.JobState.QUEUED and j.position is not None), key=lambda j: j.position):
+    queued = [(j.position, j) for j in jobs if j.state == p.JobState.QUEUED and j.position is not None]
+    for _, j in sorted(queued, key=lambda entry: entry[0]):
         clock += rate * (j.n_frames or 0)
         out[j.id] = "~" + _clock(clock)
     return out
@@ -457,7 +460,8 @@ def run(args: argparse.Namespace) -> int:
                 if args.position < 1:
                     return _err("POSITION counts from 1 (1 = next to run).", EXIT_BAD_INPUT)
                 info = client.reorder(args.job, position=args.position - 1)
-                print(f"Job {info.id} is now number {info.position + 1} in the queue.")
+                where = f"number {info.position + 1} in the queue" if info.position is not None else info.state
+                print(f"Job {info.id} is now {where}.")
                 return EXIT_OK
     except ServerError as exc:
         return _err(str(exc), EXIT_BAD_INPUT)

@@ -104,14 +104,13 @@ def run(args: argparse.Namespace) -> int:
               "(--server-key / --client-key); add more clients' public keys to clients/.")
         return 0
 
+    from bridge.folders import inversion_cache_dir
+    from bridge.wire.local import LocalSetupError, default_endpoint
     from server.app import Server
     from server.config import ServerConfig
     from server.disk import Retention, free_space_from_env
     from server.paths import resolve_data_dir
     from server.security import SecurityError
-
-    from bridge.folders import inversion_cache_dir
-    from bridge.wire.local import LocalSetupError, default_endpoint
 
     try:
         bind = args.bind or default_endpoint()

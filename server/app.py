@@ -54,7 +54,7 @@ class Server:
         # Recent payloads for live subscribers; bounded with the send budgets (ten 1080p frames).
         self.journal = Journal(self.store, config.data, BlobCache(max_bytes=BLOB_CACHE_BYTES), self.doorbell)
         for job_id in self.store.requeue_interrupted():
-            attempt = self.store.get(job_id).attempts + 1
+            attempt = self.store.require(job_id).attempts + 1
             self.journal.append(job_id, p.Requeued(attempt=attempt, reason="the server restarted"))
             log.info("job %s was interrupted; it runs again", job_id)
         self.scheduler = Scheduler(self.store.queued(), paused=bool(self.store.setting(QUEUE_PAUSED, False)))

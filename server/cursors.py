@@ -33,9 +33,10 @@ def event_message(journal: Journal, ev: EventRecord, rid: int | None, *, frames:
     if ev.type in (p.Frame.TYPE, p.Proxy.TYPE):
         # `omitted` is always sent (docs/protocol.md: every documented field is present).
         wanted = frames if ev.type == p.Frame.TYPE else proxies
-        body["omitted"] = not (wanted and ev.blob is not None)
-        if not body["omitted"]:
-            blobs.append(_payload(journal.read_blob(ev.job_id, ev.blob)))
+        blob = ev.blob if wanted else None
+        body["omitted"] = blob is None
+        if blob is not None:
+            blobs.append(_payload(journal.read_blob(ev.job_id, blob)))
     return p.encode_raw(ev.type, body, rid=rid, job=ev.job_id, seq=ev.seq, blobs=blobs)
 
 
@@ -43,6 +44,7 @@ class Cursor:
     """Base: `peek()` the next message (None: nothing to send now), `advance()` once sent."""
 
     finished = False
+    rid: int | None = None  # the request this cursor answers
 
     def peek(self) -> list | None:
         raise NotImplementedError

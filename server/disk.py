@@ -15,9 +15,9 @@ import os
 import shutil
 import sqlite3
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from bridge.display import format_bytes
 from bridge.wire.protocol import JobState
@@ -222,7 +222,7 @@ def trim_cache(cache_dir: Path | None, max_bytes: int) -> int:
     return freed
 
 
-def is_disk_full(exc: BaseException) -> bool:
+def is_disk_full(exc: BaseException | None) -> bool:
     """True if `exc`, or anything it was raised from, says a disk (or quota) is full."""
     seen = 0
     while exc is not None and seen < 10:

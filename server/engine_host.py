@@ -5,8 +5,9 @@ from __future__ import annotations
 import gc
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 EngineFactory = Callable[[str], Any]  # model name -> object with .edit(...) per tokenflow.engine.Engine
 

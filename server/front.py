@@ -155,6 +155,7 @@ class Front:
         if outcome.drop_key is not None:
             self._end_cursor(peer, outcome.drop_key, "unsubscribed")
         if outcome.cursor is not None:
+            assert outcome.cursor_key is not None, "an outcome with a cursor names its key"
             self._end_cursor(peer, outcome.cursor_key, "replaced")
             peer.cursors[outcome.cursor_key] = outcome.cursor
 
@@ -176,7 +177,7 @@ class Front:
             if sum(1 for k in peer.cursors if k[0] == "subscribe") >= lim.max_subscriptions:
                 return error_message(env.rid, "busy", f"This connection already has {lim.max_subscriptions} "
                                      "subscriptions.", "Unsubscribe from jobs you no longer watch.", job=env.job)
-        if env.type == p.Fetch.TYPE and env.body.what == "frames":
+        if isinstance(env.body, p.Fetch) and env.body.what == "frames":
             if sum(1 for k in peer.cursors if k[0] == "fetch") >= lim.max_fetches:
                 return error_message(env.rid, "busy", f"This connection already has {lim.max_fetches} frame "
                                      "fetches in progress.", "Read the frames of earlier fetches first.",
@@ -262,7 +263,7 @@ class Front:
             if exc.errno == zmq.EHOSTUNREACH:  # the client disconnected
                 return "gone"
             raise
-        if track and not tracker.done:
+        if tracker is not None and not tracker.done:  # a tracker comes back only when asked for
             peer.in_flight.append((tracker, size))
             peer.queued_bytes += size
             total = self.queued_bytes()

@@ -17,15 +17,16 @@ import os
 import shutil
 import time
 import traceback
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any
 
 from bridge import media
 from bridge.media.output_safety import OutputRefused, existing_outputs
 from bridge.wire import protocol as p
 from bridge.wire.protocol import STAGE_ORDER, JobState, Stage
-from server.disk import Reserve, is_disk_full
 from server import batch_summary, output_files
+from server.disk import Reserve, is_disk_full
 from server.engine_host import EngineHost, free_accelerator_memory
 from server.journal import Blob, Journal
 from server.proxies import encode_proxy

@@ -23,7 +23,6 @@ from bridge.wire import protocol as p
 from server.paths import DataDir
 from server.store import EventRecord, JobStore
 
-
 FRAMES_DIR = "frames/"  # full-resolution frames, served back as pixel arrays
 
 

@@ -41,7 +41,7 @@ class Registry:
     pulled: dict[str, float] = field(default_factory=dict)  # hub repo id -> when the pull started
 
     @classmethod
-    def load(cls, config_dir: Path) -> "Registry":
+    def load(cls, config_dir: Path) -> Registry:
         file = config_dir / REGISTRY_FILE
         try:
             raw = json.loads(file.read_text(encoding="utf-8"))

@@ -28,7 +28,7 @@ class DataDir:
     def job(self, job_id: str) -> Path:
         return self.jobs / job_id
 
-    def create(self) -> "DataDir":
+    def create(self) -> DataDir:
         for p in (self.root, self.jobs, self.outputs):
             p.mkdir(parents=True, exist_ok=True)
         return self

@@ -9,13 +9,13 @@ doorbell when it is, which wakes the front to send the reply.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import Callable
 
 from bridge import media
-from bridge.wire import protocol as p
 from bridge.media.clip import clip_facts
+from bridge.wire import protocol as p
 from server.cursors import Cursor
 
 _WORKERS = 2  # probes are I/O bound; two at once keep one slow disk from blocking the rest

@@ -21,7 +21,7 @@ def encode_proxy(image: np.ndarray, short_side: int, fmt: str = "jpeg") -> tuple
     pil = Image.fromarray(np.ascontiguousarray(image[..., :3]))
     if size != (w, h):
         # BILINEAR with reducing_gap: fast and free of aliasing at these ratios
-        pil = pil.resize(size, Image.BILINEAR, reducing_gap=2.0)
+        pil = pil.resize(size, Image.Resampling.BILINEAR, reducing_gap=2.0)
     buf = io.BytesIO()
     if fmt == "png":
         pil.save(buf, format="PNG", compress_level=1)

@@ -10,8 +10,9 @@ in-memory view the worker blocks on, rebuilt from the store at start.
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Iterable, Literal
+from typing import Literal
 
 CancelOutcome = Literal["removed", "signalled", "unknown"]
 
@@ -43,7 +44,9 @@ class Scheduler:
             self._queue.append(Entry(job_id, priority, order))
             self._queue.sort(key=Entry.key)
             self._cond.notify_all()
-            return self._index(job_id)
+            position = self._index(job_id)
+            assert position is not None, "just appended"
+            return position
 
     def position_for(self, priority: int) -> int:
         """Where a job of this priority submitted now would land."""

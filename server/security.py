@@ -19,15 +19,23 @@ Key files are ZeroMQ's own certificate format (zmq.auth.create_certificates):
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import zmq
 import zmq.auth
 from zmq.auth.thread import ThreadAuthenticator
 from zmq.utils import z85
 
-from bridge.wire.local import LocalSetupError, ensure_local_keys, ipc_in_use, ipc_path, is_local, is_loopback_tcp, local_keys
+from bridge.wire.local import (
+    LocalSetupError,
+    ensure_local_keys,
+    ipc_in_use,
+    ipc_path,
+    is_local,
+    is_loopback_tcp,
+    local_keys,
+)
 from server.resolved_job import LOCAL_OWNER
 
 

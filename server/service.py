@@ -11,9 +11,10 @@ import dataclasses
 import secrets
 import sqlite3
 import threading
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Any, TypeVar
 
 from bridge.wire import protocol as p
 from server import batch_summary
@@ -27,6 +28,15 @@ from server.resolved_job import LOCAL_OWNER, ResolvedJob
 from server.scheduler import Scheduler
 from server.store import JobRecord, job_summary_fields
 from server.submission import SubmitError, resolve
+
+RequestBody = TypeVar("RequestBody", bound=p.Body)
+Result = TypeVar("Result")
+
+
+def body_of(env: p.Envelope, kind: type[RequestBody]) -> RequestBody:
+    """The request's body as its handler's type: `handle` routes by the body's type, so they agree."""
+    assert isinstance(env.body, kind), f"a {env.type} request reached the {kind.TYPE} handler"
+    return env.body
 
 CAPABILITIES = ["submit", "cancel", "list", "status", "subscribe", "fetch", "reorder", "proxy", "frame",
                 "client_token", "curve", "delete", "probe", "queue", "retry", "dry_run", "named_outputs", "files",
@@ -101,7 +111,7 @@ class Service:
         except (RequestError, SubmitError) as exc:
             return Outcome([error_message(env.rid, exc.code, exc.message, exc.hint, exc.field, env.job)])
 
-    def _later(self, env: p.Envelope, work: Callable[[], object], finish: Callable[[object], Outcome]) -> Outcome:
+    def _later(self, env: p.Envelope, work: Callable[[], Result], finish: Callable[[Result], Outcome]) -> Outcome:
         """Run `work` on the pool; `finish(result)` runs on the front's thread via `collect`."""
         reply_to, owner = self.reply_to, self.owner
 
@@ -146,7 +156,7 @@ class Service:
         return self.owner == LOCAL_OWNER or job.spec.owner == self.owner
 
     def info(self, job: JobRecord) -> p.JobInfo:
-        summary = job_summary_fields(job)
+        summary: dict[str, Any] = job_summary_fields(job)
         mine = self._mine(job)
         if not mine:  # another client's job: its state shows, never its files or prompt
             summary = {k: ("" if k in ("input", "prompt") else None) for k in summary}  # the wire's types
@@ -160,8 +170,9 @@ class Service:
     # --- requests ---
 
     def _on_hello(self, env: p.Envelope) -> Outcome:
-        if not set(env.body.versions) & set(p.SUPPORTED_VERSIONS):
-            raise RequestError("bad_version", f"The client speaks protocol versions {env.body.versions}; this "
+        hello = body_of(env, p.Hello)
+        if not set(hello.versions) & set(p.SUPPORTED_VERSIONS):
+            raise RequestError("bad_version", f"The client speaks protocol versions {hello.versions}; this "
                                f"server speaks {list(p.SUPPORTED_VERSIONS)}.", "Update the client or the server.",
                                "body.versions")
         cfg = self.config
@@ -174,13 +185,14 @@ class Service:
         ))
 
     def _on_submit(self, env: p.Envelope) -> Outcome:
-        spec: p.JobSpec = env.body.spec
+        submit = body_of(env, p.Submit)
+        spec = submit.spec
         if spec.client_token:
             existing = self.store.by_token(spec.client_token)
             if existing is not None:
                 return self._accepted(env, existing)
         self._check_queue()
-        if env.body.dry_run:
+        if submit.dry_run:
             return self._later(env, lambda: resolve(spec, "JOBID", self.config, self._reserved),
                                lambda resolved: self._reply(env, p.Ok(detail=resolved.output)))
         job_id = self.new_job_id()
@@ -219,7 +231,7 @@ class Service:
                 self._reserving.discard(resolved.output)
 
     def _store_resolved(self, env: p.Envelope, job_id: str, resolved: ResolvedJob) -> Outcome:
-        spec: p.JobSpec = env.body.spec
+        spec = body_of(env, p.Submit).spec
         if spec.client_token:  # a retry that arrived while the first was being checked
             existing = self.store.by_token(spec.client_token)
             if existing is not None:
@@ -230,8 +242,8 @@ class Service:
         try:
             job, _ = self.store.create_job(job_id, resolved, priority=spec.priority,
                                            client_token=spec.client_token, position=position)
-        except sqlite3.IntegrityError:
-            raise RequestError("internal_error", "Could not store the job (id or token clash).", "Submit again.")
+        except sqlite3.IntegrityError as exc:
+            raise RequestError("internal_error", "Could not store the job (id or token clash).", "Submit again.") from exc
         self.scheduler.push(job.id, job.priority, job.queue_order)
         self.journal.doorbell.ring()
         return self._accepted(env, job)
@@ -246,14 +258,14 @@ class Service:
         if self.scheduler.cancel(job.id) == "removed":
             batch_summary.job_ending(self.store, job.id, p.JobState.CANCELLED)
             self.journal.append(job.id, p.Cancelled(reason="cancelled while queued"), state=p.JobState.CANCELLED)
-            job = self.store.get(job.id)
+            job = self.store.require(job.id)
         return self._reply(env, p.JobStatus(info=self.info(job)))
 
     def _on_status(self, env: p.Envelope) -> Outcome:
         return self._reply(env, p.JobStatus(info=self.info(self._job(env, own=False))))
 
     def _on_list(self, env: p.Envelope) -> Outcome:
-        body: p.ListJobs = env.body
+        body = body_of(env, p.ListJobs)
         if body.batch is not None:
             jobs = [j for j in self.store.list_batch(body.batch, body.limit + 1 + body.offset)
                     if not body.states or j.state in body.states][body.offset:]
@@ -264,16 +276,17 @@ class Service:
 
     def _on_reorder(self, env: p.Envelope) -> Outcome:
         job = self._job(env)
-        entries = self.scheduler.reorder(job.id, priority=env.body.priority, position=env.body.position)
+        reorder = body_of(env, p.Reorder)
+        entries = self.scheduler.reorder(job.id, priority=reorder.priority, position=reorder.position)
         if entries is None:
             raise RequestError("not_queued", f"Job {job.id} is {job.state}, not queued: only queued jobs move.",
                                "", "job")
         self.store.save_queue([(e.job_id, e.priority, e.order) for e in entries])
-        return self._reply(env, p.JobStatus(info=self.info(self.store.get(job.id))))
+        return self._reply(env, p.JobStatus(info=self.info(self.store.require(job.id))))
 
     def _on_subscribe(self, env: p.Envelope) -> Outcome:
         job = self._job(env)
-        body: p.Subscribe = env.body
+        body = body_of(env, p.Subscribe)
         out = self._reply(env, p.Subscribed(state=job.state, last_seq=job.last_seq))
         out.cursor = EventCursor(self.journal, job.id, env.rid, body.from_seq, body.frames, body.proxies)
         out.cursor_key = ("subscribe", job.id)
@@ -287,7 +300,7 @@ class Service:
 
     def _on_fetch(self, env: p.Envelope) -> Outcome:
         job = self._job(env)
-        body: p.Fetch = env.body
+        body = body_of(env, p.Fetch)
         if body.what == "outputs":
             return self._reply(env, p.Outputs(state=job.state, paths=list(job.outputs)))
         lo, hi = job.spec.first, job.spec.last
@@ -309,7 +322,7 @@ class Service:
             freed = delete_job(self.store, self.scheduler, self.config.data, job.id)
         except DeleteRefused as exc:
             raise RequestError("job_running", str(exc), f"Cancel it first (`tokenflow jobs cancel {job.id}`), "
-                               "then delete it.", "job")
+                               "then delete it.", "job") from None
         kept = f"; its outputs were kept ({', '.join(job.outputs)})" if job.outputs else ""
         return self._reply(env, p.Ok(detail=f"Deleted job {job.id} and {format_bytes(freed)} of stored data{kept}."))
 
@@ -321,7 +334,7 @@ class Service:
         if record is None:
             raise RequestError("not_retryable", f"Job {job.id} is {job.state}: only failed or cancelled jobs are "
                                "queued again.", "A done job's outputs are kept; submit a new job to render again.")
-        job = self.store.get(job.id)
+        job = self.store.require(job.id)
         # The reply is made before the worker can take the job: its last_seq is the `requeued` event.
         info = dataclasses.replace(self.info(job), position=self.scheduler.position_for(job.priority))
         reply = self._reply(env, p.JobStatus(info=info))
@@ -330,7 +343,7 @@ class Service:
         return reply
 
     def _on_queue(self, env: p.Envelope) -> Outcome:
-        action = env.body.action
+        action = body_of(env, p.QueueControl).action
         if action is not None:
             paused = action == "pause"
             self.store.set_setting(QUEUE_PAUSED, paused)  # stored first: a restart keeps it
@@ -356,7 +369,7 @@ class Service:
 
     def _on_read(self, env: p.Envelope) -> Outcome:
         job = self._job(env)
-        body: p.Read = env.body
+        body = body_of(env, p.Read)
         try:
             data, size = read_chunk(job.spec.output, self._done_files(job), body.name, body.offset, body.length)
         except OutputFileError as exc:
@@ -366,7 +379,7 @@ class Service:
 
     def _on_probe(self, env: p.Envelope) -> Outcome:
         # Off this thread: a long file must not hold up everyone else's requests.
-        return Outcome(cursor=self.prober.start(env.body.input, env.rid), cursor_key=("probe", env.rid))
+        return Outcome(cursor=self.prober.start(body_of(env, p.Probe).input, env.rid), cursor_key=("probe", env.rid))
 
     def _on_heartbeat(self, env: p.Envelope) -> Outcome:  # the front answers heartbeats itself
         return self._reply(env, p.Heartbeat(server_id=self.server_id))

@@ -22,9 +22,10 @@ import json
 import sqlite3
 import threading
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from bridge.wire import protocol as p
 from bridge.wire.protocol import RETRYABLE_STATES, JobState
@@ -175,15 +176,15 @@ class JobStore:
         # The accept is the one promise made to a client that must outlive power loss.
         with self._lock:
             self._db.execute("PRAGMA wal_checkpoint(FULL)")
-        return self._get(job_id), EventRecord(job_id, 1, p.Accepted.TYPE, body, None, None)
+        return self.require(job_id), EventRecord(job_id, 1, p.Accepted.TYPE, body, None, None)
 
     def get(self, job_id: str) -> JobRecord | None:
         with self._lock:
             row = self._db.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
         return _job(row) if row else None
 
-    def _get(self, job_id: str) -> JobRecord:
-        """A job this store has just written (it cannot be missing)."""
+    def require(self, job_id: str) -> JobRecord:
+        """The job, which the caller has just written or holds on to: its absence is a bug."""
         job = self.get(job_id)
         if job is None:
             raise StoreError(f"unknown job {job_id}")
@@ -286,7 +287,7 @@ class JobStore:
                 "UPDATE jobs SET state = ?, attempts = attempts + 1, updated = ? WHERE id = ?",
                 (JobState.RUNNING, time.time(), job_id),
             )
-        return self._get(job_id)
+        return self.require(job_id)
 
     def requeue(self, job_id: str) -> None:
         """Put an interrupted job back at the front of the queue."""

@@ -15,10 +15,9 @@ import typing
 from pathlib import Path
 
 from bridge import media
-
+from bridge.media.output_safety import OutputRefused, check_output, check_path_text, is_under, target_of
 from bridge.wire import naming
 from bridge.wire.edit_params import BY_NAME, ParamsError, complete
-from bridge.media.output_safety import OutputRefused, check_output, check_path_text, is_under, target_of
 from bridge.wire.protocol import JobSpec
 from server.bounds import disk_problem, estimate, memory_problem
 from server.config import ServerConfig

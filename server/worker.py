@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import Any, Callable
+from collections.abc import Callable
+from functools import partial
+from typing import Any
 
 from server.engine_host import EngineHost
 from server.job_run import JobRun
@@ -20,7 +22,7 @@ log = logging.getLogger("tokenflow.server")
 
 class Worker:
     def __init__(self, journal: Journal, scheduler: Scheduler, engines: EngineHost, preload: bool = True,
-                 job_options: dict[str, Any] | None = None, after_job: Callable[[], None] | None = None):
+                 job_options: dict[str, Any] | None = None, after_job: Callable[[], object] | None = None):
         self.journal = journal
         self.scheduler = scheduler
         self.engines = engines
@@ -50,7 +52,7 @@ class Worker:
                 job = self.journal.store.start_attempt(job_id)
                 JobRun(
                     job, self.journal, self.engines,
-                    should_cancel=lambda: self.scheduler.cancel_requested(job_id),
+                    should_cancel=partial(self.scheduler.cancel_requested, job_id),
                     shutting_down=lambda: self.scheduler.stopped, **self.job_options,
                 ).run()
             except Exception:

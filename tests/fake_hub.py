@@ -29,7 +29,7 @@ class FakeHub:
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
     @classmethod
-    def from_folder(cls, repo_id: str, folder: Path, extra: dict[str, bytes] | None = None) -> "FakeHub":
+    def from_folder(cls, repo_id: str, folder: Path, extra: dict[str, bytes] | None = None) -> FakeHub:
         files = {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
         return cls(repo_id, {**files, **(extra or {})})
 
@@ -37,7 +37,7 @@ class FakeHub:
     def endpoint(self) -> str:
         return f"http://127.0.0.1:{self._server.server_address[1]}"
 
-    def __enter__(self) -> "FakeHub":
+    def __enter__(self) -> FakeHub:
         self._thread.start()
         return self
 

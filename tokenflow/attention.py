@@ -12,8 +12,8 @@ Batches entering the UNet are laid out as three branches of B frames each:
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Iterator
 
 import torch
 import torch.nn.functional as F
@@ -49,7 +49,7 @@ class PlanIndex:
     weight_before: torch.Tensor  # (B,) float32
 
     @classmethod
-    def build(cls, plan: list[Neighbours], device: torch.device) -> "PlanIndex":
+    def build(cls, plan: list[Neighbours], device: torch.device) -> PlanIndex:
         keyframes = tuple(sorted({n.before for n in plan} | {n.after for n in plan}))
         position = {f: i for i, f in enumerate(keyframes)}
         before = torch.tensor([position[n.before] for n in plan])
@@ -201,7 +201,9 @@ class TokenFlowAttnProcessor:
     def _propagate(self, hidden_states: torch.Tensor) -> torch.Tensor:
         frames = hidden_states.shape[0] // BRANCHES
         cache = self.state.caches[self.name]
-        out = propagate_tokens(hidden_states[:frames], self.state.plan_index, cache)
+        index = self.state.plan_index
+        assert index is not None, "the editor builds plan_index whenever it enters PROPAGATE mode"
+        out = propagate_tokens(hidden_states[:frames], index, cache)
         return out.reshape(BRANCHES * frames, *out.shape[2:]).to(hidden_states.dtype)
 
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 
@@ -289,7 +289,7 @@ def first_preview_frames(params: EditParams, n_frames: int, max_joint: int) -> l
 
 
 @torch.no_grad()
-def preview_first_step(loop: "EditLoop", frame_ids: list[int]) -> None:
+def preview_first_step(loop: EditLoop, frame_ids: list[int]) -> None:
     """Run the first step's joint keyframe pass on `loop`'s frames (the first group) and
     report their predicted clean frames: exactly what step 0 of the full edit computes for
     that group, available as soon as those frames alone are inverted."""

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, Union
 
 import numpy as np
 
@@ -46,7 +46,7 @@ class FrameReady:
         return self.float_image if self.float_image is not None else self.image
 
 
-EngineEvent = Union[Progress, Preview, FrameReady]
+EngineEvent = Progress | Preview | FrameReady
 EventSink = Callable[[EngineEvent], None]
 
 

@@ -71,9 +71,9 @@ def choose_dtypes(device: torch.device, vae_force_upcast: bool = True) -> tuple[
 
 
 def _load_pipeline(spec: str, dtype: torch.dtype, config: str | None):
-    from diffusers import StableDiffusionPipeline
+    from diffusers import StableDiffusionPipeline  # pyright: ignore[reportPrivateImportUsage]  # diffusers' documented API; its lazy __init__ reads as private
 
-    common = dict(torch_dtype=dtype, safety_checker=None, feature_extractor=None, requires_safety_checker=False)
+    common: dict[str, Any] = dict(torch_dtype=dtype, safety_checker=None, feature_extractor=None, requires_safety_checker=False)
     # Folders and hub ids: the VAE keeps its stored precision (cast down later only if safe).
     per_component = dict(common, torch_dtype={"default": dtype, "vae": torch.float32})
     path = Path(spec).expanduser()
@@ -114,7 +114,7 @@ def _load_pipeline(spec: str, dtype: torch.dtype, config: str | None):
 
 def load_model(spec: str = DEFAULT_MODEL, device: str = "auto", config: str | None = None) -> LoadedModel:
     """Load an SD 1.x/2.x pipeline's parts; errors say which thing is missing and how to get it."""
-    from diffusers import DDIMScheduler
+    from diffusers import DDIMScheduler  # pyright: ignore[reportPrivateImportUsage]  # diffusers' documented API; its lazy __init__ reads as private
 
     dev = resolve_device(device)
     unet_dtype, _ = choose_dtypes(dev)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -20,8 +21,8 @@ TINY_MARKER = "tokenflow_tiny_model.json"
 
 # SD 1.x/2.x's UNet blocks: three cross-attention levels and one plain, mirrored on the
 # way up. Shared by the tiny model and the SD 2.1-base shape so injection sites resolve
-# by the same names on both.
-SD_BLOCK_LAYOUT = dict(
+# by the same names on both. Config dicts (as diffusers' config.json) are Any-valued.
+SD_BLOCK_LAYOUT: dict[str, Any] = dict(
     down_block_types=("CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"),
     up_block_types=("UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"),
 )
@@ -72,7 +73,7 @@ def write_character_tokenizer(directory: Path, max_length: int = 77) -> None:
 
 
 def _tiny_unet(cross_attention_dim: int):
-    from diffusers import UNet2DConditionModel
+    from diffusers import UNet2DConditionModel  # pyright: ignore[reportPrivateImportUsage]  # diffusers' documented API; its lazy __init__ reads as private
 
     return UNet2DConditionModel(
         sample_size=16,
@@ -89,15 +90,16 @@ def _tiny_unet(cross_attention_dim: int):
 
 def _sd_vae(block_out_channels: tuple[int, ...], layers_per_block: int, norm_num_groups: int, sample_size: int,
             scaling_factor: float = 0.18215):
-    from diffusers import AutoencoderKL
+    from diffusers import AutoencoderKL  # pyright: ignore[reportPrivateImportUsage]  # diffusers' documented API; its lazy __init__ reads as private
 
-    # Four blocks -> three 2x down-samplings -> 8x, as SD's VAE.
+    # Four blocks -> three 2x down-samplings -> 8x, as SD's VAE. diffusers annotates the
+    # per-block tuples as Tuple[str] / Tuple[int] (one element) where it means any length.
     return AutoencoderKL(
         in_channels=3,
         out_channels=3,
-        down_block_types=("DownEncoderBlock2D",) * 4,
-        up_block_types=("UpDecoderBlock2D",) * 4,
-        block_out_channels=block_out_channels,
+        down_block_types=("DownEncoderBlock2D",) * 4,  # pyright: ignore[reportArgumentType]
+        up_block_types=("UpDecoderBlock2D",) * 4,  # pyright: ignore[reportArgumentType]
+        block_out_channels=block_out_channels,  # pyright: ignore[reportArgumentType]
         layers_per_block=layers_per_block,
         latent_channels=4,
         norm_num_groups=norm_num_groups,
@@ -107,11 +109,16 @@ def _sd_vae(block_out_channels: tuple[int, ...], layers_per_block: int, norm_num
 
 
 def _save_pipeline(directory: Path, vae, text_encoder, tokenizer, unet, warning: str) -> Path:
-    from diffusers import StableDiffusionPipeline
+    from diffusers import StableDiffusionPipeline  # pyright: ignore[reportPrivateImportUsage]  # diffusers' documented API; its lazy __init__ reads as private
 
+    # diffusers annotates `scheduler` with an Enum of scheduler names (it takes an instance)
+    # and the safety parts as required (None turns them off, as requires_safety_checker says).
     pipe = StableDiffusionPipeline(
-        vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet, scheduler=_sd_scheduler(),
-        safety_checker=None, feature_extractor=None, requires_safety_checker=False,
+        vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet,
+        scheduler=_sd_scheduler(),  # pyright: ignore[reportArgumentType]
+        safety_checker=None,  # pyright: ignore[reportArgumentType]
+        feature_extractor=None,  # pyright: ignore[reportArgumentType]
+        requires_safety_checker=False,
     )
     pipe.save_pretrained(directory, safe_serialization=True)
     (directory / TINY_MARKER).write_text(json.dumps({"warning": warning}))
@@ -136,7 +143,7 @@ def _tiny_text_encoder(vocab_size: int, hidden: int):
 
 
 def _sd_scheduler():
-    from diffusers import DDIMScheduler
+    from diffusers import DDIMScheduler  # pyright: ignore[reportPrivateImportUsage]  # diffusers' documented API; its lazy __init__ reads as private
 
     # Stable Diffusion's own scheduler settings.
     return DDIMScheduler(
@@ -188,7 +195,7 @@ def make_tiny_pipeline_dir(directory: str | Path, seed: int = 0) -> Path:
 
 
 # SD 2.1-base's UNet configuration (stabilityai/stable-diffusion-2-1-base, unet/config.json).
-SD21_BASE_UNET_CONFIG = dict(
+SD21_BASE_UNET_CONFIG: dict[str, Any] = dict(
     sample_size=64,
     in_channels=4,
     out_channels=4,
@@ -204,7 +211,7 @@ SD21_BASE_UNET_CONFIG = dict(
 
 def make_sd21_base_random_dir(directory: str | Path, seed: int = 0) -> Path:
     """SD 2.1-base's real UNet/VAE configuration with random weights, for GPU timing."""
-    from diffusers import UNet2DConditionModel
+    from diffusers import UNet2DConditionModel  # pyright: ignore[reportPrivateImportUsage]  # diffusers' documented API; its lazy __init__ reads as private
     from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
     directory = Path(directory)

@@ -46,7 +46,8 @@ def thumbnail_png(image: QImage, width: int = 160) -> bytes:
     data = QByteArray()
     buffer = QBuffer(data)
     buffer.open(QIODevice.OpenModeFlag.WriteOnly)
-    small.save(buffer, "PNG")
+    # PySide6 types the format as bytes; at run time it takes only str.
+    small.save(buffer, "PNG")  # pyright: ignore[reportCallIssue, reportArgumentType]
     buffer.close()
     return bytes(data.data())
 

@@ -22,7 +22,7 @@ class PanelDirs:
     def presets(self) -> Path:
         return self.config / "prompt_presets.json"
 
-    def create(self) -> "PanelDirs":
+    def create(self) -> PanelDirs:
         self.data.mkdir(parents=True, exist_ok=True)
         self.config.mkdir(parents=True, exist_ok=True)
         return self

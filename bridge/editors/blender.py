@@ -21,9 +21,9 @@ import subprocess
 import threading
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Any, Dict, Iterator, List, Optional, Sequence
+from typing import Any, Iterator, Sequence
 
-from .handoff import ClipRef, HandoffRequest, HandoffResult, RESULT_PREFIX, child_environment, image_sequence
+from .handoff import ClipRef, HandoffRequest, HandoffResult, child_environment, image_sequence
 
 EDITOR = "blender"
 MAX_CHANNEL = 128  # Blender's sequencer has channels 1..128
@@ -80,20 +80,19 @@ def clip_of(strip: Any, scene: Any, abspath: Any = os.path.abspath) -> Placement
                              "movie first).".format(strip.name, strip.type.lower().replace("_", " ")))
     media = abspath(strip.filepath)
     if not os.path.isfile(media):
-        raise BlenderProblem("The movie of '{}' is missing: {}. Relink it (Strip > Movie Strip > Change Path)."
-                             .format(strip.name, media))
+        raise BlenderProblem(f"The movie of '{strip.name}' is missing: {media}. Relink it (Strip > Movie Strip > Change Path)."
+                             )
     movie_rate = exact_rate(strip.fps) if getattr(strip, "fps", 0) else scene_rate(scene)
     if abs(float(getattr(strip, "speed_factor", 1.0)) - 1.0) > 1e-6 or _retimed(strip):
-        raise BlenderProblem("'{}' is retimed (its speed is not 100%); set its speed back to 100% or render it to a "
-                             "movie first.".format(strip.name))
+        raise BlenderProblem(f"'{strip.name}' is retimed (its speed is not 100%); set its speed back to 100% or render it to a "
+                             "movie first.")
     start, end = int(strip.frame_final_start), int(strip.frame_final_end)
     origin = float(strip.frame_start)
     first = int(round(start - origin))
     last = int(round(end - origin)) - 1
     if last < first:
-        raise BlenderProblem("'{}' is empty.".format(strip.name))
-    rate = str(movie_rate.numerator) if movie_rate.denominator == 1 else "{}/{}".format(
-        movie_rate.numerator, movie_rate.denominator)
+        raise BlenderProblem(f"'{strip.name}' is empty.")
+    rate = str(movie_rate.numerator) if movie_rate.denominator == 1 else f"{movie_rate.numerator}/{movie_rate.denominator}"
     clip = ClipRef(media=media, first=first, last=last, frame_rate=rate, name=strip.name, editor=EDITOR,
                    track=int(strip.channel), record_frame=start, item_id=strip.name)
     return Placement(clip=clip, frame_start=start, frames=end - start, scene=scene.name)
@@ -107,7 +106,7 @@ def _retimed(strip: Any) -> bool:
     return True
 
 
-def free_channel_above(collection: Any, channel: int, start: int, end: int) -> Optional[int]:
+def free_channel_above(collection: Any, channel: int, start: int, end: int) -> int | None:
     """The first channel above `channel` with no strip in [start, end), or None."""
     busy = {}
     for strip in collection:
@@ -121,9 +120,9 @@ def free_channel_above(collection: Any, channel: int, start: int, end: int) -> O
 def place(scene: Any, placement: Placement, result: HandoffResult) -> Any:
     """Add a done result as an image or movie strip on the first free channel above the source, same frames."""
     if result.state != "done":
-        raise BlenderProblem("'{}': {}".format(placement.clip.name, result.message or result.state))
+        raise BlenderProblem(f"'{placement.clip.name}': {result.message or result.state}")
     if not result.output:
-        raise BlenderProblem("The result of '{}' names no file.".format(placement.clip.name))
+        raise BlenderProblem(f"The result of '{placement.clip.name}' names no file.")
     collection = strips(scene.sequence_editor)
     source_channel = int(placement.clip.track or 1)
     start = placement.frame_start
@@ -131,15 +130,14 @@ def place(scene: Any, placement: Placement, result: HandoffResult) -> Any:
     length = (sequence[2] - sequence[1] + 1) if sequence else placement.frames
     channel = free_channel_above(collection, source_channel, start, start + max(length, placement.frames))
     if channel is None:
-        raise BlenderProblem("No free channel above '{}' over frames {}-{}; the result is at {}.".format(
-            placement.clip.name, start, start + placement.frames - 1, result.output))
-    name = "{} TokenFlow".format(placement.clip.name)
+        raise BlenderProblem(f"No free channel above '{placement.clip.name}' over frames {start}-{start + placement.frames - 1}; the result is at {result.output}.")
+    name = f"{placement.clip.name} TokenFlow"
     if sequence:
         pattern, first, last = sequence
         files = [pattern % n for n in range(first, last + 1)]
         missing = [f for f in files if not os.path.isfile(f)]
         if missing:
-            raise BlenderProblem("{} of the result's images are missing, e.g. {}.".format(len(missing), missing[0]))
+            raise BlenderProblem(f"{len(missing)} of the result's images are missing, e.g. {missing[0]}.")
         strip = collection.new_image(name=name, filepath=files[0], channel=channel, frame_start=start)
         for path in files[1:]:
             strip.elements.append(os.path.basename(path))
@@ -148,7 +146,7 @@ def place(scene: Any, placement: Placement, result: HandoffResult) -> Any:
     strip["tokenflow_prompt"] = result.prompt or ""
     strip["tokenflow_seed"] = -1 if result.seed is None else int(result.seed)
     strip["tokenflow_job"] = result.job_id or ""
-    strip["tokenflow_source"] = "{} [{}:{}]".format(placement.clip.media, placement.clip.first, placement.clip.last)
+    strip["tokenflow_source"] = f"{placement.clip.media} [{placement.clip.first}:{placement.clip.last}]"
     return strip
 
 
@@ -159,29 +157,32 @@ class HandoffJob:
     modal operator calls `poll()` from a timer.
     """
 
-    def __init__(self, argv: Sequence[str], env: Dict[str, str], request: HandoffRequest):
+    def __init__(self, argv: Sequence[str], env: dict[str, str], request: HandoffRequest):
         self.request = request
-        self.log: List[str] = []
-        self._queue: "queue.Queue[Optional[HandoffResult]]" = queue.Queue()
+        self.log: list[str] = []
+        self._queue: queue.Queue[HandoffResult | None] = queue.Queue()
         # `tokenflow handoff` as the installer recorded it for this environment
         self.process = subprocess.Popen(list(argv), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                         stderr=subprocess.STDOUT, env=child_environment(env), universal_newlines=True)
+        assert self.process.stdin is not None and self.process.stdout is not None  # both asked for as PIPE
         self.process.stdin.write(request.to_json())
         self.process.stdin.close()
         self.finished = False
         threading.Thread(target=self._read, daemon=True).start()
 
     def _read(self) -> None:
+        assert self.process.stdout is not None  # asked for as PIPE
         for line in self.process.stdout:
             line = line.rstrip("\n")
-            if line.startswith(RESULT_PREFIX):
-                self._queue.put(HandoffResult.from_line(line))
+            result = HandoffResult.from_line(line)
+            if result is not None:  # None in the queue means the child has ended
+                self._queue.put(result)
             elif line:
                 self.log.append(line)
         self.process.wait()
         self._queue.put(None)
 
-    def poll(self) -> List[HandoffResult]:
+    def poll(self) -> list[HandoffResult]:
         """Results that arrived since the last call; sets `finished` once the child has ended."""
         got = []
         while True:

@@ -18,7 +18,7 @@ import json
 import os
 import re
 from dataclasses import asdict, dataclass, field, fields
-from typing import Any, Dict, Mapping, Optional
+from typing import Any, Mapping
 
 HANDOFF_VERSION = 1
 RESULT_PREFIX = "TOKENFLOW-RESULT "
@@ -28,7 +28,7 @@ MODES = ("panel", "submit", "ask")
 RESULT_STATES = ("queued", "done", "failed", "cancelled")
 
 
-def child_environment(extra: Mapping[str, str], base: Optional[Mapping[str, str]] = None) -> Dict[str, str]:
+def child_environment(extra: Mapping[str, str], base: Mapping[str, str] | None = None) -> dict[str, str]:
     """The environment for a child in the project's environment: `base` (default: ours) with `extra` on top.
 
     An editor's own Python settings (PYTHONHOME) must not leak into the project's
@@ -53,12 +53,12 @@ class ClipRef:
     first: int  # first source frame (0 = the media's first picture), inclusive
     last: int  # last source frame, inclusive
     frame_rate: str  # exact rational, e.g. "30000/1001" or "25"
-    start_timecode: Optional[str] = None  # the media's own start timecode, e.g. "01:00:00:00"
+    start_timecode: str | None = None  # the media's own start timecode, e.g. "01:00:00:00"
     name: str = ""  # the clip's name in the editor
     editor: str = ""  # "resolve", "blender", "otio", ...
-    track: Optional[int] = None  # the source clip's video track (1-based, as the editor counts)
-    record_frame: Optional[int] = None  # timeline frame where the clip's first edited frame sits
-    item_id: Optional[str] = None  # the editor's own id for the clip, to find it again
+    track: int | None = None  # the source clip's video track (1-based, as the editor counts)
+    record_frame: int | None = None  # timeline frame where the clip's first edited frame sits
+    item_id: str | None = None  # the editor's own id for the clip, to find it again
 
     def __post_init__(self) -> None:
         if not self.media:
@@ -71,11 +71,11 @@ class ClipRef:
 class HandoffRequest:
     clips: list[ClipRef]
     mode: str = "panel"
-    prompt: Optional[str] = None
-    negative_prompt: Optional[str] = None
-    seed: Optional[int] = None
-    preset: Optional[str] = None  # export preset name (see `tokenflow formats`); None = the default
-    output_dir: Optional[str] = None  # where results go; None = beside the source media
+    prompt: str | None = None
+    negative_prompt: str | None = None
+    seed: int | None = None
+    preset: str | None = None  # export preset name (see `tokenflow formats`); None = the default
+    output_dir: str | None = None  # where results go; None = beside the source media
     params: dict[str, Any] = field(default_factory=dict)  # further edit parameters by name
     version: int = HANDOFF_VERSION
 
@@ -94,7 +94,7 @@ class HandoffRequest:
         return json.dumps(asdict(self))
 
     @classmethod
-    def from_json(cls, text: str) -> "HandoffRequest":
+    def from_json(cls, text: str) -> HandoffRequest:
         raw = _object(text, "request")
         clips = raw.pop("clips", None)
         if not isinstance(clips, list):
@@ -108,12 +108,12 @@ class HandoffResult:
 
     clip_index: int  # index into HandoffRequest.clips
     state: str  # one of RESULT_STATES
-    job_id: Optional[str] = None
-    output: Optional[str] = None  # movie file, or image-sequence pattern with a printf field (%06d)
-    first_number: Optional[int] = None  # number of the first image of a sequence
-    last_number: Optional[int] = None
-    prompt: Optional[str] = None
-    seed: Optional[int] = None
+    job_id: str | None = None
+    output: str | None = None  # movie file, or image-sequence pattern with a printf field (%06d)
+    first_number: int | None = None  # number of the first image of a sequence
+    last_number: int | None = None
+    prompt: str | None = None
+    seed: int | None = None
     message: str = ""  # for failed/cancelled: what happened and what to do
 
     def __post_init__(self) -> None:
@@ -124,7 +124,7 @@ class HandoffResult:
         return RESULT_PREFIX + json.dumps(asdict(self))
 
     @classmethod
-    def from_line(cls, line: str) -> Optional["HandoffResult"]:
+    def from_line(cls, line: str) -> HandoffResult | None:
         """The result on this line, or None for a line that is not a result (a log line)."""
         if not line.startswith(RESULT_PREFIX):
             return None
@@ -135,7 +135,7 @@ IMAGE_SUFFIXES = (".png", ".tif", ".tiff", ".exr", ".dpx", ".jpg", ".jpeg")
 _NUMBERED = re.compile(r"^(.*?)(\d+)(\.[A-Za-z]+)$")
 
 
-def image_sequence(result: HandoffResult) -> Optional[tuple]:
+def image_sequence(result: HandoffResult) -> tuple | None:
     """(printf pattern, first number, last number) when the result is an image sequence, else None (a movie).
 
     A result may name the sequence by its pattern and numbers, or (as a job's output list

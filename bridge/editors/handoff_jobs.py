@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 import uuid
 from pathlib import Path
-from typing import Optional
+from typing import Any
 
 from bridge.editors.handoff import ClipRef, HandoffError, HandoffRequest, HandoffResult
 from bridge.wire import protocol as p
@@ -49,7 +49,7 @@ def output_for(clip: ClipRef, request: HandoffRequest) -> str:
     raise HandoffError(f"output_dir: no free output name for {base} in {folder}")
 
 
-def _suffix_for(preset: Optional[str]) -> str:
+def _suffix_for(preset: str | None) -> str:
     """The file suffix an export preset writes (`tokenflow formats`; aliases like png, mov, exr work)."""
     if not preset:
         return DEFAULT_MOVIE_SUFFIX
@@ -75,7 +75,7 @@ def job_spec(clip: ClipRef, request: HandoffRequest, output: str) -> p.JobSpec:
 def result_of(index: int, event, output: str, request: HandoffRequest) -> HandoffResult:
     """The HandoffResult for a job's terminal event."""
     b = event.body
-    common = dict(clip_index=index, job_id=event.job, prompt=request.prompt, seed=request.seed)
+    common: dict[str, Any] = dict(clip_index=index, job_id=event.job, prompt=request.prompt, seed=request.seed)
     if event.kind is EventKind.DONE:
         if Path(output).suffix.lower() in IMAGE_SUFFIXES and "%" in Path(output).name:
             return HandoffResult(state="done", output=output, first_number=b.first_frame,

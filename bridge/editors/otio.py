@@ -23,7 +23,6 @@ import urllib.request
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Optional
 
 import opentimelineio as otio
 
@@ -77,8 +76,8 @@ def _describe(timeline: otio.schema.Timeline) -> str:
     return ", ".join(names[:12]) + (" ..." if len(names) > 12 else "") if names else "none"
 
 
-def find_clip(timeline: otio.schema.Timeline, name: Optional[str] = None, track: Optional[int] = None,
-              index: Optional[int] = None) -> tuple[otio.schema.Clip, int]:
+def find_clip(timeline: otio.schema.Timeline, name: str | None = None, track: int | None = None,
+              index: int | None = None) -> tuple[otio.schema.Clip, int]:
     """The clip by name, or by video track and index (both from 1, bottom track first), or the only clip."""
     tracks = list(timeline.video_tracks())
     if track is not None or index is not None:
@@ -103,7 +102,7 @@ def find_clip(timeline: otio.schema.Timeline, name: Optional[str] = None, track:
                     + ", ".join(f"track {t}, index {_clips(tracks[t - 1]).index(c) + 1}" for c, t in found) + ".")
 
 
-def media_path(url: str, base: Optional[Path] = None) -> Path:
+def media_path(url: str, base: Path | None = None) -> Path:
     """A media reference's target_url as a local path: file:// URLs, bare paths (Resolve's), relative paths."""
     if url.startswith("file:"):
         parsed = urllib.parse.urlparse(url)
@@ -119,8 +118,8 @@ def _frames(time: otio.opentime.RationalTime, rate: Fraction) -> float:
     return time.value_rescaled_to(float(rate))
 
 
-def pick(timeline: otio.schema.Timeline, name: Optional[str] = None, track: Optional[int] = None,
-         index: Optional[int] = None, base: Optional[Path] = None) -> OtioPick:
+def pick(timeline: otio.schema.Timeline, name: str | None = None, track: int | None = None,
+         index: int | None = None, base: Path | None = None) -> OtioPick:
     """The clip's media file and its source frames [first, last]."""
     clip, track_number = find_clip(timeline, name, track, index)
     ref = clip.media_reference
@@ -181,7 +180,7 @@ def edited_reference(chosen: OtioPick, output: str | os.PathLike, *, sequence: b
 
 
 def with_edit(chosen: OtioPick, output: str | os.PathLike, *, sequence: bool,
-              metadata: Optional[dict] = None) -> otio.schema.Timeline:
+              metadata: dict | None = None) -> otio.schema.Timeline:
     """A copy of the timeline with the edit on a new video track right above the source clip's."""
     timeline = copy.deepcopy(chosen.timeline)
     source_track = list(timeline.video_tracks())[chosen.track_number - 1]

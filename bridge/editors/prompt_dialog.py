@@ -6,8 +6,6 @@ standard library: a prompt, an optional seed, and Edit / Open panel... / Cancel.
 
 from __future__ import annotations
 
-from typing import Optional
-
 
 class DialogUnavailable(RuntimeError):
     """No tkinter in this Python, or no display to show it on."""
@@ -16,7 +14,7 @@ class DialogUnavailable(RuntimeError):
 Answer = tuple  # (mode, prompt, seed): ("submit", str, int | None) or ("panel", None, None)
 
 
-def ask(names: list[str]) -> Optional[Answer]:
+def ask(names: list[str]) -> Answer | None:
     """Ask for a prompt for these clips; None when the user cancels. Raises DialogUnavailable."""
     try:
         import tkinter as tk

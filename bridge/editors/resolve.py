@@ -27,9 +27,9 @@ import os
 import subprocess
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Sequence
 
-from .handoff import ClipRef, HandoffRequest, HandoffResult, RESULT_PREFIX, child_environment, image_sequence
+from .handoff import ClipRef, HandoffRequest, HandoffResult, child_environment, image_sequence
 
 EDITOR = "resolve"
 BIN_NAME = "AI Edits"
@@ -66,9 +66,9 @@ def exact_rate(text: Any) -> Fraction:
     try:
         value = Fraction(raw)
     except (ValueError, ZeroDivisionError):
-        raise ResolveProblem("Resolve reported the frame rate {!r}, which is not a number.".format(text)) from None
+        raise ResolveProblem(f"Resolve reported the frame rate {text!r}, which is not a number.") from None
     if value <= 0:
-        raise ResolveProblem("Resolve reported the frame rate {!r}.".format(text))
+        raise ResolveProblem(f"Resolve reported the frame rate {text!r}.")
     # 29.97002997 and friends: snap to the NTSC rate they are close to.
     for exact in _NTSC_RATES.values():
         if abs(value - exact) < Fraction(1, 1000):
@@ -77,7 +77,7 @@ def exact_rate(text: Any) -> Fraction:
 
 
 def rate_text(rate: Fraction) -> str:
-    return str(rate.numerator) if rate.denominator == 1 else "{}/{}".format(rate.numerator, rate.denominator)
+    return str(rate.numerator) if rate.denominator == 1 else f"{rate.numerator}/{rate.denominator}"
 
 
 def is_studio(resolve: Any) -> bool:
@@ -88,7 +88,7 @@ def is_studio(resolve: Any) -> bool:
 # --- what to edit ---
 
 
-def _timeline(resolve: Any) -> Tuple[Any, Any]:
+def _timeline(resolve: Any) -> tuple[Any, Any]:
     project = resolve.GetProjectManager().GetCurrentProject()
     if project is None:
         raise ResolveProblem("No project is open in DaVinci Resolve.")
@@ -98,10 +98,10 @@ def _timeline(resolve: Any) -> Tuple[Any, Any]:
     return project, timeline
 
 
-def video_marks(timeline: Any) -> Optional[Tuple[int, int]]:
+def video_marks(timeline: Any) -> tuple[int, int] | None:
     """The timeline's video in/out marks as absolute timeline frames (both inclusive), or None."""
     getter = getattr(timeline, "GetMarkInOut", None)
-    marks = getter() if callable(getter) else None  # Resolve before 19.1 has no marks API
+    marks: Any = getter() if callable(getter) else None  # Resolve before 19.1 has no marks API
     video = (marks or {}).get("video") or {}
     if "in" not in video or "out" not in video:
         return None
@@ -114,7 +114,7 @@ def video_marks(timeline: Any) -> Optional[Tuple[int, int]]:
     return start + mark_in, start + mark_out
 
 
-def _items_in_range(timeline: Any, first: int, last: int) -> List[Any]:
+def _items_in_range(timeline: Any, first: int, last: int) -> list[Any]:
     """Video items on enabled tracks overlapping [first, last], bottom track first."""
     found = []
     for track in range(1, int(timeline.GetTrackCount("video") or 0) + 1):
@@ -126,18 +126,18 @@ def _items_in_range(timeline: Any, first: int, last: int) -> List[Any]:
     return found
 
 
-def _selected_items(timeline: Any) -> List[Any]:
+def _selected_items(timeline: Any) -> list[Any]:
     """Timeline items the user selected, where this Resolve's API can tell (it is not in the documented API)."""
     getter = getattr(timeline, "GetSelectedItems", None)
     if not callable(getter):
         return []
-    items = getter() or []
+    items: Any = getter() or []  # a list, or a dict keyed by index, depending on the version
     if isinstance(items, dict):
         items = list(items.values())
     return [i for i in items if (i.GetTrackTypeAndIndex() or ["video"])[0] == "video"]
 
 
-def pick_items(timeline: Any) -> Tuple[List[Any], Optional[Tuple[int, int]]]:
+def pick_items(timeline: Any) -> tuple[list[Any], tuple[int, int] | None]:
     """The items to edit and the range to clip them to: in/out marks, else the selection, else the playhead's clip."""
     marks = video_marks(timeline)
     if marks is not None:
@@ -161,30 +161,30 @@ def _clip_property(media_item: Any, key: str) -> str:
     return "" if value is None else str(value)
 
 
-def clip_of(item: Any, timeline: Any, marks: Optional[Tuple[int, int]] = None) -> Picked:
+def clip_of(item: Any, timeline: Any, marks: tuple[int, int] | None = None) -> Picked:
     """The source range of one timeline item (clipped to the marks), or ResolveProblem saying why not."""
     name = item.GetName() or "the clip"
     media_item = item.GetMediaPoolItem()
     if media_item is None:
-        raise ResolveProblem("'{}' is a generator, title or Fusion composition: it has no media file to edit. "
-                             "Render it in place (right-click > Render in Place) and run TokenFlow on that.".format(name))
+        raise ResolveProblem(f"'{name}' is a generator, title or Fusion composition: it has no media file to edit. "
+                             "Render it in place (right-click > Render in Place) and run TokenFlow on that.")
     kind = _clip_property(media_item, "Type").strip().lower()
     if kind in _NOT_A_FILE:
-        raise ResolveProblem("'{}' is {}, not a media file. Render it in place (right-click > Render in Place) "
-                             "and run TokenFlow on that.".format(name, _NOT_A_FILE[kind]))
+        raise ResolveProblem(f"'{name}' is {_NOT_A_FILE[kind]}, not a media file. Render it in place (right-click > Render in Place) "
+                             "and run TokenFlow on that.")
     media = _clip_property(media_item, "File Path")
     if not media:
-        raise ResolveProblem("'{}' has no media file (offline, or made inside Resolve). Relink it, or render it "
-                             "in place first.".format(name))
+        raise ResolveProblem(f"'{name}' has no media file (offline, or made inside Resolve). Relink it, or render it "
+                             "in place first.")
     if not os.path.isfile(media):
-        raise ResolveProblem("The media of '{}' is not on this machine: {}. Relink the clip.".format(name, media))
+        raise ResolveProblem(f"The media of '{name}' is not on this machine: {media}. Relink the clip.")
 
     start, end = int(item.GetStart()), int(item.GetEnd())  # end is exclusive
     first_tl, end_tl = start, end
     if marks is not None:
         first_tl, end_tl = max(start, marks[0]), min(end, marks[1] + 1)
     if end_tl <= first_tl:
-        raise ResolveProblem("'{}' lies outside the in/out marks.".format(name))
+        raise ResolveProblem(f"'{name}' lies outside the in/out marks.")
 
     source_rate = exact_rate(_clip_property(media_item, "FPS") or timeline.GetSetting("timelineFrameRate"))
     timeline_rate = exact_rate(timeline.GetSetting("timelineFrameRate"))
@@ -202,12 +202,12 @@ def clip_of(item: Any, timeline: Any, marks: Optional[Tuple[int, int]] = None) -
     return Picked(clip=clip, timeline_frames=end_tl - first_tl, timeline_id=str(timeline.GetUniqueId()))
 
 
-def collect(resolve: Any) -> Tuple[List[Picked], List[str]]:
+def collect(resolve: Any) -> tuple[list[Picked], list[str]]:
     """Every clip to edit, and a sentence for each clip that cannot be edited."""
     _, timeline = _timeline(resolve)
     page = resolve.GetCurrentPage()
     if page not in (None, "edit", "cut"):
-        raise ResolveProblem("Run TokenFlow from the Edit page (you are on the {} page).".format(page.capitalize()))
+        raise ResolveProblem(f"Run TokenFlow from the Edit page (you are on the {page.capitalize()} page).")
     items, marks = pick_items(timeline)
     picked, problems = [], []
     for item in items:
@@ -221,7 +221,7 @@ def collect(resolve: Any) -> Tuple[List[Picked], List[str]]:
 # --- the result back on the timeline ---
 
 
-def import_description(result: HandoffResult) -> Dict[str, Any]:
+def import_description(result: HandoffResult) -> dict[str, Any]:
     """The clipInfo for MediaPool.ImportMedia: an image-sequence pattern with its index range, or the movie."""
     if not result.output:
         raise ResolveProblem("The result has no output file.")
@@ -239,7 +239,7 @@ def _bin(media_pool: Any) -> Any:
             return folder
     folder = media_pool.AddSubFolder(root, BIN_NAME)
     if folder is None:
-        raise ResolveProblem("Resolve refused to make the '{}' bin in the media pool.".format(BIN_NAME))
+        raise ResolveProblem(f"Resolve refused to make the '{BIN_NAME}' bin in the media pool.")
     return folder
 
 
@@ -249,7 +249,7 @@ def _free_over(timeline: Any, track: int, first: int, end: int) -> bool:
     return all(i.GetEnd() <= first or i.GetStart() >= end for i in timeline.GetItemListInTrack("video", track) or [])
 
 
-def free_track_above(timeline: Any, track: int, first: int, end: int) -> Optional[int]:
+def free_track_above(timeline: Any, track: int, first: int, end: int) -> int | None:
     """The first unlocked video track above `track` with nothing in [first, end), or None."""
     for candidate in range(track + 1, int(timeline.GetTrackCount("video") or 0) + 1):
         if _free_over(timeline, candidate, first, end):
@@ -268,7 +268,7 @@ def _set_metadata(media_item: Any, result: HandoffResult) -> None:
                      else str(result.seed), "TokenFlow Job": result.job_id or ""})
 
 
-def _find_timeline(project: Any, timeline_id: str) -> Optional[Any]:
+def _find_timeline(project: Any, timeline_id: str) -> Any | None:
     for index in range(1, int(project.GetTimelineCount() or 0) + 1):
         timeline = project.GetTimelineByIndex(index)
         if timeline is not None and str(timeline.GetUniqueId()) == timeline_id:
@@ -283,15 +283,14 @@ def place(resolve: Any, picked: Picked, result: HandoffResult) -> str:
     Returns a sentence saying where the clip went.
     """
     if result.state != "done":
-        raise ResolveProblem("'{}': {}".format(picked.clip.name, result.message or result.state))
+        raise ResolveProblem(f"'{picked.clip.name}': {result.message or result.state}")
     project, current = _timeline(resolve)
     media_pool = project.GetMediaPool()
     timeline = current
     if str(current.GetUniqueId()) != picked.timeline_id:
         timeline = _find_timeline(project, picked.timeline_id)
         if timeline is None:
-            raise ResolveProblem("The timeline of '{}' is gone; the result is at {}.".format(picked.clip.name,
-                                                                                           result.output))
+            raise ResolveProblem(f"The timeline of '{picked.clip.name}' is gone; the result is at {result.output}.")
     marks = timeline.GetMarkInOut() if callable(getattr(timeline, "GetMarkInOut", None)) else None
 
     folder = media_pool.GetCurrentFolder()
@@ -302,8 +301,7 @@ def place(resolve: Any, picked: Picked, result: HandoffResult) -> str:
         if folder is not None:
             media_pool.SetCurrentFolder(folder)
     if not imported:
-        raise ResolveProblem("Resolve did not import {}; import it by hand from the '{}' bin.".format(
-            result.output, BIN_NAME))
+        raise ResolveProblem(f"Resolve did not import {result.output}; import it by hand from the '{BIN_NAME}' bin.")
     media_item = imported[0]
     _set_metadata(media_item, result)
 
@@ -317,8 +315,8 @@ def place(resolve: Any, picked: Picked, result: HandoffResult) -> str:
         track = free_track_above(timeline, source_track, first, end)
         if track is None:
             if not timeline.AddTrack("video"):
-                raise ResolveProblem("Resolve refused to add a video track for the result; it is in the '{}' bin."
-                                     .format(BIN_NAME))
+                raise ResolveProblem(f"Resolve refused to add a video track for the result; it is in the '{BIN_NAME}' bin."
+                                     )
             track = int(timeline.GetTrackCount("video"))
         frames = clip.last - clip.first + 1
         appended = media_pool.AppendToTimeline([{
@@ -327,16 +325,14 @@ def place(resolve: Any, picked: Picked, result: HandoffResult) -> str:
         }]) or []
         placed = [i for i in appended if i is not None]
         if not placed or placed[0].GetStart() != first:
-            raise ResolveProblem("Resolve did not place the result of '{}' at frame {} on V{}; it is in the '{}' "
-                                 "bin.".format(clip.name, first, track, BIN_NAME))
+            raise ResolveProblem(f"Resolve did not place the result of '{clip.name}' at frame {first} on V{track}; it is in the '{BIN_NAME}' "
+                                 "bin.")
         placed[0].SetClipColor(RESULT_CLIP_COLOR)
         if placed[0].GetDuration() != picked.timeline_frames:
             # e.g. an image sequence imported at the project's image-sequence rate, not the clip's
-            raise ResolveProblem("The result of '{}' is on V{} from frame {}, but {} frames long instead of {}: "
-                                 "Resolve gave it another frame rate. Set the rate of the '{}' clip in Clip "
-                                 "Attributes to {}, or use a movie format.".format(
-                                     clip.name, track, first, placed[0].GetDuration(), picked.timeline_frames,
-                                     BIN_NAME, clip.frame_rate))
+            raise ResolveProblem(f"The result of '{clip.name}' is on V{track} from frame {first}, but {placed[0].GetDuration()} frames long instead of {picked.timeline_frames}: "
+                                 f"Resolve gave it another frame rate. Set the rate of the '{BIN_NAME}' clip in Clip "
+                                 f"Attributes to {clip.frame_rate}, or use a movie format.")
     finally:
         if switched:
             project.SetCurrentTimeline(current)
@@ -345,7 +341,7 @@ def place(resolve: Any, picked: Picked, result: HandoffResult) -> str:
         clip.name, result.prompt or "", track, first, BIN_NAME)
 
 
-def _restore_marks(timeline: Any, marks: Optional[Dict[str, Any]]) -> None:
+def _restore_marks(timeline: Any, marks: dict[str, Any] | None) -> None:
     getter = getattr(timeline, "GetMarkInOut", None)
     if not callable(getter) or marks is None or getter() == marks:
         return
@@ -359,31 +355,33 @@ def _restore_marks(timeline: Any, marks: Optional[Dict[str, Any]]) -> None:
 # --- the launcher's flow ---
 
 
-def request_for(picked: Sequence[Picked], mode: str, prompt: Optional[str] = None, seed: Optional[int] = None,
-                options: Optional[Dict[str, Any]] = None) -> HandoffRequest:
+def request_for(picked: Sequence[Picked], mode: str, prompt: str | None = None, seed: int | None = None,
+                options: dict[str, Any] | None = None) -> HandoffRequest:
     """`options`: further HandoffRequest fields (preset, output_dir, params, negative_prompt)."""
     return HandoffRequest(clips=[p.clip for p in picked], mode=mode, prompt=prompt, seed=seed, **(options or {}))
 
 
-def run_handoff(argv: Sequence[str], env: Dict[str, str], request: HandoffRequest,
+def run_handoff(argv: Sequence[str], env: dict[str, str], request: HandoffRequest,
                 on_result: Callable[[HandoffResult], None], on_log: Callable[[str], None] = print) -> int:
     """Run `tokenflow handoff` (`argv`, recorded by the installer) and feed its result lines to `on_result`."""
     process = subprocess.Popen(list(argv), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                stderr=subprocess.STDOUT, env=child_environment(env), universal_newlines=True)
+    assert process.stdin is not None and process.stdout is not None  # both asked for as PIPE
     process.stdin.write(request.to_json())
     process.stdin.close()
     for line in process.stdout:
         line = line.rstrip("\n")
-        if line.startswith(RESULT_PREFIX):
-            on_result(HandoffResult.from_line(line))
+        result = HandoffResult.from_line(line)
+        if result is not None:
+            on_result(result)
         elif line:
             on_log(line)
     return process.wait()
 
 
-def launch(resolve: Any, argv: Sequence[str], env: Dict[str, str],
-           ask: Optional[Callable[[int], Optional[Tuple[str, Optional[str], Optional[int]]]]] = None,
-           say: Callable[[str], None] = print, options: Optional[Dict[str, Any]] = None) -> int:
+def launch(resolve: Any, argv: Sequence[str], env: dict[str, str],
+           ask: Callable[[int], tuple[str, str | None, int | None] | None] | None = None,
+           say: Callable[[str], None] = print, options: dict[str, Any] | None = None) -> int:
     """Workspace > Scripts > TokenFlow: collect the clips, hand off, place each result as it arrives.
 
     The prompt dialog is shown by the project's environment (mode "ask"), never in
@@ -418,7 +416,7 @@ def launch(resolve: Any, argv: Sequence[str], env: Dict[str, str],
             return
         clip = picked[result.clip_index]
         if result.state == "queued":
-            say("TokenFlow: '{}' queued as job {}.".format(clip.clip.name, result.job_id))
+            say(f"TokenFlow: '{clip.clip.name}' queued as job {result.job_id}.")
             return
         if result.state == "cancelled" and not result.job_id:  # the dialog was closed: nothing was sent
             return
@@ -429,11 +427,9 @@ def launch(resolve: Any, argv: Sequence[str], env: Dict[str, str],
             say("TokenFlow: " + str(exc))
 
     for clip in picked:
-        say("TokenFlow: '{}' source frames {}-{} of {} ({} fps), record frame {} on V{}.".format(
-            clip.clip.name, clip.clip.first, clip.clip.last, clip.clip.media, clip.clip.frame_rate,
-            clip.clip.record_frame, clip.clip.track))
+        say(f"TokenFlow: '{clip.clip.name}' source frames {clip.clip.first}-{clip.clip.last} of {clip.clip.media} ({clip.clip.frame_rate} fps), record frame {clip.clip.record_frame} on V{clip.clip.track}.")
     code = run_handoff(argv, env, request, on_result, on_log=lambda line: say("  " + line))
     if code not in (0, 1):
-        say("TokenFlow: the project's environment at {} stopped with status {}; run `tokenflow install resolve` "
-            "again from it.".format(argv[0], code))
+        say(f"TokenFlow: the project's environment at {argv[0]} stopped with status {code}; run `tokenflow install resolve` "
+            "again from it.")
     return placed[0]

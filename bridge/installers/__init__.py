@@ -19,10 +19,10 @@ import importlib
 import os
 import platform
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
-from typing import Mapping
 
 from bridge.command import Command, Launcher
 
@@ -54,7 +54,7 @@ class InstallContext:
     dry_run: bool = False  # say what would change, change nothing
 
     @classmethod
-    def current(cls, launcher: Launcher, *, force: bool = False, dry_run: bool = False) -> "InstallContext":
+    def current(cls, launcher: Launcher, *, force: bool = False, dry_run: bool = False) -> InstallContext:
         return cls(python=Path(sys.executable), home=Path.home(), system=platform.system(), launcher=launcher,
                    env=dict(os.environ), force=force, dry_run=dry_run)
 

@@ -13,7 +13,15 @@ import re
 from pathlib import Path
 
 from bridge.installers import (
-    tokenflow_command, InstallContext, InstallError, InstallResult, TargetStatus, is_owned, remove_owned, write_owned, xdg_dir,
+    InstallContext,
+    InstallError,
+    InstallResult,
+    TargetStatus,
+    is_owned,
+    remove_owned,
+    tokenflow_command,
+    write_owned,
+    xdg_dir,
 )
 from bridge.installers.templates import render
 

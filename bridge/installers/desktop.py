@@ -15,8 +15,15 @@ import subprocess
 from pathlib import Path
 
 from bridge.installers import (
-    InstallContext, InstallError, InstallResult, TargetStatus, is_owned, remove_owned, tokenflow_command,
-    write_owned, xdg_dir,
+    InstallContext,
+    InstallError,
+    InstallResult,
+    TargetStatus,
+    is_owned,
+    remove_owned,
+    tokenflow_command,
+    write_owned,
+    xdg_dir,
 )
 from bridge.installers.templates import render
 

@@ -10,7 +10,14 @@ from __future__ import annotations
 from pathlib import Path
 
 from bridge.installers import (
-    tokenflow_command, InstallContext, InstallError, InstallResult, TargetStatus, is_owned, remove_owned, write_owned,
+    InstallContext,
+    InstallError,
+    InstallResult,
+    TargetStatus,
+    is_owned,
+    remove_owned,
+    tokenflow_command,
+    write_owned,
 )
 from bridge.installers.templates import render
 

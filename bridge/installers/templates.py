@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import string
 import sysconfig
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 from bridge.installers import OWNED_MARK, InstallError
 

@@ -38,7 +38,7 @@ _EXPORTS = {
     "resolve_preset": "writers",
 }
 
-__all__ = sorted(_EXPORTS)
+__all__ = sorted(_EXPORTS)  # pyright: ignore[reportUnsupportedDunderAll]  # _EXPORTS is the one list of names
 
 
 def __getattr__(name: str) -> Any:

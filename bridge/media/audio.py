@@ -18,8 +18,12 @@ from fractions import Fraction
 from pathlib import Path
 
 import av
+import av.audio.stream
+import av.container
+import av.error
 import numpy as np
 
+from bridge.media.clip import stream_time_base
 from bridge.media.errors import MediaError
 
 _AAC_BITRATE = 320_000
@@ -47,7 +51,10 @@ class AudioTrack:
                 encoder, self._slice_format = "aac", "fltp"
             else:
                 encoder, self._slice_format = _pcm_codec(context.format.name if context.format else "s16")
-            self.stream = output.add_stream(encoder, rate=self.sample_rate, layout=layout)
+            stream = output.add_stream(encoder, rate=self.sample_rate, layout=layout)
+            # PyAV types add_stream by codec-name literals; an audio encoder's name gives an audio stream.
+            assert isinstance(stream, av.audio.stream.AudioStream)
+            self.stream = stream
             if encoder == "aac":
                 self.stream.codec_context.bit_rate = _AAC_BITRATE
             self.stream.codec_context.time_base = Fraction(1, self.sample_rate)
@@ -62,7 +69,7 @@ class AudioTrack:
             self._encoded = 0  # samples the encoder has been given, for frame pts
             seek_to = start_s - 1  # a second early: decoders need a lead-in, the excess is cut
             if seek_to > 0:
-                self._input.seek(int(seek_to / Fraction(in_stream.time_base)), stream=in_stream, backward=True)
+                self._input.seek(int(seek_to / stream_time_base(in_stream, source)), stream=in_stream, backward=True)
             self._frames = self._decoded()
             self._fifo = av.AudioFifo()
             self._frame_size = self.stream.codec_context.frame_size or 0
@@ -92,6 +99,7 @@ class AudioTrack:
         while self._fifo.samples and (final or size == 0 or self._fifo.samples >= size):
             take = self._fifo.samples if size == 0 else min(size, self._fifo.samples)
             frame = self._fifo.read(take)
+            assert frame is not None, "the FIFO holds at least `take` samples, so it returns a frame"
             frame.pts = self._encoded
             frame.time_base = Fraction(1, self.sample_rate)
             self._encoded += frame.samples
@@ -104,7 +112,7 @@ class AudioTrack:
         if frame is None:
             return None
         samples = frame.to_ndarray()
-        if frame.pts is None:
+        if frame.pts is None or frame.time_base is None:  # no timing: take it as contiguous
             return samples
         at = round((Fraction(frame.pts) * Fraction(frame.time_base) - self._start) * self.sample_rate)
         gap = at - self.written

@@ -10,6 +10,10 @@ from pathlib import Path
 from typing import Any
 
 import av
+import av.container
+import av.error
+import av.stream
+import av.video.stream
 
 from bridge.media.colour import ColourTags, source_tags
 from bridge.media.errors import MediaError
@@ -120,6 +124,13 @@ def stream_frame_rate(stream: av.video.stream.VideoStream, path: str | Path) -> 
     return rate
 
 
+def stream_time_base(stream: av.stream.Stream, path: str | Path) -> Fraction:
+    """The unit of the stream's timestamps. FFmpeg gives every stream it demuxes one."""
+    if stream.time_base is None:
+        raise MediaError(f"{path} has a stream without a time base: re-wrap it in .mp4 or .mov.")
+    return Fraction(stream.time_base)
+
+
 def stream_start(stream: av.video.stream.VideoStream) -> int:
     """The pts of the first frame, which is frame 0 of the clip."""
     return stream.start_time if stream.start_time is not None else 0
@@ -135,13 +146,12 @@ class _Timing:
 
 
 def _scan_timestamps(container: av.container.InputContainer, stream: av.video.stream.VideoStream,
-                     rate: Fraction) -> _Timing | None:
+                     rate: Fraction, time_base: Fraction) -> _Timing | None:
     """Read every packet's timestamp (demuxing only, no decoding) and number them by time."""
     container.seek(0, backward=True, any_frame=False)
     stamps = sorted(packet.pts for packet in container.demux(stream) if packet.size > 0 and packet.pts is not None)
     if not stamps:
         return None
-    time_base = Fraction(stream.time_base)
     start = stream_start(stream)
     slots = [round((pts - start) * time_base * rate) for pts in stamps]
     shown = len(set(slots))
@@ -204,15 +214,15 @@ def probe(path: str | Path, scan: bool = False) -> ClipInfo:
     with open_input(path) as container:
         stream = video_stream(container, path)
         rate = stream_frame_rate(stream, path)
+        time_base = stream_time_base(stream, path)
         count = None if scan else _header_count(stream, rate)
         timing = None
         if count is None:
-            timing = _scan_timestamps(container, stream, rate)
+            timing = _scan_timestamps(container, stream, rate, time_base)
             count = timing.frame_count if timing else 0
         if count <= 0:
             raise MediaError(f"{path} has a video stream with no frames: pick a clip with picture in it.")
         context = stream.codec_context
-        time_base = Fraction(stream.time_base)
         return ClipInfo(
             path=path,
             width=context.width,
@@ -235,7 +245,7 @@ def probe(path: str | Path, scan: bool = False) -> ClipInfo:
         )
 
 
-def clip_facts(info: "ClipInfo") -> dict[str, Any]:
+def clip_facts(info: ClipInfo) -> dict[str, Any]:
     """A ClipInfo as plain values: what `probe --json` prints and the protocol's `clip` reply carries."""
     from bridge.media.timecode import offset_timecode
 

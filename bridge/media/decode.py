@@ -24,9 +24,9 @@ from pathlib import Path
 import av
 import numpy as np
 
+from bridge.media.clip import open_input, stream_frame_rate, stream_start, stream_time_base, video_stream
 from bridge.media.colour import frame_to_rgb
 from bridge.media.errors import MediaError
-from bridge.media.clip import open_input, stream_frame_rate, stream_start, video_stream
 
 # How far before the target a retry seeks, in seconds, doubling each time.
 _FIRST_BACKOFF_SECONDS = 1
@@ -62,7 +62,7 @@ def _decode_from(path: Path, seek_pts: int | None, first: int, last: int) -> Ite
         stream = video_stream(container, path)
         stream.thread_type = "AUTO"
         rate = stream_frame_rate(stream, path)
-        time_base = Fraction(stream.time_base)
+        time_base = stream_time_base(stream, path)
         start = stream_start(stream)
         if seek_pts is not None:
             container.seek(seek_pts, stream=stream, backward=True, any_frame=False)
@@ -109,7 +109,7 @@ def read_frames(path: str | Path, first: int, last: int) -> Iterator[np.ndarray]
     with open_input(path) as container:
         stream = video_stream(container, path)
         rate = stream_frame_rate(stream, path)
-        time_base = Fraction(stream.time_base)
+        time_base = stream_time_base(stream, path)
         start = stream_start(stream)
     target = _index_pts(first, start, time_base, rate)
     backoff = int(Fraction(_FIRST_BACKOFF_SECONDS) / time_base)

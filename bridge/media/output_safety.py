@@ -22,10 +22,11 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Collection, Iterable, Sequence
 from pathlib import Path
-from typing import Collection, Iterable, Sequence
 
 from bridge.media.errors import MediaError
+from bridge.media.presets import ExportPreset
 from bridge.media.writers import check_output_writable, parse_output_spec
 
 # PATH_MAX on Linux; a path longer than this cannot be opened at all.
@@ -69,7 +70,7 @@ def _name_max(path: Path) -> int:
         return _FALLBACK_NAME_MAX
 
 
-def target_of(out: str | Path, preset: object = None) -> tuple[str, Path]:
+def target_of(out: str | Path, preset: str | ExportPreset | None = None) -> tuple[str, Path]:
     """(kind, the path that names the output: the movie file, or the sequence folder)."""
     spec = parse_output_spec(out, preset)
     if spec.kind == "images":
@@ -98,7 +99,7 @@ def sequence_pattern(pattern: Path) -> re.Pattern[str]:
     return re.compile(head + r"-?\d+" + tail + r"\Z")
 
 
-def existing_outputs(out: str | Path, preset: object = None) -> list[Path]:
+def existing_outputs(out: str | Path, preset: str | ExportPreset | None = None) -> list[Path]:
     """Files the output would replace or mix with: the movie file, or frames of the same pattern."""
     spec = parse_output_spec(out, preset)
     if spec.kind != "images":
@@ -118,7 +119,7 @@ def check_output(
     allowed: Sequence[Path] | None = None,
     own: Collection[str] = (),
     allow_hint: str = "",
-    preset: object = None,
+    preset: str | ExportPreset | None = None,
 ) -> None:
     """Refuse an output target the job must not write (see the module's list).
 

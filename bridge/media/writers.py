@@ -34,6 +34,10 @@ from types import TracebackType
 from typing import Literal
 
 import av
+import av.codec.codec
+import av.error
+import av.video.codeccontext
+import av.video.stream
 import numpy as np
 
 from bridge.media.audio import AudioTrack, open_audio
@@ -403,6 +407,8 @@ class MovieWriter(FrameWriter):
             raise MediaError(f"Cannot create {self._partial} ({error}): check the output folder is writable.") from error
         try:
             stream = self._container.add_stream(preset.codec, rate=frame_rate, options=dict(preset.options))
+            # PyAV types add_stream by codec-name literals; a preset's video codec gives a video stream.
+            assert isinstance(stream, av.video.stream.VideoStream)
             stream.width, stream.height, stream.pix_fmt = width, height, pix_fmt
             context = stream.codec_context
             # One tick per frame keeps 30000/1001 exact through the muxer.
@@ -498,6 +504,8 @@ class ImageSequenceWriter(FrameWriter):
     def _write_ffmpeg_image(self, path: Path, pixels: np.ndarray) -> None:
         """PNG and TIFF through FFmpeg's encoders: both write 16-bit RGB, which Pillow does not."""
         context = av.CodecContext.create(self.preset.codec, "w")
+        # PyAV types create() as the base class; an image codec's context is a video one.
+        assert isinstance(context, av.video.codeccontext.VideoCodecContext)
         context.width, context.height = self.size
         context.pix_fmt = self.preset.pix_fmt
         context.time_base = Fraction(1, 25)

@@ -18,9 +18,10 @@ import itertools
 import os
 import time
 from collections import defaultdict, deque
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, TypeVar
 
 import zmq
 
@@ -70,7 +71,7 @@ class JobEvent:
     data: Any = None  # the binary frame: encoded proxy image, or raw pixels
 
     @classmethod
-    def of(cls, env: p.Envelope) -> "JobEvent":
+    def of(cls, env: p.Envelope) -> JobEvent:
         """The event an envelope of a job's stream carries (its first binary frame as `data`)."""
         data = env.blobs[0] if env.blobs else None
         return cls(EventKind(env.type), env.job or "", env.seq or 0, env.body, data)
@@ -86,6 +87,7 @@ class JobEvent:
         if self.data is None:
             raise ValueError(f"{self.kind.value} event {self.seq} carries no image")
         if self.kind is EventKind.FRAME:
+            assert isinstance(self.body, p.Frame)  # the kind is the body's type
             return np.frombuffer(self.data, dtype=np.dtype(self.body.dtype)).reshape(self.body.shape)
         if self.kind is EventKind.PROXY:
             from PIL import Image
@@ -103,14 +105,14 @@ class CurveKeys:
     secret: bytes
 
     @classmethod
-    def local(cls) -> "CurveKeys | None":
+    def local(cls) -> CurveKeys | None:
         """The user's own keys for a loopback TCP server (bridge/wire/local.py), when the server made them."""
         keys = local.local_keys()
         return cls.from_files(keys.server_public, keys.client_secret) if keys.exist() else None
 
     @classmethod
     def from_options(cls, server_key: str | os.PathLike | None,
-                     client_secret_key: str | os.PathLike | None) -> "CurveKeys | None":
+                     client_secret_key: str | os.PathLike | None) -> CurveKeys | None:
         """The keys a command's --server-key/--client-key name: both or neither (None)."""
         if not (server_key or client_secret_key):
             return None
@@ -119,7 +121,7 @@ class CurveKeys:
         return cls.from_files(server_key, client_secret_key)
 
     @classmethod
-    def from_files(cls, server_key: str | os.PathLike, client_secret_key: str | os.PathLike) -> "CurveKeys":
+    def from_files(cls, server_key: str | os.PathLike, client_secret_key: str | os.PathLike) -> CurveKeys:
         import zmq.auth
 
         server_public, _ = zmq.auth.load_certificate(str(server_key))
@@ -131,6 +133,9 @@ class CurveKeys:
 
 class _SessionLost(Exception):
     """The server stopped answering, restarted, or forgot this client."""
+
+
+ReplyBody = TypeVar("ReplyBody", bound=p.Body)
 
 
 def default_endpoint() -> str:
@@ -186,14 +191,14 @@ class Client:
             self._socket.close(linger=0)
             self._socket = None
 
-    def __enter__(self) -> "Client":
+    def __enter__(self) -> Client:
         self.connect()
         return self
 
     def __exit__(self, *exc: Any) -> None:
         self.close()
 
-    def _open(self) -> None:
+    def _open(self) -> zmq.Socket:
         self.close()
         s = self._context.socket(zmq.DEALER)
         s.setsockopt(zmq.LINGER, 0)
@@ -217,6 +222,7 @@ class Client:
         self._active.clear()
         self._last_heard = time.monotonic()
         self._session_lost = False
+        return s
 
     def _no_answer(self, seconds: float) -> ConnectionLost:
         """`seconds`: how long this client actually waited."""
@@ -269,14 +275,13 @@ class Client:
     # --- messages ---
 
     def _send(self, body: p.Body, job: str | None = None, keep: bool = True) -> int:
-        if self._socket is None:
-            self._open()
+        socket = self._socket if self._socket is not None else self._open()
         rid = next(self._rids)
         if keep:
             self._active.add(rid)
         started = time.monotonic()
         try:
-            self._socket.send_multipart(p.encode(p.Envelope(body, rid=rid, job=job)), copy=False)
+            socket.send_multipart(p.encode(p.Envelope(body, rid=rid, job=job)), copy=False)
         except zmq.Again:  # SNDTIMEO: the connection never came up
             self._active.discard(rid)
             self._check_handshake()
@@ -299,16 +304,18 @@ class Client:
         self._check_handshake()
         if self._refused:
             raise _SessionLost("refused")
+        socket = self._socket
+        assert socket is not None, "every wait follows a _send, which opens the socket"
         poller = zmq.Poller()
-        poller.register(self._socket, zmq.POLLIN)
+        poller.register(socket, zmq.POLLIN)
         if self._monitor is not None:
             poller.register(self._monitor, zmq.POLLIN)  # a refused handshake wakes the wait
         if wake is not None:
             poller.register(wake, zmq.POLLIN)
-        if self._socket in dict(poller.poll(int(wait * 1000))):
+        if socket in dict(poller.poll(int(wait * 1000))):
             while True:
                 try:
-                    frames = self._socket.recv_multipart(zmq.NOBLOCK, copy=False)
+                    frames = socket.recv_multipart(zmq.NOBLOCK, copy=False)
                 except zmq.Again:
                     break
                 self._last_heard = time.monotonic()
@@ -328,7 +335,7 @@ class Client:
             if rid in self._active and isinstance(seq, int):
                 self._inbox[rid].append(p.Envelope(p.Body(), rid=rid, job=header.get("job"), seq=seq))
             return
-        if env.type == p.Heartbeat.TYPE:
+        if isinstance(env.body, p.Heartbeat):
             if env.body.known is False or (
                 self.welcome is not None and env.body.server_id and env.body.server_id != self.welcome.server_id
             ):
@@ -395,18 +402,26 @@ class Client:
     def session_lost(self) -> bool:
         """The server restarted or forgot this client: subscriptions must be made again."""
         return self._session_lost
+    def ask(self, body: p.Body, reply: type[ReplyBody], job: str | None = None,
+            timeout: float | None = None) -> ReplyBody:
+        """`request`, for the body of the reply type the request expects."""
+        env = self.request(body, job=job, timeout=timeout)
+        if not isinstance(env.body, reply):
+            raise ClientError(f"The server answered a {body.TYPE} request with {env.type!r}, not {reply.TYPE!r}: "
+                              "are the server and this client the same TokenFlow version?")
+        return env.body
 
     # --- requests ---
 
     def hello(self, timeout: float | None = None) -> p.Welcome:
         if self._socket is None:
             self._open()
-        env = self.request(p.Hello(client=self.name), timeout=timeout)
-        self.welcome = env.body
-        self.heartbeat_s = env.body.limits.heartbeat_s
-        self.liveness = env.body.limits.heartbeat_liveness
+        welcome = self.ask(p.Hello(client=self.name), p.Welcome, timeout=timeout)
+        self.welcome = welcome
+        self.heartbeat_s = welcome.limits.heartbeat_s
+        self.liveness = welcome.limits.heartbeat_liveness
         self._session_lost = False
-        return env.body
+        return welcome
 
     def submit(self, spec: p.JobSpec) -> JobEvent:
         """Queue a job; returns its `accepted` event (job id, queue position)."""
@@ -414,17 +429,17 @@ class Client:
         return _event(env)
 
     def cancel(self, job: str) -> p.JobInfo:
-        return self.request(p.Cancel(), job=job).body.info
+        return self.ask(p.Cancel(), p.JobStatus, job=job).info
 
     def status(self, job: str) -> p.JobInfo:
-        return self.request(p.Status(), job=job).body.info
+        return self.ask(p.Status(), p.JobStatus, job=job).info
 
     def list_jobs(self, states: list[str] | None = None, limit: int = 100, batch: str | None = None) -> list[p.JobInfo]:
         """Up to `limit` jobs, newest first, read page by page (the server bounds each page)."""
         jobs: list[p.JobInfo] = []
         while len(jobs) < limit:
-            page = self.request(p.ListJobs(states=states, limit=min(limit - len(jobs), p.MAX_LIST),
-                                           offset=len(jobs), batch=batch)).body
+            page = self.ask(p.ListJobs(states=states, limit=min(limit - len(jobs), p.MAX_LIST),
+                                       offset=len(jobs), batch=batch), p.JobList)
             jobs.extend(page.jobs)
             if not page.more or not page.jobs:
                 break
@@ -432,27 +447,27 @@ class Client:
 
     def stats(self) -> p.Stats:
         """What the server holds for its clients now (queued bytes, subscriptions; docs/protocol.md)."""
-        return self.request(p.Stats()).body
+        return self.ask(p.Stats(), p.Stats)
 
     # --- the render queue (docs/queue.md) ---
 
     def check(self, spec: p.JobSpec) -> str:
         """Validate a spec exactly as `submit` would, queueing nothing; returns the output path it would get."""
-        return self.request(p.Submit(spec=spec, dry_run=True)).body.detail
+        return self.ask(p.Submit(spec=spec, dry_run=True), p.Ok).detail
 
     def retry(self, job: str) -> p.JobInfo:
-        return self.request(p.Retry(), job=job).body.info
+        return self.ask(p.Retry(), p.JobStatus, job=job).info
 
     def queue(self, action: str | None = None) -> p.QueueState:
         """The queue's state; action "pause" or "resume" changes it first."""
-        return self.request(p.QueueControl(action=action)).body
+        return self.ask(p.QueueControl(action=action), p.QueueState)
 
     def files(self, job: str) -> p.Files:
-        return self.request(p.ListFiles(), job=job).body
+        return self.ask(p.ListFiles(), p.Files, job=job)
 
     def read(self, job: str, name: str, offset: int, length: int = p.MAX_CHUNK_BYTES) -> tuple[p.Chunk, bytes]:
         env = self.request(p.Read(name=name, offset=offset, length=length), job=job)
-        return env.body, bytes(env.blobs[0])
+        return _chunk(env), bytes(env.blobs[0])
 
     def read_stream(self, job: str, name: str, offset: int, size: int, chunk: int = p.MAX_CHUNK_BYTES,
                     window: int = 4) -> Iterator[tuple[p.Chunk, bytes]]:
@@ -476,7 +491,7 @@ class Client:
                 self._forget(pending.popleft())
                 if isinstance(env.body, p.Error):
                     raise ServerError(env.body.code, env.body.message, env.body.hint, env.body.field)
-                yield env.body, bytes(env.blobs[0])
+                yield _chunk(env), bytes(env.blobs[0])
         finally:
             for rid in pending:  # left early: late replies are dropped on arrival
                 self._forget(rid)
@@ -486,14 +501,14 @@ class Client:
         self._reconnect()
 
     def reorder(self, job: str, *, priority: int | None = None, position: int | None = None) -> p.JobInfo:
-        return self.request(p.Reorder(priority=priority, position=position), job=job).body.info
+        return self.ask(p.Reorder(priority=priority, position=position), p.JobStatus, job=job).info
 
     def probe(self, path: str) -> dict:
         """Facts about a media file on the server's machine (see `tokenflow probe`)."""
-        return self.request(p.Probe(input=path)).body.facts
+        return self.ask(p.Probe(input=path), p.Clip).facts
 
     def outputs(self, job: str) -> list[str]:
-        return self.request(p.Fetch(what="outputs"), job=job).body.paths
+        return self.ask(p.Fetch(what="outputs"), p.Outputs, job=job).paths
 
     def fetch_frames(self, job: str, first: int | None = None, last: int | None = None) -> Iterator[JobEvent]:
         """The job's stored full-resolution frames in [first, last] (source numbers)."""
@@ -569,6 +584,13 @@ class Client:
 
 def _event(env: p.Envelope) -> JobEvent:
     return JobEvent.of(env)
+
+
+def _chunk(env: p.Envelope) -> p.Chunk:
+    if not isinstance(env.body, p.Chunk):
+        raise ClientError(f"The server answered a read with {env.type!r}, not 'chunk': "
+                          "are the server and this client the same TokenFlow version?")
+    return env.body
 
 
 def _peek_header(raw: bytes) -> dict:

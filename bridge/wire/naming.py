@@ -11,8 +11,8 @@ from __future__ import annotations
 import re
 import string
 import unicodedata
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Callable, Mapping
 
 from bridge.wire.protocol import NAME_FIELDS
 

@@ -19,11 +19,12 @@ import math
 import re
 import typing
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Optional, Union
+from typing import Any, ClassVar, Union
 
 import msgpack
 
 from bridge.wire import edit_params
+
 # A job's states and progress stages have one spelling, in their own standard-library module
 # (bridge/wire/lifecycle.py) so summary and editor-side code read them without msgpack; the
 # protocol re-exports them (p.JobState, p.Stage, ...).
@@ -97,28 +98,28 @@ class JobSpec:
 
     input: str
     params: dict[str, Any]  # EditParams fields by name (prompt, steps, guidance, ...)
-    frames: Optional[str] = None  # "FIRST:LAST" in source frame numbers, inclusive; None = whole clip
-    output: Optional[str] = None  # movie file or image-sequence pattern; None = server default
-    model: Optional[str] = None  # one of welcome.models; None = the server's default
+    frames: str | None = None  # "FIRST:LAST" in source frame numbers, inclusive; None = whole clip
+    output: str | None = None  # movie file or image-sequence pattern; None = server default
+    model: str | None = None  # one of welcome.models; None = the server's default
     proxy_size: int = 160  # short side of per-frame proxies, pixels
     proxy_format: str = "jpeg"  # "jpeg" or "png"
     priority: int = 0  # higher runs first; FIFO within a priority
     # Makes submit idempotent: a second submit with the same token returns the first job.
-    client_token: Optional[str] = None
+    client_token: str | None = None
     # Export preset name (bridge.media.presets, `tokenflow formats`); None = implied by `output`.
-    preset: Optional[str] = None
+    preset: str | None = None
     # First number of an image sequence; None = the source frame numbers.
-    start_number: Optional[int] = None
+    start_number: int | None = None
     # Replace an existing output (a file, or frames of the same sequence pattern); the
     # input itself is never replaced. `{job}` in `output` becomes the job id.
     overwrite: bool = False
     # The render queue (docs/queue.md): with no `output`, the server names the output
     # `destination/<name_template>` (+ the format's extension), never reusing a name.
-    destination: Optional[str] = None  # absolute folder on the server's machine
-    name_template: Optional[str] = None  # e.g. "{clip}_{first}-{last}_{prompt}_{seed}_{job}"
-    name: Optional[str] = None  # the clip's name for {clip} (default: the input's file name)
-    batch: Optional[str] = None  # jobs queued together share it; the server writes their summary
-    row: Optional[int] = None  # the job's place in its batch file, for {row} and messages
+    destination: str | None = None  # absolute folder on the server's machine
+    name_template: str | None = None  # e.g. "{clip}_{first}-{last}_{prompt}_{seed}_{job}"
+    name: str | None = None  # the clip's name for {clip} (default: the input's file name)
+    batch: str | None = None  # jobs queued together share it; the server writes their summary
+    row: int | None = None  # the job's place in its batch file, for {row} and messages
 
 
 @dataclass(frozen=True)
@@ -138,10 +139,10 @@ class Cancel(Body):
 @dataclass(frozen=True)
 class ListJobs(Body):
     TYPE: ClassVar[str] = "list"
-    states: Optional[list[str]] = None  # JobState values
+    states: list[str] | None = None  # JobState values
     limit: int = 100  # 1..MAX_LIST
     offset: int = 0  # jobs to skip (newest first): pages are offset, offset + limit, ...
-    batch: Optional[str] = None  # only this batch's jobs, in the order they were queued
+    batch: str | None = None  # only this batch's jobs, in the order they were queued
 
 
 MAX_LIST = 1000
@@ -169,15 +170,15 @@ class Unsubscribe(Body):
 class Fetch(Body):
     TYPE: ClassVar[str] = "fetch"  # header "job" names the job
     what: str = "outputs"  # "outputs" or "frames"
-    first: Optional[int] = None  # source frame numbers, inclusive; None = from the start
-    last: Optional[int] = None
+    first: int | None = None  # source frame numbers, inclusive; None = from the start
+    last: int | None = None
 
 
 @dataclass(frozen=True)
 class Reorder(Body):
     TYPE: ClassVar[str] = "reorder"  # header "job" names a queued job
-    priority: Optional[int] = None
-    position: Optional[int] = None  # 0 = next to run
+    priority: int | None = None
+    position: int | None = None  # 0 = next to run
 
 
 @dataclass(frozen=True)
@@ -194,7 +195,7 @@ class QueueControl(Body):
     restarts), "resume", or None to just report. Reply: `queue_state`."""
 
     TYPE: ClassVar[str] = "queue"
-    action: Optional[str] = None
+    action: str | None = None
 
 
 @dataclass(frozen=True)
@@ -240,10 +241,10 @@ class Heartbeat(Body):
     server restarted and the client must subscribe again."""
 
     TYPE: ClassVar[str] = "heartbeat"
-    server_id: Optional[str] = None
+    server_id: str | None = None
     # In the server's reply: False when the server did not know this client (it restarted,
     # or forgot a client silent for too long): the client must subscribe again.
-    known: Optional[bool] = None
+    known: bool | None = None
 
 
 # --- replies (server -> client, same rid as the request) ---
@@ -290,19 +291,19 @@ class JobInfo:
     updated: float
     input: str
     prompt: str
-    frames: Optional[str]
-    output: Optional[str]
+    frames: str | None
+    output: str | None
     priority: int
-    position: Optional[int]  # place in the queue (0 = next), None when not queued
+    position: int | None  # place in the queue (0 = next), None when not queued
     last_seq: int
     attempts: int
     outputs: list[str]
-    error: Optional[dict[str, Any]]
-    progress: Optional[dict[str, Any]]  # the body of the last progress event
-    batch: Optional[str] = None
-    name: Optional[str] = None  # the clip's name ({clip} of the output name)
-    row: Optional[int] = None
-    n_frames: Optional[int] = None
+    error: dict[str, Any] | None
+    progress: dict[str, Any] | None  # the body of the last progress event
+    batch: str | None = None
+    name: str | None = None  # the clip's name ({clip} of the output name)
+    row: int | None = None
+    n_frames: int | None = None
 
 
 @dataclass(frozen=True)
@@ -346,7 +347,7 @@ class Outputs(Body):
 class QueueState(Body):
     TYPE: ClassVar[str] = "queue_state"
     paused: bool = False
-    running: Optional[str] = None  # the running job's id
+    running: str | None = None  # the running job's id
     queued: int = 0
 
 
@@ -394,7 +395,7 @@ class Error(Body):
     code: str = ""
     message: str = ""
     hint: str = ""
-    field: Optional[str] = None
+    field: str | None = None
 
 
 # --- job events (server -> client; header carries job and seq) ---
@@ -416,7 +417,7 @@ class Progress(Body):
     frames_done: int = 0
     frames_total: int = 0
     elapsed_s: float = 0.0
-    eta_s: Optional[float] = None
+    eta_s: float | None = None
 
 
 @dataclass(frozen=True)
@@ -428,7 +429,7 @@ class Proxy(Body):
     BLOBS: ClassVar[int] = 1
     kind: str = "frame"  # "preview" or "frame"
     frame: int = 0  # source frame number
-    step: Optional[int] = None  # denoising step of a preview
+    step: int | None = None  # denoising step of a preview
     width: int = 0
     height: int = 0
     format: str = "jpeg"  # "jpeg" or "png"
@@ -529,9 +530,9 @@ REQUEST_TYPES = frozenset(c.TYPE for c in REQUESTS)
 @dataclass(frozen=True)
 class Envelope:
     body: Body
-    rid: Optional[int] = None
-    job: Optional[str] = None
-    seq: Optional[int] = None
+    rid: int | None = None
+    job: str | None = None
+    seq: int | None = None
     blobs: tuple = ()  # bytes-like objects (bytes, memoryview, numpy arrays)
     version: int = PROTOCOL_VERSION
 

@@ -12,9 +12,8 @@ import json
 import os
 import sys
 
-import bpy  # first: the bpy module makes Blender's own modules importable
-
 import addon_utils  # noqa: E402
+import bpy  # first: the bpy module makes Blender's own modules importable
 
 footage = os.environ["TF_FOOTAGE"]
 scene = bpy.context.scene

@@ -1,8 +1,8 @@
 """Runs inside Blender with its window (under Xvfb): lays out a Preview over a Sequencer and takes a screenshot."""
 
-import bpy
-
 import os
+
+import bpy
 
 OUT = os.environ["TF_SHOT"]
 

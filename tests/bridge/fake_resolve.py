@@ -19,7 +19,7 @@ from __future__ import annotations
 import itertools
 import os
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 _ids = itertools.count(1)
 STUDIO_ONLY = {"DetectSceneCuts", "CreateSubtitlesFromAudio", "AnalyzeDolbyVision"}
@@ -32,7 +32,7 @@ class StudioOnlyCalled(AssertionError):
 class _Recorded:
     KIND = "object"
 
-    def __init__(self, app: "FakeResolve"):
+    def __init__(self, app: FakeResolve):
         self._app = app
         self._id = f"{self.KIND}-{next(_ids)}"
 
@@ -46,7 +46,7 @@ class _Recorded:
 class FakeMediaPoolItem(_Recorded):
     KIND = "MediaPoolItem"
 
-    def __init__(self, app: "FakeResolve", name: str, properties: dict[str, str], frames: int):
+    def __init__(self, app: FakeResolve, name: str, properties: dict[str, str], frames: int):
         super().__init__(app)
         self.name = name
         self.properties = {"Clip Name": name, **properties}
@@ -57,7 +57,7 @@ class FakeMediaPoolItem(_Recorded):
     def GetName(self) -> str:
         return self.name
 
-    def GetClipProperty(self, key: Optional[str] = None):
+    def GetClipProperty(self, key: str | None = None):
         self._call("GetClipProperty", key)
         return dict(self.properties) if key is None else self.properties.get(key, "")
 
@@ -85,7 +85,7 @@ class FakeMediaPoolItem(_Recorded):
 class FakeFolder(_Recorded):
     KIND = "Folder"
 
-    def __init__(self, app: "FakeResolve", name: str):
+    def __init__(self, app: FakeResolve, name: str):
         super().__init__(app)
         self.name = name
         self.clips: list[FakeMediaPoolItem] = []
@@ -104,7 +104,7 @@ class FakeFolder(_Recorded):
 class FakeTimelineItem(_Recorded):
     KIND = "TimelineItem"
 
-    def __init__(self, app: "FakeResolve", name: str, media_item: Optional[FakeMediaPoolItem], start: int,
+    def __init__(self, app: FakeResolve, name: str, media_item: FakeMediaPoolItem | None, start: int,
                  duration: int, left_offset: int, track: int):
         super().__init__(app)
         self.name, self.media_item = name, media_item
@@ -133,7 +133,7 @@ class FakeTimelineItem(_Recorded):
     def GetSourceStartFrame(self) -> int:
         return self.left_offset - 1  # the measured off-by-one
 
-    def GetMediaPoolItem(self) -> Optional[FakeMediaPoolItem]:
+    def GetMediaPoolItem(self) -> FakeMediaPoolItem | None:
         return self.media_item
 
     def GetTrackTypeAndIndex(self) -> list:
@@ -151,7 +151,7 @@ class FakeTimelineItem(_Recorded):
 class FakeTimeline(_Recorded):
     KIND = "Timeline"
 
-    def __init__(self, app: "FakeResolve", name: str, frame_rate: str = "29.97", start_frame: int = 108000,
+    def __init__(self, app: FakeResolve, name: str, frame_rate: str = "29.97", start_frame: int = 108000,
                  tracks: int = 1):
         super().__init__(app)
         self.name, self.frame_rate, self.start_frame = name, frame_rate, start_frame
@@ -160,7 +160,7 @@ class FakeTimeline(_Recorded):
         self.disabled: set[int] = set()
         self.playhead = start_frame
         self.marks: dict[str, dict[str, int]] = {}
-        self.selection: Optional[list[FakeTimelineItem]] = None  # None: this Resolve cannot report a selection
+        self.selection: list[FakeTimelineItem] | None = None  # None: this Resolve cannot report a selection
 
     def __getattr__(self, name: str):
         # Versions differ: GetMarkInOut exists from 19.1, a selection API not in the documented one.
@@ -172,7 +172,7 @@ class FakeTimeline(_Recorded):
             return self._app.studio_only(name)
         raise AttributeError(name)
 
-    def add(self, track: int, name: str, media_item: Optional[FakeMediaPoolItem], start: int, duration: int,
+    def add(self, track: int, name: str, media_item: FakeMediaPoolItem | None, start: int, duration: int,
             left_offset: int = 0) -> FakeTimelineItem:
         while len(self.tracks) < track:
             self.tracks.append([])
@@ -213,7 +213,7 @@ class FakeTimeline(_Recorded):
     def GetIsTrackLocked(self, kind: str, index: int) -> bool:
         return index in self.locked
 
-    def GetCurrentVideoItem(self) -> Optional[FakeTimelineItem]:
+    def GetCurrentVideoItem(self) -> FakeTimelineItem | None:
         # The topmost enabled track's item under the playhead.
         for index in range(len(self.tracks), 0, -1):
             if index in self.disabled:
@@ -245,7 +245,7 @@ class FakeTimeline(_Recorded):
 class FakeMediaPool(_Recorded):
     KIND = "MediaPool"
 
-    def __init__(self, app: "FakeResolve", project: "FakeProject"):
+    def __init__(self, app: FakeResolve, project: FakeProject):
         super().__init__(app)
         self.project = project
         self.root = FakeFolder(app, "Master")
@@ -316,10 +316,10 @@ class FakeMediaPool(_Recorded):
 class FakeProject(_Recorded):
     KIND = "Project"
 
-    def __init__(self, app: "FakeResolve"):
+    def __init__(self, app: FakeResolve):
         super().__init__(app)
         self.timelines: list[FakeTimeline] = []
-        self.current: Optional[FakeTimeline] = None
+        self.current: FakeTimeline | None = None
         self.media_pool = FakeMediaPool(app, self)
 
     def add_timeline(self, **kwargs: Any) -> FakeTimeline:
@@ -331,7 +331,7 @@ class FakeProject(_Recorded):
     def GetMediaPool(self) -> FakeMediaPool:
         return self.media_pool
 
-    def GetCurrentTimeline(self) -> Optional[FakeTimeline]:
+    def GetCurrentTimeline(self) -> FakeTimeline | None:
         return self.current
 
     def SetCurrentTimeline(self, timeline: FakeTimeline) -> bool:
@@ -342,15 +342,15 @@ class FakeProject(_Recorded):
     def GetTimelineCount(self) -> int:
         return len(self.timelines)
 
-    def GetTimelineByIndex(self, index: int) -> Optional[FakeTimeline]:
+    def GetTimelineByIndex(self, index: int) -> FakeTimeline | None:
         return self.timelines[index - 1] if 1 <= index <= len(self.timelines) else None
 
 
 class FakeProjectManager:
-    def __init__(self, project: Optional[FakeProject]):
+    def __init__(self, project: FakeProject | None):
         self.project = project
 
-    def GetCurrentProject(self) -> Optional[FakeProject]:
+    def GetCurrentProject(self) -> FakeProject | None:
         return self.project
 
 
@@ -395,7 +395,7 @@ class FakeResolve:
         self.project.media_pool.root.clips.append(item)
         return item
 
-    def names(self, kind: Optional[str] = None) -> list[str]:
+    def names(self, kind: str | None = None) -> list[str]:
         return [m for k, m, _ in self.calls if kind is None or k == kind]
 
 

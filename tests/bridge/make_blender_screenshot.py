@@ -19,9 +19,9 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-from cli.launch import tokenflow_command
 from bridge.installers import InstallContext  # noqa: E402
 from bridge.installers import blender as blender_target  # noqa: E402
+from cli.launch import tokenflow_command  # noqa: E402
 from tests.e2e.conftest import ServeProcess  # noqa: E402
 from tokenflow.tiny import make_tiny_pipeline_dir  # noqa: E402
 
@@ -30,7 +30,7 @@ def main(out: Path) -> None:
     version = subprocess.run(["blender", "-b", "--factory-startup", "--python-expr",
                               "import bpy; print('VERSION', *bpy.app.version[:2])"],
                              capture_output=True, text=True).stdout
-    version = ".".join(next(l for l in version.splitlines() if l.startswith("VERSION")).split()[1:])
+    version = ".".join(next(line for line in version.splitlines() if line.startswith("VERSION")).split()[1:])
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         serve = ServeProcess(root / "serve", make_tiny_pipeline_dir(root / "model")).start()

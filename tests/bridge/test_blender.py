@@ -23,11 +23,11 @@ from types import SimpleNamespace
 
 import pytest
 
-from cli.launch import tokenflow_command
 from bridge.editors import blender as bb
-from bridge.installers import tokenflow_command as installer_command
-from bridge.installers import InstallContext, InstallError, OWNED_MARK
+from bridge.installers import OWNED_MARK, InstallContext, InstallError
 from bridge.installers import blender as blender_target
+from bridge.installers import tokenflow_command as installer_command
+from cli.launch import tokenflow_command
 from tests.e2e.conftest import ServeProcess
 
 HERE = Path(__file__).resolve().parent
@@ -133,7 +133,7 @@ def test_the_addon_places_the_edit_above_the_strip_in_real_blender(name, command
     env.pop("XDG_CONFIG_HOME", None)
     done = subprocess.run([*command, str(HERE / "blender_scenario.py")], env=env, capture_output=True, text=True,
                           timeout=300, cwd=tmp_path)
-    lines = [l for l in done.stdout.splitlines() if l.startswith("SCENARIO ")]
+    lines = [line for line in done.stdout.splitlines() if line.startswith("SCENARIO ")]
     assert done.returncode == 0 and lines, done.stdout[-3000:] + done.stderr[-3000:]
     report = json.loads(lines[0][len("SCENARIO "):])
     assert report["operator"] == (["FINISHED"] if report["background"] else ["RUNNING_MODAL"])

@@ -19,7 +19,7 @@ import pytest
 from bridge.media import MediaError, offset_timecode, open_writer, probe, read_frames
 from bridge.media.colour import frame_to_rgb
 from bridge.media.presets import PRESETS
-from tests.bridge.clips import NTSC, audio_signal, make_clip, picture_number
+from tests.bridge.clips import NTSC, make_clip, picture_number
 
 FIRST, LAST = 3, 10  # the exported range: 8 frames
 COUNT = LAST - FIRST + 1

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from cli.launch import tokenflow_command
-from bridge.installers import tokenflow_command as installer_command
-from bridge.installers import InstallContext, InstallError, OWNED_MARK
+from bridge.installers import OWNED_MARK, InstallContext, InstallError
 from bridge.installers import resolve as resolve_target
+from bridge.installers import tokenflow_command as installer_command
+from cli.launch import tokenflow_command
 from cli.main import main
 
 REPO = Path(__file__).resolve().parents[2]

@@ -12,7 +12,6 @@ import numpy as np
 import pytest
 
 import bridge.media.decode as decode_module
-from bridge.media.colour import frame_to_rgb
 from bridge.media import (
     ClipInfo,
     MediaError,
@@ -26,6 +25,7 @@ from bridge.media import (
     read_frames,
     timecode_to_frames,
 )
+from bridge.media.colour import frame_to_rgb
 
 REPO = Path(__file__).resolve().parents[2]
 SHIPPED_CARPHONE = REPO / "media" / "carphone_pristine.mp4"

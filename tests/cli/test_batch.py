@@ -8,9 +8,8 @@ from pathlib import Path
 import opentimelineio as otio
 import pytest
 
-from cli import batch
-
 from bridge.wire import naming
+from cli import batch
 
 
 def test_json_with_defaults_and_relative_paths(tmp_path):

@@ -15,10 +15,10 @@ from pathlib import Path
 import pytest
 
 from bridge.editors import handoff_jobs
-from cli import handoff
-from cli.launch import tokenflow_command
 from bridge.editors import resolve as r
 from bridge.editors.handoff import ClipRef, HandoffRequest, HandoffResult
+from cli import handoff
+from cli.launch import tokenflow_command
 from tests.bridge.fake_resolve import FakeResolve
 
 REPO = Path(__file__).resolve().parents[2]

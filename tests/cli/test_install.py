@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from cli.launch import tokenflow_command as launch_tokenflow
 from bridge import installers
-from bridge.installers import InstallContext, InstallError, OWNED_MARK, desktop, service, tokenflow_command
+from bridge.installers import OWNED_MARK, InstallContext, InstallError, desktop, service, tokenflow_command
+from cli.launch import tokenflow_command as launch_tokenflow
 from cli.main import main
 
 SYSTEM_PATH = "/usr/bin:/bin"

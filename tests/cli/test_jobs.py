@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from cli import jobs
 from bridge.wire.client import Client, ConnectionLost, EventKind
+from cli import jobs
 from cli.main import main
 from tests.server.conftest import Harness
 from tests.server.fake_engine import FakeEngine

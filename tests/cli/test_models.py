@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from server.model_registry import Registry, resolve_model
 from cli.main import main
+from server.model_registry import Registry, resolve_model
 
 
 def test_make_tiny_builds_a_loadable_diffusers_folder_and_says_it_is_noise(tmp_path, capsys):

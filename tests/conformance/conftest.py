@@ -116,7 +116,7 @@ class Raw:
 
     def reply(self, rid: int, timeout: float = 20.0) -> tuple[dict, list[bytes]]:
         """The next message for `rid`; others are kept for later."""
-        for i, (header, blobs) in enumerate(self.pending):
+        for i, (header, _blobs) in enumerate(self.pending):
             if header.get("rid") == rid:
                 return self.pending.pop(i)
         deadline = time.monotonic() + timeout

@@ -42,7 +42,7 @@ class ServeProcess:
                 "--device", "cpu", "--data-dir", str(self.data), "--cache-dir", str(self.cache),
                 "--allow-output", str(self.out)]
 
-    def start(self, timeout: float = 120.0) -> "ServeProcess":
+    def start(self, timeout: float = 120.0) -> ServeProcess:
         env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "PYTHONPATH": str(REPO),
                "TOKENFLOW_RUNTIME_DIR": str(self.runtime)}
         # One OpenMP thread: on a small shared machine (CI, 2 cores) OpenMP's spinning threads

@@ -15,7 +15,6 @@ import opentimelineio as otio
 import pytest
 
 from bridge import media
-
 from bridge.wire import summary
 from bridge.wire.client import Client, EventKind
 from bridge.wire.download import download_job, partial_path

@@ -68,7 +68,7 @@ def test_fetch_flood_closed_abruptly_leaves_the_server_serving(loopback, shipped
     header = {"v": 1, "type": "fetch", "job": job, "seq": None, "body": {"what": "frames"}}
     ctx = zmq.Context()
     try:
-        for round_ in range(3):
+        for _ in range(3):
             s = _raw_dealer(ctx, loopback.endpoint)
             s.setsockopt(zmq.SNDTIMEO, 5000)
             sent = 0

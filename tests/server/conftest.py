@@ -28,7 +28,7 @@ class Harness:
         self.endpoint = ""
         self.clients: list[Client] = []
 
-    def start(self) -> "Harness":
+    def start(self) -> Harness:
         self.server = Server(self.config, engine_factory=lambda model: self.engine)
         self.endpoint = self.server.start_in_thread()
         return self

@@ -76,7 +76,7 @@ class Probe:
         self._layer: str | None = None
         self._handles: list = []
 
-    def __enter__(self) -> "Probe":
+    def __enter__(self) -> Probe:
         unet, state = self.unet, self.state
 
         def unet_in(module, args, kwargs):

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import torch
 
+from tests.tokenflow.helpers import clip_frames
 from tokenflow.attention import nearest_tokens
 from tokenflow.frames import encode_frames
-from tests.tokenflow.helpers import clip_frames
 
 FIRST_LAYER = "down_blocks.0.attentions.0.transformer_blocks.0.attn1"
 

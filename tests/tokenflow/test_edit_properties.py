@@ -7,11 +7,11 @@ import dataclasses
 import pytest
 import torch
 
+from tests.make_params import make_params
+from tests.tokenflow.helpers import clip_frames, relative_error
 from tokenflow.attention import LayerCache, PlanIndex, nearest_tokens, normalized, propagate_tokens
 from tokenflow.events import FrameReady, Preview, Progress
 from tokenflow.keyframes import neighbours
-from tests.make_params import make_params
-from tests.tokenflow.helpers import clip_frames, relative_error
 
 BASE = make_params(prompt="a watercolor painting", steps=3, short_side=64, kf_interval=3, seed=7)
 

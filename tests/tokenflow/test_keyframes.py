@@ -3,7 +3,11 @@ from __future__ import annotations
 import torch
 
 from tokenflow.keyframes import (
-    GPU_TOKEN_BUDGET, auto_max_joint_keyframes, neighbours, plan_groups, resolve_max_joint_keyframes,
+    GPU_TOKEN_BUDGET,
+    auto_max_joint_keyframes,
+    neighbours,
+    plan_groups,
+    resolve_max_joint_keyframes,
     sample_keyframes,
 )
 

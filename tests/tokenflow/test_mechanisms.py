@@ -12,11 +12,11 @@ import dataclasses
 import pytest
 import torch
 
+from tests.make_params import make_params
+from tests.tokenflow.helpers import relative_error
+from tests.tokenflow.probe import conditioning, probed_run
 from tokenflow.attention import KEYFRAMES, PER_FRAME, PROPAGATE
 from tokenflow.model import encode_prompt
-from tests.make_params import make_params
-from tests.tokenflow.probe import conditioning, probed_run
-from tests.tokenflow.helpers import relative_error
 
 PARAMS = make_params(prompt="a watercolor painting", negative_prompt="blurry", inversion_prompt="a man on the phone",
                      steps=5, seed=3, kf_interval=2, pnp_attn_t=0.5, pnp_f_t=0.7)

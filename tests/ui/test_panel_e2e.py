@@ -19,8 +19,8 @@ from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QUrl
 from PySide6.QtGui import QDragEnterEvent, QDropEvent, QImage
 from PySide6.QtWidgets import QApplication
 
-from bridge.wire.client import Client
 from bridge.editors.handoff import ClipRef, HandoffRequest, HandoffResult
+from bridge.wire.client import Client
 from tests.e2e.conftest import REPO, serve  # noqa: F401  (the module's server fixture)
 
 PROMPT = "a watercolor painting"
@@ -132,7 +132,8 @@ def test_queue_reorder_pause_cancel_retry_remove(qtbot, panel_factory, serve, sh
         session.clip.set_marks(first, first + 7)
         panel.prompt.setPlainText(prompt)
         window.actions_by_name["submit"].trigger()
-        qtbot.waitUntil(lambda n=len(jobs): len(session.history.versions(session.clip.current.key)) > before + n,
+        submitted = len(jobs)
+        qtbot.waitUntil(lambda n=submitted: len(session.history.versions(session.clip.current.key)) > before + n,
                         timeout=20000)
         jobs.append(session.viewer.job)
     running, second, third = jobs

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from cli.launch import tokenflow_command
-
 import io
 import json
 import sqlite3
@@ -12,9 +10,10 @@ import time
 
 import pytest
 
+from bridge.editors.handoff import ClipRef, HandoffError, HandoffRequest, HandoffResult
 from bridge.wire import protocol as p
 from bridge.wire.client import EventKind, JobEvent
-from bridge.editors.handoff import ClipRef, HandoffError, HandoffRequest, HandoffResult
+from cli.launch import tokenflow_command
 
 
 @pytest.fixture

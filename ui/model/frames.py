@@ -9,9 +9,10 @@ Thumbnails for the strip under the viewer decode in their own thread.
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Generator
 from pathlib import Path
-from typing import Iterator
 
+import numpy as np
 from PySide6.QtCore import QObject, QSize, Qt, QThread, Signal
 from PySide6.QtGui import QImage
 
@@ -34,7 +35,7 @@ class SourceFrames(QObject):
         self.max_bytes = max_bytes
         self._cache: OrderedDict[tuple[str, int], QImage] = OrderedDict()
         self._bytes = 0
-        self._reader: Iterator | None = None
+        self._reader: Generator[np.ndarray, None, None] | None = None  # media.read_frames, held open for the next frame
         self._reader_path: Path | None = None
         self._next = -1
         clip.clip_changed.connect(self._close_reader)
@@ -68,12 +69,13 @@ class SourceFrames(QObject):
         return image
 
     def _decode(self, path: Path, frame: int, last: int):
-        if self._reader is None or self._reader_path != path or frame != self._next:
+        reader = self._reader
+        if reader is None or self._reader_path != path or frame != self._next:
             self._close_reader()
-            self._reader = media.read_frames(path, frame, last)
+            reader = self._reader = media.read_frames(path, frame, last)
             self._reader_path = path
             self._next = frame
-        pixels = next(self._reader)
+        pixels = next(reader)
         self._next = frame + 1
         if self._next > last:
             self._close_reader()

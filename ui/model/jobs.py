@@ -7,10 +7,10 @@ from dataclasses import dataclass, field
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QImage
 
+from bridge.display import format_duration
 from bridge.wire import protocol as p
 from bridge.wire.client import EventKind, JobEvent
 from bridge.wire.protocol import JobState, Stage
-from bridge.display import format_duration
 
 STAGE_WORDS: dict[str, str] = {
     Stage.START: "Starting",

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections import deque
-from pathlib import Path
 
 from PySide6.QtCore import QObject, QProcess, QProcessEnvironment, Signal
 
@@ -56,19 +55,22 @@ class LocalServer(QObject):
 
     def stop(self, wait_ms: int = 15000) -> None:
         """SIGTERM, then wait: the server finishes writing its store; queued jobs resume at its next start."""
-        if not self.running:
+        process = self.process
+        if process is None or not self.running:
             return
         self._stopping = True
-        self.process.terminate()
-        if not self.process.waitForFinished(wait_ms):
-            self.process.kill()
-            self.process.waitForFinished(5000)
+        process.terminate()
+        if not process.waitForFinished(wait_ms):
+            process.kill()
+            process.waitForFinished(5000)
 
     def _add(self, line: str) -> None:
         self.lines.append(line)
         self.log_line.emit(line)
 
     def _read(self) -> None:
+        if self.process is None:  # output signalled by a process already let go
+            return
         data = bytes(self.process.readAllStandardOutput().data()).decode("utf-8", "replace")
         for line in data.splitlines():
             self._add(line)

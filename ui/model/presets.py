@@ -48,7 +48,7 @@ class EditForm:
         return values
 
     @classmethod
-    def from_params(cls, params: dict, model: str | None = None) -> "EditForm":
+    def from_params(cls, params: dict, model: str | None = None) -> EditForm:
         names = {f.name for f in fields(cls)}
         known = {k: v for k, v in params.items() if k in names}
         return cls(**known, model=model or "")

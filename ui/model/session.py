@@ -13,16 +13,17 @@ from __future__ import annotations
 import dataclasses
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from PySide6.QtCore import QObject, Signal
 
-from bridge.wire import protocol as p
-from bridge.wire.client import CurveKeys, EventKind, JobEvent, absolute
+from bridge.command import Launcher
 from bridge.editors.handoff import HandoffError, HandoffRequest, HandoffResult
 from bridge.editors.handoff_jobs import output_for
+from bridge.wire import protocol as p
+from bridge.wire.client import CurveKeys, EventKind, JobEvent, absolute
 from ui.images import thumbnail_png
 from ui.link import Failure, PanelLink, ServerLink
 from ui.model.clip import ClipModel
@@ -31,7 +32,6 @@ from ui.model.export import ExportFormat, ExportThread
 from ui.model.frames import SourceFrames, ThumbnailsModel
 from ui.model.history import HistoryModel, HistoryStore, Version
 from ui.model.jobs import JobsModel
-from bridge.command import Launcher
 from ui.model.local_server import LocalServer, can_start_locally
 from ui.model.playback import PlaybackModel
 from ui.model.presets import EditForm, PresetStore

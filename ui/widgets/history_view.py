@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 from PySide6.QtCore import QSize, Qt, Signal
 from PySide6.QtGui import QIcon, QPixmap
@@ -28,12 +29,12 @@ class HistoryView(QWidget):
         buttons = QHBoxLayout()
         self.reload = QPushButton("Show")
         self.reload.setToolTip("Load this version: its frames in the viewer, its parameters in the form")
-        self.reload.clicked.connect(lambda: self.selected() and session.reload(self.selected()))
+        self.reload.clicked.connect(lambda: self._on_selected(session.reload))
         self.again = QPushButton("Make again")
         self.again.setToolTip("Submit the same edit again")
-        self.again.clicked.connect(lambda: self.selected() and session.make_again(self.selected()))
+        self.again.clicked.connect(lambda: self._on_selected(session.make_again))
         self.export = QPushButton("Export…")
-        self.export.clicked.connect(lambda: self.selected() and self.export_requested.emit(self.selected()))
+        self.export.clicked.connect(lambda: self._on_selected(self.export_requested.emit))
         for b in (self.reload, self.again, self.export):
             b.setFocusPolicy(Qt.FocusPolicy.NoFocus)
             buttons.addWidget(b)
@@ -49,6 +50,12 @@ class HistoryView(QWidget):
     def selected(self) -> str | None:
         items = self.list.selectedItems()
         return items[0].data(Qt.ItemDataRole.UserRole) if items else None
+
+    def _on_selected(self, act: Callable[[str], object]) -> None:
+        """`act` on the selected version's job, if one is selected."""
+        job = self.selected()
+        if job:
+            act(job)
 
     def jobs(self) -> list[str]:
         return [self.list.item(i).data(Qt.ItemDataRole.UserRole) for i in range(self.list.count())]

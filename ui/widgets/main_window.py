@@ -7,8 +7,18 @@ from pathlib import Path
 
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QAction, QActionGroup, QCloseEvent, QKeySequence
-from PySide6.QtWidgets import (QDockWidget, QFileDialog, QHBoxLayout, QLabel, QMainWindow, QProgressBar, QPushButton,
-                               QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (
+    QDockWidget,
+    QFileDialog,
+    QHBoxLayout,
+    QLabel,
+    QMainWindow,
+    QMenu,
+    QProgressBar,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
 
 from ui.model.connection import LinkState
 from ui.model.local_server import can_start_locally
@@ -130,9 +140,9 @@ class MainWindow(QMainWindow):
             ("export", "Export the version on screen…", "Ctrl+E", lambda: self.export(s.viewer.job)),
             ("start_server", "Start a local server", "", s.start_local_server),
             ("queue_up", "Move the selected job up", "Ctrl+Up",
-             lambda: self.queue_view.selected() and s.move(self.queue_view.selected(), -1)),
+             lambda: self._move_selected(-1)),
             ("queue_down", "Move the selected job down", "Ctrl+Down",
-             lambda: self.queue_view.selected() and s.move(self.queue_view.selected(), 1)),
+             lambda: self._move_selected(1)),
         ]
         actions = {}
         group = QActionGroup(self)
@@ -170,6 +180,7 @@ class MainWindow(QMainWindow):
                 else:
                     menu.addAction(a[name])
         view = self.menuBar().actions()[4].menu()
+        assert isinstance(view, QMenu)  # PySide6 types QAction.menu() as a QObject
         view.addSeparator()
         for dock in self.docks.values():
             view.addAction(dock.toggleViewAction())
@@ -243,6 +254,11 @@ class MainWindow(QMainWindow):
         self.banner.setVisible(False)
         self.session.submit(self.edit_panel.form())
         self.viewer.setFocus()
+
+    def _move_selected(self, delta: int) -> None:
+        job = self.queue_view.selected()
+        if job:
+            self.session.move(job, delta)
 
     def export(self, job: str | None) -> None:
         if not job:

@@ -80,7 +80,7 @@ class QueueView(QWidget):
     def select(self, job: str) -> None:
         for i in range(self.tree.topLevelItemCount()):
             item = self.tree.topLevelItem(i)
-            if item.data(0, Qt.ItemDataRole.UserRole) == job:
+            if item is not None and item.data(0, Qt.ItemDataRole.UserRole) == job:
                 self.tree.setCurrentItem(item)
                 return
 
@@ -112,7 +112,7 @@ class QueueView(QWidget):
         view = self.session.jobs.get(job)
         for i in range(self.tree.topLevelItemCount()):
             item = self.tree.topLevelItem(i)
-            if item.data(0, Qt.ItemDataRole.UserRole) == job and view is not None:
+            if item is not None and item.data(0, Qt.ItemDataRole.UserRole) == job and view is not None:
                 self._fill(item, view)
                 break
         else:

@@ -56,7 +56,7 @@ class ThumbStrip(_Timeline):
         if not thumbs:
             return
         width = (self.width() - 8) / len(thumbs)
-        for i, (frame, image) in enumerate(thumbs):
+        for i, (_frame, image) in enumerate(thumbs):
             cell = QRectF(4 + i * width, 2, width - 1, self.height() - 4)
             if image is None:
                 painter.fillRect(cell, QColor("#222326"))
