@@ -17,9 +17,10 @@ from __future__ import annotations
 import dataclasses
 import math
 import re
+import types
 import typing
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Union
+from typing import Any, ClassVar, TypeGuard, Union
 
 import msgpack
 
@@ -668,7 +669,7 @@ def _hints(cls: type) -> dict[str, Any]:
     return _HINTS[cls]
 
 
-def _is_int(v: Any) -> bool:
+def _is_int(v: Any) -> TypeGuard[int]:
     return isinstance(v, int) and not isinstance(v, bool)
 
 
@@ -690,15 +691,19 @@ def _build(cls: type, data: dict, path: str, strict: bool) -> Any:
     return cls(**kwargs)
 
 
+# `Optional[X]` and `X | None` are different objects at run time; both mean the same here.
+_UNION_ORIGINS = (Union, types.UnionType)
+
+
 def _optional(tp: Any) -> bool:
-    return typing.get_origin(tp) is Union and type(None) in typing.get_args(tp)
+    return typing.get_origin(tp) in _UNION_ORIGINS and type(None) in typing.get_args(tp)
 
 
 def _coerce(value: Any, tp: Any, path: str, strict: bool) -> Any:
     if tp is Any:
         return value
     origin = typing.get_origin(tp)
-    if origin is Union:
+    if origin in _UNION_ORIGINS:
         args = typing.get_args(tp)
         if value is None and type(None) in args:
             return None
@@ -714,7 +719,7 @@ def _coerce(value: Any, tp: Any, path: str, strict: bool) -> Any:
             raise _FieldError(f"{path} must be a map.", path)
         _, vt = typing.get_args(tp)
         return {k: _coerce(v, vt, f"{path}.{k}", strict) for k, v in value.items()}
-    if dataclasses.is_dataclass(tp):
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
         if not isinstance(value, dict):
             raise _FieldError(f"{path} must be a map.", path)
         return _build(tp, value, path, strict)
