@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QImage
@@ -41,7 +42,7 @@ class JobView:
     created: float = 0.0
     position: int | None = None
     priority: int = 0
-    progress: dict | None = None  # the last progress event's fields
+    progress: dict[str, Any] | None = None  # the last progress event's fields
     message: str = ""  # failed / cancelled: what happened and what to do
     outputs: list[str] = field(default_factory=list)
     last_seq: int = 0
@@ -92,7 +93,7 @@ class JobView:
             word = STATE_WORDS.get(self.state, self.state)
             return f"{word}: {self.message}" if self.message and self.state != JobState.DONE else word
         pr = self.progress or {}
-        stage = pr.get("stage", Stage.START)
+        stage: str = pr.get("stage", Stage.START)
         parts = [STAGE_WORDS.get(stage, stage.capitalize())]
         if pr.get("total"):
             step = pr.get("step", 0)
@@ -201,37 +202,39 @@ class JobsModel(QObject):
         self.changed.emit()
         return view
 
-    def apply_event(self, event: JobEvent, image: QImage | None) -> None:
+    def apply_event(self, event: JobEvent, image: QImage | None) -> JobView:
+        """Fold one event of a job's stream into its view; returns that view (made if it was new)."""
         view = self._ensure(event.job)
         was_terminal = view.terminal
         view.last_seq = max(view.last_seq, event.seq)
         b = event.body
         kind = event.kind
-        if kind is EventKind.ACCEPTED:
+        # The body's type is the event's kind (JobEvent.of); dispatching on it gives typed fields.
+        if isinstance(b, p.Accepted):
             if not view.terminal and view.state != JobState.RUNNING:
                 view.state, view.position = b.state, b.position
-        elif kind is EventKind.REQUEUED:
+        elif isinstance(b, p.Requeued):
             view.state, view.position, view.message = JobState.QUEUED, None, ""
             view.attempts = max(view.attempts, b.attempt)
-        elif kind is EventKind.PROGRESS:
+        elif isinstance(b, p.Progress):
             if not view.terminal:
                 view.state, view.position = JobState.RUNNING, None
             view.progress = {f: getattr(b, f) for f in ("stage", "step", "total", "frames_done", "frames_total",
                                                         "elapsed_s", "eta_s")}
-        elif kind is EventKind.PROXY:
+        elif isinstance(b, p.Proxy):
             if image is not None:
                 (view.previews if b.kind == "preview" else view.proxies)[b.frame] = image
                 self.image_arrived.emit(event.job, "preview" if b.kind == "preview" else "proxy", b.frame)
-        elif kind is EventKind.FRAME:
+        elif isinstance(b, p.Frame):
             if image is not None:
                 view.full[b.frame] = image
                 self.image_arrived.emit(event.job, "frame", b.frame)
-        elif kind is EventKind.DONE:
+        elif isinstance(b, p.Done):
             view.state, view.outputs, view.position = JobState.DONE, list(b.outputs), None
-        elif kind is EventKind.FAILED:
+        elif isinstance(b, p.Failed):
             view.state, view.position = JobState.FAILED, None
             view.message = f"{b.message} {b.hint}".strip()
-        elif kind is EventKind.CANCELLED:
+        elif isinstance(b, p.Cancelled):
             view.state, view.position = JobState.CANCELLED, None
             view.message = b.reason
         if kind not in (EventKind.PROXY, EventKind.FRAME):
@@ -241,6 +244,7 @@ class JobsModel(QObject):
         if not was_terminal and view.terminal:
             self.finished.emit(event.job, view.state)
             self.changed.emit()
+        return view
 
     def hide(self, job: str) -> None:
         self.hidden.add(job)

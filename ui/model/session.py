@@ -285,16 +285,15 @@ class PanelSession(QObject):
             self.link.watch(info.id, view.last_seq + 1 if view and view.last_seq else 1)
 
     def _event(self, event: JobEvent, image) -> None:
-        self.jobs.apply_event(event, image)
+        view = self.jobs.apply_event(event, image)
         if event.kind is EventKind.REQUEUED:
             self.history.set_state(event.job, p.JobState.QUEUED, message="")
         if image is not None and event.kind in (EventKind.FRAME, EventKind.PROXY):
             version = self.history.get(event.job)
             if version is not None and version.thumbnail is None and (
-                    event.kind is EventKind.FRAME or event.body.kind == "frame"):
+                    event.kind is EventKind.FRAME or (isinstance(event.body, p.Proxy) and event.body.kind == "frame")):
                 self.history.set_thumbnail(event.job, thumbnail_png(image))
         if event.terminal:
-            view = self.jobs.get(event.job)
             self.history.set_state(event.job, view.state, view.outputs, view.message)
             self._report(event.job, view.state)
             if event.kind is EventKind.FAILED:
@@ -339,7 +338,9 @@ class PanelSession(QObject):
     def cancel_current(self) -> None:
         """The always-visible cancel: the version on screen, if it is still working."""
         job = self.viewer.job
-        view = self.jobs.get(job) if job else None
+        if not job:  # nothing on screen: nothing to cancel
+            return
+        view = self.jobs.get(job)
         if view is not None and not view.terminal:
             self.cancel(job)
 
@@ -369,7 +370,7 @@ class PanelSession(QObject):
         version = self.history.get(job)
         if version is None:
             view = self.jobs.get(job)
-            if view is None or view.first_frame is None:
+            if view is None or view.first_frame is None or view.last_frame is None:
                 self.notice.emit("error", "This job was not made by this panel, so its parameters are not known; "
                                  "retry it with `tokenflow submit`.")
                 return None
@@ -389,7 +390,8 @@ class PanelSession(QObject):
         self.link.delete(job)
 
     def _deleted(self, job: str) -> None:
-        self.history.set_state(job, self.history.get(job).state if self.history.get(job) else p.JobState.CANCELLED,
+        version = self.history.get(job)
+        self.history.set_state(job, version.state if version is not None else p.JobState.CANCELLED,
                                message="Removed from the server's queue; its output files are kept.")
 
     # --- history ---
@@ -435,6 +437,7 @@ class PanelSession(QObject):
         if version is not None:
             source, first, last = version.clip, version.first, version.last
         else:
+            assert view is not None, "the done check above passes without a version only through the view"
             source, first, last = view.input, view.first_frame or 0, view.last_frame or 0
         self._export = ExportThread(self.endpoint, self.keys, job, source, first, last, fmt, target)
         self._export.progress.connect(self.export_progress)
