@@ -94,12 +94,13 @@ def client_from_args(args: argparse.Namespace, name: str = "tokenflow-cli", **op
 
 
 def _describe(event: JobEvent) -> str | None:
+    # An event's body is the protocol dataclass of its kind, so the body's type says the kind.
     b = event.body
-    if event.kind is EventKind.PROGRESS:
+    if isinstance(b, p.Progress):
         return progress_text(b.stage, b.step, b.total, b.frames_done, b.frames_total, b.eta_s)
-    if event.kind is EventKind.PROXY and b.kind == "preview":
+    if isinstance(b, p.Proxy) and b.kind == "preview":
         return f"preview   step {b.step}"
-    if event.kind is EventKind.REQUEUED:
+    if isinstance(b, p.Requeued):
         return f"requeued  ({b.reason})"
     return None
 
@@ -118,17 +119,21 @@ def _follow(client: Client, job: str, from_seq: int) -> int:
 
 
 def _outcome(event: JobEvent) -> int:
+    """The exit code of a terminal event (done, failed or cancelled), after saying how the job ended."""
     b = event.body
-    if event.kind is EventKind.DONE:
+    if isinstance(b, p.Done):
         print(f"Job {event.job} done: {b.frames} frames from frame {b.first_frame} in {b.elapsed_s:.1f} s; "
               f"wrote {', '.join(b.outputs)}")
         return EXIT_OK
-    if event.kind is EventKind.FAILED:
+    if isinstance(b, p.Failed):
         print(f"tokenflow: job {event.job} failed ({b.code}): {b.message}" + (f"\n  {b.hint}" if b.hint else ""),
               file=sys.stderr)
         return EXIT_FAILED
-    print(f"Job {event.job} was cancelled ({b.reason}).", file=sys.stderr)
-    return EXIT_CANCELLED
+    if isinstance(b, p.Cancelled):
+        print(f"Job {event.job} was cancelled ({b.reason}).", file=sys.stderr)
+        return EXIT_CANCELLED
+    # Callers pass only terminal events (`event.terminal`, `client.wait`): another kind is a bug here.
+    raise ValueError(f"{event.kind.value} is not a terminal event")
 
 
 def _ask_cancel(job: str) -> bool:
@@ -196,6 +201,9 @@ def run_submit(args: argparse.Namespace) -> int:
                                 f"{exc.message[1:]}\n  Pass -o with a path in an allowed folder, or start the server "
                                 "with --allow-output FOLDER_OF_THE_INPUT.", EXIT_BAD_INPUT)
                 return error_exit(f"{exc.message}{where}" + (f"\n  {exc.hint}" if exc.hint else ""), EXIT_BAD_INPUT)
+            if not isinstance(accepted.body, p.Accepted):
+                raise ClientError(f"The server answered a submit request with {accepted.kind.value!r}, not 'accepted': "
+                                  "are the server and this client the same TokenFlow version?")
             job = accepted.job
             if args.detach:
                 print(job)
@@ -266,7 +274,7 @@ def run_jobs(args: argparse.Namespace) -> int:
             if action == "watch":
                 return _follow_interactively(client, args.job, 1)
             if action == "delete":
-                print(client.request(p.Delete(), job=args.job).body.detail)
+                print(client.ask(p.Delete(), p.Ok, job=args.job).detail)
                 return EXIT_OK
     except ServerError as exc:
         return error_exit(str(exc), EXIT_BAD_INPUT)
