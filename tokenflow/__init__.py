@@ -5,12 +5,7 @@ keyframe extended attention, token propagation and the edit loop. No sockets, no
 Qt, no media files: callers hand in decoded frames and get frames back.
 """
 
-from tokenflow.events import (
-    EngineEvent,
-    FrameReady,
-    Preview,
-    Progress,
-)
+from tokenflow.events import EngineEvent, FrameReady, Preview, Progress
 from tokenflow.params import EditParams
 
 __all__ = ["EditParams", "EngineEvent", "FrameReady", "Preview", "Progress"]

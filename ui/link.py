@@ -34,14 +34,7 @@ import zmq
 from PySide6.QtCore import QObject, QThread, Signal
 
 from bridge.wire import protocol as p
-from bridge.wire.client import (
-    Client,
-    ClientError,
-    ConnectionLost,
-    CurveKeys,
-    JobEvent,
-    ServerError,
-)
+from bridge.wire.client import Client, ClientError, ConnectionLost, CurveKeys, JobEvent, ServerError
 from ui.images import encoded_to_qimage, rgb_to_qimage
 
 LIST_INTERVAL_S = 1.0

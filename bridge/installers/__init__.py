@@ -9,7 +9,8 @@ Each target is a module in this package (listed in `TARGET_MODULES`) exposing
 
 Targets write only files that carry `OWNED_MARK` (in a comment of the file's own
 syntax) and remove only such files, so a user's own launcher, unit or add-on of the
-same name is never replaced or deleted: `write_owned` and `remove_owned` enforce that.
+same name is never replaced or deleted: `owned.write_owned` and `owned.remove_owned`
+enforce that.
 Standard library only: this runs wherever the bridge runs.
 """
 
@@ -90,39 +91,3 @@ def load_target(name: str) -> ModuleType:
     if name not in TARGET_MODULES:
         raise InstallError(f"Unknown install target {name!r}; choose one of: {', '.join(TARGET_MODULES)}.")
     return importlib.import_module(TARGET_MODULES[name])
-
-
-def is_owned(path: Path) -> bool:
-    try:
-        return OWNED_MARK in path.read_text(encoding="utf-8", errors="replace")
-    except FileNotFoundError:
-        return False
-
-
-def write_owned(path: Path, text: str, ctx: InstallContext, result: InstallResult, *, mode: int = 0o644) -> None:
-    """Write `text` (which must carry OWNED_MARK) to `path`, refusing to replace a file we did not write."""
-    if OWNED_MARK not in text:
-        raise ValueError(f"installer text for {path} lacks the ownership mark")
-    if path.is_symlink() or (path.exists() and not is_owned(path) and not ctx.force):
-        raise InstallError(f"{path} exists and was not written by tokenflow; move it away, "
-                           "or pass --force to replace it.")
-    result.written.append(path)
-    if ctx.dry_run:
-        return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(path.name + ".partial")
-    partial.write_text(text, encoding="utf-8")
-    os.chmod(partial, mode)
-    os.replace(partial, path)
-
-
-def remove_owned(path: Path, ctx: InstallContext, result: InstallResult) -> None:
-    """Remove `path` only if we wrote it; a foreign file of the same name is reported and kept."""
-    if not path.exists():
-        return
-    if not is_owned(path) and not ctx.force:
-        result.notes.append(f"Kept {path}: it was not written by tokenflow.")
-        return
-    result.removed.append(path)
-    if not ctx.dry_run:
-        path.unlink()

@@ -12,17 +12,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from bridge.installers import (
-    InstallContext,
-    InstallError,
-    InstallResult,
-    TargetStatus,
-    is_owned,
-    remove_owned,
-    tokenflow_command,
-    write_owned,
-    xdg_dir,
-)
+from bridge.installers import InstallContext, InstallError, InstallResult, TargetStatus, tokenflow_command, xdg_dir
+from bridge.installers.owned import is_owned, remove_owned, write_owned
 from bridge.installers.templates import render
 
 SUMMARY = "Strip > TokenFlow: Edit with a Prompt in Blender's Video Sequence Editor (3.x to 5.x)"

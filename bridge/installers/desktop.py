@@ -14,17 +14,8 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from bridge.installers import (
-    InstallContext,
-    InstallError,
-    InstallResult,
-    TargetStatus,
-    is_owned,
-    remove_owned,
-    tokenflow_command,
-    write_owned,
-    xdg_dir,
-)
+from bridge.installers import InstallContext, InstallError, InstallResult, TargetStatus, tokenflow_command, xdg_dir
+from bridge.installers.owned import is_owned, remove_owned, write_owned
 from bridge.installers.templates import render
 
 SUMMARY = "a TokenFlow entry in the desktop's application menu that opens the panel (Linux)"

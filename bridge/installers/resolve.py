@@ -9,16 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bridge.installers import (
-    InstallContext,
-    InstallError,
-    InstallResult,
-    TargetStatus,
-    is_owned,
-    remove_owned,
-    tokenflow_command,
-    write_owned,
-)
+from bridge.installers import InstallContext, InstallError, InstallResult, TargetStatus, tokenflow_command
+from bridge.installers.owned import is_owned, remove_owned, write_owned
 from bridge.installers.templates import render
 
 SUMMARY = "Workspace > Scripts > TokenFlow in DaVinci Resolve (free and Studio)"

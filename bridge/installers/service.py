@@ -15,17 +15,8 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from bridge.installers import (
-    InstallContext,
-    InstallError,
-    InstallResult,
-    TargetStatus,
-    is_owned,
-    remove_owned,
-    tokenflow_command,
-    write_owned,
-    xdg_dir,
-)
+from bridge.installers import InstallContext, InstallError, InstallResult, TargetStatus, tokenflow_command, xdg_dir
+from bridge.installers.owned import is_owned, remove_owned, write_owned
 from bridge.installers.templates import render
 
 SUMMARY = "`tokenflow serve` as a per-user service that starts at login (Linux, systemd)"

@@ -29,13 +29,7 @@ from bridge.wire import edit_params
 # A job's states and progress stages have one spelling, in their own standard-library module
 # (bridge/wire/lifecycle.py) so summary and editor-side code read them without msgpack; the
 # protocol re-exports them (p.JobState, p.Stage, ...).
-from bridge.wire.lifecycle import (  # noqa: F401
-    RETRYABLE_STATES,
-    STAGE_ORDER,
-    TERMINAL_STATES,
-    JobState,
-    Stage,
-)
+from bridge.wire.lifecycle import RETRYABLE_STATES, STAGE_ORDER, TERMINAL_STATES, JobState, Stage  # noqa: F401
 
 PROTOCOL_VERSION = 1
 SUPPORTED_VERSIONS = (1,)

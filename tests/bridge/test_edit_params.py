@@ -13,13 +13,7 @@ import pytest
 
 from bridge.wire import edit_params as ep
 from bridge.wire import protocol as p
-from bridge.wire.edit_params import (
-    EDIT_OPTIONS,
-    ParamsError,
-    complete,
-    flag_name,
-    problems,
-)
+from bridge.wire.edit_params import EDIT_OPTIONS, ParamsError, complete, flag_name, problems
 from tokenflow.params import EditParams, Method
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "protocol.md"

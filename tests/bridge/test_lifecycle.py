@@ -10,13 +10,7 @@ import msgpack
 
 from bridge.wire import protocol as p
 from bridge.wire import summary
-from bridge.wire.lifecycle import (
-    RETRYABLE_STATES,
-    STAGE_ORDER,
-    TERMINAL_STATES,
-    JobState,
-    Stage,
-)
+from bridge.wire.lifecycle import RETRYABLE_STATES, STAGE_ORDER, TERMINAL_STATES, JobState, Stage
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "protocol.md"
 
