@@ -33,7 +33,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TextIO
 
-from bridge.editors.handoff import HandoffError, HandoffRequest, HandoffResult
+from bridge.editors.handoff import HandoffError, HandoffRequest, HandoffResult, ResultState
 from bridge.editors.handoff_jobs import job_spec, output_for, result_of
 from bridge.wire.client import Client, ClientError, ConnectionLost, ServerError, default_endpoint
 from cli.launch import tokenflow_command
@@ -120,16 +120,16 @@ def run_submit(request: HandoffRequest, client: Client, out: TextIO) -> int:
             output = output_for(clip, request)
             accepted = client.submit(job_spec(clip, request, output))
         except ServerError as exc:
-            _emit(HandoffResult(clip_index=index, state="failed", prompt=request.prompt, seed=request.seed,
+            _emit(HandoffResult(clip_index=index, state=ResultState.FAILED, prompt=request.prompt, seed=request.seed,
                                 message=str(exc)), out)
             all_done = False
             continue
         except HandoffError as exc:
-            _emit(HandoffResult(clip_index=index, state="failed", message=str(exc)), out)
+            _emit(HandoffResult(clip_index=index, state=ResultState.FAILED, message=str(exc)), out)
             all_done = False
             continue
         jobs.append((index, accepted.job, output))
-        _emit(HandoffResult(clip_index=index, state="queued", job_id=accepted.job, output=output,
+        _emit(HandoffResult(clip_index=index, state=ResultState.QUEUED, job_id=accepted.job, output=output,
                             prompt=request.prompt, seed=request.seed), out)
         _log(f"{clip.name or Path(clip.media).name} [{clip.first}:{clip.last}]: job {accepted.job} queued")
     pending = list(jobs)
@@ -139,14 +139,14 @@ def run_submit(request: HandoffRequest, client: Client, out: TextIO) -> int:
             result = result_of(index, client.wait(job), output, request)
             pending.pop(0)
             _emit(result, out)
-            all_done &= result.state == "done"
+            all_done &= result.state == ResultState.DONE
     except KeyboardInterrupt:  # the launcher stopped us: do not leave jobs running for nobody
         for index, job, _ in pending:
             try:
                 client.cancel(job)
             except ClientError:
                 pass
-            _emit(HandoffResult(clip_index=index, state="cancelled", job_id=job,
+            _emit(HandoffResult(clip_index=index, state=ResultState.CANCELLED, job_id=job,
                                 message="Cancelled from the editor."), out)
         return EXIT_NOT_ALL_DONE
     return EXIT_DONE if all_done else EXIT_NOT_ALL_DONE
@@ -172,7 +172,7 @@ def run_panel(request: HandoffRequest, out: TextIO) -> int:
     code = process.wait()
     if code != 0 and not answered:  # the panel did not open: say so for every clip
         for index in range(len(request.clips)):
-            _emit(HandoffResult(clip_index=index, state="failed", message=(
+            _emit(HandoffResult(clip_index=index, state=ResultState.FAILED, message=(
                 f"The TokenFlow panel did not open (`tokenflow panel` exited with {code}; its messages are above). "
                 "Check the environment with `tokenflow doctor`.")), out)
         return EXIT_NOT_ALL_DONE
@@ -250,7 +250,7 @@ def run(args: argparse.Namespace, out: TextIO = sys.stdout,
         concrete = answered(request, ask_fn)
         if concrete is None:
             for index in range(len(request.clips)):
-                _emit(HandoffResult(clip_index=index, state="cancelled", message="Closed without editing."), out)
+                _emit(HandoffResult(clip_index=index, state=ResultState.CANCELLED, message="Closed without editing."), out)
             return EXIT_NOT_ALL_DONE
         request = concrete
     if request.mode == "panel":
@@ -260,7 +260,7 @@ def run(args: argparse.Namespace, out: TextIO = sys.stdout,
         client = connect_fn(args.server, start_server=not args.no_start_server)
     except ClientError as exc:
         for index in range(len(request.clips)):
-            _emit(HandoffResult(clip_index=index, state="failed", prompt=request.prompt, seed=request.seed,
+            _emit(HandoffResult(clip_index=index, state=ResultState.FAILED, prompt=request.prompt, seed=request.seed,
                                 message=str(exc)), out)
         return EXIT_NOT_ALL_DONE
     try:

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any, Iterator, Sequence
 
-from .handoff import ClipRef, HandoffRequest, HandoffResult, child_environment, image_sequence
+from .handoff import ClipRef, HandoffRequest, HandoffResult, ResultState, child_environment, image_sequence
 
 EDITOR = "blender"
 MAX_CHANNEL = 128  # Blender's sequencer has channels 1..128
@@ -119,7 +119,7 @@ def free_channel_above(collection: Any, channel: int, start: int, end: int) -> i
 
 def place(scene: Any, placement: Placement, result: HandoffResult) -> Any:
     """Add a done result as an image or movie strip on the first free channel above the source, same frames."""
-    if result.state != "done":
+    if result.state != ResultState.DONE:
         raise BlenderProblem(f"'{placement.clip.name}': {result.message or result.state}")
     if not result.output:
         raise BlenderProblem(f"The result of '{placement.clip.name}' names no file.")

@@ -25,7 +25,19 @@ RESULT_PREFIX = "TOKENFLOW-RESULT "
 # open the panel with the clips loaded / submit at once with the given prompt / ask for the prompt in a
 # small dialog shown by the project's environment (so the editor's own process runs no GUI code), then submit
 MODES = ("panel", "submit", "ask")
-RESULT_STATES = ("queued", "done", "failed", "cancelled")
+
+
+class ResultState:
+    """What a result line says of a clip. A plain class, not an enum.StrEnum: the editors'
+    own Pythons (Resolve takes any 3.7+) may predate it, and these are the line's text."""
+
+    QUEUED = "queued"  # accepted by the server; `job_id` and `output` say which job and where
+    DONE = "done"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+RESULT_STATES = (ResultState.QUEUED, ResultState.DONE, ResultState.FAILED, ResultState.CANCELLED)
 
 
 def child_environment(extra: Mapping[str, str], base: Mapping[str, str] | None = None) -> dict[str, str]:

@@ -12,7 +12,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from bridge.editors.handoff import ClipRef, HandoffError, HandoffRequest, HandoffResult
+from bridge.editors.handoff import ClipRef, HandoffError, HandoffRequest, HandoffResult, ResultState
 from bridge.wire import protocol as p
 from bridge.wire.client import EventKind
 
@@ -78,9 +78,9 @@ def result_of(index: int, event, output: str, request: HandoffRequest) -> Handof
     common: dict[str, Any] = dict(clip_index=index, job_id=event.job, prompt=request.prompt, seed=request.seed)
     if event.kind is EventKind.DONE:
         if Path(output).suffix.lower() in IMAGE_SUFFIXES and "%" in Path(output).name:
-            return HandoffResult(state="done", output=output, first_number=b.first_frame,
+            return HandoffResult(state=ResultState.DONE, output=output, first_number=b.first_frame,
                                  last_number=b.first_frame + b.frames - 1, **common)
-        return HandoffResult(state="done", output=b.outputs[0] if b.outputs else output, **common)
+        return HandoffResult(state=ResultState.DONE, output=b.outputs[0] if b.outputs else output, **common)
     if event.kind is EventKind.FAILED:
-        return HandoffResult(state="failed", message=f"{b.message} {b.hint}".strip(), **common)
-    return HandoffResult(state="cancelled", message=f"The job was cancelled ({b.reason}).", **common)
+        return HandoffResult(state=ResultState.FAILED, message=f"{b.message} {b.hint}".strip(), **common)
+    return HandoffResult(state=ResultState.CANCELLED, message=f"The job was cancelled ({b.reason}).", **common)

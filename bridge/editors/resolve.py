@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any, Callable, Sequence
 
-from .handoff import ClipRef, HandoffRequest, HandoffResult, child_environment, image_sequence
+from .handoff import ClipRef, HandoffRequest, HandoffResult, ResultState, child_environment, image_sequence
 
 EDITOR = "resolve"
 BIN_NAME = "AI Edits"
@@ -282,7 +282,7 @@ def place(resolve: Any, picked: Picked, result: HandoffResult) -> str:
     Restores the media pool's current folder, the current timeline and the in/out marks.
     Returns a sentence saying where the clip went.
     """
-    if result.state != "done":
+    if result.state != ResultState.DONE:
         raise ResolveProblem(f"'{picked.clip.name}': {result.message or result.state}")
     project, current = _timeline(resolve)
     media_pool = project.GetMediaPool()
@@ -415,10 +415,10 @@ def launch(resolve: Any, argv: Sequence[str], env: dict[str, str],
         if not 0 <= result.clip_index < len(picked):
             return
         clip = picked[result.clip_index]
-        if result.state == "queued":
+        if result.state == ResultState.QUEUED:
             say(f"TokenFlow: '{clip.clip.name}' queued as job {result.job_id}.")
             return
-        if result.state == "cancelled" and not result.job_id:  # the dialog was closed: nothing was sent
+        if result.state == ResultState.CANCELLED and not result.job_id:  # the dialog was closed: nothing was sent
             return
         try:
             say("TokenFlow: " + place(resolve, clip, result))

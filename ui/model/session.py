@@ -20,7 +20,7 @@ from pathlib import Path
 from PySide6.QtCore import QObject, Signal
 
 from bridge.command import Launcher
-from bridge.editors.handoff import HandoffError, HandoffRequest, HandoffResult
+from bridge.editors.handoff import HandoffError, HandoffRequest, HandoffResult, ResultState
 from bridge.editors.handoff_jobs import output_for
 from bridge.wire import protocol as p
 from bridge.wire.client import CurveKeys, EventKind, JobEvent, absolute
@@ -145,7 +145,7 @@ class PanelSession(QObject):
         self.handoff = request
         for index, message in self.clip.open_handoff(request.clips).items():
             # The launcher waits for an answer per clip: a clip the panel cannot read gets one now.
-            self.result_sink(HandoffResult(clip_index=index, state="failed", message=message).to_line())
+            self.result_sink(HandoffResult(clip_index=index, state=ResultState.FAILED, message=message).to_line())
         form = dataclasses.replace(
             EditForm.from_params(request.params, request.params.get("model")),
             prompt=request.prompt or "", negative_prompt=request.negative_prompt or "",
