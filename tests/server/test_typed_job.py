@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import time
 
 from bridge.wire import protocol as p
 from bridge.wire.client import EventKind, _event
@@ -51,6 +52,11 @@ def test_an_event_job_run_builds_decodes_with_the_client_into_the_same_value(har
     accepted = c.submit(harness.spec(frames="10:13"))
     assert accepted.body == p.Accepted(position=0, state=JobState.QUEUED)
     assert c.wait(accepted.job).kind is EventKind.DONE
+    # The journal tells the front before its append returns to the recorder, so the client
+    # can hold `done` a moment before `seen` does.
+    deadline = time.monotonic() + 10
+    while not any(isinstance(event, p.Done) for event, _ in seen) and time.monotonic() < deadline:
+        time.sleep(0.01)
     kinds = {type(event) for event, _ in seen}
     assert {p.Progress, p.Proxy, p.Frame, p.Done} <= kinds
     journal = harness.server.journal
