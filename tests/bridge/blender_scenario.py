@@ -12,8 +12,11 @@ import json
 import os
 import sys
 
-import addon_utils  # noqa: E402
+# isort: off
 import bpy  # first: the bpy module makes Blender's own modules importable
+
+import addon_utils  # noqa: E402
+# isort: on
 
 footage = os.environ["TF_FOOTAGE"]
 scene = bpy.context.scene
