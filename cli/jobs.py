@@ -16,7 +16,7 @@ from pathlib import Path
 
 from bridge.display import StatusLine, progress_text
 from bridge.wire import protocol as p
-from bridge.wire.client import Client, ClientError, ConnectionLost, EventKind, JobEvent, ServerError, absolute
+from bridge.wire.client import Client, ClientError, EventKind, JobEvent, ServerError, absolute
 from bridge.wire.edit_params import add_param_options, flag_name, params_from_args, problems
 from cli.media import add_format_options
 from cli.options import connection_defaults, connection_options, curve_keys
@@ -25,6 +25,7 @@ EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_BAD_INPUT = 2
 EXIT_CANCELLED = 130
+
 
 def register(subparsers) -> None:
     connection = connection_options()
@@ -90,7 +91,6 @@ def error_exit(message: str, code: int) -> int:
 def client_from_args(args: argparse.Namespace, name: str = "tokenflow-cli", **options) -> Client:
     """A client for the connection options every client command takes (--server, keys, --timeout)."""
     return Client(args.server, timeout=args.timeout, keys=curve_keys(args), name=name, **options)
-
 
 
 def _describe(event: JobEvent) -> str | None:
@@ -201,9 +201,7 @@ def run_submit(args: argparse.Namespace) -> int:
                                 f"{exc.message[1:]}\n  Pass -o with a path in an allowed folder, or start the server "
                                 "with --allow-output FOLDER_OF_THE_INPUT.", EXIT_BAD_INPUT)
                 return error_exit(f"{exc.message}{where}" + (f"\n  {exc.hint}" if exc.hint else ""), EXIT_BAD_INPUT)
-            if not isinstance(accepted.body, p.Accepted):
-                raise ClientError(f"The server answered a submit request with {accepted.kind.value!r}, not 'accepted': "
-                                  "are the server and this client the same TokenFlow version?")
+            assert isinstance(accepted.body, p.Accepted), "Client.submit checks the reply's type"
             job = accepted.job
             if args.detach:
                 print(job)
@@ -216,9 +214,7 @@ def run_submit(args: argparse.Namespace) -> int:
                 for saved in download_job(client, job, args.download):
                     print(f"Saved {saved.path}" + (" (already there)" if saved.already_there else ""))
             return code
-    except ConnectionLost as exc:
-        return error_exit(str(exc), EXIT_FAILED)
-    except ClientError as exc:
+    except ClientError as exc:  # ConnectionLost included
         return error_exit(str(exc), EXIT_FAILED)
 
 

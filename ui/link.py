@@ -34,7 +34,7 @@ import zmq
 from PySide6.QtCore import QObject, QThread, Signal
 
 from bridge.wire import protocol as p
-from bridge.wire.client import Client, ClientError, ConnectionLost, CurveKeys, JobEvent, ServerError
+from bridge.wire.client import Client, ClientError, ConnectionLost, CurveKeys, JobEvent, Order, ServerError, in_order
 from ui.images import encoded_to_qimage, rgb_to_qimage
 
 LIST_INTERVAL_S = 1.0
@@ -446,24 +446,22 @@ class _Wire(QThread):
         self.watch_ended.emit(watch.job, error)
 
     def _on_watch_event(self, watch: _Watch, env: p.Envelope) -> None:
-        """`Client.events`' rules: each event once, in order; a gap asks again from the first missing."""
+        """Each event once, in order (`in_order`, as `Client.events`); a gap asks again from the first missing."""
         if isinstance(env.body, p.Error):
             self._end_watch(watch, plain_error(ServerError(env.body.code, env.body.message, env.body.hint)))
             return
-        if isinstance(env.body, p.Subscribed) or env.seq is None:
+        order = in_order(env, watch.last)
+        if order is Order.IGNORE:
             return
-        if not env.body.TYPE and env.seq == watch.last + 1:
-            watch.last = env.seq  # an event type this panel does not know: skipped
-            return
-        if env.seq <= watch.last:
-            return  # already seen (a replay overlapping what arrived before)
-        if env.seq > watch.last + 1:
+        if order is Order.GAP:
             if watch.rid is not None:
                 self._watch_rids.pop(watch.rid, None)
                 self.client.forget(watch.rid)
             self._subscribe(watch)
             return
-        watch.last = env.seq
+        watch.last += 1
+        if order is Order.UNKNOWN:
+            return
         event = JobEvent.of(env)
         self.job_event.emit(_strip(event), event_image(event))
         if event.terminal:

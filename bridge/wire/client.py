@@ -405,11 +405,7 @@ class Client:
     def ask(self, body: p.Body, reply: type[ReplyBody], job: str | None = None,
             timeout: float | None = None) -> ReplyBody:
         """`request`, for the body of the reply type the request expects."""
-        env = self.request(body, job=job, timeout=timeout)
-        if not isinstance(env.body, reply):
-            raise ClientError(f"The server answered a {body.TYPE} request with {env.type!r}, not {reply.TYPE!r}: "
-                              "are the server and this client the same TokenFlow version?")
-        return env.body
+        return _expect(self.request(body, job=job, timeout=timeout), body, reply)
 
     # --- requests ---
 
@@ -425,7 +421,9 @@ class Client:
 
     def submit(self, spec: p.JobSpec) -> JobEvent:
         """Queue a job; returns its `accepted` event (job id, queue position)."""
-        env = self.request(p.Submit(spec=spec))
+        request = p.Submit(spec=spec)
+        env = self.request(request)
+        _expect(env, request, p.Accepted)
         return _event(env)
 
     def cancel(self, job: str) -> p.JobInfo:
@@ -548,18 +546,16 @@ class Client:
                     continue
                 if isinstance(env.body, p.Error):
                     raise ServerError(env.body.code, env.body.message, env.body.hint, env.body.field)
-                if isinstance(env.body, p.Subscribed) or env.seq is None:
+                order = in_order(env, last)
+                if order is Order.IGNORE:
                     continue
-                if not env.body.TYPE and env.seq == last + 1:
-                    last = env.seq  # an event type this client does not know: skipped
-                    continue
-                if env.seq <= last:
-                    continue  # already seen (a replay overlapping what arrived before)
-                if env.seq > last + 1:  # a gap: ask again from the first missing event
+                if order is Order.GAP:  # ask again from the first missing event
                     self._forget(rid)
                     rid = None
                     continue
-                last = env.seq
+                last += 1
+                if order is Order.UNKNOWN:
+                    continue
                 event = _event(env)
                 yield event
                 if event.terminal:
@@ -582,6 +578,25 @@ class Client:
         raise ClientError("the event stream ended without a terminal event")
 
 
+class Order(enum.Enum):
+    """Where an arriving message stands in a job's event sequence (see `in_order`)."""
+
+    IGNORE = "ignore"  # not an event (a `subscribed` reply), or one already delivered
+    GAP = "gap"  # events are missing before it: subscribe again from the first missing one
+    UNKNOWN = "unknown"  # the next event, of a type this client does not know: counted, not delivered
+    NEXT = "next"  # the next event: deliver it
+
+
+def in_order(env: p.Envelope, last: int) -> Order:
+    """The one rule every follower of a job (`Client.events`, the panel's link) applies: each
+    event exactly once and in order, after `last`, the seq of the last one delivered."""
+    if isinstance(env.body, p.Subscribed) or env.seq is None or env.seq <= last:
+        return Order.IGNORE  # `<= last`: a replay overlapping what arrived before
+    if env.seq > last + 1:
+        return Order.GAP
+    return Order.NEXT if env.body.TYPE else Order.UNKNOWN
+
+
 def _event(env: p.Envelope) -> JobEvent:
     return JobEvent.of(env)
 
@@ -589,6 +604,14 @@ def _event(env: p.Envelope) -> JobEvent:
 def _chunk(env: p.Envelope) -> p.Chunk:
     if not isinstance(env.body, p.Chunk):
         raise ClientError(f"The server answered a read with {env.type!r}, not 'chunk': "
+                          "are the server and this client the same TokenFlow version?")
+    return env.body
+
+
+def _expect(env: p.Envelope, request: p.Body, reply: type[ReplyBody]) -> ReplyBody:
+    """The reply's body, which must be of the type `request` expects."""
+    if not isinstance(env.body, reply):
+        raise ClientError(f"The server answered a {request.TYPE} request with {env.type!r}, not {reply.TYPE!r}: "
                           "are the server and this client the same TokenFlow version?")
     return env.body
 
