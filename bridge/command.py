@@ -4,7 +4,7 @@ The command line room makes them (`cli/launch.py`, the one place that knows how 
 project's Python is started with a subcommand); lower rooms are handed them: the
 installers write them into service units, desktop entries and editor launchers, the
 editor scripts run them, the panel starts its local server with one. Standard library
-only: the editor-side scripts load this module too.
+only, like the handoff module whose environment rule it shares.
 """
 
 from __future__ import annotations
@@ -35,17 +35,8 @@ class Command:
         return child_environment(self.env, base)
 
     def to_dict(self) -> dict[str, object]:
+        """What an editor launcher records (it reads `argv` and `env` back as plain values)."""
         return {"argv": list(self.argv), "env": dict(self.env)}
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, object]) -> Command:
-        argv = data.get("argv")
-        env = data.get("env") or {}
-        if not isinstance(argv, list) or not argv or not all(isinstance(a, str) for a in argv):
-            raise ValueError("a command needs a non-empty argv of strings")
-        if not isinstance(env, dict):
-            raise ValueError("a command's env must be a mapping")
-        return cls([str(a) for a in argv], {str(k): str(v) for k, v in env.items()})
 
 
 # What a room below the command line is handed: `launcher("serve", "--bind", ...)`.

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -36,6 +35,7 @@ from typing import TextIO
 from bridge.editors.handoff import HandoffError, HandoffRequest, HandoffResult, ResultState
 from bridge.editors.handoff_jobs import job_spec, output_for, result_of
 from bridge.wire.client import Client, ClientError, ConnectionLost, ServerError, default_endpoint
+from bridge.wire.local import can_start_here
 from cli.launch import tokenflow_command
 from cli.options import connection_options
 
@@ -65,10 +65,6 @@ def _emit(result: HandoffResult, out: TextIO) -> None:
 # --- the server ---
 
 
-def _is_local(endpoint: str) -> bool:
-    return endpoint.startswith("ipc://") or bool(re.match(r"tcp://(127\.0\.0\.1|localhost|\[::1\]):\d+$", endpoint))
-
-
 def _serve_log() -> Path:
     folder = Path(tempfile.gettempdir()) / f"tokenflow-{os.getuid() if hasattr(os, 'getuid') else 'user'}"
     folder.mkdir(mode=0o700, exist_ok=True)
@@ -84,7 +80,7 @@ def connect(endpoint: str | None, *, start_server: bool = True,
         client.connect()
         return client
     except ConnectionLost:
-        if not (start_server and _is_local(endpoint)):
+        if not (start_server and can_start_here(endpoint)):
             raise
     log = _serve_log()
     command = tokenflow_command("serve", "--bind", endpoint)

@@ -100,6 +100,17 @@ def is_local(endpoint: str) -> bool:
     return endpoint.startswith(("ipc://", "inproc://")) or is_loopback_tcp(endpoint)
 
 
+# What `tokenflow serve --bind` is started on when nothing answers (the handoff, the panel):
+# this user's ipc:// socket, or the loopback TCP names a user types.
+_STARTABLE_TCP = re.compile(r"^tcp://(127\.0\.0\.1|localhost|\[::1\]):\d+$")
+
+
+def can_start_here(endpoint: str) -> bool:
+    """Whether a client may start the server this endpoint names on this machine (not inproc://,
+    which lives inside one process; not a wildcard or another host, which `serve` must be asked for)."""
+    return endpoint.startswith("ipc://") or bool(_STARTABLE_TCP.match(endpoint))
+
+
 def ipc_path(endpoint: str) -> Path | None:
     return Path(endpoint[len("ipc://"):]) if endpoint.startswith("ipc://") else None
 

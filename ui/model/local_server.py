@@ -11,11 +11,6 @@ from bridge.command import Launcher
 LOG_LINES = 5000
 
 
-def can_start_locally(endpoint: str) -> bool:
-    """Only a loopback or ipc endpoint names a server this machine could start."""
-    return endpoint.startswith(("tcp://127.0.0.1:", "tcp://localhost:", "tcp://[::1]:", "ipc://"))
-
-
 class LocalServer(QObject):
     log_line = Signal(str)
     started = Signal()

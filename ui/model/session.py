@@ -24,6 +24,7 @@ from bridge.editors.handoff import HandoffError, HandoffRequest, HandoffResult, 
 from bridge.editors.handoff_jobs import output_for
 from bridge.wire import protocol as p
 from bridge.wire.client import CurveKeys, EventKind, JobEvent, absolute
+from bridge.wire.local import can_start_here
 from ui.images import thumbnail_png
 from ui.link import Failure, PanelLink, ServerLink
 from ui.model.clip import ClipModel
@@ -32,7 +33,7 @@ from ui.model.export import ExportFormat, ExportThread
 from ui.model.frames import SourceFrames, ThumbnailsModel
 from ui.model.history import HistoryModel, HistoryStore, Version
 from ui.model.jobs import JobsModel
-from ui.model.local_server import LocalServer, can_start_locally
+from ui.model.local_server import LocalServer
 from ui.model.playback import PlaybackModel
 from ui.model.presets import EditForm, PresetStore
 from ui.model.viewer import CompareMode, ViewerModel
@@ -129,7 +130,7 @@ class PanelSession(QObject):
         self.history.store.close()
 
     def start_local_server(self) -> None:
-        if not can_start_locally(self.endpoint):
+        if not can_start_here(self.endpoint):
             self.notice.emit("error", f"{self.endpoint} is not on this machine: start the server there.")
             return
         self.connection.on_starting()

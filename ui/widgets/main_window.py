@@ -20,8 +20,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from bridge.wire.local import can_start_here
 from ui.model.connection import LinkState
-from ui.model.local_server import can_start_locally
 from ui.model.session import PanelSession
 from ui.model.viewer import CompareMode
 from ui.widgets import theme
@@ -214,7 +214,7 @@ class MainWindow(QMainWindow):
         self.connection_dot.setStyleSheet(f"color: {colour.name()};")
         self.connection_label.setText(c.summary)
         self.connection_label.setToolTip(c.message or c.summary)
-        offer = c.state is LinkState.UNREACHABLE and can_start_locally(self.session.endpoint) \
+        offer = c.state is LinkState.UNREACHABLE and can_start_here(self.session.endpoint) \
             and not self.session.server.running
         self.start_button.setVisible(offer)
         self.actions_by_name["start_server"].setEnabled(offer)
