@@ -80,8 +80,8 @@ def clip_of(strip: Any, scene: Any, abspath: Any = os.path.abspath) -> Placement
                              "movie first).".format(strip.name, strip.type.lower().replace("_", " ")))
     media = abspath(strip.filepath)
     if not os.path.isfile(media):
-        raise BlenderProblem(f"The movie of '{strip.name}' is missing: {media}. Relink it (Strip > Movie Strip > Change Path)."
-                             )
+        raise BlenderProblem(f"The movie of '{strip.name}' is missing: {media}. Relink it "
+                             "(Strip > Movie Strip > Change Path).")
     movie_rate = exact_rate(strip.fps) if getattr(strip, "fps", 0) else scene_rate(scene)
     if abs(float(getattr(strip, "speed_factor", 1.0)) - 1.0) > 1e-6 or _retimed(strip):
         raise BlenderProblem(f"'{strip.name}' is retimed (its speed is not 100%); set its speed back to 100% or render it to a "
@@ -130,7 +130,8 @@ def place(scene: Any, placement: Placement, result: HandoffResult) -> Any:
     length = (sequence[2] - sequence[1] + 1) if sequence else placement.frames
     channel = free_channel_above(collection, source_channel, start, start + max(length, placement.frames))
     if channel is None:
-        raise BlenderProblem(f"No free channel above '{placement.clip.name}' over frames {start}-{start + placement.frames - 1}; the result is at {result.output}.")
+        raise BlenderProblem(f"No free channel above '{placement.clip.name}' over frames "
+                             f"{start}-{start + placement.frames - 1}; the result is at {result.output}.")
     name = f"{placement.clip.name} TokenFlow"
     if sequence:
         pattern, first, last = sequence

@@ -330,7 +330,8 @@ def place(resolve: Any, picked: Picked, result: HandoffResult) -> str:
         placed[0].SetClipColor(RESULT_CLIP_COLOR)
         if placed[0].GetDuration() != picked.timeline_frames:
             # e.g. an image sequence imported at the project's image-sequence rate, not the clip's
-            raise ResolveProblem(f"The result of '{clip.name}' is on V{track} from frame {first}, but {placed[0].GetDuration()} frames long instead of {picked.timeline_frames}: "
+            raise ResolveProblem(f"The result of '{clip.name}' is on V{track} from frame {first}, but "
+                                 f"{placed[0].GetDuration()} frames long instead of {picked.timeline_frames}: "
                                  f"Resolve gave it another frame rate. Set the rate of the '{BIN_NAME}' clip in Clip "
                                  f"Attributes to {clip.frame_rate}, or use a movie format.")
     finally:
@@ -427,7 +428,9 @@ def launch(resolve: Any, argv: Sequence[str], env: dict[str, str],
             say("TokenFlow: " + str(exc))
 
     for clip in picked:
-        say(f"TokenFlow: '{clip.clip.name}' source frames {clip.clip.first}-{clip.clip.last} of {clip.clip.media} ({clip.clip.frame_rate} fps), record frame {clip.clip.record_frame} on V{clip.clip.track}.")
+        ref = clip.clip
+        say(f"TokenFlow: '{ref.name}' source frames {ref.first}-{ref.last} of {ref.media} ({ref.frame_rate} fps), "
+            f"record frame {ref.record_frame} on V{ref.track}.")
     code = run_handoff(argv, env, request, on_result, on_log=lambda line: say("  " + line))
     if code not in (0, 1):
         say(f"TokenFlow: the project's environment at {argv[0]} stopped with status {code}; run `tokenflow install resolve` "
