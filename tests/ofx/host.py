@@ -215,7 +215,7 @@ class Host:
         self.contexts[context] = desc
         return desc
 
-    def create_instance(self, context: str = "OfxImageEffectContextFilter", depth: np.dtype = np.dtype(np.uint8),
+    def create_instance(self, context: str = "OfxImageEffectContextFilter", depth: Any = np.uint8,
                         channels: int = 4) -> Instance:
         desc = self.contexts.get(context) or self.describe_in_context(context)
         inst = Effect(PropertySet(OfxPropType="OfxTypeImageEffectInstance", OfxImageEffectPropContext=context,
@@ -294,7 +294,7 @@ class Host:
         self.errors: list[str] = []
 
         def fields(struct: type[C.Structure], impl: dict[str, Callable]) -> C.Structure:
-            return struct(*[cb(t, impl.get(n, lambda *a: ERR_UNSUPPORTED)) for n, t in struct._fields_])
+            return struct(*[cb(f[1], impl.get(f[0], lambda *a: ERR_UNSUPPORTED)) for f in struct._fields_])
 
         return {
             ("OfxPropertySuite", 1): fields(PropertySuite, self._property_impl()),
