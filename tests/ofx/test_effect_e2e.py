@@ -9,6 +9,7 @@ import os
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -44,7 +45,7 @@ def serve(tmp_path_factory, tiny_model_dir):
     server.stop()
 
 
-def edit(host: Host, serve: ServeProcess, prompt: str, depth=np.uint8, channels: int = 4):
+def edit(host: Host, serve: ServeProcess, prompt: str, depth: Any = np.uint8, channels: int = 4):
     inst = host.create_instance(depth=depth, channels=channels)
     inst.set("server", serve.endpoint)
     inst.set("prompt", prompt)
@@ -74,7 +75,7 @@ def test_render_edit_gives_the_servers_frames_at_full_resolution(ofx_bundle, cli
     with Client(serve.endpoint, timeout=30) as client:
         jobs = [j for j in client.list_jobs() if j.prompt == "a watercolor painting" and j.state == "done"]
         assert len(jobs) == 1
-        frames = {e.body.frame: e.image() for e in client.fetch_frames(jobs[0].id)}
+        frames = {getattr(e.body, "frame"): e.image() for e in client.fetch_frames(jobs[0].id)}
     for t, out in got.items():
         assert np.array_equal(out[..., :3], frames[t][..., :3]), t
         assert not np.array_equal(out[..., :3], clip[t])
