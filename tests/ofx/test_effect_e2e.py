@@ -137,3 +137,57 @@ def test_two_instances_with_different_prompts_and_deep_sources(ofx_bundle, clip,
     a.destroy()
     b.destroy()
 
+
+
+def test_a_parameter_change_while_rendering_marks_the_result_stale(ofx_bundle, clip, serve):
+    host = Host(ofx_bundle, lambda t: clip[t], 0, len(clip) - 1)
+    host.load_and_describe()
+    inst = edit(host, serve, "a pencil sketch", channels=3)
+    status, edited = inst.render(2, 1.0)
+    assert status == OK
+    inst.set("prompt", "a charcoal sketch")  # changed after the edit: the result no longer matches
+    assert inst.param("status").startswith("Stale")
+    status, shown = inst.render(2, 1.0, interactive=True)  # the viewer: the old result, a grey bar on it
+    assert status == OK and np.array_equal(shown[:-4], edited[:-4]) and not np.array_equal(shown[-1], edited[-1])
+    status, _ = inst.render(2, 1.0)  # a delivery refuses rather than render an edit of other words
+    assert status != OK
+    assert any("parameters changed" in m.text for m in host.messages)
+    inst.press("renderEdit")  # the new words: a new edit, its own frames
+    status, again = inst.render(2, 1.0)
+    assert status == OK and not np.array_equal(again, edited)
+    assert not inst.param("status").startswith("Stale")
+    inst.destroy()
+
+
+def test_cancel_ends_the_edit_and_a_delivery_says_so(ofx_bundle, clip, serve):
+    host = Host(ofx_bundle, lambda t: clip[t], 0, len(clip) - 1)
+    host.load_and_describe()
+    inst = edit(host, serve, "cancel me", channels=3)
+    inst.set("steps", 60)
+    inst.press("renderEdit")
+    inst.press("cancel")
+    deadline = time.monotonic() + 30
+    status = OK
+    while time.monotonic() < deadline:
+        status, _ = inst.render(4, 1.0)  # returns when the edit has ended (cancelled)
+        if status != OK:
+            break
+    assert status != OK and any("cancelled" in m.text for m in host.messages)
+    inst.set("seed", PARAMS["seed"])  # refreshes the status line
+    assert "Cancelled" in inst.param("status")
+    inst.destroy()
+
+
+def test_a_server_restarted_mid_job_is_followed_to_the_end(ofx_bundle, clip, serve):
+    host = Host(ofx_bundle, lambda t: clip[t], 0, len(clip) - 1)
+    host.load_and_describe()
+    inst = edit(host, serve, "survives a restart", channels=3)
+    inst.set("steps", 30)
+    inst.press("renderEdit")
+    time.sleep(3)
+    serve.kill9()
+    serve.start()
+    status, out = inst.render(7, 1.0)
+    assert status == OK, host.messages
+    assert not np.array_equal(out, clip[7])
+    inst.destroy()

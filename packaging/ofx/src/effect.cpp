@@ -53,6 +53,7 @@ struct Instance {
   OfxParamSetHandle params = nullptr;
   Session session;
   std::atomic<uint64_t> reported{0};  // the generation whose error went to the message suite
+  std::atomic<uint64_t> refused{0};   // the generation a final render was refused for (said once)
 };
 
 Instance* instance_of(OfxImageEffectHandle effect) {
@@ -414,6 +415,15 @@ OfxStatus render(OfxImageEffectHandle effect, OfxPropertySetHandle in_args) {
   }
   if (s.phase == Phase::Failed && inst->reported.exchange(s.generation) != s.generation)
     post(effect, kOfxMessageError, "TokenFlow: " + s.error);
+  // A delivery holds edited frames or fails: never an older edit, or the source of a
+  // cancelled one, in silence. (Never edited at all, the effect is a pass-through.)
+  if (!interactive && (stale || s.phase == Phase::Cancelled)) {
+    const std::string why = stale ? "the parameters changed since the last Render edit; press Render edit "
+                                    "(or undo the change) before rendering"
+                                  : "the edit was cancelled; press Render edit";
+    if (inst->refused.exchange(s.generation) != s.generation) post(effect, kOfxMessageError, "TokenFlow: " + why + ".");
+    return kOfxStatFailed;
+  }
   if (result && src.data) {
     // The full-resolution source's bottom-left corner in pixels, from this image's bounds at this scale.
     const int fx0 = static_cast<int>(std::lround(src.x1 / scale[0]));

@@ -18,6 +18,7 @@ namespace {
 constexpr double kHelloTimeout = 5.0;
 constexpr double kRequestTimeout = 30.0;
 constexpr double kServerStartTimeout = 90.0;  // a first start loads the model
+constexpr double kReconnectTimeout = 60.0;    // a server lost mid-job: how long to wait for it to come back
 
 int bytes_per_sample(const std::string& dtype) { return dtype == "uint16" ? 2 : dtype == "float32" ? 4 : 1; }
 
@@ -285,7 +286,31 @@ void Session::run(EditRequest& req, uint64_t generation) {
       cancel_sent = true;
     }
     Envelope env;
-    if (!conn.next(env, 0.2)) {
+    bool got = false;
+    try {
+      got = conn.next(env, 0.2);
+    } catch (const WireError&) {
+      // Silence: the server went away. Its journal keeps the job; wait for it to come
+      // back (bounded, abortable), then follow the job from the last event seen.
+      update([&](Snapshot& s) { s.status = "server lost: reconnecting"; });
+      const auto until = std::chrono::steady_clock::now() + std::chrono::duration<double>(kReconnectTimeout);
+      while (true) {
+        if (stop_) throw Aborted();
+        if (std::chrono::steady_clock::now() > until)
+          throw WireError("Lost the TokenFlow server at " + req.endpoint + " and it did not come back within 60 s. "
+                          "Start it again (`tokenflow serve`) and press Render edit: finished work is reused.");
+        std::this_thread::sleep_for(std::chrono::milliseconds(250));
+        if (!endpoint_answers(req.endpoint, 200)) continue;
+        try {
+          conn.hello(kHelloTimeout);
+          break;
+        } catch (const WireError&) {
+        }
+      }
+      subscribe();
+      continue;
+    }
+    if (!got) {
       if (conn.session_lost()) {  // restarted server: hello again and pick up after the last event
         conn.hello(kHelloTimeout);
         subscribe();
