@@ -182,12 +182,25 @@ def test_a_server_restarted_mid_job_is_followed_to_the_end(ofx_bundle, clip, ser
     host = Host(ofx_bundle, lambda t: clip[t], 0, len(clip) - 1)
     host.load_and_describe()
     inst = edit(host, serve, "survives a restart", channels=3)
-    inst.set("steps", 30)
+    inst.set("steps", 80)  # the tiny model is fast: enough steps to be mid-edit when killed
     inst.press("renderEdit")
-    time.sleep(3)
+    from bridge.wire.client import Client
+
+    deadline = time.monotonic() + 60  # kill it while the job runs
+    with Client(serve.endpoint, timeout=30) as client:
+        while time.monotonic() < deadline:
+            if any(j.state == "running" and j.prompt == "survives a restart" for j in client.list_jobs()):
+                break
+            time.sleep(0.05)
     serve.kill9()
+    _, shown = inst.render(7, 1.0, interactive=True)
+    assert np.array_equal(shown[:-4], clip[7][:-4])  # no result for frame 7 yet: the source, with the bar
+    time.sleep(6)  # past the heartbeat liveness window (5 s): the effect notices the silence
     serve.start()
     status, out = inst.render(7, 1.0)
     assert status == OK, host.messages
     assert not np.array_equal(out, clip[7])
+    with Client(serve.endpoint, timeout=30) as client:
+        job = next(j for j in client.list_jobs() if j.prompt == "survives a restart")
+        assert job.attempts >= 2  # it was interrupted, and run again
     inst.destroy()
