@@ -55,6 +55,8 @@ class ResolvedJob:
     batch: str | None = None
     row: int | None = None
     owner: str = LOCAL_OWNER  # the client identity that submitted it
+    upload: str | None = None  # the source is this upload (`input` is its folder); see server/uploads.py
+    upload_digest: str | None = None  # the upload's digest when the job was accepted
 
     @property
     def prompt(self) -> str:
