@@ -404,6 +404,10 @@ class Service:
 
     # --- uploaded frames (server/upload_requests.py) ---
 
+    def sweep_uploads(self) -> list[str]:
+        """Expired uploads deleted (any thread: the upload store locks itself)."""
+        return self.uploads.sweep(upload_requests.in_use(self))
+
     def _on_upload_open(self, env: p.Envelope) -> Outcome:
         return upload_requests.on_open(self, env)
 

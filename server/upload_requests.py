@@ -23,7 +23,7 @@ def in_use(service: Service) -> set[str]:
 
 
 def on_open(service: Service, env: p.Envelope) -> Outcome:
-    service.uploads.sweep(in_use(service))  # expired uploads make room before this one is admitted
+    service.sweep_uploads()  # expired uploads make room before this one is admitted
     body = env.body
     assert isinstance(body, p.UploadOpen)
     return service.reply(env, service.uploads.open(body, service.owner))

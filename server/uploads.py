@@ -158,6 +158,7 @@ class Uploads:
             upload = _Upload(desc, owner, folder, self.clock())
             _write_meta(upload)
             (folder / DIGESTS).touch()
+            self._touch(upload)  # the description's time is the upload's, across restarts
             self._uploads[desc.upload] = upload
             return self._state(upload)
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import secrets
 import zlib
 from pathlib import Path
+from typing import Any
 
 import av
 import numpy as np
@@ -265,7 +266,7 @@ def test_the_python_client_uploads_resumes_and_submits(server, clip_frames, uplo
         return clip_frames[n - FIRST]
 
     upload = new_id()
-    shape = dict(width=176, height=144, channels=3, dtype="uint8", frame_rate="30000/1001", first=FIRST, count=4)
+    shape: dict[str, Any] = dict(width=176, height=144, channels=3, dtype="uint8", frame_rate="30000/1001", first=FIRST, count=4)
     with Client(server.endpoint, timeout=30) as client:
         client.upload_open(upload, **shape)
         client.upload_frames(upload, frame, [FIRST + 1])
