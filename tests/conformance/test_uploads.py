@@ -4,6 +4,7 @@ with the tiny model, through the documented wire (raw ZeroMQ + msgpack) and the 
 from __future__ import annotations
 
 import secrets
+import shutil
 import zlib
 from pathlib import Path
 from typing import Any
@@ -294,3 +295,22 @@ def test_upload_delete_and_the_documented_section(raw, clip_frames):
     assert c.request("upload_open", describe(upload, clip_frames))["body"]["have"] == []
     text = doc_section(SECTION)
     assert "upload_open" in text and "upload_frames" in text
+
+
+def test_an_upload_in_use_is_kept_and_a_job_whose_upload_vanished_fails_by_name(raw, server, clip_frames):
+    c = raw()
+    upload = new_id()
+    upload_all(c, upload, clip_frames)
+    assert c.request("queue", {"action": "pause"})["body"]["paused"]
+    try:
+        accepted = c.request("submit", {"spec": upload_spec(server, upload, "vanishing")})
+        refused = c.request("upload_delete", {"upload": upload})["body"]
+        assert (refused["code"], refused["field"]) == ("upload_in_use", "body.upload") and refused["hint"]
+        folder = server.data / "uploads" / upload  # where the protocol says uploads live
+        assert len(list((folder / "frames").glob("*.raw"))) == 4
+        shutil.rmtree(folder)  # gone behind the server's back (a disk cleaned by hand)
+    finally:
+        c.request("queue", {"action": "resume"})
+    rid = c.send("subscribe", {"from_seq": 1}, job=accepted["job"])
+    last = list(c.events(rid))[-1][0]
+    assert last["type"] == "failed" and last["body"]["code"] == "upload_gone" and last["body"]["hint"]
