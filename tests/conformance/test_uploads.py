@@ -3,8 +3,11 @@ with the tiny model, through the documented wire (raw ZeroMQ + msgpack) and the 
 
 from __future__ import annotations
 
+import os
 import secrets
 import shutil
+import subprocess
+import sys
 import zlib
 from pathlib import Path
 from typing import Any
@@ -21,6 +24,7 @@ from tests.conformance.conftest import Raw, doc_section, names_in, parse_table, 
 PARAMS = {"prompt": "a watercolor painting", "steps": 2, "short_side": 64, "kf_interval": 2, "preview_every": 1}
 FIRST = 1001  # the host's number of the first uploaded frame
 SECTION = "Jobs whose source is uploaded frames"
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
@@ -121,10 +125,18 @@ def test_upload_state_carries_exactly_its_documented_fields(raw, clip_frames):
     assert state["body"]["frame_bytes"] == 176 * 144 * 3
 
 
-def test_uploaded_frames_edit_exactly_as_the_same_frames_in_a_file(raw, server, uploaded_job, lossless_movie):
-    file_spec = {"input": str(lossless_movie), "params": PARAMS, "proxy_size": 64, "frames": "0:3",
-                 "output": str(server.out / "from_file.mp4")}
-    _, file_events = run(raw(), file_spec)
+def test_uploaded_frames_edit_exactly_as_tokenflow_submit_of_the_same_frames_in_a_file(raw, server, uploaded_job,
+                                                                                      lossless_movie):
+    result = subprocess.run(
+        [sys.executable, "-m", "cli", "submit", str(lossless_movie), "-p", PARAMS["prompt"], "--frames", "0:3",
+         "--steps", str(PARAMS["steps"]), "--size", str(PARAMS["short_side"]), "--kf-interval",
+         str(PARAMS["kf_interval"]), "-o", str(server.out / "from_file.mp4"), "--detach", "--server", server.endpoint],
+        cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)}, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    c = raw()
+    rid = c.send("subscribe", {"from_seq": 1}, job=result.stdout.strip())
+    file_events = list(c.events(rid, timeout=300))
+    assert file_events[-1][0]["type"] == "done", file_events[-1]
     from_file = frames_of(file_events)
     from_upload = uploaded_job["frames"]
     # Numbered with the host's frame numbers, at full resolution, the same pixels as the file job's.
