@@ -79,15 +79,20 @@ def test_marks_are_ignored_before_19_1_and_the_playhead_clip_is_used(shipped_cli
     assert (picked[0].clip.first, picked[0].clip.last) == (5, 34)
 
 
-def test_selected_items_when_resolve_reports_a_selection(app, shipped_clip):
-    tl = _timeline(app)
+@pytest.mark.parametrize("version, used", [((21, 0, 4), True), ((20, 2, 0), False), ((18, 5, 0), False)])
+def test_the_selection_comes_from_get_selected_clips_where_resolve_has_it(shipped_clip, version, used):
+    """Issue 20 item 21: Timeline.GetSelectedClips() (21.0 README), not the undocumented GetSelectedItems."""
+    app = FakeResolve(version=version)
+    tl = app.project.add_timeline(start_frame=START, tracks=2)
     media = app.media(shipped_clip)
     a = tl.add(1, "a", media, start=START, duration=10, left_offset=0)
     tl.add(1, "b", media, start=START + 10, duration=10, left_offset=50)
     c = tl.add(2, "c", media, start=START + 30, duration=8, left_offset=90)
     tl.selection = [a, c]
+    tl.playhead = START + 12
     picked, _ = r.collect(app)
-    assert [(p.clip.name, p.clip.first, p.clip.last, p.clip.track) for p in picked] == [("a", 0, 9, 1), ("c", 90, 97, 2)]
+    got = [(p.clip.name, p.clip.first, p.clip.last, p.clip.track) for p in picked]
+    assert got == ([("a", 0, 9, 1), ("c", 90, 97, 2)] if used else [("b", 50, 59, 1)])  # else: the clip under the playhead
 
 
 def test_a_clip_at_another_rate_is_counted_in_its_own_frames(app, shipped_clip):
@@ -158,7 +163,8 @@ def test_result_goes_to_the_first_track_free_over_the_whole_range(app, shipped_c
     assert "V3" in message
     assert tl.tracks[1] == [blocker] and (blocker.start, blocker.duration) == (START + 115, 30)  # nothing overwritten
     append = [args for kind, m, args in app.calls if m == "AppendToTimeline"][0][0][0]
-    assert (append["startFrame"], append["endFrame"], append["recordFrame"], append["trackIndex"]) == (0, 20, START + 100, 3)
+    # the fake is 19.1.4, whose endFrame is inclusive
+    assert (append["startFrame"], append["endFrame"], append["recordFrame"], append["trackIndex"]) == (0, 19, START + 100, 3)
     imports = [args for kind, m, args in app.calls if m == "ImportMedia"]
     assert imports == [([{"FilePath": pattern, "StartIndex": 10, "EndIndex": 29}],)]
     bins = app.project.media_pool.root.subfolders
