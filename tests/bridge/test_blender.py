@@ -63,8 +63,9 @@ def test_the_addon_goes_into_every_blender_versions_addons_folder(tmp_path, syst
 
 
 def test_no_blender_folder_and_foreign_addons_say_what_to_do(tmp_path):
-    with pytest.raises(InstallError, match="start Blender once"):
-        blender_target.install(_ctx(tmp_path))
+    nowhere = {"PATH": str(tmp_path / "no-bin")}  # no `blender` to ask either
+    with pytest.raises(InstallError, match=r"when you save its preferences.*Save Preferences"):
+        blender_target.install(_ctx(tmp_path, env=nowhere))
     mine = tmp_path / ".config/blender/4.2/scripts/addons/tokenflow_vse.py"
     mine.parent.mkdir(parents=True)
     mine.write_text("# my own\n")
@@ -73,6 +74,61 @@ def test_no_blender_folder_and_foreign_addons_say_what_to_do(tmp_path):
         blender_target.install(_ctx(tmp_path))
     assert not (tmp_path / ".config/blender/5.0/scripts/addons/tokenflow_vse.py").exists()  # nothing half done
     assert blender_target.uninstall(_ctx(tmp_path)).removed == [] and mine.read_text() == "# my own\n"
+
+
+def test_with_no_user_folder_the_folder_of_the_blender_on_path_is_made(tmp_path):
+    """Issue 20 item 3: Blender 3.4.1 makes its user folder only when preferences are saved."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    fake = bin_dir / "blender"
+    fake.write_text("#!/bin/sh\necho 'Blender 3.4.1'\necho '\tbuild date: 2023-01-01'\n")
+    fake.chmod(0o755)
+    result = blender_target.install(_ctx(tmp_path / "home", env={"PATH": str(bin_dir)}))
+    assert result.written == [tmp_path / "home/.config/blender/3.4/scripts/addons/tokenflow_vse.py"]
+    assert result.written[0].is_file() and "made" in result.notes[-1] and "3.4" in result.notes[-1]
+    dry = blender_target.install(_ctx(tmp_path / "home2", env={"PATH": str(bin_dir)}, dry_run=True))
+    assert dry.written and not (tmp_path / "home2").exists()  # a dry run makes no folder either
+
+
+@pytest.mark.skipif(shutil.which("blender") is None, reason="no blender on PATH")
+def test_the_version_of_a_real_blender_on_path_is_read():
+    version = blender_target.blender_on_path(_ctx(Path("/nonexistent"), env=dict(os.environ)))
+    assert version is not None and version.count(".") == 1 and all(p.isdigit() for p in version.split("."))
+
+
+def test_the_handoffs_messages_reach_an_echo_as_they_come(tmp_path):
+    """Issue 20 item 3: in background mode the child's lines (an auto-started server's pid and log) are printed."""
+    from bridge.editors.handoff import ClipRef, HandoffRequest, HandoffResult
+
+    child = ("import sys; sys.stdin.read(); "
+             "print('Started a local TokenFlow server (pid 4242, log /tmp/x.log)', file=sys.stderr, flush=True); "
+             f"print({HandoffResult(clip_index=0, state='failed', message='m').to_line()!r})")
+    request = HandoffRequest(clips=[ClipRef(media="/m.mov", first=0, last=1, frame_rate="24")], mode="panel")
+    seen: list[str] = []
+    job = bb.HandoffJob([sys.executable, "-c", child], {}, request, echo=seen.append)
+    assert [r.state for r in job.results()] == ["failed"]
+    assert seen == ["Started a local TokenFlow server (pid 4242, log /tmp/x.log)"] == job.log
+    addon = (REPO / "packaging/blender/tokenflow_vse.py.in").read_text()
+    assert "echo=_echo if bpy.app.background else None" in addon  # and the add-on passes print in background
+
+
+def _movie_strip(path: Path, **timing):
+    """A movie strip's fields as real Blender 3.4.1 and 5.0.1 report them (measured; see the real tests below)."""
+    return SimpleNamespace(type="MOVIE", name="carphone", filepath=str(path), fps=29.97, channel=2,
+                           use_reverse_frames=False, retiming_keys=None, parent_meta=lambda: None, **timing)
+
+
+def test_hold_offsets_are_part_of_the_source_range(shipped_clip):
+    """Issue 20 item 1: movie at frame 1, Hold Split at 41: the right part shows movie frames 40-119."""
+    scene = SimpleNamespace(name="Scene", render=SimpleNamespace(fps=24, fps_base=1.0))
+    right = _movie_strip(shipped_clip, frame_start=41.0, frame_final_start=41, frame_final_end=121,
+                         animation_offset_start=40, animation_offset_end=0, frame_duration=80)
+    clip = bb.clip_of(right, scene).clip
+    assert (clip.first, clip.last, clip.record_frame) == (40, 119, 41)
+    held = _movie_strip(shipped_clip, frame_start=41.0, frame_final_start=39, frame_final_end=121,
+                        animation_offset_start=40, animation_offset_end=0, frame_duration=80)  # first frame held
+    with pytest.raises(bb.BlenderProblem, match="past the ends of its movie"):
+        bb.clip_of(held, scene)
 
 
 def test_free_channel_is_the_first_above_without_overlap():
