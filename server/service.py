@@ -405,7 +405,9 @@ class Service:
     # --- uploaded frames (server/upload_requests.py) ---
 
     def sweep_uploads(self) -> list[str]:
-        """Expired uploads deleted (any thread: the upload store locks itself)."""
+        """Expired uploads deleted, and result keys of deleted jobs forgotten (any thread: the
+        upload store locks itself, and an index entry is one file replaced atomically)."""
+        self.results.prune(lambda job_id: self.store.get(job_id) is not None)
         return self.uploads.sweep(upload_requests.in_use(self))
 
     def _on_upload_open(self, env: p.Envelope) -> Outcome:

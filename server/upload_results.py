@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 from bridge.wire import protocol as p
@@ -52,3 +53,15 @@ class ResultIndex:
         tmp = path.with_name(f".{key}.partial")
         tmp.write_text(json.dumps({"job": job_id}))
         os.replace(tmp, path)
+
+    def prune(self, exists: Callable[[str], bool]) -> int:
+        """Entries whose job is gone (deleted, or swept by retention) removed; returns how many."""
+        removed = 0
+        for path in self.root.iterdir():
+            if path.name.startswith("."):  # an entry being written
+                continue
+            job_id = self.job_for(path.name)
+            if job_id is None or not exists(job_id):
+                path.unlink(missing_ok=True)
+                removed += 1
+        return removed

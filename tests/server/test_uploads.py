@@ -10,6 +10,7 @@ import pytest
 
 from bridge.wire import protocol as p
 from server import upload_source
+from server.upload_results import ResultIndex
 from server.uploads import UploadError, Uploads, runs
 
 GIB = 1 << 30
@@ -124,3 +125,11 @@ def test_another_client_cannot_use_or_replace_an_upload(tmp_path):
         with pytest.raises(UploadError) as exc:
             call()
         assert exc.value.code == "forbidden"
+
+
+def test_result_entries_of_deleted_jobs_are_pruned(tmp_path):
+    index = ResultIndex(tmp_path)
+    index.record("k1", "job1")
+    index.record("k2", "job2")
+    assert index.prune(lambda job: job == "job2") == 1
+    assert index.job_for("k1") is None and index.job_for("k2") == "job2"
