@@ -210,11 +210,13 @@ def test_bad_checksum_short_frame_and_bad_offset_are_refused_and_nothing_is_kept
         ([part(FIRST + 1, data[100:], offset=100)], (data[100:],), "bad_part", "body.parts[0].offset"),
         ([part(FIRST + 9, good)], (good,), "bad_part", "body.parts[0].frame"),
     ]
+    replies = doc_section("Replies (server -> client, `rid` copied from the request)")
+    documented_codes = names_in(replies[replies.index("Error codes:"):])
     for parts, blobs, code, field in cases:
         rid = c.send("upload_frames", {"upload": upload, "parts": parts}, blobs=blobs)
         body = c.reply(rid)[0]["body"]
         assert (body["code"], body["field"]) == (code, field), body
-        assert body["message"] and body["hint"]
+        assert body["message"] and body["hint"] and code in documented_codes
     # A whole message is refused: the good first part of each was not kept either.
     assert c.request("upload_open", describe(upload, clip_frames))["body"]["have"] == []
     # A submit of an incomplete upload is refused by name.
