@@ -126,6 +126,8 @@ def _outcome(event: JobEvent) -> int:
     if isinstance(b, p.Done):
         print(f"Job {event.job} done: {b.frames} frames from frame {b.first_frame} in {b.elapsed_s:.1f} s; "
               f"wrote {', '.join(b.outputs)}")
+        for warning in b.warnings:
+            print(f"tokenflow: warning: {warning}", file=sys.stderr)
         return EXIT_OK
     if isinstance(b, p.Failed):
         print(f"tokenflow: job {event.job} failed ({b.code}): {b.message}" + (f"\n  {b.hint}" if b.hint else ""),
@@ -175,7 +177,8 @@ def job_spec_from_args(args: argparse.Namespace) -> p.JobSpec:
         output = _default_output(source, preset)
     return p.JobSpec(input=source, params=params, frames=args.frames, output=output, model=args.model,
                      priority=args.priority, client_token=uuid.uuid4().hex, preset=preset,
-                     start_number=getattr(args, "start_number", None), overwrite=bool(getattr(args, "overwrite", False)))
+                     start_number=getattr(args, "start_number", None), overwrite=bool(getattr(args, "overwrite", False)),
+                     audio=getattr(args, "audio", True))
 
 
 def _default_output(source: str, preset: str | None) -> str:
