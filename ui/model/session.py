@@ -424,6 +424,11 @@ class PanelSession(QObject):
 
     # --- export ---
 
+    def export_folder(self, source: str) -> Path:
+        """Where an export goes unless the user picks another place: the panel's --output-dir
+        (the folder the user named for results), else beside the source."""
+        return Path(self.output_dir) if self.output_dir else Path(source).parent
+
     def export(self, job: str, fmt: ExportFormat, target: Path) -> bool:
         version = self.history.get(job)
         view = self.jobs.get(job)
@@ -453,7 +458,9 @@ class PanelSession(QObject):
         if error:
             self.notice.emit("error", f"The export did not work: {error}")
         else:
-            self.notice.emit("info", "Exported " + ", ".join(paths))
+            where = Path(paths[0]).parent if paths else ""
+            names = ", ".join(Path(path).name for path in paths[:3]) + (f" and {len(paths) - 3} more" if len(paths) > 3 else "")
+            self.notice.emit("info", f"Exported to {where}: {names}")
         self.export_finished.emit(paths, error)
 
     @property

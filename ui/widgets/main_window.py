@@ -260,6 +260,9 @@ class MainWindow(QMainWindow):
         if job:
             self.session.move(job, delta)
 
+    def export_dialog(self, source: str, first: int, last: int) -> ExportDialog:
+        return ExportDialog(source, first, last, self.session.export_folder(source), self)
+
     def export(self, job: str | None) -> None:
         if not job:
             self.notify("error", "No version to export: pick one in the history or the queue.")
@@ -272,7 +275,7 @@ class MainWindow(QMainWindow):
             source, first, last = view.input, view.first_frame or 0, view.last_frame or 0
         else:
             return
-        dialog = ExportDialog(source, first, last, self)
+        dialog = self.export_dialog(source, first, last)
         if dialog.exec():
             self.session.export(job, dialog.fmt(), dialog.target())
 
