@@ -211,6 +211,10 @@ class PanelSession(QObject):
         if not self.connection.connected:
             self.notice.emit("error", "Not connected to a server, so nothing was queued. " + self.connection.message)
             return None
+        if self.connection.model_problem is not None and (model or form.model or None) in (None, self._default_model):
+            # The server would accept the job and fail it at once: say so now, with what to do.
+            self.notice.emit("error", "Nothing was queued: " + self.connection.summary)
+            return None
         token = uuid.uuid4().hex
         params = params or form.params()
         try:
@@ -423,6 +427,11 @@ class PanelSession(QObject):
                 self.link.fetch_frames(job)
 
     # --- export ---
+
+    @property
+    def _default_model(self) -> str | None:
+        welcome = self.connection.welcome
+        return welcome.default_model if welcome is not None else None
 
     def export_folder(self, source: str) -> Path:
         """Where an export goes unless the user picks another place: the panel's --output-dir

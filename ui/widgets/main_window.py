@@ -210,7 +210,8 @@ class MainWindow(QMainWindow):
 
     def _connection_changed(self) -> None:
         c = self.session.connection
-        colour = {LinkState.CONNECTED: theme.OK, LinkState.UNREACHABLE: theme.ERROR}.get(c.state, theme.ACCENT)
+        colour = {LinkState.CONNECTED: theme.OK if c.healthy else theme.ERROR,
+                  LinkState.UNREACHABLE: theme.ERROR}.get(c.state, theme.ACCENT)
         self.connection_dot.setStyleSheet(f"color: {colour.name()};")
         self.connection_label.setText(c.summary)
         self.connection_label.setToolTip(c.message or c.summary)
