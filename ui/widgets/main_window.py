@@ -80,7 +80,8 @@ class MainWindow(QMainWindow):
         self.tabifyDockWidget(self.docks["queue"], self.docks["log"])
         self.docks["queue"].raise_()
         self.resizeDocks([self.docks["edit"], self.docks["history"]], [520, 300], Qt.Orientation.Vertical)
-        self.resizeDocks([self.docks["queue"]], [190], Qt.Orientation.Vertical)
+        self.resizeDocks([self.docks["queue"]], [self.queue_view.minimumSizeHint().height() + 30],
+                         Qt.Orientation.Vertical)
         self.resizeDocks([self.docks["edit"]], [340], Qt.Orientation.Horizontal)
 
         self._make_menus()
