@@ -18,7 +18,7 @@ namespace {
 constexpr double kHelloTimeout = 5.0;
 constexpr double kRequestTimeout = 30.0;
 constexpr double kServerStartTimeout = 90.0;  // a first start loads the model
-constexpr double kReconnectTimeout = 60.0;    // a server lost mid-job: how long to wait for it to come back
+constexpr double kReconnectTimeout = 120.0;  // a server lost mid-job: how long to wait for it to come back (it may load a model)
 
 int bytes_per_sample(const std::string& dtype) { return dtype == "uint16" ? 2 : dtype == "float32" ? 4 : 1; }
 
@@ -297,7 +297,7 @@ void Session::run(EditRequest& req, uint64_t generation) {
       while (true) {
         if (stop_) throw Aborted();
         if (std::chrono::steady_clock::now() > until)
-          throw WireError("Lost the TokenFlow server at " + req.endpoint + " and it did not come back within 60 s. "
+          throw WireError("Lost the TokenFlow server at " + req.endpoint + " and it did not come back within 120 s. "
                           "Start it again (`tokenflow serve`) and press Render edit: finished work is reused.");
         std::this_thread::sleep_for(std::chrono::milliseconds(250));
         if (!endpoint_answers(req.endpoint, 200)) continue;
