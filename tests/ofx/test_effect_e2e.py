@@ -64,10 +64,13 @@ def test_render_edit_gives_the_servers_frames_at_full_resolution(ofx_bundle, cli
     early, _ = inst.render(0, 0.25, interactive=True)  # the viewer while it runs: source + state, at once
     assert early == OK
     got = {}
+    assert inst.sequence(begin=True) == OK  # a delivery: the host's progress bar follows the edit
     for t in range(len(clip)):
         status, out = inst.render(t, 1.0)  # final render: waits for each full-resolution frame
         assert status == OK, host.messages
         got[t] = out
+    assert inst.sequence(begin=False) == OK
+    assert host.progress and all(0.0 <= v <= 1.0 for v in host.progress)
     # The server's own result for these pixels, fetched by the Python client (what
     # `tokenflow submit` and the panel read): the effect shows exactly those frames.
     from bridge.wire.client import Client

@@ -54,6 +54,7 @@ struct Instance {
   Session session;
   std::atomic<uint64_t> reported{0};  // the generation whose error went to the message suite
   std::atomic<uint64_t> refused{0};   // the generation a final render was refused for (said once)
+  std::atomic<bool> in_sequence{false};  // between begin and end of a final sequence render (progress shown)
 };
 
 Instance* instance_of(OfxImageEffectHandle effect) {
@@ -407,7 +408,13 @@ OfxStatus render(OfxImageEffectHandle effect, OfxPropertySetHandle in_args) {
   if (!result && !interactive && running && !stale) {
     // A final render (delivery): wait for this frame's full-resolution result, bounded,
     // ending at once when the host aborts.
-    const auto aborted = [effect] { return g_effect->abort(effect) != 0; };
+    // While waiting, the host's progress bar follows the edit; its Cancel (a "no" reply) aborts too.
+    const auto aborted = [effect, inst] {
+      if (g_progress && inst->in_sequence &&
+          g_progress->progressUpdate(effect, inst->session.snapshot().fraction) == kOfxStatReplyNo)
+        return true;
+      return g_effect->abort(effect) != 0;
+    };
     const Session::Wait w = inst->session.wait_frame(frame, aborted, kFinalFrameWait);
     if (w == Session::Wait::Aborted) return kOfxStatOK;
     result = inst->session.frame(frame);
@@ -444,15 +451,18 @@ OfxStatus render(OfxImageEffectHandle effect, OfxPropertySetHandle in_args) {
 OfxStatus begin_sequence(OfxImageEffectHandle effect, OfxPropertySetHandle in_args) {
   int interactive = 1;
   g_prop->propGetInt(in_args, kOfxImageEffectPropInteractiveRenderStatus, 0, &interactive);
-  if (g_progress && !interactive) g_progress->progressStart(effect, "TokenFlow");
-  (void)instance_of(effect);
+  Instance* inst = instance_of(effect);
+  if (g_progress && !interactive && inst && g_progress->progressStart(effect, "TokenFlow") == kOfxStatOK)
+    inst->in_sequence = true;
   return kOfxStatOK;
 }
 
 OfxStatus end_sequence(OfxImageEffectHandle effect, OfxPropertySetHandle in_args) {
   int interactive = 1;
   g_prop->propGetInt(in_args, kOfxImageEffectPropInteractiveRenderStatus, 0, &interactive);
-  if (g_progress && !interactive) g_progress->progressEnd(effect);
+  Instance* inst = instance_of(effect);
+  if (g_progress && inst && inst->in_sequence.exchange(false)) g_progress->progressEnd(effect);
+  (void)interactive;
   return kOfxStatOK;
 }
 
