@@ -98,7 +98,8 @@ def make_source(path: Path, frames: int, seed: int = 0) -> Path:
     rng = np.random.default_rng(seed)
     y, x = np.mgrid[0:HEIGHT, 0:WIDTH].astype(np.float32)
     grain = [rng.normal(0, 6, (HEIGHT, WIDTH, 3)).astype(np.float32) for _ in range(4)]
-    with av.open(str(path), "w") as container:
+    partial = path.with_name(f".{path.name}.partial")  # an interrupted run leaves no broken source
+    with av.open(str(partial), "w", format="mov") as container:
         stream = container.add_stream("prores_ks", rate=Fraction(25))
         stream.width, stream.height, stream.pix_fmt = WIDTH, HEIGHT, "yuv422p10le"
         stream.options = {"profile": "3"}
@@ -111,6 +112,7 @@ def make_source(path: Path, frames: int, seed: int = 0) -> Path:
                 container.mux(packet)
         for packet in stream.encode():
             container.mux(packet)
+    partial.rename(path)
     return path
 
 
