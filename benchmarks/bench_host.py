@@ -215,6 +215,7 @@ def run_serve(root: Path, source: Path, model_dir: str, frames: int, args) -> di
         proc.terminate()
         proc.wait(60)
     assert done is not None and done.kind is EventKind.DONE, (done and done.body, log.read_text()[-2000:])
+    assert isinstance(done.body, p.Done)
     seconds = done.body.stats["seconds"]
     # The stub's own time is in the server process; the denoiser's stages bound it from above
     # (with an instant stub they are the loops' own bookkeeping, which is host work too).
