@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from bridge.wire import protocol as p
-from server import batch_summary
+from server import batch_summary, gpu_fit
 from server.config import ServerConfig
 from server.cursors import Cursor, EventCursor, ListCursor
 from server.engine_host import EngineHost
@@ -209,6 +209,7 @@ class Service:
     def _resolve_and_reserve(self, spec: p.JobSpec, job_id: str) -> ResolvedJob:
         # One pool thread: checking a name and reserving it cannot interleave with another submit's.
         resolved = resolve(spec, job_id, self.config, self._reserved)
+        gpu_fit.check(self.engines, resolved)
         with self._lock:
             self._reserving.add(resolved.output)
         return resolved
