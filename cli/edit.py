@@ -115,6 +115,7 @@ def run(args: argparse.Namespace) -> int:
     preset = getattr(args, "format", None)
     start_number = getattr(args, "start_number", None)
     overwrite = bool(getattr(args, "overwrite", False))
+    audio = bool(getattr(args, "audio", True))
     try:
         # Without -o: the first free INPUT_tokenflow[_N].mp4, so a second prompt keeps the first result.
         output = args.output if args.output else next_free_output(default_output(source, preset))
@@ -126,7 +127,7 @@ def run(args: argparse.Namespace) -> int:
         # Opened (and closed again) now so a clash with existing files or a format the
         # clip cannot take is reported before any GPU work, not after it.
         open_writer(output, info, first, preset=preset, start_number=start_number,
-                    frame_count=last - first + 1, overwrite=overwrite).abort()
+                    frame_count=last - first + 1, overwrite=overwrite, audio=audio).abort()
     except (MediaError, ValueError) as exc:
         return fail(str(exc), EXIT_BAD_INPUT)
 
@@ -142,7 +143,7 @@ def run(args: argparse.Namespace) -> int:
 
     n_frames = last - first + 1
     writer = open_writer(output, info, first, preset=preset, start_number=start_number, frame_count=n_frames,
-                         overwrite=overwrite)
+                         overwrite=overwrite, audio=audio)
 
     # The writer encodes on a thread of its own while the engine decodes the next frames.
     sinks = FrameSinks({"output": writer.write})
@@ -173,6 +174,8 @@ def run(args: argparse.Namespace) -> int:
         writer.abort()
         raise
     display.end()
+    for warning in writer.warnings:
+        print(f"tokenflow: warning: {warning}", file=sys.stderr)
     if args.stats:
         data = stats.to_dict()
         data["seconds"]["load"] = round(engine.load_seconds, 4)
