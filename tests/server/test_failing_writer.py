@@ -25,7 +25,7 @@ def test_a_writer_failing_mid_job_fails_it_with_the_writers_reason(harness, monk
     end = c.wait(job)
     assert end.kind is EventKind.FAILED
     assert end.body.code == "media_error"
-    assert "Writing frame 3 failed" in end.body.message and "Input/output error" in end.body.message
+    assert "Writing frame 3" in end.body.message and "Input/output error" in end.body.message
     assert c.status(job).outputs == []
     assert list((harness.root / "out").iterdir()) == []  # no output, no partial
     monkeypatch.setattr(media.writers.MovieWriter, "_write", real)
