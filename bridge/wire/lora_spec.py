@@ -36,7 +36,7 @@ def parse_lora(text: str) -> LoraRef:
             source = head
         except ValueError:
             pass  # a colon inside the name (not a scale)
-    if not source:
+    if not source or (colon and not head):
         raise ValueError(f"LoRA {text!r} names no file or hub id: write PATH_OR_ID or PATH_OR_ID:SCALE.")
     if not math.isfinite(scale) or abs(scale) > MAX_SCALE:
         raise ValueError(f"LoRA scale {scale:g} in {text!r} is outside -{MAX_SCALE:g}..{MAX_SCALE:g}: "
