@@ -16,9 +16,9 @@ from tokenflow.cache import InversionCache, inversion_key
 from tokenflow.editor import Conditioning, EditLoop, device_index, first_preview_frames, invert, preview_first_step
 from tokenflow.errors import InvalidInput, OutOfMemory
 from tokenflow.events import Cancelled, EventSink, FrameReady, Preview, Progress
+from tokenflow.family import native_short_side
 from tokenflow.frames import decode_latents, encode_frames, to_model_input, to_uint8, working_size
 from tokenflow.keyframes import resolve_max_joint_keyframes
-from tokenflow.family import native_short_side
 from tokenflow.lora import LoraSet
 from tokenflow.model import DEFAULT_MODEL, LoadedModel, added_conditioning, encode_prompt, load_model
 from tokenflow.params import EditParams

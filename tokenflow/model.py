@@ -66,7 +66,8 @@ def _family(spec: str, path: Path, config: str | None) -> Family:
     try:  # a hub id: its model_index.json alone (cached, or fetched with network access)
         from diffusers import DiffusionPipeline  # pyright: ignore[reportPrivateImportUsage]  # diffusers' documented API; its lazy __init__ reads as private
 
-        return family_of_pipeline_index(DiffusionPipeline.load_config(spec))
+        index: Any = DiffusionPipeline.load_config(spec)  # a dict (a tuple only with return_unused_kwargs)
+        return family_of_pipeline_index(index)
     except UnsupportedModel:
         raise
     except Exception:

@@ -323,7 +323,8 @@ def make_tiny_sdxl_pipeline_dir(directory: str | Path, seed: int = 0) -> Path:
                 CLIPTextModelWithProjection(_clip_config(vocab, hidden_size=32, projection_dim=32, **sizes)))
     unet = UNet2DConditionModel(
         sample_size=16, in_channels=4, out_channels=4, **SDXL_BLOCK_LAYOUT,
-        block_out_channels=(32, 64, 64), layers_per_block=2, transformer_layers_per_block=(1, 2, 2),
+        block_out_channels=(32, 64, 64), layers_per_block=2,
+        transformer_layers_per_block=(1, 2, 2),  # pyright: ignore[reportArgumentType]  # diffusers' Tuple[int] means any length
         attention_head_dim=8, norm_num_groups=8, cross_attention_dim=64,  # both encoders' 32 side by side
         addition_time_embed_dim=8, projection_class_embeddings_input_dim=6 * 8 + 32,
     )
