@@ -41,3 +41,15 @@ def test_doctor_reports_the_apple_gpu_and_its_memory(monkeypatch):
     check = check_gpu(torch)
     assert "Apple Silicon GPU" in check.detail and "16" in check.detail and "--device auto uses it" in check.detail
     assert "not on a Mac" in check.advice
+
+
+def test_an_editors_handoff_carries_loras_to_the_job_as_the_wire_checks_them():
+    from bridge.editors.handoff import ClipRef, HandoffRequest
+    from bridge.editors.handoff_jobs import job_spec
+    from bridge.wire.edit_params import complete
+
+    request = HandoffRequest.from_json(HandoffRequest(
+        clips=[ClipRef(media="/clips/a.mov", first=0, last=9, frame_rate="25")], mode="submit", prompt="ink",
+        params={"loras": ["/styles/ink.safetensors:0.8", "someone/grain-lora"]}).to_json())
+    spec = job_spec(request.clips[0], request, "/out/a.mov")
+    assert complete(spec.params)["loras"] == ("/styles/ink.safetensors:0.8", "someone/grain-lora")
