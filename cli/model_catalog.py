@@ -163,11 +163,9 @@ def local_models(registry: Registry) -> list[ModelEntry]:
                                       f"a LoRA for {base}: use it with --lora {model.path}[:SCALE] on a {base} model",
                                       family=base))
         elif model.kind == "checkpoint":
-            family = "sdxl" if _header_keys(model.path) and any(
-                k.startswith("conditioner.embedders.1.") for k in _header_keys(model.path)) else "sd"
             entries.append(ModelEntry(model.name, model.kind, str(model.path), folder_size(model.path), True,
                                       "single-file checkpoint: needs its diffusers configuration once "
-                                      "(network, or --model-config)", family=family))
+                                      "(network, or --model-config)", family=checkpoint_family(model.path)))
         else:
             supported, note = check_pipeline_folder(model.path)
             entries.append(ModelEntry(model.name, model.kind, str(model.path), folder_size(model.path),
@@ -198,6 +196,16 @@ def _header_keys(path: Path) -> list[str]:
         return []
 
 
+def checkpoint_family(path: Path) -> str:
+    from tokenflow.errors import UnsupportedModel
+    from tokenflow.family import family_of_checkpoint_keys  # torch-free
+
+    try:
+        return family_of_checkpoint_keys(_header_keys(path), path.name).name
+    except UnsupportedModel:
+        return ""
+
+
 def is_lora_file(path: Path) -> bool:
     keys = _header_keys(path) if path.suffix.lower() == ".safetensors" else []
     return bool(keys) and any("lora" in k.lower() for k in keys) and not any(
@@ -224,12 +232,13 @@ def checkpoint_problem(path: Path) -> str | None:
         keys = list(_header(path))
     except (OSError, ValueError) as exc:
         return f"not a readable .safetensors file ({exc})"
-    if any(k.startswith("conditioner.") for k in keys) and not any(
-            k.startswith("conditioner.embedders.1.") for k in keys):
-        return "an SDXL refiner checkpoint; it cannot edit alone (use SDXL base 1.0 or a fine-tune of it)"
-    if any(k.startswith(("model.diffusion_model.joint_blocks.", "double_blocks.", "model.diffusion_model.double_blocks."))
-           for k in keys):
-        return f"an SD3 or Flux checkpoint (a transformer denoiser); TokenFlow here runs {WHAT_WORKS}"
+    from tokenflow.errors import UnsupportedModel
+    from tokenflow.family import family_of_checkpoint_keys  # torch-free
+
+    try:
+        family_of_checkpoint_keys(keys, path.name)
+    except UnsupportedModel as exc:
+        return str(exc).rstrip(".")
     if not any(k.startswith("model.diffusion_model.") for k in keys):
         return "not a whole Stable Diffusion checkpoint (no UNet weights: a LoRA, an embedding or a VAE?)"
     return None

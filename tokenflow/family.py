@@ -102,13 +102,19 @@ def family_of_checkpoint(path: Path) -> Family:
 
     with safe_open(str(path), framework="pt") as handle:
         keys = list(handle.keys())
+    return family_of_checkpoint_keys(keys, path.name)
+
+
+def family_of_checkpoint_keys(keys: list[str], name: str) -> Family:
+    """SD or SDXL from a checkpoint's tensor names; refuses SD3/Flux and the SDXL refiner.
+    (`tokenflow models add` reads the names from the file's header, without torch.)"""
     for mark, family in _CHECKPOINT_MARKS:
         if any(k.startswith(mark) for k in keys):
             if family is None:
-                raise refuse(f"{path.name} holds a transformer denoiser (SD3 or Flux), not a UNet")
+                raise refuse(f"{name} holds a transformer denoiser (SD3 or Flux), not a UNet")
             return FAMILIES[family]
     if any(k.startswith("conditioner.") for k in keys):  # SDXL's layout without its first text encoder
-        raise refuse(f"{path.name} looks like an SDXL refiner; it cannot edit alone: use SDXL base 1.0")
+        raise refuse(f"{name} looks like an SDXL refiner; it cannot edit alone: use SDXL base 1.0")
     return SD
 
 

@@ -10,7 +10,15 @@ import torch
 
 from tokenflow import devices, sdxl
 from tokenflow.errors import ModelNotFound, UnsupportedModel
-from tokenflow.family import SD, Family, family_of_checkpoint, family_of_folder, family_of_pipeline_index, refuse
+from tokenflow.family import (
+    SD,
+    Family,
+    family_of_checkpoint,
+    family_of_folder,
+    family_of_pipeline_index,
+    family_of_unet_config,
+    refuse,
+)
 
 # Stability AI removed its SD 2.x repositories from the hub in November 2025; the
 # community keeps the same weights here (ALGORITHM.md, "Models").
@@ -120,10 +128,8 @@ def _load_pipeline(spec: str, dtype: torch.dtype, config: str | None, family: Fa
 
 
 def load_model(spec: str = DEFAULT_MODEL, device: str = "auto", config: str | None = None) -> LoadedModel:
-    """Load an SD 1.x/2.x pipeline's parts; errors say which thing is missing and how to get it."""
+    """Load an SD 1.x/2.x or SDXL pipeline's parts; errors say which thing is missing and how to get it."""
     from diffusers import DDIMScheduler  # pyright: ignore[reportPrivateImportUsage]  # diffusers' documented API; its lazy __init__ reads as private
-
-    from tokenflow.family import family_of_unet_config
 
     dev = devices.resolve_device(device)
     unet_dtype, _ = devices.choose_dtypes(dev)
