@@ -51,4 +51,5 @@ class EditParams:
         assert self.method in ("tokenflow", "per-frame"), self.method
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        """Plain JSON/msgpack values: a stored job reads back equal (lists, not tuples)."""
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
