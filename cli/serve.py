@@ -30,7 +30,7 @@ def register(subparsers) -> None:
     parser.add_argument("--model", action="append", metavar="MODEL",
                         help="model to offer (hub id, local folder, .safetensors, or a name from `tokenflow models list`); repeat to offer several, the "
                         f"first is the default (default: ${MODEL_ENV} or the engine's default)")
-    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    parser.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), default="auto")
     parser.add_argument("--data-dir", type=Path,
                         help="job store and job files (default: $TOKENFLOW_DATA_DIR or the user data directory)")
     parser.add_argument("--cache-dir", type=Path,

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from bridge.display import format_bytes
 from server.disk import FreeSpace
+from tokenflow.family import FAMILIES  # torch-free
 
 # Stored frames are lossless PNG (compress level 1); photographic frames come out
 # at about half their raw size, flat synthetic ones much smaller. Budget 0.7.
@@ -41,8 +42,12 @@ def working_dims(width: int, height: int, short_side: int) -> tuple[int, int]:
     return tuple(max(64, int(round(side * scale / 64)) * 64) for side in (width, height))  # type: ignore[return-value]
 
 
+# --size 0 works at the model family's own size; the estimate takes the largest (generous side).
+LARGEST_NATIVE_SHORT_SIDE = max(f.native_short_side for f in FAMILIES.values())
+
+
 def estimate(n_frames: int, width: int, height: int, short_side: int, steps: int, output_kind: str) -> Needs:
-    ww, wh = working_dims(width, height, short_side)
+    ww, wh = working_dims(width, height, short_side or LARGEST_NATIVE_SHORT_SIDE)
     latent = 4 * (ww // 8) * (wh // 8) * 4  # float32
     raw = width * height * 3
     memory = n_frames * (ww * wh * 3 * 4 + latent * (steps + 2)) + 4 * raw + (2 << 30)

@@ -31,9 +31,10 @@ def default_factory(device: str, cache_dir: Path | None) -> EngineFactory:
 def free_accelerator_memory() -> None:
     """Give cached GPU blocks back after a failure, so the next job starts clean."""
     gc.collect()
-    torch = sys.modules.get("torch")
-    if torch is not None and torch.cuda.is_available():
-        torch.cuda.empty_cache()
+    if sys.modules.get("torch") is not None:  # only where the engine already loaded it
+        from tokenflow.devices import empty_cache
+
+        empty_cache()  # CUDA or Apple Silicon (mps)
 
 
 class EngineHost:

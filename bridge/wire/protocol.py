@@ -841,6 +841,12 @@ def _coerce(value: Any, tp: Any, path: str, strict: bool) -> Any:
     raise _FieldError(f"{path} has an unsupported type.", path)  # a bug in this module
 
 
+def _strings(value: Any) -> bool:
+    """A list parameter's value (e.g. `loras`): at most 64 strings, each within the string limit."""
+    return (isinstance(value, (list, tuple)) and len(value) <= 64
+            and all(isinstance(item, str) and len(item) <= MAX_STRING_CHARS for item in value))
+
+
 def _checks(body: Body) -> None:
     """Range checks that type hints cannot say."""
 
@@ -865,8 +871,8 @@ def _checks(body: Body) -> None:
             need(too_long is None, too_long or "", f"body.spec.params.{option.name}")
         for k, v in s.params.items():
             need(
-                v is None or isinstance(v, (bool, int, float, str)),
-                f"body.spec.params.{k} must be a number, string or boolean.",
+                v is None or isinstance(v, (bool, int, float, str)) or _strings(v),
+                f"body.spec.params.{k} must be a number, string, boolean or list of strings.",
                 f"body.spec.params.{k}",
             )
             need(
