@@ -57,7 +57,8 @@ class ClusterServer:
         self.root, self.clip = root, clip
         self.out = root / "out"
         self.out.mkdir(parents=True, exist_ok=True)
-        self.config = ServerConfig(data=DataDir(root / "data"), models=(str(model),), device="cpu",
+        self.missing_model = str(root / "no-such-model")  # offered, but no node can load it
+        self.config = ServerConfig(data=DataDir(root / "data"), models=(str(model), self.missing_model), device="cpu",
                                    bind=f"ipc://{root}/server.sock", allowed_output_dirs=(self.out,),
                                    limits=p.Limits(heartbeat_s=0.2, heartbeat_liveness=25), cluster=address)
         self.server: Server | None = None
@@ -82,9 +83,9 @@ class ClusterServer:
         self.clients.append(c)
         return c
 
-    def spec(self, name: str, frames: str = "0:3", **params) -> p.JobSpec:
+    def spec(self, name: str, frames: str = "0:3", model: str | None = None, **params) -> p.JobSpec:
         return p.JobSpec(input=str(self.clip), params={"prompt": name, **PARAMS, **params}, frames=frames,
-                         output=str(self.out / f"{name}.mp4"))
+                         output=str(self.out / f"{name}.mp4"), model=model)
 
     def workers(self) -> int:
         assert self.server is not None

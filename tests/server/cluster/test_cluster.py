@@ -75,3 +75,91 @@ def test_four_queued_jobs_run_on_both_workers_with_the_single_machine_results(se
     assert np.array_equal(frames_of(served.out / "shot1.mp4"), pixels)
     # The same events in the same order as the local worker: previews, then per frame a proxy and a frame.
     assert shape(streams[1]) == order and [k for k, _, _ in order].count("frame") == 4
+
+
+def running_on(job: str) -> dict:
+    """The worker actor running `job` (waits until one says so)."""
+    found = wait_for(lambda: next((w for w in workers().values() if w.get("job") == job), None))
+    assert isinstance(found, dict)
+    return found
+
+
+def until_editing(c: Client, job: str) -> int:
+    """Follow the job until its first denoising step is reported; returns the next seq."""
+    for event in c.events(job, frames=False, proxies=False):
+        if event.kind == "progress" and event.body.stage == p.Stage.EDIT:
+            return event.seq + 1
+        assert not event.terminal, event.body
+    raise AssertionError("the job ended before editing")
+
+
+def test_cancel_stops_the_job_and_the_actor_takes_the_next_without_reloading(served):
+    c = served.client()
+    before = workers()
+    job = c.submit(served.spec("long-cancel", steps=400)).job
+    seq = until_editing(c, job)
+    actor = running_on(job)
+    c.cancel(job)
+    rest = list(c.events(job, from_seq=seq, frames=False, proxies=False))
+    assert rest[-1].kind == "cancelled", rest[-1].body
+    # Stopped within a step or two of the request, not after the remaining hundreds.
+    assert sum(1 for e in rest if e.kind == "progress" and e.body.stage == p.Stage.EDIT) <= 3
+    after = wait_for(lambda: (w := workers()[actor["name"]])["job"] is None and w)
+    assert isinstance(after, dict)
+    assert after["pid"] == actor["pid"] and after["model"] == actor["model"]  # the same process, model kept
+    # Two jobs at once: each worker takes one, so the cancelled one works again; nothing is reloaded.
+    jobs = [c.submit(served.spec(f"after-cancel-{n}")).job for n in range(2)]
+    assert [c.wait(j).kind for j in jobs] == ["done", "done"]
+    now = workers()
+    assert now[actor["name"]]["jobs_done"] == before[actor["name"]]["jobs_done"] + 1
+    assert {n: w["loads"] for n, w in now.items()} == {n: w["loads"] for n, w in before.items()}
+
+
+def test_a_restarted_server_finds_the_actors_and_reloads_nothing(served):
+    c = served.client()
+    before = workers()
+    job = c.submit(served.spec("across-restart", steps=6)).job
+    until_editing(c, job)
+    served.stop()  # the running job goes back to the queue; the actors stay, detached
+    served.start()
+    wait_for(lambda: served.workers() == 2)
+    c = served.client()
+    assert c.wait(job).kind == "done"
+    now = workers()
+    assert {n: (w["pid"], w["loads"]) for n, w in now.items()} == {n: (w["pid"], w["loads"])
+                                                                  for n, w in before.items()}
+    assert [str(path) for path in served.out.glob("across-restart*")] == [str(served.out / "across-restart.mp4")]
+
+
+def test_a_model_no_node_can_load_fails_with_that_reason(served):
+    c = served.client()
+    end = c.wait(c.submit(served.spec("missing", model=served.missing_model)).job)
+    assert end.kind == "failed" and end.body.code == "model_not_found", end.body
+    assert served.missing_model in end.body.message
+
+
+def test_a_node_switched_off_mid_job_the_job_finishes_elsewhere_and_a_new_node_gets_work(served, cluster):
+    c = served.client()
+    job = c.submit(served.spec("node-off", steps=30)).job
+    until_editing(c, job)
+    actor = running_on(job)
+    node = next(n for n in cluster.worker_nodes if n.node_id == actor["node_id"])
+    cluster.remove_node(node, allow_graceful=False)  # the machine is switched off
+    events = list(c.events(job, frames=False, proxies=False))
+    assert events[-1].kind == "done", events[-1].body
+    requeued = [e.body for e in events if e.kind == "requeued"]
+    assert requeued and "was lost" in requeued[-1].reason
+    assert served.server.store.require(job).attempts == 2
+    # One output, and nothing left of the interrupted attempt's staging.
+    assert sorted(path.name for path in served.out.iterdir() if "node-off" in path.name) == ["node-off.mp4"]
+    assert not [path for path in served.out.iterdir() if path.name.startswith(".")]
+    assert frames_of(served.out / "node-off.mp4").shape[0] == 4
+    # A node that joins later gets a worker, and work.
+    old = set(workers())
+    assert actor["name"] not in old
+    cluster.add_node(**NODE)
+    wait_for(lambda: served.workers() == 2)
+    jobs = [c.submit(served.spec(f"after-join-{n}")).job for n in range(2)]
+    assert [c.wait(j).kind for j in jobs] == ["done", "done"]
+    new = {name: w for name, w in workers().items() if name not in old}
+    assert len(new) == 1 and next(iter(new.values()))["jobs_done"] >= 1, workers()
