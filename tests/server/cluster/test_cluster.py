@@ -77,6 +77,23 @@ def test_four_queued_jobs_run_on_both_workers_with_the_single_machine_results(se
     assert shape(streams[1]) == order and [k for k, _, _ in order].count("frame") == 4
 
 
+def test_cluster_status_lists_nodes_gpus_models_and_jobs(served, cluster, capsys):
+    from cli.main import main
+
+    assert main(["cluster", "status", "--address", cluster.address]) == 0
+    out = capsys.readouterr().out
+    assert "3 node(s) alive, 2 GPU(s), 2 tokenflow worker(s)" in out, out
+    assert out.count("tiny-model") == 2 and out.count("(loaded 1 time(s)), free") == 2, out
+
+
+def test_a_worker_names_the_path_and_the_node_when_it_cannot_read_the_source(tmp_path):
+    from server.cluster.actor import SourceUnreadable, check_source
+
+    missing = tmp_path / "shot.mov"
+    with pytest.raises(SourceUnreadable, match=rf"The source {missing} does not exist on cluster node \S+ \("):
+        check_source(str(missing))
+
+
 def running_on(job: str) -> dict:
     """The worker actor running `job` (waits until one says so)."""
     found = wait_for(lambda: next((w for w in workers().values() if w.get("job") == job), None))
