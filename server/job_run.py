@@ -169,7 +169,8 @@ class JobRun:
             overwrite = self._check_output()
             # preset None: a job stored before presets existed runs with the format its output implies.
             self.writer = media.open_writer(spec.output, info, self.first, preset=spec.preset,
-                                            start_number=spec.start_number, overwrite=overwrite)
+                                            start_number=spec.start_number, overwrite=overwrite,
+                                            audio=spec.audio)
             self._claim(finalising=False)
             frames = _cancellable(media.read_frames(spec.input, self.first, spec.last), self.should_cancel)
             stats = engine.edit(frames, spec.n_frames, spec.edit_params(),
@@ -184,6 +185,7 @@ class JobRun:
             return self._end(p.Done(
                 outputs=outputs, frames=spec.n_frames, first_frame=self.first,
                 elapsed_s=time.monotonic() - self.started, stats=_plain(stats.to_dict()), files=files,
+                warnings=list(self.writer.warnings),
             ), outputs=outputs)
         except Cancelled:
             self._abort_writer()

@@ -48,6 +48,7 @@ class ResolvedJob:
     overwrite: bool = False
     preset: str | None = None  # None: stored before presets existed; the output's extension implies it
     start_number: int | None = None  # None: the source frame numbers
+    audio: bool = True  # carry the source's audio into a movie output
     source: SourceInfo | None = None
     destination: str | None = None
     name_template: str | None = None

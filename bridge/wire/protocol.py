@@ -105,6 +105,8 @@ class JobSpec:
     preset: str | None = None
     # First number of an image sequence; None = the source frame numbers.
     start_number: int | None = None
+    # Carry the source's audio into a movie output (false: the picture alone, `--no-audio`).
+    audio: bool = True
     # Replace an existing output (a file, or frames of the same sequence pattern); the
     # input itself is never replaced. `{job}` in `output` becomes the job id.
     overwrite: bool = False
@@ -453,6 +455,8 @@ class Done(Body):
     elapsed_s: float = 0.0
     stats: dict[str, Any] = field(default_factory=dict)
     files: list[FileInfo] = field(default_factory=list)  # the outputs for download (`files`, `read`)
+    # What the output lacks that the user should hear about (e.g. source audio that cannot be decoded).
+    warnings: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
