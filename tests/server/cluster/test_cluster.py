@@ -42,8 +42,13 @@ def shape(events) -> list[tuple]:
             if e.kind != "progress"]
 
 
-def single_machine_run(spec: p.JobSpec, root, model) -> tuple[np.ndarray, list[tuple]]:
-    """The same job on the local worker (no cluster): its output's pixels and its events' order."""
+def pictures(events) -> list[bytes]:
+    """The full-resolution frames the engine made, as the server streamed them (lossless)."""
+    return [bytes(e.data) for e in events if e.kind == "frame"]
+
+
+def single_machine_run(spec: p.JobSpec, root, model) -> tuple[list[bytes], list[tuple], np.ndarray]:
+    """The same job on the local worker (no cluster): its frames, its events' order, its output's pixels."""
     config = ServerConfig(data=DataDir(root / "data"), models=(str(model),), device="cpu",
                           bind=f"ipc://{root}/local.sock", allowed_output_dirs=(root,))
     server = Server(config)
@@ -56,7 +61,7 @@ def single_machine_run(spec: p.JobSpec, root, model) -> tuple[np.ndarray, list[t
         c.close()
     finally:
         server.stop()
-    return frames_of(output), shape(events)
+    return pictures(events), shape(events), frames_of(output)
 
 
 def test_four_queued_jobs_run_on_both_workers_with_the_single_machine_results(served, tiny_model_dir, tmp_path):
@@ -71,8 +76,11 @@ def test_four_queued_jobs_run_on_both_workers_with_the_single_machine_results(se
     took = {name for name, w in workers().items() if w["jobs_done"] > done_before[name]}
     assert len(took) == 2, workers()  # both workers ran some of the four
     assert all(w["loads"] == 1 for w in workers().values())  # each loaded the model once, at start
-    pixels, order = single_machine_run(specs[1], tmp_path, tiny_model_dir)
-    assert np.array_equal(frames_of(served.out / "shot1.mp4"), pixels)
+    frames, order, encoded = single_machine_run(specs[1], tmp_path, tiny_model_dir)
+    assert pictures(streams[1]) == frames  # the engine's frames, bit for bit
+    # The H.264 files are not compared bit for bit: on this machine two encodes of these same
+    # frames (one per server) came out different in some runs; see the branch's report.
+    assert frames_of(served.out / "shot1.mp4").shape == encoded.shape == (4, 144, 176, 3)
     # The same events in the same order as the local worker: previews, then per frame a proxy and a frame.
     assert shape(streams[1]) == order and [k for k, _, _ in order].count("frame") == 4
 
