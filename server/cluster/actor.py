@@ -93,8 +93,11 @@ class EngineActor:
             self._cancel.set()
 
     def edit(self, job_id: str, source: str, first: int, last: int, n_frames: int, params: Any,
-             model: str) -> Iterator[tuple[str, Any]]:
-        """Run one job; yields ("event", engine event) as the engine makes them, then one END or ERROR item."""
+             model: str, frames: list | None = None) -> Iterator[tuple[str, Any]]:
+        """Run one job; yields ("event", engine event) as the engine makes them, then one END or ERROR item.
+
+        `frames`: the clip's frames when they are not in a file the nodes can read (an upload kept in
+        the server's data folder); otherwise the actor reads `source` itself."""
         if not self._busy.acquire(blocking=False):
             # The server hands this actor one job at a time, so a job still running is an
             # orphan of a server that died (and requeued it): stop it, then run this one.
@@ -103,7 +106,7 @@ class EngineActor:
         self.job = job_id
         self._cancel.clear()
         events: queue.Queue[tuple[str, Any]] = queue.Queue()
-        thread = threading.Thread(target=self._run, args=(source, first, last, n_frames, params, model, events),
+        thread = threading.Thread(target=self._run, args=(source, first, last, n_frames, params, model, frames, events),
                                   name=f"edit-{job_id}", daemon=True)
         try:
             thread.start()
@@ -122,17 +125,18 @@ class EngineActor:
     # --- inside the actor ---
 
     def _run(self, source: str, first: int, last: int, n_frames: int, params: Any, model: str,
-             events: queue.Queue) -> None:
+             given: list | None, events: queue.Queue) -> None:
         from bridge import media
         from tokenflow.events import Cancelled
 
         should_cancel = self._cancel.is_set
         try:
-            check_source(source)
+            if given is None:
+                check_source(source)
             engine = self.host.get(model)
 
             def frames() -> Iterator[Any]:
-                for frame in media.read_frames(source, first, last):
+                for frame in media.read_frames(source, first, last) if given is None else given:
                     if should_cancel():
                         raise Cancelled()
                     yield frame

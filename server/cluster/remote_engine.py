@@ -95,8 +95,11 @@ class RemoteEngine:
              should_cancel: Callable[[], bool] = lambda: False) -> Any:
         slot, spec = self.host.slot, self.host.job.spec
         emit = on_event or (lambda event: None)
+        # An upload lives in the server's data folder, which the nodes do not share: its frames
+        # travel with the call (the one case where pixels go through Ray's object store).
+        given = list(frames) if getattr(spec, "upload", None) is not None else None
         stream = slot.handle.edit.options(num_returns="streaming").remote(
-            self.host.job.id, spec.input, spec.first, spec.last, n_frames, params, self.model)
+            self.host.job.id, spec.input, spec.first, spec.last, n_frames, params, self.model, given)
         finished = threading.Event()
         watcher = threading.Thread(target=self._pass_cancel, args=(should_cancel, finished), daemon=True,
                                    name=f"cancel-{self.host.job.id}")
