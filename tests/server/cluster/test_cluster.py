@@ -14,7 +14,7 @@ from server.app import Server
 from server.cluster.status import cluster_status
 from server.config import ServerConfig
 from server.paths import DataDir
-from tests.server.cluster.conftest import NODE, ClusterServer, wait_for
+from tests.server.cluster.conftest import NODE, PARAMS, ClusterServer, wait_for
 
 pytestmark = pytest.mark.cluster
 
@@ -161,6 +161,18 @@ def test_a_model_no_node_can_load_fails_with_that_reason(served):
     end = c.wait(c.submit(served.spec("missing", model=served.missing_model)).job)
     assert end.kind == "failed" and end.body.code == "model_not_found", end.body
     assert served.missing_model in end.body.message
+
+
+def test_an_uploaded_clip_runs_on_a_worker_that_cannot_see_the_servers_data_folder(served, shipped_clip):
+    clip = list(media.read_frames(shipped_clip, 0, 3))
+    c = served.client()
+    shape = dict(width=176, height=144, channels=3, dtype="uint8", frame_rate="30000/1001", first=0, count=4)
+    assert c.upload("cluster-upload", lambda n: clip[n], **shape).complete
+    spec = p.JobSpec(input="", upload="cluster-upload", params={"prompt": "upload", **PARAMS}, frames="0:3",
+                     output=str(served.out / "upload.mp4"))
+    events = list(c.events(c.submit(spec).job))
+    assert events[-1].kind == "done", events[-1].body
+    assert [e.body.frame for e in events if e.kind == "frame"] == [0, 1, 2, 3]
 
 
 def test_a_node_switched_off_mid_job_the_job_finishes_elsewhere_and_a_new_node_gets_work(served, cluster):
