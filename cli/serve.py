@@ -63,6 +63,10 @@ def register(subparsers) -> None:
                         "(default: %(default)s)")
     parser.add_argument("--max-jobs", type=int, default=keep.max_jobs, metavar="N",
                         help="jobs kept in the store, any state; submits beyond it are refused (default: %(default)s)")
+    parser.add_argument("--cluster", metavar="ADDRESS",
+                        help="run jobs on the Ray cluster whose head is ADDRESS (HOST:PORT; `auto`: the one "
+                        "$RAY_ADDRESS names or that runs here); this server stays the one clients talk to. "
+                        'Needs the cluster extra (pip install ".[cluster]"); see docs/cluster.md')
     parser.add_argument("--no-preload", action="store_true", help="load the model at the first job, not at start")
     parser.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
     # For tests and benchmarks: module:callable taking a model name, returning an engine.
@@ -128,7 +132,7 @@ def run(args: argparse.Namespace) -> int:
                                     client_queue_bytes=args.client_queue_bytes, total_queue_bytes=args.total_queue_bytes),
         retention=Retention(keep_days=args.keep_days, keep_bytes=int(args.keep_gb * 1e9),
                             cache_bytes=int(args.cache_gb * 1e9), max_jobs=args.max_jobs),
-        free_space=free_space_from_env(),
+        free_space=free_space_from_env(), cluster=args.cluster,
     )
     factory = _load_factory(args.engine_factory) if args.engine_factory else None
     from server.data_lock import DataDirBusy
@@ -137,6 +141,14 @@ def run(args: argparse.Namespace) -> int:
         server = Server(config, engine_factory=factory, preload=not args.no_preload)
     except DataDirBusy as exc:
         print(f"tokenflow serve: error: {exc}", file=sys.stderr)
+        return 2
+    except ImportError as exc:  # only --cluster imports anything optional
+        print(f'tokenflow serve: error: --cluster needs Ray ({exc}); install the cluster extra: pip install ".[cluster]"',
+              file=sys.stderr)
+        return 2
+    except ConnectionError as exc:
+        print(f"tokenflow serve: error: cannot join the Ray cluster at {args.cluster} ({exc}). Start it first "
+              "(`ray start --head`, docs/cluster.md) or check the address.", file=sys.stderr)
         return 2
     except (OSError, sqlite3.Error) as exc:
         print(f"tokenflow serve: error: cannot use the data folder {data.root} ({_reason(exc)}): make it writable "
@@ -160,6 +172,9 @@ def run(args: argparse.Namespace) -> int:
     # Tests and scripts wait for this line; keep its shape.
     print(f"tokenflow server listening on {endpoint} (data: {data.root}, models: {', '.join(config.models)})",
           file=sys.stderr, flush=True)
+    if args.cluster:
+        print(f"tokenflow server runs its jobs on the Ray cluster {args.cluster} ({server.engines.device})",
+              file=sys.stderr, flush=True)
     print(f"tokenflow server space: {server.usage.describe()} (keeping finished jobs {args.keep_days:g} days / "
           f"{args.keep_gb:g} GB, inversion cache {args.cache_gb:g} GB)", file=sys.stderr, flush=True)
     server.serve_forever()

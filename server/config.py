@@ -24,6 +24,7 @@ class ServerConfig:
     name: str = "tokenflow-server"
     retention: Retention = field(default_factory=Retention)  # what is kept, how long; see server/disk.py
     free_space: Callable[[Path], int] = real_free_space  # bytes free where a path lives (tests inject one)
+    cluster: str | None = None  # a Ray cluster's address ("auto": $RAY_ADDRESS) that runs the jobs; docs/cluster.md
 
     @property
     def default_model(self) -> str:

@@ -7,7 +7,7 @@ import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 EngineFactory = Callable[[str], Any]  # model name -> object with .edit(...) per tokenflow.engine.Engine
 
@@ -28,6 +28,16 @@ def default_factory(device: str, cache_dir: Path | None) -> EngineFactory:
     return make
 
 
+class EngineView(Protocol):
+    """What the service tells clients about the engine (Welcome): an EngineHost, or a cluster's workers."""
+
+    @property
+    def device(self) -> str: ...
+
+    @property
+    def state(self) -> str: ...
+
+
 def free_accelerator_memory() -> None:
     """Give cached GPU blocks back after a failure, so the next job starts clean."""
     gc.collect()
@@ -46,6 +56,11 @@ class EngineHost:
         self._lock = threading.Lock()
         self.state = "loading"
         self.device = ""
+
+    @property
+    def model(self) -> str | None:
+        """The model loaded now, if any."""
+        return self._model if self._engine is not None else None
 
     def loaded(self, model: str) -> bool:
         return self._engine is not None and self._model == model

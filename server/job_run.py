@@ -66,6 +66,15 @@ OutputCheck = Callable[[ResolvedJob, tuple], None]  # (the job, outputs it may r
 CLAIM = "output.json"  # in the job folder: where this job's output is being staged, and whether it is being placed
 
 
+class RunAgain(Exception):
+    """Raised by an engine whose worker was lost mid-job (a cluster node switched off): the
+    job goes back to the front of the queue and runs again from the start elsewhere."""
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
+
+
 def _cancellable(frames: Iterable[Any], should_cancel: Callable[[], bool]) -> Iterator[Any]:
     """Frames as the engine reads them, stopping at a cancel (the read/encode stage checks nothing else)."""
     for frame in frames:
@@ -191,6 +200,11 @@ class JobRun:
                 self._emit(p.Requeued(attempt=self.job.attempts + 1, reason="the server is shutting down"))
                 return JobState.QUEUED
             return self._end(p.Cancelled(reason="cancelled by request"))
+        except RunAgain as exc:  # the staging goes; the retry writes the output once, as after kill -9
+            self._abort_writer()
+            self.journal.store.requeue(job_id)
+            self._emit(p.Requeued(attempt=self.job.attempts + 1, reason=exc.reason))
+            return JobState.QUEUED
         except BaseException as exc:  # every failure ends the job; none may end the worker
             if is_disk_full(exc) and self.reserve is not None:
                 self.reserve.release()  # room for the database to record the failure

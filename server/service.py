@@ -20,7 +20,7 @@ from bridge.wire import protocol as p
 from server import batch_summary, gpu_fit, upload_requests
 from server.config import ServerConfig
 from server.cursors import Cursor, EventCursor, ListCursor
-from server.engine_host import EngineHost
+from server.engine_host import EngineView
 from server.journal import Journal
 from server.output_files import OutputFileError, read_chunk
 from server.probe_request import Prober
@@ -81,7 +81,7 @@ def error_message(rid: int | None, code: str, message: str, hint: str = "", fiel
 
 
 class Service:
-    def __init__(self, config: ServerConfig, journal: Journal, scheduler: Scheduler, engines: EngineHost,
+    def __init__(self, config: ServerConfig, journal: Journal, scheduler: Scheduler, engines: EngineView,
                  server_id: str, new_job_id: Callable[[], str] = lambda: secrets.token_hex(6)):
         self.config = config
         self.journal = journal
