@@ -63,8 +63,9 @@ class Server:
         self.reserve = Reserve(config.data)
         self.housekeeping()
         self.worker = Worker(self.journal, self.scheduler, self.engines, preload=preload,
-                             job_options={"output_check": lambda spec, own: check_job_output(spec, config, own),
-                                          "reserve": self.reserve},
+                             job_options={"output_check": lambda spec, own: check_job_output(spec, config, own,
+                                                                                       self.store.output_owners),
+                                          "reserve": self.reserve, "may_write": config.output_roots.permits},
                              after_job=self.housekeeping)
         self.service = Service(config, self.journal, self.scheduler, self.engines, self.server_id)
         self.context = zmq.Context()

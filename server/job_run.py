@@ -76,8 +76,10 @@ class JobRun:
 
     def __init__(self, job: JobRecord, journal: Journal, engines: EngineHost,
                  should_cancel: Callable[[], bool], shutting_down: Callable[[], bool],
-                 output_check: OutputCheck | None = None, reserve: Reserve | None = None):
+                 output_check: OutputCheck | None = None, reserve: Reserve | None = None,
+                 may_write: Callable[[Path], bool] | None = None):
         self.job = job
+        self.may_write = may_write  # where the batch summary may go (server/output_roots.py)
         self.output_check = output_check
         self.reserve = reserve
         self._claim_since = 0.0
@@ -107,7 +109,7 @@ class JobRun:
         Returns the state the job ends in (the event's own type names it)."""
         state = JobState(event.TYPE)
         try:
-            batch_summary.job_ending(self.journal.store, self.job.id, state, outputs, error)
+            batch_summary.job_ending(self.journal.store, self.job.id, state, outputs, error, self.may_write)
         except Exception:  # the summary is a courtesy: it must never keep a job from ending
             log.exception("job %s: writing its batch summary failed", self.job.id)
         kw = {k: v for k, v in (("outputs", outputs), ("error", error)) if v is not None}

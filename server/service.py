@@ -8,6 +8,7 @@ front will drain to the client. Runs on the front's thread only.
 from __future__ import annotations
 
 import dataclasses
+import os
 import secrets
 import sqlite3
 import threading
@@ -18,6 +19,7 @@ from typing import Any, TypeVar
 
 from bridge.wire import protocol as p
 from server import batch_summary
+from server.client_scope import is_admin, may_read
 from server.config import ServerConfig
 from server.cursors import Cursor, EventCursor, ListCursor
 from server.engine_host import EngineHost
@@ -27,7 +29,7 @@ from server.probe_request import Prober
 from server.resolved_job import LOCAL_OWNER, ResolvedJob
 from server.scheduler import Scheduler
 from server.store import JobRecord, job_summary_fields
-from server.submission import SubmitError, resolve
+from server.submission import SubmitError, input_hint, resolve
 
 RequestBody = TypeVar("RequestBody", bound=p.Body)
 Result = TypeVar("Result")
@@ -188,16 +190,24 @@ class Service:
         submit = body_of(env, p.Submit)
         spec = submit.spec
         if spec.client_token:
-            existing = self.store.by_token(spec.client_token)
+            existing = self.store.by_token(self._token(spec) or "")
             if existing is not None:
                 return self._accepted(env, existing)
         self._check_queue()
+        owner = self.owner  # the pool thread resolves for this client
         if submit.dry_run:
-            return self._later(env, lambda: resolve(spec, "JOBID", self.config, self._reserved),
+            return self._later(env, lambda: resolve(spec, "JOBID", self.config, self._reserved, owner,
+                                                    self.store.output_owners),
                                lambda resolved: self._reply(env, p.Ok(detail=resolved.output)))
         job_id = self.new_job_id()
-        return self._later(env, lambda: self._resolve_and_reserve(spec, job_id),
+        return self._later(env, lambda: self._resolve_and_reserve(spec, job_id, owner),
                            lambda resolved: self._store_job(env, job_id, resolved))
+
+    def _token(self, spec: p.JobSpec) -> str | None:
+        """The stored client token: scoped to the client, so one client's token never finds another's job."""
+        if not spec.client_token:
+            return None
+        return spec.client_token if is_admin(self.owner) else f"{self.owner}/{spec.client_token}"
 
     def _reserved(self, output: str) -> bool:
         """Another job will write `output`: a stored one, or one checked but not stored yet."""
@@ -206,9 +216,9 @@ class Service:
                 return True
         return self.store.output_reserved(output)
 
-    def _resolve_and_reserve(self, spec: p.JobSpec, job_id: str) -> ResolvedJob:
+    def _resolve_and_reserve(self, spec: p.JobSpec, job_id: str, owner: str = LOCAL_OWNER) -> ResolvedJob:
         # One pool thread: checking a name and reserving it cannot interleave with another submit's.
-        resolved = resolve(spec, job_id, self.config, self._reserved)
+        resolved = resolve(spec, job_id, self.config, self._reserved, owner, self.store.output_owners)
         with self._lock:
             self._reserving.add(resolved.output)
         return resolved
@@ -233,7 +243,7 @@ class Service:
     def _store_resolved(self, env: p.Envelope, job_id: str, resolved: ResolvedJob) -> Outcome:
         spec = body_of(env, p.Submit).spec
         if spec.client_token:  # a retry that arrived while the first was being checked
-            existing = self.store.by_token(spec.client_token)
+            existing = self.store.by_token(self._token(spec) or "")
             if existing is not None:
                 return self._accepted(env, existing)
         self._check_queue()
@@ -241,7 +251,7 @@ class Service:
         position = self.scheduler.position_for(spec.priority)
         try:
             job, _ = self.store.create_job(job_id, resolved, priority=spec.priority,
-                                           client_token=spec.client_token, position=position)
+                                           client_token=self._token(spec), position=position)
         except sqlite3.IntegrityError as exc:
             raise RequestError("internal_error", "Could not store the job (id or token clash).", "Submit again.") from exc
         self.scheduler.push(job.id, job.priority, job.queue_order)
@@ -256,7 +266,8 @@ class Service:
     def _on_cancel(self, env: p.Envelope) -> Outcome:
         job = self._job(env)
         if self.scheduler.cancel(job.id) == "removed":
-            batch_summary.job_ending(self.store, job.id, p.JobState.CANCELLED)
+            batch_summary.job_ending(self.store, job.id, p.JobState.CANCELLED,
+                                     may_write=self.config.output_roots.permits)
             self.journal.append(job.id, p.Cancelled(reason="cancelled while queued"), state=p.JobState.CANCELLED)
             job = self.store.require(job.id)
         return self._reply(env, p.JobStatus(info=self.info(job)))
@@ -344,6 +355,9 @@ class Service:
 
     def _on_queue(self, env: p.Envelope) -> Outcome:
         action = body_of(env, p.QueueControl).action
+        if action is not None and not is_admin(self.owner):
+            raise RequestError("forbidden", f"Only the server's owner may {action} the whole queue.",
+                               "Ask whoever runs the server; cancel or reorder your own jobs instead.", "body.action")
         if action is not None:
             paused = action == "pause"
             self.store.set_setting(QUEUE_PAUSED, paused)  # stored first: a restart keeps it
@@ -378,8 +392,14 @@ class Service:
         return Outcome([p.encode(p.Envelope(chunk, rid=env.rid, job=job.id, blobs=(data,)))])
 
     def _on_probe(self, env: p.Envelope) -> Outcome:
+        path = body_of(env, p.Probe).input
+        # Refused alike whether the path exists or not: no existence oracle outside what the client may read.
+        if path.strip() and os.path.isabs(os.path.expanduser(path)) and not may_read(self.owner, path,
+                                                                                    self.config.input_roots):
+            raise RequestError("input_not_allowed", f"This server does not let this client read {path}.",
+                               input_hint(self.config), "body.input")
         # Off this thread: a long file must not hold up everyone else's requests.
-        return Outcome(cursor=self.prober.start(body_of(env, p.Probe).input, env.rid), cursor_key=("probe", env.rid))
+        return Outcome(cursor=self.prober.start(path, env.rid), cursor_key=("probe", env.rid))
 
     def _on_heartbeat(self, env: p.Envelope) -> Outcome:  # the front answers heartbeats itself
         return self._reply(env, p.Heartbeat(server_id=self.server_id))

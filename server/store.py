@@ -29,7 +29,7 @@ from typing import Any
 
 from bridge.wire import protocol as p
 from bridge.wire.protocol import RETRYABLE_STATES, JobState
-from server.resolved_job import ResolvedJob
+from server.resolved_job import LOCAL_OWNER, ResolvedJob
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -241,6 +241,17 @@ class JobStore:
                 (output, JobState.QUEUED, JobState.RUNNING),
             ).fetchone()
         return row is not None
+
+    def output_owners(self, path: str) -> set[str]:
+        """Who submitted the jobs that wrote the file `path` (as recorded in their outputs).
+
+        The record `overwrite` is checked against: a client may replace only what its own jobs wrote.
+        """
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT DISTINCT json_extract(jobs.spec, '$.owner') FROM jobs, json_each(jobs.outputs) AS o "
+                "WHERE o.value = ?", (path,)).fetchall()
+        return {row[0] or LOCAL_OWNER for row in rows}
 
     def retry(self, job_id: str, reason: str) -> EventRecord | None:
         """A failed or cancelled job goes to the back of the queue with a `requeued` event;

@@ -50,6 +50,14 @@ _JOB_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _MAX_INT = (1 << 63) - 1
 # Largest chunk of an output file one `read` reply carries (see `Read`).
 MAX_CHUNK_BYTES = 1 << 20
+_BATCH_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}")
+
+
+def is_batch_name(text: str) -> bool:
+    """A batch id that is safe as part of a file name: no separators, no '..', no leading dot, bounded."""
+    return bool(_BATCH_NAME.fullmatch(text)) and ".." not in text
+
+
 # Placeholders a `name_template` may use (see bridge/wire/naming.py).
 NAME_FIELDS = ("clip", "first", "last", "prompt", "seed", "job", "batch", "row")
 
@@ -779,6 +787,9 @@ def _checks(body: Body) -> None:
             value = getattr(s, name)
             need(value is None or 0 < len(value) <= 1024, f"body.spec.{name} must be 1 to 1024 characters.",
                  f"body.spec.{name}")
+        # The batch names a file the server writes (summary.filename): a plain name, never a path.
+        need(s.batch is None or is_batch_name(s.batch), "body.spec.batch must be 1 to 64 letters, digits, '.', '_' "
+             "or '-', not starting with '.' and without '..' (it names the batch's summary file).", "body.spec.batch")
         need(s.row is None or 0 <= s.row <= 1_000_000, "body.spec.row must be between 0 and 1000000.",
              "body.spec.row")
     elif isinstance(body, Subscribe):
