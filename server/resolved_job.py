@@ -54,6 +54,7 @@ class ResolvedJob:
     name: str | None = None
     batch: str | None = None
     row: int | None = None
+    batch_jobs: int | None = None  # the batch's size, for the queue's room (server/store.py, create_job)
     owner: str = LOCAL_OWNER  # the client identity that submitted it
 
     @property

@@ -12,11 +12,13 @@ import os
 import secrets
 import sqlite3
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from bridge.wire import naming
 from bridge.wire import protocol as p
 from server import batch_summary
 from server.client_scope import is_admin, may_read
@@ -28,7 +30,7 @@ from server.output_files import OutputFileError, read_chunk
 from server.probe_request import Prober
 from server.resolved_job import LOCAL_OWNER, ResolvedJob
 from server.scheduler import Scheduler
-from server.store import JobRecord, job_summary_fields
+from server.store import JobRecord, QueueFull, job_summary_fields
 from server.submission import SubmitError, input_hint, resolve
 
 RequestBody = TypeVar("RequestBody", bound=p.Body)
@@ -43,7 +45,8 @@ def body_of(env: p.Envelope, kind: type[RequestBody]) -> RequestBody:
 CAPABILITIES = ["submit", "cancel", "list", "status", "subscribe", "fetch", "reorder", "proxy", "frame",
                 "client_token", "curve", "delete", "probe", "queue", "retry", "dry_run", "named_outputs", "files",
                 "read", "stats"]
-QUEUE_PAUSED = "queue_paused"  # store setting: the pause outlives a restart
+QUEUE_PAUSED = "queue_paused"
+DRY_RUN_NAMES_S = 600.0  # how long a batch's checked names are remembered for its next rows' checks  # store setting: the pause outlives a restart
 
 # LOCAL_OWNER (server/resolved_job.py), the server's own user, may act on every job. Any
 # other client identity acts on its own jobs only.
@@ -58,6 +61,8 @@ DEFAULT_HINTS = {
     "forbidden": "Only the client that submitted a job (or the server's own user) may do this.",
 }
 GENERIC_HINT = "See docs/protocol.md."
+QUEUE_FULL_HINT = ("Wait for some jobs to finish, cancel some with `tokenflow jobs cancel ID`, or send fewer jobs "
+                   "(a batch is queued whole or not at all).")
 
 
 class RequestError(Exception):
@@ -94,6 +99,8 @@ class Service:
         # runs here, off the front's thread, and `collect` hands the outcome back.
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tokenflow-submit")
         self._reserving: set[str] = set()  # outputs of submits checked and not yet stored
+        # (owner/batch) -> (when, names its dry-run rows took): pool thread only, dropped after a while
+        self._dry_names: dict[str, tuple[float, set[str]]] = {}
         self._done: list[tuple] = []  # (reply_to, owner, env, future, finish) ready for `collect`
         self._lock = threading.Lock()
         self.owner = LOCAL_OWNER
@@ -193,11 +200,10 @@ class Service:
             existing = self.store.by_token(self._token(spec) or "")
             if existing is not None:
                 return self._accepted(env, existing)
-        self._check_queue()
+        self._check_queue(spec)
         owner = self.owner  # the pool thread resolves for this client
         if submit.dry_run:
-            return self._later(env, lambda: resolve(spec, "JOBID", self.config, self._reserved, owner,
-                                                    self.store.output_owners),
+            return self._later(env, lambda: self._dry_run(spec, owner),
                                lambda resolved: self._reply(env, p.Ok(detail=resolved.output)))
         job_id = self.new_job_id()
         return self._later(env, lambda: self._resolve_and_reserve(spec, job_id, owner),
@@ -208,6 +214,20 @@ class Service:
         if not spec.client_token:
             return None
         return spec.client_token if is_admin(self.owner) else f"{self.owner}/{spec.client_token}"
+
+    def _dry_run(self, spec: p.JobSpec, owner: str) -> ResolvedJob:
+        """Resolve as a submit would, queue nothing. Rows of one batch checked one after another get
+        the names the real submits will get: a name an earlier row's check took counts as taken."""
+        now = time.monotonic()
+        self._dry_names = {k: v for k, v in self._dry_names.items() if v[0] > now - DRY_RUN_NAMES_S}
+        key = f"{owner}/{spec.batch}" if spec.batch else None
+        taken = self._dry_names.get(key, (now, set()))[1] if key else set()
+        resolved = resolve(spec, "JOBID", self.config, lambda out: out in taken or self._reserved(out), owner,
+                           self.store.output_owners)
+        # With {job} in the template every real name differs: the placeholder's collisions are not real ones.
+        if key and not (spec.output or "{job}" in (spec.name_template or naming.DEFAULT_TEMPLATE)):
+            self._dry_names[key] = (now, taken | {resolved.output})
+        return resolved
 
     def _reserved(self, output: str) -> bool:
         """Another job will write `output`: a stored one, or one checked but not stored yet."""
@@ -223,10 +243,16 @@ class Service:
             self._reserving.add(resolved.output)
         return resolved
 
-    def _check_queue(self) -> None:
-        if self.store.count_queued() >= self.config.limits.max_queue:
-            raise RequestError("queue_full", f"The queue holds {self.config.limits.max_queue} jobs already.",
-                               "Wait for some to finish, or cancel some with `tokenflow jobs cancel ID`.")
+    def _check_queue(self, spec: p.JobSpec | None = None) -> None:
+        """Early refusals (the queue's room is checked again as the job is stored)."""
+        limit = self.config.limits.max_queue
+        if self.store.count_queued() >= limit:
+            raise RequestError("queue_full", f"The queue holds {limit} jobs already.", QUEUE_FULL_HINT)
+        if spec is not None and spec.batch_jobs and not self.store.list_batch(spec.batch or "", 1):
+            if self.store.count_queued() + spec.batch_jobs > limit:  # a batch's first job: room for all
+                raise RequestError("queue_full", f"The queue has room for {limit} jobs "
+                                   f"({self.store.count_queued()} queued); this batch has {spec.batch_jobs}.",
+                                   QUEUE_FULL_HINT)
         max_jobs = self.config.retention.max_jobs
         if max_jobs and self.store.count_jobs() >= max_jobs:
             raise RequestError("store_full", f"The server keeps {max_jobs} jobs already, the most it stores.",
@@ -251,7 +277,10 @@ class Service:
         position = self.scheduler.position_for(spec.priority)
         try:
             job, _ = self.store.create_job(job_id, resolved, priority=spec.priority,
-                                           client_token=self._token(spec), position=position)
+                                           client_token=self._token(spec), position=position,
+                                           max_queued=self.config.limits.max_queue)
+        except QueueFull as exc:
+            raise RequestError("queue_full", str(exc), QUEUE_FULL_HINT) from None
         except sqlite3.IntegrityError as exc:
             raise RequestError("internal_error", "Could not store the job (id or token clash).", "Submit again.") from exc
         self.scheduler.push(job.id, job.priority, job.queue_order)

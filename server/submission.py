@@ -19,7 +19,7 @@ from bridge.media.output_safety import OutputRefused, check_output, check_path_t
 from bridge.wire import naming
 from bridge.wire.edit_params import BY_NAME, ParamsError, complete
 from bridge.wire.protocol import JobSpec
-from server.bounds import disk_problem, estimate, memory_problem
+from server.bounds import disk_problem, estimate, memory, memory_problem
 from server.client_scope import OwnersOf, foreign_files, may_read
 from server.config import ServerConfig
 from server.probe_request import not_a_file
@@ -239,14 +239,15 @@ def resolve(spec: JobSpec, job_id: str, config: ServerConfig,
         preset=out_spec.preset.name, start_number=spec.start_number,
         source=SourceInfo(width=info.width, height=info.height, frame_rate=str(info.frame_rate)),
         destination=str(destination) if destination else spec.destination, name_template=spec.name_template,
-        name=spec.name or source.stem, batch=spec.batch, row=spec.row,
+        name=spec.name or source.stem, batch=spec.batch, row=spec.row, batch_jobs=spec.batch_jobs,
     )
     kind, target = target_of(output, preset)
 
-    needs = estimate(n_frames, info.width, info.height, params.short_side, params.steps, kind)
-    problem = memory_problem(needs, n_frames)
+    needs = estimate(n_frames, info.width, info.height, params.short_side, params.steps, kind, params.batch_size)
+    problem = memory_problem(memory(n_frames, info.width, info.height, params.short_side, params.steps,
+                                    params.batch_size), info.width, info.height, params.short_side)
     if problem:
-        raise SubmitError("bad_range", problem, "Submit a shorter --frames range (several jobs), or a smaller --size.",
+        raise SubmitError("bad_range", problem, "Several shorter jobs together do what one long job would.",
                           "body.spec.frames")
     problem = disk_problem(needs, config.data.root, config.cache_dir, target.parent if kind == "movie" else target,
                            config.free_space)

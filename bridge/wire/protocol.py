@@ -123,6 +123,8 @@ class JobSpec:
     name: str | None = None  # the clip's name for {clip} (default: the input's file name)
     batch: str | None = None  # jobs queued together share it; the server writes their summary
     row: int | None = None  # the job's place in its batch file, for {row} and messages
+    # How many jobs the batch holds: the server queues none of them unless the queue has room for all.
+    batch_jobs: int | None = None
 
 
 @dataclass(frozen=True)
@@ -790,6 +792,8 @@ def _checks(body: Body) -> None:
         # The batch names a file the server writes (summary.filename): a plain name, never a path.
         need(s.batch is None or is_batch_name(s.batch), "body.spec.batch must be 1 to 64 letters, digits, '.', '_' "
              "or '-', not starting with '.' and without '..' (it names the batch's summary file).", "body.spec.batch")
+        need(s.batch_jobs is None or (s.batch is not None and 1 <= s.batch_jobs <= 1_000_000),
+             "body.spec.batch_jobs must be between 1 and 1000000, with a batch.", "body.spec.batch_jobs")
         need(s.row is None or 0 <= s.row <= 1_000_000, "body.spec.row must be between 0 and 1000000.",
              "body.spec.row")
     elif isinstance(body, Subscribe):
