@@ -25,7 +25,6 @@ from pathlib import Path
 import zmq
 import zmq.auth
 from zmq.auth.thread import ThreadAuthenticator
-from zmq.utils import z85
 
 from bridge.wire.local import (
     LocalSetupError,
@@ -85,7 +84,8 @@ def _curve(socket: zmq.Socket, context: zmq.Context, secret_file: Path, clients:
     socket.curve_secretkey = secret
     socket.curve_publickey = public
     socket.curve_server = True
-    local_id = z85.encode(local_public).decode() if local_public else None
+    # load_certificate gives the public key as Z85 text already, the form ZAP's User-Id takes.
+    local_id = local_public.decode() if local_public else None
 
     def owner_of(frame: zmq.Frame) -> str:
         try:
