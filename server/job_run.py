@@ -173,7 +173,8 @@ class JobRun:
             self._progress(Stage.WRITE, 1, 1, 0.0)
             outputs = [str(path) for path in self.writer.outputs]
             # Sizes and checksums for downloads, hashed here so no request ever waits on it.
-            files = [p.FileInfo(**f) for f in output_files.manifest(spec.output, outputs)]
+            files = [p.FileInfo(**f) for f in output_files.manifest(
+                spec.output, outputs, self.journal.blob_path(self.job.id, output_files.IDENTITY))]
             return self._end(p.Done(
                 outputs=outputs, frames=spec.n_frames, first_frame=self.first,
                 elapsed_s=time.monotonic() - self.started, stats=_plain(stats.to_dict()), files=files,

@@ -26,7 +26,7 @@ from server.config import ServerConfig
 from server.cursors import Cursor, EventCursor, ListCursor
 from server.engine_host import EngineHost
 from server.journal import Journal
-from server.output_files import OutputFileError, read_chunk
+from server.output_files import IDENTITY, OutputFileError, load_identity, read_chunk
 from server.probe_request import Prober
 from server.resolved_job import LOCAL_OWNER, ResolvedJob
 from server.scheduler import Scheduler
@@ -414,7 +414,9 @@ class Service:
         job = self._job(env)
         body = body_of(env, p.Read)
         try:
-            data, size = read_chunk(job.spec.output, self._done_files(job), body.name, body.offset, body.length)
+            identity = load_identity(self.journal.blob_path(job.id, IDENTITY))
+            data, size = read_chunk(job.spec.output, self._done_files(job), body.name, body.offset, body.length,
+                                    identity)
         except OutputFileError as exc:
             raise RequestError(exc.code, exc.message, exc.hint, "body.name") from None
         chunk = p.Chunk(name=body.name, offset=body.offset, size=size, eof=body.offset + len(data) >= size)

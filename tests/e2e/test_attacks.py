@@ -338,3 +338,31 @@ def test_summary_file_name_is_the_batch(local_server, shipped_clip):
         assert c.wait(job).kind is EventKind.DONE
     summary = json.loads((local_server.out / "plain" / "tokenflow-batch-plain-1.json").read_text())
     assert summary["batch"] == "plain-1"
+
+
+def test_read_serves_only_the_file_the_job_wrote(local_server, shipped_clip, tmp_path):
+    """Item 17: a movie replaced by a hard link to another file of the same size, or a sequence
+    folder swapped for a link to a copy, is `output_changed`, never the other file's bytes."""
+    with Client(local_server.endpoint, timeout=20) as c:
+        movie = c.submit(_spec(shipped_clip, local_server.out / "ident.mp4")).job
+        seq = c.submit(dataclasses.replace(_spec(shipped_clip, frames="0:1"),
+                                           output=str(local_server.out / "identseq") + "/")).job
+        assert c.wait(movie).kind is EventKind.DONE and c.wait(seq).kind is EventKind.DONE
+        (info,) = c.files(movie).files
+        path = local_server.out / info.name
+        other = tmp_path / "other.bin"
+        other.write_bytes(b"\0" * info.size)  # someone else's file, the same size
+        path.unlink()
+        os.link(other, path)
+        with pytest.raises(ServerError) as err:
+            c.read(movie, info.name, 0, 10)
+        assert err.value.code == "output_changed"
+        first = c.files(seq).files[0]
+        folder = local_server.out / "identseq"
+        copy = tmp_path / "copy"
+        shutil.copytree(folder, copy)
+        shutil.rmtree(folder)
+        folder.symlink_to(copy)
+        with pytest.raises(ServerError) as err:
+            c.read(seq, first.name, 0, 10)
+        assert err.value.code == "output_changed"
