@@ -366,3 +366,37 @@ def test_read_serves_only_the_file_the_job_wrote(local_server, shipped_clip, tmp
         with pytest.raises(ServerError) as err:
             c.read(seq, first.name, 0, 10)
         assert err.value.code == "output_changed"
+
+
+def _truncated_fast_start_mp4(path: Path, frames: int = 96) -> Path:
+    """An H.264 MP4 with its index first (`movflags=faststart`), cut to half its size: the index
+    still promises every frame; the data holds about half of them."""
+    import av
+    import numpy as np
+
+    whole = path.with_name("whole.mp4")
+    rng = np.random.default_rng(0)
+    with av.open(str(whole), "w", options={"movflags": "faststart"}) as out:
+        stream = out.add_stream("libx264", rate=24)
+        stream.width = stream.height = 64
+        stream.pix_fmt = "yuv420p"
+        for _ in range(frames):  # noise: every frame about the same size, so half the bytes is half the frames
+            image = av.VideoFrame.from_ndarray(rng.integers(0, 255, (64, 64, 3), dtype=np.uint8), format="rgb24")
+            out.mux(stream.encode(image))
+        out.mux(stream.encode())
+    data = whole.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    return path
+
+
+def test_a_truncated_fast_start_mp4_counts_the_frames_it_has(local_server, tmp_path):
+    """Item 17: accepted for 96 frames where `probe` said 46, then failed at run time. Now `probe`
+    and submit count the frames that decode, and the whole clip runs to the end."""
+    clip = _truncated_fast_start_mp4(tmp_path / "cut.mp4")
+    with Client(local_server.endpoint, timeout=20) as c:
+        count = c.probe(str(clip))["frame_count"]
+        assert 30 <= count <= 60
+        err = _refused(c, _spec(clip, local_server.out / "cut.mp4", frames="0:95"))
+        assert err.code == "bad_range" and str(count) in err.message, err
+        job = c.submit(_spec(clip, local_server.out / "cut-all.mp4", frames=None)).job
+        assert c.wait(job).kind is EventKind.DONE
