@@ -24,13 +24,18 @@ from bridge.wire import local
 from bridge.wire import protocol as p
 from bridge.wire.client import Client, CurveKeys, EventKind, ServerError
 from server.security import init_keys
-from tests.e2e.conftest import REPO
+from tests.e2e.conftest import REPO, ServeProcess
 from tests.e2e.test_wire_limits import FakeServe
 
 
-def _spec(clip: Path, out: Path | None = None, frames: str = "0:3", **kw) -> p.JobSpec:
+def _spec(clip: Path, out: Path | None = None, frames: str | None = "0:3", **kw) -> p.JobSpec:
     return p.JobSpec(input=str(clip), frames=frames, output=str(out) if out else None,
                      params={"prompt": "x", "steps": 2, "kf_interval": 4, "preview_every": 2}, **kw)
+
+
+def _welcome(client: Client) -> p.Welcome:
+    assert client.welcome is not None, "connected clients have the server's welcome"
+    return client.welcome
 
 
 def _refused(client: Client, spec: p.JobSpec) -> ServerError:
@@ -68,7 +73,7 @@ def clip_dir(tmp_path_factory, shipped_clip) -> Path:
 
 @dataclasses.dataclass
 class Multi:
-    server: FakeServe
+    server: ServeProcess
     keys: dict[str, CurveKeys]
 
     def client(self, who: str) -> Client:
@@ -102,7 +107,7 @@ def multi(tmp_path_factory, clip_dir):
 
 def test_allow_output_adds_to_the_default_folders(local_server, shipped_clip):
     with Client(local_server.endpoint, timeout=20) as c:
-        allowed = c.welcome.allowed_output_dirs
+        allowed = _welcome(c).allowed_output_dirs
         assert str(local_server.out.resolve()) in allowed  # the harness's --allow-output
         assert str(Path.home().resolve()) in allowed and str((local_server.data / "outputs").resolve()) in allowed
         job = c.submit(_spec(shipped_clip)).job  # no output: DATA/outputs/JOB/..., the panel's default
@@ -114,7 +119,7 @@ def test_allow_output_only_narrows_to_the_given_folders(tmp_path, shipped_clip):
     server = FakeServe(tmp_path, extra=["--allow-output-only"]).start()
     try:
         with Client(server.endpoint, timeout=20) as c:
-            assert c.welcome.allowed_output_dirs == [str(server.out.resolve())]
+            assert _welcome(c).allowed_output_dirs == [str(server.out.resolve())]
             assert _refused(c, _spec(shipped_clip)).code == "output_not_allowed"
             assert c.submit(_spec(shipped_clip, server.out / "narrow.mp4")).job
     finally:
@@ -132,8 +137,8 @@ def _raw_submit(endpoint: str, spec: dict) -> dict:
         s = ctx.socket(zmq.DEALER)
         s.setsockopt(zmq.LINGER, 0)
         s.connect(endpoint)
-        s.send_multipart([msgpack.packb({"v": 1, "type": "submit", "rid": 1, "job": None, "seq": None,
-                                         "body": {"spec": spec}})])
+        header = msgpack.packb({"v": 1, "type": "submit", "rid": 1, "job": None, "seq": None, "body": {"spec": spec}})
+        s.send_multipart([header or b""])
         assert s.poll(20_000), "no reply"
         reply = msgpack.unpackb(s.recv_multipart()[0])
         s.close(linger=0)
@@ -176,7 +181,7 @@ def test_a_curve_server_does_not_take_over_a_running_servers_socket(local_server
                   "--data-dir", str(tmp_path / "data"), "--engine-factory", "tests.server.fake_engine:factory", timeout=30)
     assert result.returncode == 2 and "already listening" in result.stderr, result.stderr
     with Client(local_server.endpoint, timeout=20) as c:  # the first one still answers on its socket
-        assert c.welcome.models
+        assert _welcome(c).models
 
 
 # --- item 14: the data folder's internals are never a destination ---
@@ -206,6 +211,7 @@ def test_allow_output_inside_the_data_folder_is_refused_at_start(tmp_path):
 def test_queue_add_queues_nothing_when_the_batch_does_not_fit(local_server, shipped_clip, tmp_path):
     rows = tmp_path / "six.csv"
     rows.write_text("input,range,prompt\n" + "".join(f"{shipped_clip},0:3,row {i}\n" for i in range(6)))
+    fits: list[str] = []
     with Client(local_server.endpoint, timeout=20) as c:
         c.queue("pause")
         try:
@@ -219,7 +225,7 @@ def test_queue_add_queues_nothing_when_the_batch_does_not_fit(local_server, ship
             fits = [c.submit(dataclasses.replace(spec, batch="fits-1", batch_jobs=3, row=i)).job for i in range(3)]
             assert len(c.list_jobs(states=["queued"])) == before + 3
         finally:
-            for job in fits if "fits" in locals() else []:
+            for job in fits:
                 c.cancel(job)
             c.queue("resume")
 

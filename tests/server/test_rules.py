@@ -3,8 +3,6 @@ names made from a template's literal text."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from bridge.wire import naming
 from server.bounds import memory, memory_problem
 from server.output_roots import OutputRoots
