@@ -114,6 +114,7 @@ def run(args: argparse.Namespace) -> int:
     preset = getattr(args, "format", None)
     start_number = getattr(args, "start_number", None)
     overwrite = bool(getattr(args, "overwrite", False))
+    audio = bool(getattr(args, "audio", True))
     try:
         # Without -o: the first free INPUT_tokenflow[_N].mp4, so a second prompt keeps the first result.
         output = args.output if args.output else next_free_output(default_output(source, preset))
@@ -125,7 +126,7 @@ def run(args: argparse.Namespace) -> int:
         # Opened (and closed again) now so a clash with existing files or a format the
         # clip cannot take is reported before any GPU work, not after it.
         open_writer(output, info, first, preset=preset, start_number=start_number,
-                    frame_count=last - first + 1, overwrite=overwrite).abort()
+                    frame_count=last - first + 1, overwrite=overwrite, audio=audio).abort()
     except (MediaError, ValueError) as exc:
         return fail(str(exc), EXIT_BAD_INPUT)
 
@@ -141,7 +142,7 @@ def run(args: argparse.Namespace) -> int:
 
     n_frames = last - first + 1
     writer = open_writer(output, info, first, preset=preset, start_number=start_number, frame_count=n_frames,
-                         overwrite=overwrite)
+                         overwrite=overwrite, audio=audio)
 
     def on_event(event) -> None:
         if isinstance(event, FrameReady):
@@ -168,6 +169,8 @@ def run(args: argparse.Namespace) -> int:
         writer.abort()
         raise
     display.end()
+    for warning in writer.warnings:
+        print(f"tokenflow: warning: {warning}", file=sys.stderr)
     if args.stats:
         data = stats.to_dict()
         data["seconds"]["load"] = round(engine.load_seconds, 4)

@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 
 from bridge.wire import naming
 from bridge.wire import protocol as p
-from server import batch_summary
+from server import batch_summary, upload_requests
 from server.client_scope import is_admin, may_read
 from server.config import ServerConfig
 from server.cursors import Cursor, EventCursor, ListCursor
@@ -32,6 +32,8 @@ from server.resolved_job import LOCAL_OWNER, ResolvedJob
 from server.scheduler import Scheduler
 from server.store import JobRecord, QueueFull, job_summary_fields
 from server.submission import SubmitError, input_hint, resolve
+from server.upload_results import ResultIndex
+from server.uploads import UploadError, Uploads
 
 RequestBody = TypeVar("RequestBody", bound=p.Body)
 Result = TypeVar("Result")
@@ -44,9 +46,9 @@ def body_of(env: p.Envelope, kind: type[RequestBody]) -> RequestBody:
 
 CAPABILITIES = ["submit", "cancel", "list", "status", "subscribe", "fetch", "reorder", "proxy", "frame",
                 "client_token", "curve", "delete", "probe", "queue", "retry", "dry_run", "named_outputs", "files",
-                "read", "stats"]
-QUEUE_PAUSED = "queue_paused"
-DRY_RUN_NAMES_S = 600.0  # how long a batch's checked names are remembered for its next rows' checks  # store setting: the pause outlives a restart
+                "read", "stats", "upload"]
+QUEUE_PAUSED = "queue_paused"  # store setting: the pause outlives a restart
+DRY_RUN_NAMES_S = 600.0  # how long a batch's checked names are remembered for its next rows' checks
 
 # LOCAL_OWNER (server/resolved_job.py), the server's own user, may act on every job. Any
 # other client identity acts on its own jobs only.
@@ -106,6 +108,8 @@ class Service:
         self.owner = LOCAL_OWNER
         self.reply_to = b""
         self.prober = Prober(journal.doorbell.ring)
+        self.uploads = Uploads(config.data.root, config.limits, config.free_space)
+        self.results = ResultIndex(config.data.root)
 
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
@@ -117,7 +121,7 @@ class Service:
         self.owner, self.reply_to = owner, reply_to
         try:
             return handler(env)
-        except (RequestError, SubmitError) as exc:
+        except (RequestError, SubmitError, UploadError) as exc:
             return Outcome([error_message(env.rid, exc.code, exc.message, exc.hint, exc.field, env.job)])
 
     def _later(self, env: p.Envelope, work: Callable[[], Result], finish: Callable[[Result], Outcome]) -> Outcome:
@@ -150,6 +154,11 @@ class Service:
 
     def _reply(self, env: p.Envelope, body: p.Body, job: str | None = None) -> Outcome:
         return Outcome([p.encode(p.Envelope(body, rid=env.rid, job=job or env.job))])
+
+    reply = _reply
+
+    def reply_raw(self, env: p.Envelope, body: p.Body, *, job: str, seq: int) -> Outcome:
+        return Outcome([p.encode(p.Envelope(body, rid=env.rid, job=job, seq=seq))])
 
     def _job(self, env: p.Envelope, *, own: bool = True) -> JobRecord:
         """The job the header names; `own`: the asking client must own it."""
@@ -200,8 +209,12 @@ class Service:
             existing = self.store.by_token(self._token(spec) or "")
             if existing is not None:
                 return self._accepted(env, existing)
+        if spec.upload is not None and not submit.dry_run:
+            reused = upload_requests.reuse(self, env, spec)  # the same pixels and parameters: that job's result
+            if reused is not None:
+                return reused
         self._check_queue(spec)
-        owner = self.owner  # the pool thread resolves for this client
+        owner = self.owner  # the pool thread must not read it: the next request changes it
         if submit.dry_run:
             return self._later(env, lambda: self._dry_run(spec, owner),
                                lambda resolved: self._reply(env, p.Ok(detail=resolved.output)))
@@ -222,8 +235,8 @@ class Service:
         self._dry_names = {k: v for k, v in self._dry_names.items() if v[0] > now - DRY_RUN_NAMES_S}
         key = f"{owner}/{spec.batch}" if spec.batch else None
         taken = self._dry_names.get(key, (now, set()))[1] if key else set()
-        resolved = resolve(spec, "JOBID", self.config, lambda out: out in taken or self._reserved(out), owner,
-                           self.store.output_owners)
+        resolved = resolve(spec, "JOBID", self.config, lambda out: out in taken or self._reserved(out), self.uploads,
+                           owner, self.store.output_owners)
         # With {job} in the template every real name differs: the placeholder's collisions are not real ones.
         if key and not (spec.output or "{job}" in (spec.name_template or naming.DEFAULT_TEMPLATE)):
             self._dry_names[key] = (now, taken | {resolved.output})
@@ -238,7 +251,7 @@ class Service:
 
     def _resolve_and_reserve(self, spec: p.JobSpec, job_id: str, owner: str = LOCAL_OWNER) -> ResolvedJob:
         # One pool thread: checking a name and reserving it cannot interleave with another submit's.
-        resolved = resolve(spec, job_id, self.config, self._reserved, owner, self.store.output_owners)
+        resolved = resolve(spec, job_id, self.config, self._reserved, self.uploads, owner, self.store.output_owners)
         with self._lock:
             self._reserving.add(resolved.output)
         return resolved
@@ -283,6 +296,7 @@ class Service:
             raise RequestError("queue_full", str(exc), QUEUE_FULL_HINT) from None
         except sqlite3.IntegrityError as exc:
             raise RequestError("internal_error", "Could not store the job (id or token clash).", "Submit again.") from exc
+        upload_requests.remember(self, spec, resolved, job.id)
         self.scheduler.push(job.id, job.priority, job.queue_order)
         self.journal.doorbell.ring()
         return self._accepted(env, job)
@@ -437,3 +451,20 @@ class Service:
 
     def _on_stats(self, env: p.Envelope) -> Outcome:  # the front answers stats itself
         return self._reply(env, p.Stats())
+
+    # --- uploaded frames (server/upload_requests.py) ---
+
+    def sweep_uploads(self) -> list[str]:
+        """Expired uploads deleted, and result keys of deleted jobs forgotten (any thread: the
+        upload store locks itself, and an index entry is one file replaced atomically)."""
+        self.results.prune(lambda job_id: self.store.get(job_id) is not None)
+        return self.uploads.sweep(upload_requests.in_use(self))
+
+    def _on_upload_open(self, env: p.Envelope) -> Outcome:
+        return upload_requests.on_open(self, env)
+
+    def _on_upload_frames(self, env: p.Envelope) -> Outcome:
+        return upload_requests.on_frames(self, env)
+
+    def _on_upload_delete(self, env: p.Envelope) -> Outcome:
+        return upload_requests.on_delete(self, env)
