@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Callable, Iterable
+from contextlib import closing
 from pathlib import Path
 
 import numpy as np
@@ -12,11 +13,12 @@ import torch
 
 from tokenflow import ddim
 from tokenflow.attention import TokenFlowState, installed
-from tokenflow.cache import InversionCache, inversion_key
+from tokenflow.background import Finisher, read_ahead
+from tokenflow.cache import InversionCache, compact, inversion_key
 from tokenflow.editor import Conditioning, EditLoop, device_index, first_preview_frames, invert, preview_first_step
 from tokenflow.errors import InvalidInput, OutOfMemory
 from tokenflow.events import Cancelled, EventSink, FrameReady, Preview, Progress
-from tokenflow.frames import decode_latents, encode_frames, to_model_input, to_uint8, working_size
+from tokenflow.frames import decode_chunks, encode_frames, finish_decoded, to_model_input, to_uint8, working_size
 from tokenflow.keyframes import resolve_max_joint_keyframes
 from tokenflow.model import DEFAULT_MODEL, LoadedModel, encode_prompt, load_model
 from tokenflow.params import EditParams
@@ -24,6 +26,10 @@ from tokenflow.sites import find_sites
 from tokenflow.stats import EditStats
 
 PREVIEW_MAX_FRAMES = 8
+# Source frames decoded and hashed ahead of the encoder, and decoded chunks waiting for the
+# finisher: enough to ride out jitter, few enough that a 4K clip's queue stays small.
+READ_AHEAD_FRAMES = 8
+FINISH_AHEAD_CHUNKS = 2
 
 
 def _never() -> bool:
@@ -162,11 +168,14 @@ class Engine:
         keep_dtype = torch.float16 if device.type == "cuda" else torch.float32
         digest = hashlib.sha256()
         prepared: list[torch.Tensor] = []
-        with stats.timed("read"):
-            for count, frame in enumerate(_chain(first, iterator), 1):
-                frame = np.ascontiguousarray(frame)
-                digest.update(repr(frame.shape).encode())
-                digest.update(frame.data)
+
+        def digested(frame: np.ndarray) -> None:  # on the read-ahead thread, in order
+            digest.update(repr(frame.shape).encode())
+            digest.update(frame.data)
+
+        contiguous = (np.ascontiguousarray(frame) for frame in _chain(first, iterator))
+        with stats.timed("read"), closing(read_ahead(contiguous, READ_AHEAD_FRAMES, digested)) as source:
+            for count, frame in enumerate(source, 1):
                 prepared.append(to_model_input(frame, stats.working_size, device).to(keep_dtype))
                 progress("read", count, n_frames, count)
         stats.frames = len(prepared)
@@ -209,7 +218,7 @@ class Engine:
             if inverted is None:
                 inverted = self._invert_previewing_early(latents, schedule, params, state, stats, should_cancel,
                                                          progress, run_loop)
-                self.cache.put(key, inverted)
+                self.cache.put(key, compact(inverted, schedule.timesteps[0], model.unet_dtype))
             else:
                 clock.planned = edit_passes
 
@@ -224,15 +233,21 @@ class Engine:
             self.last_keyframes = loop.keyframe_history
             self.last_latents = edited
 
-        with stats.timed("decode"):
-            for index, (image, precise) in enumerate(
-                decode_latents(model.vae, edited, model.vae_scale, source_size[0], chunk=params.batch_size,
-                               with_float=True)
-            ):
+        finished = [0]
+
+        def finish(images: torch.Tensor) -> None:
+            """On the finisher thread: the resize to the source size, the conversion to the
+            host's 8 bit and float, and whatever the caller does with each frame."""
+            for image, precise in finish_decoded(images, source_size[0], with_float=True):
                 if should_cancel():
                     raise Cancelled()
-                emit(FrameReady(index, image, precise))
-                progress("decode", index + 1, n_frames, index + 1)
+                emit(FrameReady(finished[0], image, precise))
+                finished[0] += 1
+                progress("decode", finished[0], n_frames, finished[0])
+
+        with stats.timed("decode"), Finisher(finish, FINISH_AHEAD_CHUNKS, should_cancel, Cancelled) as finisher:
+            for images in decode_chunks(model.vae, edited, model.vae_scale, chunk=params.batch_size):
+                finisher.put(images)
         stats.finish(model.device)
         return stats
 
