@@ -36,8 +36,13 @@ def register(subparsers) -> None:
     parser.add_argument("--cache-dir", type=Path,
                         help="inversion cache shared by all jobs (default: $TOKENFLOW_CACHE_DIR or the user cache directory)")
     parser.add_argument("--allow-output", action="append", type=Path, metavar="DIR",
-                        help="a folder jobs may write outputs under; repeatable "
-                        "(default: your home folder and DATA_DIR/outputs)")
+                        help="a folder jobs may write outputs under, added to the defaults (your home folder "
+                        "and DATA_DIR/outputs); repeatable")
+    parser.add_argument("--allow-output-only", action="store_true",
+                        help="outputs go only under the --allow-output folders, not the defaults (a narrower server)")
+    parser.add_argument("--allow-input", action="append", type=Path, metavar="DIR",
+                        help="with --curve-dir: a folder other clients may read inputs from and probe; repeatable "
+                        "(default: the output folders). Your own account's clients read anywhere.")
     parser.add_argument("--curve-dir", type=Path, help="CurveZMQ keys (server.key_secret, clients/*.key)")
     parser.add_argument("--init-keys", type=Path, metavar="DIR",
                         help="make a server key pair and one client key pair in DIR, then exit")
@@ -122,11 +127,19 @@ def run(args: argparse.Namespace) -> int:
         print(f"tokenflow serve: error: {exc}", file=sys.stderr)
         return 2
     data = resolve_data_dir(args.data_dir)
-    allowed = tuple(p.expanduser().resolve() for p in args.allow_output) if args.allow_output else (
-        Path.home().resolve(), data.outputs)
+    from server.output_roots import RootsError, allowed_output_dirs, private_folders
+
+    cache_dir = args.cache_dir or inversion_cache_dir()
+    try:
+        allowed = allowed_output_dirs(data, args.allow_output or (), only=args.allow_output_only,
+                                      private=private_folders(data, cache_dir, args.curve_dir))
+    except RootsError as exc:
+        print(f"tokenflow serve: error: {exc}", file=sys.stderr)
+        return 2
     config = ServerConfig(
         data=data, models=_models(args), device=args.device,
-        cache_dir=args.cache_dir or inversion_cache_dir(), bind=bind, allowed_output_dirs=allowed,
+        cache_dir=cache_dir, bind=bind, allowed_output_dirs=allowed,
+        allowed_input_dirs=tuple(p.expanduser().resolve() for p in args.allow_input or ()),
         curve_dir=args.curve_dir,
         limits=dataclasses.replace(Limits(), max_queue=args.max_queue, max_request_bytes=args.max_request_bytes,
                                     client_queue_bytes=args.client_queue_bytes, total_queue_bytes=args.total_queue_bytes),

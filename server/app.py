@@ -65,7 +65,8 @@ class Server:
         factory = engine_factory or default_factory(config.device, config.cache_dir)
         self.reserve = Reserve(config.data)
         self.housekeeping()
-        job_options = {"output_check": lambda spec, own: check_job_output(spec, config, own), "reserve": self.reserve}
+        job_options = {"output_check": lambda spec, own: check_job_output(spec, config, own, self.store.output_owners),
+                       "reserve": self.reserve, "may_write": config.output_roots.permits}
         self.engines: EngineHost | ClusterEngines
         self.worker: Worker | ClusterWorker
         if config.cluster:  # Ray is imported here only: the local server never needs it

@@ -88,8 +88,10 @@ class JobRun:
 
     def __init__(self, job: JobRecord, journal: Journal, engines: EngineHost,
                  should_cancel: Callable[[], bool], shutting_down: Callable[[], bool],
-                 output_check: OutputCheck | None = None, reserve: Reserve | None = None):
+                 output_check: OutputCheck | None = None, reserve: Reserve | None = None,
+                 may_write: Callable[[Path], bool] | None = None):
         self.job = job
+        self.may_write = may_write  # where the batch summary may go (server/output_roots.py)
         self.output_check = output_check
         self.reserve = reserve
         self._claim_since = 0.0
@@ -120,7 +122,7 @@ class JobRun:
         Returns the state the job ends in (the event's own type names it)."""
         state = JobState(event.TYPE)
         try:
-            batch_summary.job_ending(self.journal.store, self.job.id, state, outputs, error)
+            batch_summary.job_ending(self.journal.store, self.job.id, state, outputs, error, self.may_write)
         except Exception:  # the summary is a courtesy: it must never keep a job from ending
             log.exception("job %s: writing its batch summary failed", self.job.id)
         kw = {k: v for k, v in (("outputs", outputs), ("error", error)) if v is not None}
@@ -187,7 +189,8 @@ class JobRun:
             self._progress(Stage.WRITE, 1, 1, 0.0)
             outputs = [str(path) for path in self.writer.outputs]
             # Sizes and checksums for downloads, hashed here so no request ever waits on it.
-            files = [p.FileInfo(**f) for f in output_files.manifest(spec.output, outputs)]
+            files = [p.FileInfo(**f) for f in output_files.manifest(
+                spec.output, outputs, self.journal.blob_path(self.job.id, output_files.IDENTITY))]
             return self._end(p.Done(
                 outputs=outputs, frames=spec.n_frames, first_frame=self.first,
                 elapsed_s=time.monotonic() - self.started, stats=_plain(stats.to_dict()), files=files,
