@@ -15,6 +15,7 @@ from bridge.folders import inversion_cache_dir
 from bridge.media import MediaError, check_output_writable, open_writer, parse_frame_range, probe, read_frames
 from bridge.media import default_output as default_media_output
 from bridge.media.output_safety import check_output, next_free_output
+from bridge.media.pipeline import FrameSinks
 from cli.media import add_format_options
 
 if TYPE_CHECKING:
@@ -66,7 +67,7 @@ def register(subparsers) -> None:
                         help="hub id, local diffusers folder, .safetensors checkpoint, or a name from `tokenflow models list` "
                         "(default: %(default)s)")
     parser.add_argument("--model-config", help="diffusers folder giving the configuration of a single-file checkpoint")
-    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    parser.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), default="auto")
     parser.add_argument("--cache-dir", type=Path, help="inversion cache folder (default: the user cache directory)")
     parser.add_argument("--overwrite", action="store_true",
                         help="replace an existing output (never the input); without it an existing output is refused")
@@ -144,15 +145,19 @@ def run(args: argparse.Namespace) -> int:
     writer = open_writer(output, info, first, preset=preset, start_number=start_number, frame_count=n_frames,
                          overwrite=overwrite, audio=audio)
 
+    # The writer encodes on a thread of its own while the engine decodes the next frames.
+    sinks = FrameSinks({"output": writer.write})
+
     def on_event(event) -> None:
         if isinstance(event, FrameReady):
-            writer.write(event.best_image)
+            sinks.put("output", event.best_image, event.best_image.nbytes)
         elif isinstance(event, Progress):
             display.show(progress_text(event.stage, event.step, event.total, event.frames_done, event.frames_total,
                                        event.eta_s))
 
     try:
-        stats = engine.edit(read_frames(source, first, last), n_frames, params, on_event=on_event)
+        with sinks:
+            stats = engine.edit(read_frames(source, first, last), n_frames, params, on_event=on_event)
         writer.close()
     except Cancelled:
         writer.abort()

@@ -25,6 +25,7 @@ import numpy as np
 
 from bridge import media
 from bridge.media.output_safety import OutputRefused, existing_outputs
+from bridge.media.pipeline import FrameSinks
 from bridge.wire import protocol as p
 from bridge.wire.protocol import STAGE_ORDER, JobState, Stage
 from server import batch_summary, output_files, upload_source
@@ -65,6 +66,15 @@ OutputCheck = Callable[[ResolvedJob, tuple], None]  # (the job, outputs it may r
 CLAIM = "output.json"  # in the job folder: where this job's output is being staged, and whether it is being placed
 
 
+class RunAgain(Exception):
+    """Raised by an engine whose worker was lost mid-job (a cluster node switched off): the
+    job goes back to the front of the queue and runs again from the start elsewhere."""
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
+
+
 def _cancellable(frames: Iterable[Any], should_cancel: Callable[[], bool]) -> Iterator[Any]:
     """Frames as the engine reads them, stopping at a cancel (the read/encode stage checks nothing else)."""
     for frame in frames:
@@ -78,8 +88,10 @@ class JobRun:
 
     def __init__(self, job: JobRecord, journal: Journal, engines: EngineHost,
                  should_cancel: Callable[[], bool], shutting_down: Callable[[], bool],
-                 output_check: OutputCheck | None = None, reserve: Reserve | None = None):
+                 output_check: OutputCheck | None = None, reserve: Reserve | None = None,
+                 may_write: Callable[[Path], bool] | None = None):
         self.job = job
+        self.may_write = may_write  # where the batch summary may go (server/output_roots.py)
         self.output_check = output_check
         self.reserve = reserve
         self._claim_since = 0.0
@@ -94,6 +106,7 @@ class JobRun:
         self.announced_frames = store.sent_frames(job.id, p.Frame.TYPE)
         self.announced_proxies = store.sent_frames(job.id, p.Proxy.TYPE)
         self.writer: Any = None
+        self.sinks: FrameSinks | None = None  # the output and the store, each on its own thread
         self.ext = "png" if self.spec.proxy_format == "png" else "jpg"
         self._stage = -1  # index in STAGE_ORDER of the last progress event sent, and its step
         self._step = 0
@@ -109,7 +122,7 @@ class JobRun:
         Returns the state the job ends in (the event's own type names it)."""
         state = JobState(event.TYPE)
         try:
-            batch_summary.job_ending(self.journal.store, self.job.id, state, outputs, error)
+            batch_summary.job_ending(self.journal.store, self.job.id, state, outputs, error, self.may_write)
         except Exception:  # the summary is a courtesy: it must never keep a job from ending
             log.exception("job %s: writing its batch summary failed", self.job.id)
         kw = {k: v for k, v in (("outputs", outputs), ("error", error)) if v is not None}
@@ -165,16 +178,19 @@ class JobRun:
                                             start_number=spec.start_number, overwrite=overwrite,
                                             audio=spec.audio)
             self._claim(finalising=False)
+            self.sinks = FrameSinks({"output": self._write_output, "store": self._store_frame})
             frames = _cancellable(source, self.should_cancel)
             stats = engine.edit(frames, spec.n_frames, spec.edit_params(),
                                 on_event=self._on_event, should_cancel=self.should_cancel)
+            self.sinks.close()  # every frame written and stored, or the first failure raised
             self._progress(Stage.WRITE, 0, 1)
             self._claim(finalising=True)
             self.writer.close()
             self._progress(Stage.WRITE, 1, 1, 0.0)
             outputs = [str(path) for path in self.writer.outputs]
             # Sizes and checksums for downloads, hashed here so no request ever waits on it.
-            files = [p.FileInfo(**f) for f in output_files.manifest(spec.output, outputs)]
+            files = [p.FileInfo(**f) for f in output_files.manifest(
+                spec.output, outputs, self.journal.blob_path(self.job.id, output_files.IDENTITY))]
             return self._end(p.Done(
                 outputs=outputs, frames=spec.n_frames, first_frame=self.first,
                 elapsed_s=time.monotonic() - self.started, stats=_plain(stats.to_dict()), files=files,
@@ -187,6 +203,11 @@ class JobRun:
                 self._emit(p.Requeued(attempt=self.job.attempts + 1, reason="the server is shutting down"))
                 return JobState.QUEUED
             return self._end(p.Cancelled(reason="cancelled by request"))
+        except RunAgain as exc:  # the staging goes; the retry writes the output once, as after kill -9
+            self._abort_writer()
+            self.journal.store.requeue(job_id)
+            self._emit(p.Requeued(attempt=self.job.attempts + 1, reason=exc.reason))
+            return JobState.QUEUED
         except BaseException as exc:  # every failure ends the job; none may end the worker
             if is_disk_full(exc) and self.reserve is not None:
                 self.reserve.release()  # room for the database to record the failure
@@ -275,6 +296,8 @@ class JobRun:
         return bool(existing) and all(path.stat().st_mtime >= self.job.created for path in existing)
 
     def _abort_writer(self) -> None:
+        if self.sinks is not None:
+            self.sinks.abort()  # the writer is never aborted under a frame being written
         if self.writer is not None:
             try:
                 self.writer.abort()
@@ -295,8 +318,18 @@ class JobRun:
             self._on_frame(self.first + int(event.index), event.image, event.best_image)
 
     def _on_frame(self, frame: int, image: Any, precise: Any = None) -> None:
-        self.writer.write(image if precise is None else precise)
+        """On the engine's finisher thread: hand the frame to the output's and the store's threads."""
+        assert self.sinks is not None
+        full = image if precise is None else precise
+        self.sinks.put("output", full, full.nbytes)
+        self.sinks.put("store", (frame, image), image.nbytes)
+
+    def _write_output(self, full: Any) -> None:
+        self.writer.write(full)
         self._frames_done += 1
+
+    def _store_frame(self, item: tuple[int, Any]) -> None:
+        frame, image = item
         if frame not in self.announced_proxies:
             data, w, h = encode_proxy(image, self.spec.proxy_size, self.spec.proxy_format)
             self._emit(p.Proxy(kind="frame", frame=frame, step=None, width=w, height=h,

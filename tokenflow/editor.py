@@ -13,6 +13,8 @@ from tokenflow.errors import NonFiniteValues
 from tokenflow.events import Cancelled
 from tokenflow.keyframes import KeyframeGroup, neighbours, plan_groups, resolve_max_joint_keyframes, sample_keyframes
 from tokenflow.params import EditParams
+from tokenflow.sdxl import Added, added_kwargs
+from tokenflow.sites import attention_stride
 from tokenflow.stats import EditStats
 
 
@@ -21,6 +23,8 @@ class Conditioning:
     source: torch.Tensor  # (1, 77, D) inversion prompt
     negative: torch.Tensor
     prompt: torch.Tensor
+    # SDXL's extra UNet inputs per branch, (source, negative, prompt); None for SD 1.x/2.x.
+    added: tuple[Added, Added, Added] | None = None
 
 
 def _batches(items: list[int], size: int) -> list[list[int]]:
@@ -62,6 +66,7 @@ def invert(
     should_cancel: Callable[[], bool],
     on_step: Callable[[int, int], None] | None = None,
     pad_batches: bool = False,
+    added: Added | None = None,
 ) -> dict[int, torch.Tensor]:
     """DDIM-invert (N, 4, h, w) latents; returns x_t on the UNet's device for every sampling timestep t.
 
@@ -83,7 +88,8 @@ def invert(
         alpha_prev = schedule.final_alpha
         for t in ascending:
             _check_cancel(should_cancel)
-            output = unet(x.to(dtype), t, encoder_hidden_states=cond).sample.float()
+            extra = added_kwargs(None if added is None else (added,), len(frames))
+            output = unet(x.to(dtype), t, encoder_hidden_states=cond, **extra).sample.float()
             stats.count("inversion", real)
             alpha_t = schedule.alpha(t)
             # The UNet is told x is at level t (the public rule), so read its output at t.
@@ -132,7 +138,9 @@ class EditLoop:
         self.n_frames = inverted[schedule.timesteps[0]].shape[0]
         self.generator = torch.Generator().manual_seed(params.seed)
         latent_h, latent_w = inverted[schedule.timesteps[0]].shape[-2:]
-        self.max_joint = resolve_max_joint_keyframes(params.max_joint_keyframes, unet.device.type, latent_h, latent_w)
+        stride = attention_stride(unet)  # the token budget counts the finest attention level's tokens
+        self.max_joint = resolve_max_joint_keyframes(params.max_joint_keyframes, unet.device.type, latent_h // stride,
+                                                     latent_w // stride)
         stats.max_joint_keyframes = self.max_joint
         self.keyframe_history: list[list[int]] = []
         self.group_history: list[list[KeyframeGroup]] = []
@@ -151,7 +159,7 @@ class EditLoop:
         b = len(frames)
         text = torch.cat([c.source.expand(b, -1, -1), c.negative.expand(b, -1, -1), c.prompt.expand(b, -1, -1)])
         self.state.frames = list(frames)
-        output = self.unet(batch, t, encoder_hidden_states=text).sample.float()
+        output = self.unet(batch, t, encoder_hidden_states=text, **added_kwargs(c.added, b)).sample.float()
         _, uncond, cond = output.chunk(BRANCHES)
         uncond = ddim.to_epsilon(uncond, current, step_alpha, self.schedule.prediction_type)
         cond = ddim.to_epsilon(cond, current, step_alpha, self.schedule.prediction_type)

@@ -5,25 +5,33 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Callable, Iterable
+from contextlib import closing
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from tokenflow import ddim
+from tokenflow import ddim, devices
 from tokenflow.attention import TokenFlowState, installed
-from tokenflow.cache import InversionCache, inversion_key
+from tokenflow.background import Finisher, read_ahead
+from tokenflow.cache import InversionCache, compact, inversion_key
 from tokenflow.editor import Conditioning, EditLoop, device_index, first_preview_frames, invert, preview_first_step
 from tokenflow.errors import InvalidInput, OutOfMemory
 from tokenflow.events import Cancelled, EventSink, FrameReady, Preview, Progress
-from tokenflow.frames import decode_latents, encode_frames, to_model_input, to_uint8, working_size
+from tokenflow.family import native_short_side
+from tokenflow.frames import decode_chunks, encode_frames, finish_decoded, to_model_input, to_uint8, working_size
 from tokenflow.keyframes import resolve_max_joint_keyframes
-from tokenflow.model import DEFAULT_MODEL, LoadedModel, encode_prompt, load_model
+from tokenflow.lora import LoraSet
+from tokenflow.model import DEFAULT_MODEL, LoadedModel, added_conditioning, encode_prompt, load_model
 from tokenflow.params import EditParams
-from tokenflow.sites import find_sites
+from tokenflow.sites import attention_stride, find_sites
 from tokenflow.stats import EditStats
 
 PREVIEW_MAX_FRAMES = 8
+# Source frames decoded and hashed ahead of the encoder, and decoded chunks waiting for the
+# finisher: enough to ride out jitter, few enough that a 4K clip's queue stays small.
+READ_AHEAD_FRAMES = 8
+FINISH_AHEAD_CHUNKS = 2
 
 
 def _never() -> bool:
@@ -67,17 +75,25 @@ class Engine:
         self.cache = InversionCache(cache_dir)
         self.load_seconds = time.perf_counter() - started
         self._prompts: dict[str, torch.Tensor] = {}
+        self.loras = LoraSet(self.model)  # the LoRA adapters loaded now (none until a job asks)
 
     def _prompt(self, text: str) -> torch.Tensor:
         if text not in self._prompts:
             self._prompts[text] = encode_prompt(self.model, text)
         return self._prompts[text]
 
+    def _use_loras(self, wanted: tuple[str, ...]) -> None:
+        """Load the job's LoRAs (kept loaded while jobs ask for the same set)."""
+        if self.loras.use(wanted):
+            self._prompts.clear()  # a LoRA may change the text encoders too
+
     def _invert_previewing_early(self, latents, schedule, params, state, stats, should_cancel, progress, run_loop):
         """Invert the first preview's frames first, show the edit on them, then invert the rest."""
         n_frames = latents.shape[0]
         latent_h, latent_w = latents.shape[-2:]
-        max_joint = resolve_max_joint_keyframes(params.max_joint_keyframes, self.model.device.type, latent_h, latent_w)
+        stride = attention_stride(self.model.unet)
+        max_joint = resolve_max_joint_keyframes(params.max_joint_keyframes, self.model.device.type, latent_h // stride,
+                                                latent_w // stride)
         early = first_preview_frames(params, n_frames, max_joint)
         rest = [f for f in range(n_frames) if f not in set(early)]
         source_prompt = self._prompt(params.inversion_prompt)
@@ -93,7 +109,8 @@ class Engine:
             with stats.timed("inversion"):
                 # One branch instead of the edit's three: the same memory holds three times the frames.
                 part = invert(self.model.unet, latents[frames], schedule, source_prompt, 3 * params.batch_size,
-                              state, stats, should_cancel, on_step=on_step, pad_batches=self.compiled)
+                              state, stats, should_cancel, on_step=on_step, pad_batches=self.compiled,
+                              added=added_conditioning(self.model, params.inversion_prompt, stats.working_size))
             done_before[0] += len(frames)
             return part
 
@@ -120,15 +137,18 @@ class Engine:
         emit = on_event or (lambda event: None)
         model = self.model
         stats = EditStats(method=params.method, device=str(model.device))
-        if model.device.type == "cuda":
-            torch.cuda.reset_peak_memory_stats(model.device)
+        devices.reset_peak_memory(model.device)
+        self._use_loras(params.loras)  # before any work: a LoRA that does not fit is refused here
         try:
             return self._edit(frames, n_frames, params, emit, should_cancel, stats)
         except torch.OutOfMemoryError as exc:
             raise OutOfMemory(
-                f"The GPU ran out of memory ({n_frames} frames at --size {params.short_side}): try a smaller "
+                f"The GPU ran out of memory ({n_frames} frames at --size {self._short_side(params)}): try a smaller "
                 "--size, fewer frames per batch, or a shorter --frames range."
             ) from exc
+
+    def _short_side(self, params: EditParams) -> int:
+        return native_short_side(self.model.family, params.short_side)
 
     def _edit(self, frames, n_frames, params, emit, should_cancel, stats) -> EditStats:
         model = self.model
@@ -142,7 +162,7 @@ class Engine:
             for frame in frames_in:
                 if not source_size:
                     source_size.append((frame.shape[1], frame.shape[0]))
-                    stats.working_size = working_size(*source_size[0], params.short_side)
+                    stats.working_size = working_size(*source_size[0], self._short_side(params))
                 elif (frame.shape[1], frame.shape[0]) != source_size[0]:
                     raise InvalidInput("Frames of one clip must all have the same size.")
                 yield frame
@@ -159,14 +179,17 @@ class Engine:
         # frames, resized on the device, are kept until then (fp16 on a GPU: finer than
         # the 8-bit source; about the size of the inverted latents themselves).
         device = model.vae.device
-        keep_dtype = torch.float16 if device.type == "cuda" else torch.float32
+        keep_dtype = torch.float16 if devices.is_gpu(device) else torch.float32
         digest = hashlib.sha256()
         prepared: list[torch.Tensor] = []
-        with stats.timed("read"):
-            for count, frame in enumerate(_chain(first, iterator), 1):
-                frame = np.ascontiguousarray(frame)
-                digest.update(repr(frame.shape).encode())
-                digest.update(frame.data)
+
+        def digested(frame: np.ndarray) -> None:  # on the read-ahead thread, in order
+            digest.update(repr(frame.shape).encode())
+            digest.update(frame.data)
+
+        contiguous = (np.ascontiguousarray(frame) for frame in _chain(first, iterator))
+        with stats.timed("read"), closing(read_ahead(contiguous, READ_AHEAD_FRAMES, digested)) as source:
+            for count, frame in enumerate(source, 1):
                 prepared.append(to_model_input(frame, stats.working_size, device).to(keep_dtype))
                 progress("read", count, n_frames, count)
         stats.frames = len(prepared)
@@ -176,6 +199,7 @@ class Engine:
         key = inversion_key(
             digest.hexdigest(), model.identity, stats.working_size,
             schedule.timesteps, dict(model.scheduler.config), params.inversion_prompt, f"{model.unet_dtype}/{model.vae_dtype}",
+            loras=self.loras.identity,
         )
         inverted = self.cache.get(key)
         latents = None
@@ -188,8 +212,12 @@ class Engine:
         del prepared
         state = TokenFlowState(self.sites)
         with installed(model.unet, state):
+            texts = (params.inversion_prompt, params.negative_prompt, params.prompt)
+            added = [added_conditioning(model, text, stats.working_size) for text in texts]
+            source, negative, prompt = (self._prompt(text) for text in texts)
             conditioning = Conditioning(
-                self._prompt(params.inversion_prompt), self._prompt(params.negative_prompt), self._prompt(params.prompt)
+                source, negative, prompt,
+                added=None if added[0] is None else tuple(added),  # pyright: ignore[reportArgumentType]  # all three or none
             )
 
             def preview(step: int, frame_indices: list[int], clean: torch.Tensor) -> None:
@@ -209,7 +237,7 @@ class Engine:
             if inverted is None:
                 inverted = self._invert_previewing_early(latents, schedule, params, state, stats, should_cancel,
                                                          progress, run_loop)
-                self.cache.put(key, inverted)
+                self.cache.put(key, compact(inverted, schedule.timesteps[0], model.unet_dtype))
             else:
                 clock.planned = edit_passes
 
@@ -224,15 +252,21 @@ class Engine:
             self.last_keyframes = loop.keyframe_history
             self.last_latents = edited
 
-        with stats.timed("decode"):
-            for index, (image, precise) in enumerate(
-                decode_latents(model.vae, edited, model.vae_scale, source_size[0], chunk=params.batch_size,
-                               with_float=True)
-            ):
+        finished = [0]
+
+        def finish(images: torch.Tensor) -> None:
+            """On the finisher thread: the resize to the source size, the conversion to the
+            host's 8 bit and float, and whatever the caller does with each frame."""
+            for image, precise in finish_decoded(images, source_size[0], with_float=True):
                 if should_cancel():
                     raise Cancelled()
-                emit(FrameReady(index, image, precise))
-                progress("decode", index + 1, n_frames, index + 1)
+                emit(FrameReady(finished[0], image, precise))
+                finished[0] += 1
+                progress("decode", finished[0], n_frames, finished[0])
+
+        with stats.timed("decode"), Finisher(finish, FINISH_AHEAD_CHUNKS, should_cancel, Cancelled) as finisher:
+            for images in decode_chunks(model.vae, edited, model.vae_scale, chunk=params.batch_size):
+                finisher.put(images)
         stats.finish(model.device)
         return stats
 
