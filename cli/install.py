@@ -21,7 +21,8 @@ def register(subparsers) -> None:
         "install", help="put TokenFlow into the desktop, the login session or an editor",
         description="Install a TokenFlow integration. Targets: desktop (application menu entry for the panel), "
         "service (the server as a systemd user service), resolve (DaVinci Resolve script), blender (Blender "
-        "add-on). A file of the same name that tokenflow did not write is never replaced without --force. "
+        "add-on), ofx (the OpenFX effect for Resolve, Nuke, Natron...). "
+        "A file of the same name that tokenflow did not write is never replaced without --force. "
         "`tokenflow install --list` shows what is installed.",
     )
     install.add_argument("target", nargs="?", metavar="TARGET", help=f"one of: {targets}")

@@ -35,6 +35,7 @@ TARGET_MODULES: dict[str, str] = {
     "service": "bridge.installers.service",  # per-user server service (systemd user unit)
     "resolve": "bridge.installers.resolve",  # DaVinci Resolve Workspace > Scripts launcher
     "blender": "bridge.installers.blender",  # Blender VSE add-on
+    "ofx": "bridge.installers.ofx",  # OpenFX effect bundle (C++, built with CMake)
 }
 
 

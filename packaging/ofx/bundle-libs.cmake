@@ -1,0 +1,20 @@
+# Copies into DEST every shared library BINARY needs (ldd) that is not part of the C/C++
+# runtime every Linux ships (glibc's libraries, libstdc++, libgcc_s): libzmq and what it
+# was built with (libsodium, libpgm, libnorm, Kerberos for GSSAPI, libbsd...).
+execute_process(COMMAND ldd ${BINARY} OUTPUT_VARIABLE LDD RESULT_VARIABLE RC)
+if(NOT RC EQUAL 0)
+  message(FATAL_ERROR "ldd ${BINARY} failed")
+endif()
+set(RUNTIME "^(linux-vdso|ld-linux|libc\\.|libm\\.|libpthread\\.|libdl\\.|librt\\.|libresolv\\.|libstdc\\+\\+\\.|libgcc_s\\.)")
+string(REPLACE "\n" ";" LINES "${LDD}")
+foreach(LINE ${LINES})
+  if(LINE MATCHES "^[ \t]*([^ \t]+) => ([^ \t]+) ")
+    set(NAME "${CMAKE_MATCH_1}")
+    set(PATH "${CMAKE_MATCH_2}")
+    if(NOT NAME MATCHES "${RUNTIME}" AND NOT PATH STREQUAL "${DEST}/${NAME}")
+      file(COPY_FILE "${PATH}" "${DEST}/${NAME}" ONLY_IF_DIFFERENT)
+    endif()
+  elseif(LINE MATCHES "not found")
+    message(FATAL_ERROR "ldd: ${LINE}")
+  endif()
+endforeach()

@@ -1,0 +1,95 @@
+// One effect instance's edit: its frames uploaded, its job submitted and followed, its
+// finished frames kept for the render action. All network work happens on the
+// session's own worker thread; the host's threads only post commands and read state
+// under a mutex, so no host thread (UI or render) ever waits on the network unbounded.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "value.hpp"
+
+namespace tokenflow {
+
+// The clip's frames as the host gave them, copied in the Render edit callback:
+// rows top to bottom, tightly packed, little-endian samples (the upload's layout).
+struct SourceFrames {
+  int width = 0, height = 0, channels = 3;
+  std::string dtype = "uint8";  // "uint8", "uint16" or "float32"
+  std::string frame_rate = "24";
+  int first = 0;  // the host's frame number of pixels[0]
+  std::vector<std::string> pixels;
+};
+
+struct EditRequest {
+  std::string endpoint;                 // where the server is
+  std::vector<std::string> start_command;  // run it when nothing answers there (empty: never)
+  Value::Map params;                    // EditParams fields by name
+  std::string model;                    // "" = the server's default
+  std::string key;                      // identifies params + frames (stale detection)
+  SourceFrames frames;
+};
+
+struct ResultFrame {
+  int width = 0, height = 0, channels = 3;
+  std::string dtype = "uint8";
+  std::string pixels;  // rows top to bottom
+};
+
+enum class Phase { Idle, Connecting, Uploading, Queued, Running, Done, Failed, Cancelled };
+
+struct Snapshot {
+  Phase phase = Phase::Idle;
+  std::string key;     // the key of the edit this state belongs to
+  std::string status;  // the status line's text
+  std::string error;   // Failed: what happened and what to do
+  int frames_done = 0, frames_total = 0;
+  double fraction = 0.0;  // 0..1 overall, for the drawn bar and the host's progress
+  uint64_t generation = 0;
+};
+
+class Session {
+ public:
+  Session();
+  ~Session();  // stops the worker (bounded: every wait inside it polls the stop flag)
+  Session(const Session&) = delete;
+  Session& operator=(const Session&) = delete;
+
+  // Starts an edit (replacing the current one, whose job is cancelled); returns at once.
+  void start(EditRequest request);
+  // Cancels the running edit's job; returns at once.
+  void cancel();
+  Snapshot snapshot() const;
+  std::shared_ptr<const ResultFrame> frame(int number) const;
+
+  enum class Wait { Ready, Ended, Aborted, TimedOut };
+  // Waits for frame `number` of the current edit: checks `aborted` every 50 ms, gives up after timeout_s.
+  Wait wait_frame(int number, const std::function<bool()>& aborted, double timeout_s) const;
+
+ private:
+  void worker();
+  void run(EditRequest& request, uint64_t generation);
+  void set(const std::function<void(Snapshot&)>& change);
+
+  mutable std::mutex mutex_;
+  mutable std::condition_variable changed_;
+  std::condition_variable command_;
+  Snapshot state_;
+  std::map<int, std::shared_ptr<const ResultFrame>> frames_;
+  std::unique_ptr<EditRequest> pending_;
+  bool cancel_requested_ = false;
+  bool quit_ = false;
+  std::atomic<bool> stop_{false};  // ends the current run's waits (a newer edit, or shutdown)
+  std::thread thread_;
+};
+
+std::string status_text(const Snapshot& s);
+
+}  // namespace tokenflow
