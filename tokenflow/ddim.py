@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 import torch
 
+from tokenflow.errors import InvalidInput
+
 
 @dataclass(frozen=True)
 class Schedule:
@@ -32,9 +34,15 @@ class Schedule:
 
 
 def make_schedule(scheduler, steps: int) -> Schedule:
+    alphas = scheduler.alphas_cumprod.to(torch.float64)
+    # DDIM's "leading" spacing shifts every timestep by `steps_offset` (SD's configs: 1), so
+    # as many steps as training timesteps would ask for timestep 1000 of 0..999.
+    most = len(alphas) - int(scheduler.config.get("steps_offset", 0) or 0)
+    if steps > most:
+        raise InvalidInput(f"{steps} denoising steps are more than this model's scheduler has "
+                           f"({most} at most): use --steps {most} or fewer (50 is the usual choice).")
     scheduler.set_timesteps(steps)
     timesteps = tuple(int(t) for t in scheduler.timesteps)
-    alphas = scheduler.alphas_cumprod.to(torch.float64)
     return Schedule(
         timesteps=timesteps,
         alphas_cumprod=alphas,

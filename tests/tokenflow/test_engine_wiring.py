@@ -79,3 +79,13 @@ def test_every_input_of_the_inversion_is_in_its_cache_key(tiny_model_dir, frames
     assert not changed.inversion_cached and changed.unet_passes.get("inversion", 0) > 0
     again = engine.edit(frames, len(frames), dataclasses.replace(BASE, prompt="pencil"), on_event=lambda e: None)
     assert again.inversion_cached
+
+
+def test_more_steps_than_the_scheduler_has_is_a_clear_refusal(tiny_engine, frames):
+    """--steps 1000 (inside the wire's range) used to crash the job with an IndexError."""
+    from tokenflow.errors import InvalidInput
+
+    scheduler = tiny_engine.model.scheduler
+    most = len(scheduler.alphas_cumprod) - int(scheduler.config.get("steps_offset", 0) or 0)
+    with pytest.raises(InvalidInput, match=f"--steps {most} or fewer"):
+        tiny_engine.edit(frames, len(frames), dataclasses.replace(BASE, steps=most + 1), on_event=lambda e: None)
