@@ -217,7 +217,7 @@ def test_the_viewer_at_reduced_scale_shows_the_servers_proxies_before_the_job_is
     inst = edit(host, serve, "proxies in the viewer", channels=3, steps=40)
     source_small = clip[0][::4, ::4]
     bar = 3  # the progress bar's rows at the bottom (max(3, height / 40))
-    seen, state = None, None
+    seen, state, jobs = None, None, []
     deadline = time.monotonic() + 120
     with Client(serve.endpoint, timeout=30) as client:
         while seen is None and time.monotonic() < deadline:
@@ -230,7 +230,7 @@ def test_the_viewer_at_reduced_scale_shows_the_servers_proxies_before_the_job_is
             else:
                 time.sleep(0.02)
         assert seen is not None, "no proxy reached the viewer at scale 0.25"
-        assert state in ("queued", "running"), state  # shown while the job still runs
+        assert jobs and state in ("queued", "running"), state  # shown while the job still runs
         status, full_mid = inst.render(0, 1.0, interactive=True)  # the same moment at scale 1.0
         assert status == OK
         # Deliveries wait for the full-resolution frames: exactly the server's.
