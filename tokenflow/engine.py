@@ -16,7 +16,8 @@ from tokenflow.cache import InversionCache, inversion_key
 from tokenflow.editor import Conditioning, EditLoop, device_index, first_preview_frames, invert, preview_first_step
 from tokenflow.errors import InvalidInput, OutOfMemory
 from tokenflow.events import Cancelled, EventSink, FrameReady, Preview, Progress
-from tokenflow.frames import decode_latents, encode_frames, to_model_input, to_uint8, working_size
+from tokenflow.aspect import Geometry, crop, geometry, pad
+from tokenflow.frames import decode_latents, encode_frames, to_model_input, to_uint8
 from tokenflow.keyframes import resolve_max_joint_keyframes
 from tokenflow.model import DEFAULT_MODEL, LoadedModel, encode_prompt, load_model
 from tokenflow.params import EditParams
@@ -131,12 +132,14 @@ class Engine:
         edit_passes = 3 * n_frames * steps
         clock = _Clock(stats, n_frames * steps + edit_passes)
         source_size: list[tuple[int, int]] = []
+        geos: list[Geometry] = []  # set by the first frame
 
         def sized(frames_in: Iterable[np.ndarray]) -> Iterable[np.ndarray]:
             for frame in frames_in:
                 if not source_size:
                     source_size.append((frame.shape[1], frame.shape[0]))
-                    stats.working_size = working_size(*source_size[0], params.short_side)
+                    geos.append(geometry(*source_size[0], params.short_side))
+                    stats.working_size, stats.content_size = geos[0].padded, geos[0].content
                 elif (frame.shape[1], frame.shape[0]) != source_size[0]:
                     raise InvalidInput("Frames of one clip must all have the same size.")
                 yield frame
@@ -161,14 +164,14 @@ class Engine:
                 frame = np.ascontiguousarray(frame)
                 digest.update(repr(frame.shape).encode())
                 digest.update(frame.data)
-                prepared.append(to_model_input(frame, stats.working_size, device).to(keep_dtype))
+                prepared.append(pad(to_model_input(frame, geos[0].content, device), geos[0]).to(keep_dtype))
                 progress("read", count, n_frames, count)
         stats.frames = len(prepared)
         if stats.frames != n_frames:
             raise InvalidInput(f"Expected {n_frames} frames but the source gave {stats.frames}: the file may be truncated.")
 
         key = inversion_key(
-            digest.hexdigest(), model.identity, stats.working_size,
+            digest.hexdigest(), model.identity, tuple(geos[0].key()),
             schedule.timesteps, dict(model.scheduler.config), params.inversion_prompt, f"{model.unet_dtype}/{model.vae_dtype}",
         )
         inverted = self.cache.get(key)
@@ -190,7 +193,8 @@ class Engine:
                 chosen = _spread(len(frame_indices), PREVIEW_MAX_FRAMES)
                 with stats.timed("preview"), torch.no_grad():
                     z = clean[chosen].to(model.vae.device, model.vae.dtype) / model.vae_scale
-                    images = to_uint8(model.vae.decode(z).sample, _preview_size(stats.working_size, params.preview_size))
+                    images = to_uint8(crop(model.vae.decode(z).sample, geos[0]),
+                                      _preview_size(geos[0].content, params.preview_size))
                 if stats.first_preview_seconds is None:
                     stats.first_preview_seconds = stats.elapsed()
                 emit(Preview(step, tuple(frame_indices[i] for i in chosen), tuple(images), stats.elapsed()))
@@ -221,7 +225,7 @@ class Engine:
         with stats.timed("decode"):
             for index, (image, precise) in enumerate(
                 decode_latents(model.vae, edited, model.vae_scale, source_size[0], chunk=params.batch_size,
-                               with_float=True)
+                               with_float=True, geo=geos[0])
             ):
                 if should_cancel():
                     raise Cancelled()

@@ -95,7 +95,7 @@ EDIT_OPTIONS: tuple[EditOption, ...] = (
                offer=(0, 2**31 - 1)),
     # SD 1.x/2.x are trained at 512-768; past 2048 the UNet's memory and attention cost
     # explode (and a mistyped --size must not reach the model).
-    EditOption("short_side", int, 512, "working short side in pixels (sides rounded to multiples of 64)",
+    EditOption("short_side", int, 512, "working short side in pixels (aspect kept exactly; reflect-padded to multiples of 64)",
                "--size", 64, 2048, why="Stable Diffusion 1.x/2.x work best at 512-768, and frames still come "
                "back at the source size"),
     EditOption("method", str, "tokenflow", "tokenflow, or per-frame editing for comparison", "--method",
