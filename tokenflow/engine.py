@@ -11,12 +11,12 @@ import numpy as np
 import torch
 
 from tokenflow import ddim
+from tokenflow.aspect import Geometry, crop, geometry, pad
 from tokenflow.attention import TokenFlowState, installed
 from tokenflow.cache import InversionCache, inversion_key
 from tokenflow.editor import Conditioning, EditLoop, device_index, first_preview_frames, invert, preview_first_step
 from tokenflow.errors import InvalidInput, OutOfMemory
 from tokenflow.events import Cancelled, EventSink, FrameReady, Preview, Progress
-from tokenflow.aspect import Geometry, crop, geometry, pad
 from tokenflow.frames import decode_latents, encode_frames, to_model_input, to_uint8
 from tokenflow.keyframes import resolve_max_joint_keyframes
 from tokenflow.model import DEFAULT_MODEL, LoadedModel, encode_prompt, load_model

@@ -12,7 +12,6 @@ from tokenflow.aspect import Geometry, crop, geometry
 from tokenflow.errors import InvalidInput, NonFiniteValues
 
 
-
 def working_size(width: int, height: int, short_side: int = 512) -> tuple[int, int]:
     """The size the model works at: the picture scaled with its aspect kept (short side
     `short_side`), padded to multiples of 64 (tokenflow/aspect.py says how)."""
