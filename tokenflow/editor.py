@@ -12,6 +12,7 @@ from tokenflow.attention import BRANCHES, KEYFRAMES, PER_FRAME, PLAIN, PROPAGATE
 from tokenflow.errors import NonFiniteValues
 from tokenflow.events import Cancelled
 from tokenflow.keyframes import KeyframeGroup, neighbours, plan_groups, resolve_max_joint_keyframes, sample_keyframes
+from tokenflow.matte import blend
 from tokenflow.params import EditParams
 from tokenflow.stats import EditStats
 
@@ -117,8 +118,11 @@ class EditLoop:
         on_step: Callable[[int, int, int], None] | None = None,
         previewed_first_step: bool = False,
         pad_batches: bool = False,
+        latent_matte: torch.Tensor | None = None,
     ):
         self.unet = unet
+        # (N, 1, h, w) in [0, 1]: outside it the latents follow the source's inversion (matte.py).
+        self.latent_matte = None if latent_matte is None else latent_matte.to(unet.device, torch.float32)
         self.schedule = schedule
         # On the device once, in fp32: every UNet call reads its source branch from here.
         self.inverted = {t: x.to(unet.device, torch.float32) for t, x in inverted.items()}
@@ -173,6 +177,8 @@ class EditLoop:
             else:
                 eps = self._tokenflow_step(latents, t, alpha_t, index)
             latents = ddim.sampling_step(latents, eps, alpha_t, alpha_prev)
+            if self.latent_matte is not None and index + 1 < steps:
+                latents = blend(latents, self.inverted[schedule.timesteps[index + 1]], self.latent_matte)
             finite &= torch.isfinite(latents).all()  # checked on the device: no synchronisation per step
         if not bool(finite):
             raise NonFiniteValues(

@@ -19,6 +19,8 @@ from tokenflow.errors import InvalidInput, OutOfMemory
 from tokenflow.events import Cancelled, EventSink, FrameReady, Preview, Progress
 from tokenflow.frames import decode_latents, encode_frames, to_model_input, to_uint8
 from tokenflow.keyframes import resolve_max_joint_keyframes
+from tokenflow.matte import MatteOptions, composited
+from tokenflow.matte import prepare as prepare_matte
 from tokenflow.model import DEFAULT_MODEL, LoadedModel, encode_prompt, load_model
 from tokenflow.params import EditParams
 from tokenflow.sites import find_sites
@@ -107,8 +109,12 @@ class Engine:
         params: EditParams,
         on_event: EventSink | None = None,
         should_cancel: Callable[[], bool] = _never,
+        matte: Iterable[np.ndarray] | None = None,
     ) -> EditStats:
-        """Edit a clip. Emits Progress and Preview events, then FrameReady for every frame in order."""
+        """Edit a clip. Emits Progress and Preview events, then FrameReady for every frame in order.
+
+        `matte`: one greyscale picture per frame (params.matte says where the caller read it):
+        the edit stays inside it and the source pixels outside are kept exactly."""
         # `params` was checked where it was made (bridge/wire/edit_params.py's `complete`).
         if n_frames < 1:
             raise InvalidInput("The clip has no frames: check the input and the --frames range.")
@@ -118,14 +124,16 @@ class Engine:
         if model.device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(model.device)
         try:
-            return self._edit(frames, n_frames, params, emit, should_cancel, stats)
+            return self._edit(frames, n_frames, params, emit, should_cancel, stats, matte)
         except torch.OutOfMemoryError as exc:
             raise OutOfMemory(
                 f"The GPU ran out of memory ({n_frames} frames at --size {params.short_side}): try a smaller "
                 "--size, fewer frames per batch, or a shorter --frames range."
             ) from exc
 
-    def _edit(self, frames, n_frames, params, emit, should_cancel, stats) -> EditStats:
+    def _edit(self, frames, n_frames, params, emit, should_cancel, stats, matte=None) -> EditStats:
+        if params.matte and matte is None:
+            raise InvalidInput(f"A matte ({params.matte}) was asked for but none was read: this is a bug.")
         model = self.model
         schedule = ddim.make_schedule(model.scheduler, params.steps)
         steps = len(schedule.timesteps)
@@ -159,11 +167,14 @@ class Engine:
         keep_dtype = torch.float16 if device.type == "cuda" else torch.float32
         digest = hashlib.sha256()
         prepared: list[torch.Tensor] = []
+        sources: list[np.ndarray] = []  # kept for the matte's composite only (uint8, source size)
         with stats.timed("read"):
             for count, frame in enumerate(_chain(first, iterator), 1):
                 frame = np.ascontiguousarray(frame)
                 digest.update(repr(frame.shape).encode())
                 digest.update(frame.data)
+                if matte is not None:
+                    sources.append(frame)
                 prepared.append(pad(to_model_input(frame, geos[0].content, device), geos[0]).to(keep_dtype))
                 progress("read", count, n_frames, count)
         stats.frames = len(prepared)
@@ -183,6 +194,8 @@ class Engine:
                     chunk=params.batch_size, on_frame=lambda n: progress("encode", n, n_frames, n),
                 )
         del prepared
+        matted = None if matte is None else prepare_matte(
+            matte, n_frames, geos[0], MatteOptions(params.matte_invert, params.matte_feather))
         state = TokenFlowState(self.sites)
         with installed(model.unet, state):
             conditioning = Conditioning(
@@ -201,7 +214,8 @@ class Engine:
 
             def run_loop(inverted_latents, **kwargs) -> EditLoop:
                 return EditLoop(model.unet, schedule, inverted_latents, conditioning, params, state, stats,
-                                should_cancel, on_keyframes=preview, pad_batches=self.compiled, **kwargs)
+                                should_cancel, on_keyframes=preview, pad_batches=self.compiled,
+                                latent_matte=None if matted is None else matted.latent, **kwargs)
 
             stats.inversion_cached = inverted is not None
             if inverted is None:
@@ -223,10 +237,11 @@ class Engine:
             self.last_latents = edited
 
         with stats.timed("decode"):
-            for index, (image, precise) in enumerate(
-                decode_latents(model.vae, edited, model.vae_scale, source_size[0], chunk=params.batch_size,
-                               with_float=True, geo=geos[0])
-            ):
+            decoded = decode_latents(model.vae, edited, model.vae_scale, source_size[0], chunk=params.batch_size,
+                                     with_float=True, geo=geos[0])
+            if matted is not None:
+                decoded = composited(decoded, sources, matted)
+            for index, (image, precise) in enumerate(decoded):
                 if should_cancel():
                     raise Cancelled()
                 emit(FrameReady(index, image, precise))

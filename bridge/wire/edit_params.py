@@ -25,6 +25,7 @@ DEFAULT_NEGATIVE = "ugly, blurry, low res, unrealistic, unaesthetic"
 # off silently by the tokenizer, so a prompt past this bound is a mistake, not a wish.
 MAX_PROMPT_CHARS = 1000
 _CLIP = "the model's text encoder (CLIP) reads only its first 77 tokens"
+MAX_PATH_CHARS = 4096  # PATH_MAX on Linux
 
 
 @dataclass(frozen=True)
@@ -111,6 +112,13 @@ EDIT_OPTIONS: tuple[EditOption, ...] = (
     EditOption("preview_every", int, 5, "send a keyframe preview every this many steps", None, 1),
     EditOption("preview_size", int, 128, "long side of keyframe previews, pixels", None, 16, 1024),
     EditOption("propagate", bool, True, "token propagation to non-keyframes (off only to show it matters)", None),
+    # Edit inside a matte (docs/algorithm.md): outside it the source pixels are kept exactly.
+    EditOption("matte", str, "", "edit only inside this matte: a movie, an image sequence numbered like the "
+               "source (matte.%04d.png), or `alpha` for the source's own alpha; white (or opaque) = edited, "
+               "empty = the whole frame", "--matte", max_chars=MAX_PATH_CHARS, why="it is a file path"),
+    EditOption("matte_invert", bool, False, "edit outside the matte instead", "--matte-invert"),
+    EditOption("matte_feather", float, 0.0, "soften the matte's edge over this many source pixels",
+               "--matte-feather", 0.0, 1000.0),
 )
 BY_NAME = {o.name: o for o in EDIT_OPTIONS}
 
@@ -245,13 +253,18 @@ def add_param_options(parser: argparse.ArgumentParser, *, send_defaults: bool) -
         if option.flag is None:
             continue
         names = ["-p", option.flag] if option.name == "prompt" else [option.flag]
-        kwargs: dict[str, Any] = {"help": option.meaning, "dest": _dest(option)}
+        # argparse %-formats help texts: a literal % (matte.%04d.png) is written %%.
+        kwargs: dict[str, Any] = {"help": option.meaning.replace("%", "%%"), "dest": _dest(option)}
         if option.default is None:
             kwargs["required"] = True
         else:
             kwargs["default"] = option.default if send_defaults else None
             kwargs["help"] += f" (default: {option.default_text})"
-        if option.choices:
+        if option.type is bool:
+            # A switch: given = true. `submit` leaves it unset (None) when absent, so the
+            # server's default applies.
+            kwargs.update(action="store_const", const=True)
+        elif option.choices:
             kwargs["choices"] = option.choices
         elif option.type is not str:
             kwargs["type"] = option.type
