@@ -14,6 +14,7 @@ from bridge.display import StatusLine, progress_text
 from bridge.folders import inversion_cache_dir
 from bridge.media import MediaError, check_output_writable, open_writer, parse_frame_range, probe, read_frames
 from bridge.media import default_output as default_media_output
+from bridge.media.matte import check_matte, read_matte
 from bridge.media.output_safety import check_output, next_free_output
 from cli.media import add_format_options
 
@@ -120,6 +121,8 @@ def run(args: argparse.Namespace) -> int:
         params = params_from_args(args)
         info = probe(source)
         first, last = parse_frame_range(args.frames, info.frame_count)
+        if params.matte:
+            check_matte(params.matte, source, first, last, info.pix_fmt)
         check_output(output, source=source, overwrite=overwrite, preset=preset)
         check_output_writable(output, preset)
         # Opened (and closed again) now so a clash with existing files or a format the
@@ -151,7 +154,8 @@ def run(args: argparse.Namespace) -> int:
                                        event.eta_s))
 
     try:
-        stats = engine.edit(read_frames(source, first, last), n_frames, params, on_event=on_event)
+        matte = read_matte(params.matte, source, first, last) if params.matte else None
+        stats = engine.edit(read_frames(source, first, last), n_frames, params, on_event=on_event, matte=matte)
         writer.close()
     except Cancelled:
         writer.abort()

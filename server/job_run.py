@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from bridge import media
+from bridge.media.matte import read_matte
 from bridge.media.output_safety import OutputRefused, existing_outputs
 from bridge.wire import protocol as p
 from bridge.wire.protocol import STAGE_ORDER, JobState, Stage
@@ -163,8 +164,10 @@ class JobRun:
                                             start_number=spec.start_number, overwrite=overwrite)
             self._claim(finalising=False)
             frames = _cancellable(media.read_frames(spec.input, self.first, spec.last), self.should_cancel)
-            stats = engine.edit(frames, spec.n_frames, spec.edit_params(),
-                                on_event=self._on_event, should_cancel=self.should_cancel)
+            params = spec.edit_params()
+            matte = read_matte(params.matte, spec.input, self.first, spec.last) if params.matte else None
+            stats = engine.edit(frames, spec.n_frames, params,
+                                on_event=self._on_event, should_cancel=self.should_cancel, matte=matte)
             self._progress(Stage.WRITE, 0, 1)
             self._claim(finalising=True)
             self.writer.close()
