@@ -23,6 +23,7 @@ from tokenflow.matte import MatteOptions, composited
 from tokenflow.matte import prepare as prepare_matte
 from tokenflow.model import DEFAULT_MODEL, LoadedModel, encode_prompt, load_model
 from tokenflow.params import EditParams
+from tokenflow.preview_decoder import PreviewDecoder
 from tokenflow.sites import find_sites
 from tokenflow.stats import EditStats
 
@@ -51,7 +52,8 @@ class Engine:
     """Holds a loaded model between jobs; `edit` runs one clip."""
 
     def __init__(self, model: str = DEFAULT_MODEL, device: str = "auto", cache_dir: str | Path | None = None,
-                 model_config: str | None = None, loaded: LoadedModel | None = None, compile: bool = False):
+                 model_config: str | None = None, loaded: LoadedModel | None = None, compile: bool = False,
+                 preview_decoder: str | Path | None = None):
         started = time.perf_counter()
         self.model = loaded or load_model(model, device, model_config)
         self.sites = find_sites(self.model.unet)
@@ -62,6 +64,9 @@ class Engine:
 
             compile_unet_blocks(self.model.unet, keep_eager=(self.sites.pnp_conv,))
         self.cache = InversionCache(cache_dir)
+        # Optional tiny autoencoder (TAESD) for previews; the full VAE decodes final frames only.
+        self.preview_decoder = None if preview_decoder is None else PreviewDecoder.load(
+            preview_decoder, self.model.device, self.model.unet_dtype)
         self.load_seconds = time.perf_counter() - started
         self._prompts: dict[str, torch.Tensor] = {}
 
@@ -69,6 +74,14 @@ class Engine:
         if text not in self._prompts:
             self._prompts[text] = encode_prompt(self.model, text)
         return self._prompts[text]
+
+    @torch.no_grad()
+    def _preview_pixels(self, latents: torch.Tensor) -> torch.Tensor:
+        """Latents -> images in [-1, 1] for a preview: the tiny decoder when there is one."""
+        if self.preview_decoder is not None:
+            return self.preview_decoder.decode(latents)
+        vae = self.model.vae
+        return vae.decode(latents.to(vae.device, vae.dtype) / self.model.vae_scale).sample
 
     def _invert_previewing_early(self, latents, schedule, params, state, stats, should_cancel, progress, run_loop):
         """Invert the first preview's frames first, show the edit on them, then invert the rest."""
@@ -204,9 +217,8 @@ class Engine:
 
             def preview(step: int, frame_indices: list[int], clean: torch.Tensor) -> None:
                 chosen = _spread(len(frame_indices), PREVIEW_MAX_FRAMES)
-                with stats.timed("preview"), torch.no_grad():
-                    z = clean[chosen].to(model.vae.device, model.vae.dtype) / model.vae_scale
-                    images = to_uint8(crop(model.vae.decode(z).sample, geos[0]),
+                with stats.timed("preview"):
+                    images = to_uint8(crop(self._preview_pixels(clean[chosen]), geos[0]),
                                       _preview_size(geos[0].content, params.preview_size))
                 if stats.first_preview_seconds is None:
                     stats.first_preview_seconds = stats.elapsed()
@@ -236,6 +248,15 @@ class Engine:
             self.last_keyframes = loop.keyframe_history
             self.last_latents = edited
 
+        if self.preview_decoder is not None:
+            # Every frame's finished edit at once, from the tiny decoder: proxies within a
+            # fraction of the full decode's time, before its first frame.
+            with stats.timed("preview"):
+                for start in range(0, n_frames, params.batch_size):
+                    chunk = list(range(start, min(n_frames, start + params.batch_size)))
+                    images = to_uint8(crop(self._preview_pixels(edited[chunk]), geos[0]),
+                                      _preview_size(geos[0].content, params.preview_size))
+                    emit(Preview(steps, tuple(chunk), tuple(images), stats.elapsed()))
         with stats.timed("decode"):
             decoded = decode_latents(model.vae, edited, model.vae_scale, source_size[0], chunk=params.batch_size,
                                      with_float=True, geo=geos[0])
