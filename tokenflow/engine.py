@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -123,11 +123,15 @@ class Engine:
         on_event: EventSink | None = None,
         should_cancel: Callable[[], bool] = _never,
         matte: Iterable[np.ndarray] | None = None,
+        variants: Sequence[str] = (),
     ) -> EditStats:
         """Edit a clip. Emits Progress and Preview events, then FrameReady for every frame in order.
 
         `matte`: one greyscale picture per frame (params.matte says where the caller read it):
-        the edit stays inside it and the source pixels outside are kept exactly."""
+        the edit stays inside it and the source pixels outside are kept exactly.
+        `variants`: more prompts edited in the same pass, sharing the inversion and the
+        source branch; each gets its own FrameReady events (`variant` 1, 2, ...), decoded
+        after the first prompt's frames. Each variant's frames equal the same prompt edited alone."""
         # `params` was checked where it was made (bridge/wire/edit_params.py's `complete`).
         if n_frames < 1:
             raise InvalidInput("The clip has no frames: check the input and the --frames range.")
@@ -137,20 +141,20 @@ class Engine:
         if model.device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(model.device)
         try:
-            return self._edit(frames, n_frames, params, emit, should_cancel, stats, matte)
+            return self._edit(frames, n_frames, params, emit, should_cancel, stats, matte, tuple(variants))
         except torch.OutOfMemoryError as exc:
             raise OutOfMemory(
                 f"The GPU ran out of memory ({n_frames} frames at --size {params.short_side}): try a smaller "
                 "--size, fewer frames per batch, or a shorter --frames range."
             ) from exc
 
-    def _edit(self, frames, n_frames, params, emit, should_cancel, stats, matte=None) -> EditStats:
+    def _edit(self, frames, n_frames, params, emit, should_cancel, stats, matte=None, variants=()) -> EditStats:
         if params.matte and matte is None:
             raise InvalidInput(f"A matte ({params.matte}) was asked for but none was read: this is a bug.")
         model = self.model
         schedule = ddim.make_schedule(model.scheduler, params.steps)
         steps = len(schedule.timesteps)
-        edit_passes = 3 * n_frames * steps
+        edit_passes = (3 + 2 * len(variants)) * n_frames * steps  # the source branch is shared
         clock = _Clock(stats, n_frames * steps + edit_passes)
         source_size: list[tuple[int, int]] = []
         geos: list[Geometry] = []  # set by the first frame
@@ -212,7 +216,8 @@ class Engine:
         state = TokenFlowState(self.sites)
         with installed(model.unet, state):
             conditioning = Conditioning(
-                self._prompt(params.inversion_prompt), self._prompt(params.negative_prompt), self._prompt(params.prompt)
+                self._prompt(params.inversion_prompt), self._prompt(params.negative_prompt), self._prompt(params.prompt),
+                tuple(self._prompt(text) for text in variants),
             )
 
             def preview(step: int, frame_indices: list[int], clean: torch.Tensor) -> None:
@@ -243,10 +248,12 @@ class Engine:
                 previewed_first_step=not stats.inversion_cached,
             )
             with stats.timed("edit"):
-                edited = loop.run()
+                results = loop.run_all()
+            edited = results[0]
             # Kept for inspection (tests, benchmarks): what the last edit drew and produced.
             self.last_keyframes = loop.keyframe_history
             self.last_latents = edited
+            self.last_variant_latents = results
 
         if self.preview_decoder is not None:
             # Every frame's finished edit at once, from the tiny decoder: proxies within a
@@ -258,15 +265,17 @@ class Engine:
                                       _preview_size(geos[0].content, params.preview_size))
                     emit(Preview(steps, tuple(chunk), tuple(images), stats.elapsed()))
         with stats.timed("decode"):
-            decoded = decode_latents(model.vae, edited, model.vae_scale, source_size[0], chunk=params.batch_size,
-                                     with_float=True, geo=geos[0])
-            if matted is not None:
-                decoded = composited(decoded, sources, matted)
-            for index, (image, precise) in enumerate(decoded):
-                if should_cancel():
-                    raise Cancelled()
-                emit(FrameReady(index, image, precise))
-                progress("decode", index + 1, n_frames, index + 1)
+            for variant, latents in enumerate(results):
+                decoded = decode_latents(model.vae, latents, model.vae_scale, source_size[0],
+                                         chunk=params.batch_size, with_float=True, geo=geos[0])
+                if matted is not None:
+                    decoded = composited(decoded, sources, matted)
+                for index, (image, precise) in enumerate(decoded):
+                    if should_cancel():
+                        raise Cancelled()
+                    emit(FrameReady(index, image, precise, variant))
+                    done = variant * n_frames + index + 1
+                    progress("decode", done, n_frames * len(results), done)
         stats.finish(model.device)
         return stats
 
