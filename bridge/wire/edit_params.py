@@ -255,6 +255,9 @@ def add_param_options(parser: argparse.ArgumentParser, *, send_defaults: bool) -
         names = ["-p", option.flag] if option.name == "prompt" else [option.flag]
         # argparse %-formats help texts: a literal % (matte.%04d.png) is written %%.
         kwargs: dict[str, Any] = {"help": option.meaning.replace("%", "%%"), "dest": _dest(option)}
+        if option.name == "prompt":
+            # Repeatable: `tokenflow edit` edits several prompts in one pass (prompts_from_args).
+            kwargs.update(action="append", help=kwargs["help"] + "; repeat -p for several versions in one pass")
         if option.default is None:
             kwargs["required"] = True
         else:
@@ -278,9 +281,17 @@ def params_from_args(args: argparse.Namespace) -> dict[str, Any]:
         if option.flag is None:
             continue
         value = getattr(args, _dest(option), None)
+        if isinstance(value, list):  # a repeated -p: the first prompt (prompts_from_args has all)
+            value = value[0] if value else None
         if value is not None:
             params[option.name] = value
     return params
+
+
+def prompts_from_args(args: argparse.Namespace) -> list[str]:
+    """Every -p given, in order."""
+    value = getattr(args, _dest(BY_NAME["prompt"]), None)
+    return list(value) if isinstance(value, list) else ([value] if value else [])
 
 
 # --- the documentation ---
