@@ -78,6 +78,9 @@ class BatchError(Exception):
 
     source: str
     problems: list[tuple[str, str]] = field(default_factory=list)
+    # The rows that did read: `queue add` still checks them on the server, so one run lists
+    # every problem in the file (a bad row 2 must not hide a missing clip in row 5).
+    readable: list[BatchJob] = field(default_factory=list)
 
     def __str__(self) -> str:
         lines = [f"{self.source}: {len(self.problems)} problem(s); nothing was queued."]
@@ -191,7 +194,7 @@ def _rows(items: list[tuple[str, int, Callable[[], dict]]], source: str, base: P
         except (ValueError, naming.TemplateError) as exc:
             problems.append((where, str(exc)))
     if problems:
-        raise BatchError(source, problems)
+        raise BatchError(source, problems, readable=jobs)
     if not jobs:
         raise BatchError(source, [("file", "it holds no jobs")])
     return jobs

@@ -101,7 +101,28 @@ def check_panel() -> Check:
     if version is None:
         return Check("panel", "Panel (Qt)", WARN, "PySide6 is not installed: `tokenflow panel` cannot open",
                      "Install it: `pip install PySide6-Essentials` (the command line and the server work without it).")
-    return Check("panel", "Panel (Qt)", OK, f"PySide6 {version}")
+    if sys.platform != "linux":
+        return Check("panel", "Panel (Qt)", OK, f"PySide6 {version}")
+    from cli import qt_check
+
+    # A missing library blocks the panel, not an edit: a warning, so doctor's exit status keeps its meaning.
+    qpa = os.environ.get("QT_QPA_PLATFORM", "xcb")
+    plugin = qt_check.platform_plugin(qpa.split(":")[0])
+    missing = qt_check.missing_libraries(plugin) if plugin else []
+    if missing:
+        return Check("panel", "Panel (Qt)", WARN,
+                     f"PySide6 {version}, but its {qpa} platform plugin cannot load: missing "
+                     + ", ".join(missing),
+                     qt_check.install_advice(missing), {"missing_libraries": missing})
+    if not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")) and qpa in ("xcb", "wayland"):
+        return Check("panel", "Panel (Qt)", OK, f"PySide6 {version}; no display in this session, so the panel "
+                     "opens only in a desktop session (or under Xvfb)")
+    problem = qt_check.load_problem(qpa)
+    if problem:
+        return Check("panel", "Panel (Qt)", WARN, f"PySide6 {version}, but Qt cannot start here: {problem}",
+                     "Run `QT_DEBUG_PLUGINS=1 tokenflow panel` to see which library Qt is missing; "
+                     "docs/install.md lists the packages the panel needs.")
+    return Check("panel", "Panel (Qt)", OK, f"PySide6 {version}, {qpa} platform plugin loads")
 
 
 def check_gpu(torch) -> Check:

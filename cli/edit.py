@@ -117,6 +117,7 @@ def run(args: argparse.Namespace) -> int:
     preset = getattr(args, "format", None)
     start_number = getattr(args, "start_number", None)
     overwrite = bool(getattr(args, "overwrite", False))
+    audio = bool(getattr(args, "audio", True))
     try:
         # Without -o: the first free INPUT_tokenflow[_N].mp4, so a second prompt keeps the first result.
         output = args.output if args.output else next_free_output(default_output(source, preset))
@@ -134,7 +135,7 @@ def run(args: argparse.Namespace) -> int:
             # Opened (and closed again) now so a clash with existing files or a format the
             # clip cannot take is reported before any GPU work, not after it.
             open_writer(each, info, first, preset=preset, start_number=start_number,
-                        frame_count=last - first + 1, overwrite=overwrite).abort()
+                        frame_count=last - first + 1, overwrite=overwrite, audio=audio).abort()
     except (MediaError, ValueError) as exc:
         return fail(str(exc), EXIT_BAD_INPUT)
 
@@ -150,7 +151,7 @@ def run(args: argparse.Namespace) -> int:
 
     n_frames = last - first + 1
     writers = [open_writer(each, info, first, preset=preset, start_number=start_number, frame_count=n_frames,
-                           overwrite=overwrite) for each in outputs]
+                           overwrite=overwrite, audio=audio) for each in outputs]
     writer = writers[0]
 
     def on_event(event) -> None:
@@ -181,6 +182,8 @@ def run(args: argparse.Namespace) -> int:
         _abort(writers)
         raise
     display.end()
+    for warning in {w for each_writer in writers for w in each_writer.warnings}:
+        print(f"tokenflow: warning: {warning}", file=sys.stderr)
     if args.stats:
         data = stats.to_dict()
         data["seconds"]["load"] = round(engine.load_seconds, 4)

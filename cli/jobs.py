@@ -13,8 +13,9 @@ import time
 import uuid
 from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
-from bridge.display import StatusLine, progress_text
+from bridge.display import StatusLine, format_duration, progress_text
 from bridge.wire import protocol as p
 from bridge.wire.client import Client, ClientError, EventKind, JobEvent, ServerError, absolute
 from bridge.wire.edit_params import add_param_options, flag_name, params_from_args, problems, prompts_from_args
@@ -39,7 +40,8 @@ def register(subparsers) -> None:
     submit.add_argument("--frames", metavar="FIRST:LAST",
                         help="source frames to edit, counted from 0, inclusive at both ends (default: whole clip)")
     submit.add_argument("-o", "--output", help="OUT.mp4 / OUT.mov movie, or an image sequence (a folder, or a "
-                        "pattern like frames/%%06d.png) (default: INPUT_tokenflow.mp4 beside the input)")
+                        "pattern like frames/%%06d.png) (default: "
+                        f"{default_output_name('INPUT')} beside the input, JOBID being the job's id)")
     add_param_options(submit, send_defaults=False)  # the same table as `tokenflow edit` and the protocol
     add_format_options(submit)
     submit.add_argument("--model", help="one of the server's models (default: the server's default)")
@@ -124,6 +126,8 @@ def _outcome(event: JobEvent) -> int:
     if isinstance(b, p.Done):
         print(f"Job {event.job} done: {b.frames} frames from frame {b.first_frame} in {b.elapsed_s:.1f} s; "
               f"wrote {', '.join(b.outputs)}")
+        for warning in b.warnings:
+            print(f"tokenflow: warning: {warning}", file=sys.stderr)
         return EXIT_OK
     if isinstance(b, p.Failed):
         print(f"tokenflow: job {event.job} failed ({b.code}): {b.message}" + (f"\n  {b.hint}" if b.hint else ""),
@@ -173,7 +177,8 @@ def job_spec_from_args(args: argparse.Namespace) -> p.JobSpec:
         output = _default_output(source, preset)
     return p.JobSpec(input=source, params=params, frames=args.frames, output=output, model=args.model,
                      priority=args.priority, client_token=uuid.uuid4().hex, preset=preset,
-                     start_number=getattr(args, "start_number", None), overwrite=bool(getattr(args, "overwrite", False)))
+                     start_number=getattr(args, "start_number", None), overwrite=bool(getattr(args, "overwrite", False)),
+                     audio=getattr(args, "audio", True))
 
 
 def _default_output(source: str, preset: str | None) -> str:
@@ -184,6 +189,11 @@ def _default_output(source: str, preset: str | None) -> str:
     chosen = PRESETS[preset] if preset else PRESETS["h264"]
     stem = Path(source).with_name(f"{Path(source).stem}_tokenflow_{{job}}")
     return f"{stem}{chosen.extension}" if chosen.is_movie else f"{stem}/"
+
+
+def default_output_name(stem: str, preset: str | None = None) -> str:
+    """The default output's name as help and messages show it (JOBID for the id the server fills in)."""
+    return Path(_default_output(f"{stem}.mov", preset)).name.replace("{job}", "JOBID")
 
 
 def run_submit(args: argparse.Namespace) -> int:
@@ -234,10 +244,27 @@ def _line(info: p.JobInfo) -> str:
     return f"{info.id}  {when}  {state:<24} {Path(info.input).name} [{info.frames or 'all'}]  {prompt!r}"
 
 
+def _clock_time(stamp: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(stamp))
+
+
 def _show(info: p.JobInfo) -> str:
-    lines = [f"{k}: {v}" for k, v in asdict(info).items() if k not in ("error", "progress")]
-    if info.progress:
-        lines.append("progress: " + json.dumps(info.progress))
+    """One job for people: local times, no empty fields, one output a line (`--json` has the raw record)."""
+    rows: list[tuple[str, Any]] = [
+        ("job", info.id), ("state", info.state),
+        ("queue position", None if info.position is None else info.position + 1),
+        ("created", _clock_time(info.created)), ("updated", _clock_time(info.updated)),
+        ("input", info.input), ("frames", info.frames or "the whole clip"),
+        ("frame count", info.n_frames), ("prompt", repr(info.prompt)), ("output", info.output),
+        ("priority", info.priority), ("attempts", info.attempts), ("batch", info.batch),
+        ("row", info.row), ("clip name", info.name),
+    ]
+    lines = [f"{label}: {value}" for label, value in rows if value is not None]
+    lines += [f"output file: {path}" for path in info.outputs]
+    if info.progress and info.state == p.JobState.RUNNING:
+        pr = info.progress
+        lines.append(f"progress: {pr.get('stage')} {pr.get('step')}/{pr.get('total')}"
+                     + (f", about {format_duration(pr['eta_s'])} left" if pr.get("eta_s") is not None else ""))
     if info.error:
         lines.append(f"error: {info.error.get('code')}: {info.error.get('message')}")
         if info.error.get("hint"):

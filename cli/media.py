@@ -32,12 +32,15 @@ def _start_number(text: str) -> int:
 
 
 def add_format_options(parser: argparse.ArgumentParser) -> None:
-    """--format and --start-number, shared by `tokenflow edit`, `submit` and the queue."""
+    """--format, --start-number and --no-audio, shared by `tokenflow edit`, `submit` and the queue."""
     parser.add_argument("--format", metavar="PRESET", type=_preset_name,
                         help="export preset: " + ", ".join(PRESETS) + " (default: implied by --output; "
                         "`tokenflow formats` describes them)")
     parser.add_argument("--start-number", metavar="N", type=_start_number,
                         help="number the first image of a sequence N, e.g. 1001 (default: the source frame number)")
+    parser.add_argument("--no-audio", dest="audio", action="store_false",
+                        help="a movie output without the source's audio (default: the audio is carried when it "
+                        "can be decoded; when it cannot, the picture is exported alone with a warning)")
 
 
 def _preset_name(text: str) -> str:
@@ -132,6 +135,8 @@ def facts_text(facts: dict[str, Any]) -> str:
         length = f", {audio['duration_s']:.3f} s" if audio["duration_s"] is not None else ""
         row("audio", f"{audio['codec']} {audio['sample_rate']} Hz {audio['layout'] or str(audio['channels']) + ' ch'}"
                      f"{length}")
+        if audio.get("problem"):
+            row("", f"cannot be decoded: {audio['problem']}; exports carry the picture only")
     else:
         row("audio", "none")
     return "\n".join(lines)

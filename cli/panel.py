@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 from pathlib import Path
 
@@ -27,6 +28,9 @@ def register(subparsers) -> None:
                         "for a handoff: the request's output_dir, else beside the source)")
     parser.add_argument("--data-dir", type=Path,
                         help="the panel's history and presets (default: $TOKENFLOW_PANEL_DIR or the user folders)")
+    parser.add_argument("--start-server", action="store_true",
+                        help="when no server answers, start a local one (as Server > Start a local server does); "
+                        "it stops when the panel closes")
     parser.set_defaults(func=run)
 
 
@@ -78,4 +82,43 @@ def run(args: argparse.Namespace) -> int:
         session.load_handoff(request)
     elif args.clip:
         session.open_clip(args.clip)
-    return app.exec()
+    if args.start_server:
+        _start_server_when_none_answers(session)
+    _quit_on_termination(app)
+    try:
+        return app.exec()
+    finally:
+        # However the loop ended (Ctrl+Q, the window closed, SIGTERM from a logout or `kill`),
+        # the server this panel started goes with it; close() is idempotent.
+        session.close()
+
+
+def _start_server_when_none_answers(session) -> None:
+    """--start-server: what the user would do by hand (Server > Start a local server), once."""
+    from ui.model.connection import LinkState
+
+    started = False
+
+    def check() -> None:
+        nonlocal started
+        if not started and session.connection.state is LinkState.UNREACHABLE:
+            started = True
+            session.start_local_server()
+
+    session.connection.changed.connect(check)
+
+
+def _quit_on_termination(app) -> None:
+    """SIGTERM and SIGHUP end the panel as Ctrl+Q does, not by killing the process outright.
+
+    Python runs signal handlers only between bytecodes, and Qt's event loop is C++: a short
+    timer hands the interpreter control often enough for the handler to run promptly.
+    """
+    from PySide6.QtCore import QTimer
+
+    for number in (signal.SIGTERM, getattr(signal, "SIGHUP", None)):
+        if number is not None:
+            signal.signal(number, lambda *_: app.quit())
+    timer = QTimer(app)
+    timer.timeout.connect(lambda: None)
+    timer.start(200)

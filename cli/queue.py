@@ -269,14 +269,18 @@ def run_add(args: argparse.Namespace, client_factory=_client) -> int:
                 "size": args.size, "preset": args.preset, "template": args.template, "model": args.model,
                 "priority": args.priority,
                 "destination": absolute(args.destination) if args.destination else None}
+    # Every problem in the file is listed in one run: the rows that read are still checked
+    # for a destination and on the server, and only then is anything refused.
+    problems: list[tuple[str, str]] = []
     try:
         jobs = batch_file.load(args.jobs, defaults, track=args.track)
     except batch_file.BatchError as exc:
-        return _err(str(exc), EXIT_BAD_INPUT)
-    missing = [(j.where, "no destination: give one with --destination DIR or a 'destination' key") for j in jobs
-               if not j.destination]
-    if missing:
-        return _err(str(batch_file.BatchError(str(args.jobs), missing)), EXIT_BAD_INPUT)
+        if not exc.readable:
+            return _err(str(exc), EXIT_BAD_INPUT)
+        jobs, problems = exc.readable, list(exc.problems)
+    problems += [(j.where, "no destination: give one with --destination DIR or a 'destination' key") for j in jobs
+                 if not j.destination]
+    jobs = [j for j in jobs if j.destination]
     batch = _new_batch_id()
     try:
         specs = [_spec(j, batch) for j in jobs]
@@ -286,7 +290,7 @@ def run_add(args: argparse.Namespace, client_factory=_client) -> int:
         if "dry_run" not in (client.welcome.capabilities if client.welcome else []):
             return _err("this server cannot check a batch before queueing it; update the server.", EXIT_FAILED)
         # The whole batch is checked on the server before any job is queued.
-        problems, outputs = [], []
+        outputs = []
         for job, spec in zip(jobs, specs):
             try:
                 outputs.append(client.check(spec))

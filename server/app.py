@@ -82,6 +82,9 @@ class Server:
         deleted = sweep(self.store, self.scheduler, cfg.data, cfg.retention)
         empty_trash(cfg.data)
         freed = trim_cache(cfg.cache_dir, cfg.retention.cache_bytes)
+        service: Service | None = getattr(self, "service", None)  # made after the first housekeeping
+        if service is not None:
+            service.sweep_uploads()
         self.reserve.ensure()
         used = usage(cfg.data, cfg.cache_dir, cfg.free_space)
         if deleted or freed:

@@ -125,7 +125,8 @@ class Front:
         peer.last_seen = now
         self.stats["received"] += 1
         try:
-            env = p.decode(parts, allowed=p.REQUEST_TYPES, max_bytes=self.limits.max_request_bytes)
+            env = p.decode(parts, allowed=p.REQUEST_TYPES, max_bytes=self.limits.max_request_bytes,
+                           max_upload_bytes=self.limits.max_upload_message_bytes)
         except p.ProtocolError as exc:
             self.stats["rejected"] += 1
             self.queue(peer, error_message(exc.rid, exc.code, exc.message, _protocol_hint(exc), exc.field))
@@ -319,7 +320,8 @@ def _protocol_hint(exc: p.ProtocolError) -> str:
     if exc.code == "bad_version":
         return "Update the client or the server so both speak the same protocol version."
     if exc.code == "too_large":
-        return "Requests carry paths and parameters only; pixels are never sent to the server."
+        return ("Requests carry paths and parameters; pixels go in upload_frames messages of at most "
+                "max_upload_message_bytes (docs/protocol.md).")
     if exc.code == "unknown_type":
         return "Request types: " + ", ".join(sorted(p.REQUEST_TYPES)) + " (docs/protocol.md)."
     return "See docs/protocol.md for the message format."

@@ -21,12 +21,14 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from bridge import media
 from bridge.media.matte import read_matte
 from bridge.media.output_safety import OutputRefused, existing_outputs
 from bridge.wire import protocol as p
 from bridge.wire.protocol import STAGE_ORDER, JobState, Stage
-from server import batch_summary, output_files
+from server import batch_summary, output_files, upload_source
 from server.disk import Reserve, is_disk_full
 from server.engine_host import EngineHost, free_accelerator_memory
 from server.journal import Blob, Journal
@@ -157,13 +159,14 @@ class JobRun:
                 self._progress(Stage.LOAD, 0, 1)
             engine = self.engines.get(spec.model)
             self._progress(Stage.LOAD, 1, 1)
-            info = media.probe(spec.input)
+            info, source = self._source()
             overwrite = self._check_output()
             # preset None: a job stored before presets existed runs with the format its output implies.
             self.writer = media.open_writer(spec.output, info, self.first, preset=spec.preset,
-                                            start_number=spec.start_number, overwrite=overwrite)
+                                            start_number=spec.start_number, overwrite=overwrite,
+                                            audio=spec.audio)
             self._claim(finalising=False)
-            frames = _cancellable(media.read_frames(spec.input, self.first, spec.last), self.should_cancel)
+            frames = _cancellable(source, self.should_cancel)
             params = spec.edit_params()
             matte = read_matte(params.matte, spec.input, self.first, spec.last) if params.matte else None
             stats = engine.edit(frames, spec.n_frames, params,
@@ -178,6 +181,7 @@ class JobRun:
             return self._end(p.Done(
                 outputs=outputs, frames=spec.n_frames, first_frame=self.first,
                 elapsed_s=time.monotonic() - self.started, stats=_plain(stats.to_dict()), files=files,
+                warnings=list(self.writer.warnings),
             ), outputs=outputs)
         except Cancelled:
             self._abort_writer()
@@ -197,6 +201,16 @@ class JobRun:
                 free_accelerator_memory()
             return self._end(p.Failed(code=code, message=message, hint=hint),
                              error={"code": code, "message": message, "hint": hint})
+
+    def _source(self) -> tuple[media.ClipInfo, Iterator[Any]]:
+        """The clip's facts and its frames first..last: a file, or an upload (server/upload_source.py)."""
+        spec = self.spec
+        if spec.upload is not None:
+            folder = Path(spec.input)
+            upload_source.touch(folder)
+            info = upload_source.clip_info(upload_source.description(folder), folder)
+            return info, upload_source.rgb_frames(folder, self.first, spec.last)
+        return media.probe(spec.input), media.read_frames(spec.input, self.first, spec.last)
 
     # --- the output: checked again at write start, staged, recovered ---
 
@@ -293,6 +307,9 @@ class JobRun:
                        blob=Blob(f"proxies/{frame:08d}.{self.ext}", data), frame=frame)
             self.announced_proxies.add(frame)
         if frame not in self.announced_frames:
+            if self.spec.upload is not None:  # an RGBA upload gets its alpha back (docs/protocol.md)
+                alpha = upload_source.alpha(Path(self.spec.input), frame)
+                image = image if alpha is None else np.concatenate([image, alpha], axis=2)
             self._emit(p.Frame(frame=frame, shape=list(image.shape), dtype=str(image.dtype)),
                        blob=Blob(f"frames/{frame:08d}.png", image), frame=frame)
             self.announced_frames.add(frame)

@@ -134,7 +134,7 @@ class Journal:
             return np.load(path, allow_pickle=False)
         if name.startswith(FRAMES_DIR) and name.endswith(".png"):
             with Image.open(path) as picture:
-                return np.asarray(picture.convert("RGB"))
+                return np.asarray(picture.convert("RGBA" if picture.mode == "RGBA" else "RGB"))
         return path.read_bytes()
 
     def _write_blob(self, job_id: str, blob: Blob) -> None:
@@ -146,7 +146,10 @@ class Journal:
                 if isinstance(blob.data, np.ndarray) and blob.name.endswith(".png"):
                     # Lossless and about half the raw size on real footage (a third of .npy's
                     # 6 MB per 1080p frame); level 1 keeps the encode a few tens of ms.
-                    Image.fromarray(np.ascontiguousarray(blob.data[..., :3])).save(f, format="PNG", compress_level=1)
+                    # RGB, or RGBA where the source had alpha (an RGBA upload's frames).
+                    channels = 4 if blob.data.ndim == 3 and blob.data.shape[2] == 4 else 3
+                    Image.fromarray(np.ascontiguousarray(blob.data[..., :channels])).save(
+                        f, format="PNG", compress_level=1)
                 elif isinstance(blob.data, np.ndarray):
                     np.save(f, np.ascontiguousarray(blob.data), allow_pickle=False)
                 else:

@@ -19,6 +19,7 @@ from tokenflow.params import EditParams
 # The client identity of the server's own user (an ipc:// peer, or the user's own local
 # CurveZMQ key): it may act on every job. Jobs stored before owners were recorded are its.
 LOCAL_OWNER = "local"
+UPLOAD_KEYS = ("upload", "upload_digest")
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,7 @@ class ResolvedJob:
     overwrite: bool = False
     preset: str | None = None  # None: stored before presets existed; the output's extension implies it
     start_number: int | None = None  # None: the source frame numbers
+    audio: bool = True  # carry the source's audio into a movie output
     source: SourceInfo | None = None
     destination: str | None = None
     name_template: str | None = None
@@ -55,6 +57,8 @@ class ResolvedJob:
     batch: str | None = None
     row: int | None = None
     owner: str = LOCAL_OWNER  # the client identity that submitted it
+    upload: str | None = None  # the source is this upload (`input` is its folder); see server/uploads.py
+    upload_digest: str | None = None  # the upload's digest when the job was accepted
 
     @property
     def prompt(self) -> str:
@@ -67,8 +71,13 @@ class ResolvedJob:
         return EditParams(**complete(self.params))
 
     def to_dict(self) -> dict[str, Any]:
-        """The stored form (JSON-ready)."""
-        return dataclasses.asdict(self)
+        """The stored form (JSON-ready). A file job's stored keys stay the ones servers have
+        always written: the upload keys are written only for a job whose source is an upload."""
+        data = dataclasses.asdict(self)
+        for name in UPLOAD_KEYS:
+            if data[name] is None:
+                del data[name]
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ResolvedJob:

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from bridge.wire import protocol as p
-from server import batch_summary
+from server import batch_summary, upload_requests
 from server.config import ServerConfig
 from server.cursors import Cursor, EventCursor, ListCursor
 from server.engine_host import EngineHost
@@ -28,6 +28,8 @@ from server.resolved_job import LOCAL_OWNER, ResolvedJob
 from server.scheduler import Scheduler
 from server.store import JobRecord, job_summary_fields
 from server.submission import SubmitError, resolve
+from server.upload_results import ResultIndex
+from server.uploads import UploadError, Uploads
 
 RequestBody = TypeVar("RequestBody", bound=p.Body)
 Result = TypeVar("Result")
@@ -40,7 +42,7 @@ def body_of(env: p.Envelope, kind: type[RequestBody]) -> RequestBody:
 
 CAPABILITIES = ["submit", "cancel", "list", "status", "subscribe", "fetch", "reorder", "proxy", "frame",
                 "client_token", "curve", "delete", "probe", "queue", "retry", "dry_run", "named_outputs", "files",
-                "read", "stats"]
+                "read", "stats", "upload"]
 QUEUE_PAUSED = "queue_paused"  # store setting: the pause outlives a restart
 
 # LOCAL_OWNER (server/resolved_job.py), the server's own user, may act on every job. Any
@@ -97,6 +99,8 @@ class Service:
         self.owner = LOCAL_OWNER
         self.reply_to = b""
         self.prober = Prober(journal.doorbell.ring)
+        self.uploads = Uploads(config.data.root, config.limits, config.free_space)
+        self.results = ResultIndex(config.data.root)
 
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
@@ -108,7 +112,7 @@ class Service:
         self.owner, self.reply_to = owner, reply_to
         try:
             return handler(env)
-        except (RequestError, SubmitError) as exc:
+        except (RequestError, SubmitError, UploadError) as exc:
             return Outcome([error_message(env.rid, exc.code, exc.message, exc.hint, exc.field, env.job)])
 
     def _later(self, env: p.Envelope, work: Callable[[], Result], finish: Callable[[Result], Outcome]) -> Outcome:
@@ -141,6 +145,11 @@ class Service:
 
     def _reply(self, env: p.Envelope, body: p.Body, job: str | None = None) -> Outcome:
         return Outcome([p.encode(p.Envelope(body, rid=env.rid, job=job or env.job))])
+
+    reply = _reply
+
+    def reply_raw(self, env: p.Envelope, body: p.Body, *, job: str, seq: int) -> Outcome:
+        return Outcome([p.encode(p.Envelope(body, rid=env.rid, job=job, seq=seq))])
 
     def _job(self, env: p.Envelope, *, own: bool = True) -> JobRecord:
         """The job the header names; `own`: the asking client must own it."""
@@ -191,12 +200,17 @@ class Service:
             existing = self.store.by_token(spec.client_token)
             if existing is not None:
                 return self._accepted(env, existing)
+        if spec.upload is not None and not submit.dry_run:
+            reused = upload_requests.reuse(self, env, spec)  # the same pixels and parameters: that job's result
+            if reused is not None:
+                return reused
         self._check_queue()
+        owner = self.owner  # the pool thread must not read it: the next request changes it
         if submit.dry_run:
-            return self._later(env, lambda: resolve(spec, "JOBID", self.config, self._reserved),
+            return self._later(env, lambda: resolve(spec, "JOBID", self.config, self._reserved, self.uploads, owner),
                                lambda resolved: self._reply(env, p.Ok(detail=resolved.output)))
         job_id = self.new_job_id()
-        return self._later(env, lambda: self._resolve_and_reserve(spec, job_id),
+        return self._later(env, lambda: self._resolve_and_reserve(spec, job_id, owner),
                            lambda resolved: self._store_job(env, job_id, resolved))
 
     def _reserved(self, output: str) -> bool:
@@ -206,9 +220,9 @@ class Service:
                 return True
         return self.store.output_reserved(output)
 
-    def _resolve_and_reserve(self, spec: p.JobSpec, job_id: str) -> ResolvedJob:
+    def _resolve_and_reserve(self, spec: p.JobSpec, job_id: str, owner: str = LOCAL_OWNER) -> ResolvedJob:
         # One pool thread: checking a name and reserving it cannot interleave with another submit's.
-        resolved = resolve(spec, job_id, self.config, self._reserved)
+        resolved = resolve(spec, job_id, self.config, self._reserved, self.uploads, owner)
         with self._lock:
             self._reserving.add(resolved.output)
         return resolved
@@ -244,6 +258,7 @@ class Service:
                                            client_token=spec.client_token, position=position)
         except sqlite3.IntegrityError as exc:
             raise RequestError("internal_error", "Could not store the job (id or token clash).", "Submit again.") from exc
+        upload_requests.remember(self, spec, resolved, job.id)
         self.scheduler.push(job.id, job.priority, job.queue_order)
         self.journal.doorbell.ring()
         return self._accepted(env, job)
@@ -386,3 +401,20 @@ class Service:
 
     def _on_stats(self, env: p.Envelope) -> Outcome:  # the front answers stats itself
         return self._reply(env, p.Stats())
+
+    # --- uploaded frames (server/upload_requests.py) ---
+
+    def sweep_uploads(self) -> list[str]:
+        """Expired uploads deleted, and result keys of deleted jobs forgotten (any thread: the
+        upload store locks itself, and an index entry is one file replaced atomically)."""
+        self.results.prune(lambda job_id: self.store.get(job_id) is not None)
+        return self.uploads.sweep(upload_requests.in_use(self))
+
+    def _on_upload_open(self, env: p.Envelope) -> Outcome:
+        return upload_requests.on_open(self, env)
+
+    def _on_upload_frames(self, env: p.Envelope) -> Outcome:
+        return upload_requests.on_frames(self, env)
+
+    def _on_upload_delete(self, env: p.Envelope) -> Outcome:
+        return upload_requests.on_delete(self, env)

@@ -20,9 +20,11 @@ from bridge.media.output_safety import OutputRefused, check_output, check_path_t
 from bridge.wire import naming
 from bridge.wire.edit_params import BY_NAME, ParamsError, complete
 from bridge.wire.protocol import JobSpec
+from server import upload_source
 from server.bounds import disk_problem, estimate, memory_problem
 from server.config import ServerConfig
-from server.resolved_job import ResolvedJob, SourceInfo
+from server.resolved_job import LOCAL_OWNER, ResolvedJob, SourceInfo
+from server.uploads import UploadError, Uploads
 from tokenflow.params import EditParams
 
 
@@ -113,10 +115,13 @@ def _output_name(spec: JobSpec, job_id: str, source: Path, first: int, last: int
     return folder, name
 
 
-def _check_matte(matte: str, source: Path, first: int, last: int, pix_fmt: str | None) -> None:
+def _check_matte(matte: str, source: Path, first: int, last: int, pix_fmt: str | None, uploaded: bool) -> None:
     """The matte, like the input, is read from the server's disk: absolute, there, covering the range.
     (Matte frames uploaded with the job are not taken here yet: a path only.)"""
     where = "body.spec.params.matte"
+    if matte == SOURCE_ALPHA and uploaded:
+        raise SubmitError("bad_field", "matte \"alpha\" reads the alpha of a file input; this job's source is "
+                          "uploaded frames (RGB).", "Give the matte as a file path on the server instead.", where)
     if matte != SOURCE_ALPHA:
         try:
             check_path_text(matte, "matte")
@@ -132,10 +137,8 @@ def _check_matte(matte: str, source: Path, first: int, last: int, pix_fmt: str |
                           "The server reads the matte from its own disk.", where) from None
 
 
-def resolve(spec: JobSpec, job_id: str, config: ServerConfig,
-            reserved: typing.Callable[[str], bool] = lambda output: False) -> ResolvedJob:
-    """The checked, explicit spec the store keeps. `reserved(output)`: whether another job will
-    write that output; a named output (destination + template) takes the first free name."""
+
+def _file_input(spec: JobSpec) -> tuple[Path, media.ClipInfo]:
     try:
         check_path_text(spec.input, "input")
     except OutputRefused as exc:
@@ -148,13 +151,43 @@ def resolve(spec: JobSpec, job_id: str, config: ServerConfig,
         raise SubmitError("not_found", f"The input file {source} does not exist on the server.",
                           "Check the path; the server reads it from its own disk.", "body.spec.input")
     try:
-        info = media.probe(source)
+        return source, media.probe(source)
     except media.MediaError as exc:
         raise SubmitError("media_error", str(exc), "", "body.spec.input") from None
+
+
+def upload_input(spec: JobSpec, uploads: Uploads | None, owner: str) -> tuple[Path, media.ClipInfo, int, int, str]:
+    """(folder, clip facts, first, last, digest) of the complete upload a spec names."""
+    if uploads is None or spec.upload is None:
+        raise SubmitError("unknown_upload", "This server takes no uploads here.", "Submit a file path instead.",
+                          "body.spec.upload")
     try:
-        first, last = media.parse_frame_range(spec.frames, info.frame_count)
-    except media.MediaError as exc:
+        desc, folder, digest = uploads.source(spec.upload, owner)
+    except UploadError as exc:
+        code = "unknown_upload" if exc.code == "forbidden" else exc.code  # another client's upload is not there
+        raise SubmitError(code, exc.message, exc.hint, "body.spec.upload") from None
+    try:
+        first, last = upload_source.frame_range(spec.frames, desc)
+    except upload_source.RangeError as exc:
         raise SubmitError("bad_range", str(exc), "", "body.spec.frames") from None
+    return folder, upload_source.clip_info(desc, folder), first, last, digest
+
+
+def resolve(spec: JobSpec, job_id: str, config: ServerConfig,
+            reserved: typing.Callable[[str], bool] = lambda output: False,
+            uploads: Uploads | None = None, owner: str = LOCAL_OWNER) -> ResolvedJob:
+    """The checked, explicit spec the store keeps. `reserved(output)`: whether another job will
+    write that output; a named output (destination + template) takes the first free name.
+    `uploads`: where a spec naming an upload finds it (server/uploads.py)."""
+    digest = None
+    if spec.upload is not None:
+        source, info, first, last, digest = upload_input(spec, uploads, owner)
+    else:
+        source, info = _file_input(spec)
+        try:
+            first, last = media.parse_frame_range(spec.frames, info.frame_count)
+        except media.MediaError as exc:
+            raise SubmitError("bad_range", str(exc), "", "body.spec.frames") from None
     n_frames = last - first + 1
     if n_frames > config.limits.max_frames:
         raise SubmitError("bad_range", f"{n_frames} frames exceed this server's limit of {config.limits.max_frames}.",
@@ -162,7 +195,7 @@ def resolve(spec: JobSpec, job_id: str, config: ServerConfig,
 
     params = edit_params(spec.params)
     if params.matte:
-        _check_matte(params.matte, source, first, last, info.pix_fmt)
+        _check_matte(params.matte, source, first, last, info.pix_fmt, spec.upload is not None)
     model = spec.model or config.default_model
     if model not in config.models:
         raise SubmitError("unknown_model", f"This server does not offer model {model!r}.",
@@ -223,10 +256,10 @@ def resolve(spec: JobSpec, job_id: str, config: ServerConfig,
         input=str(source), frames=spec.frames, first=first, last=last, n_frames=n_frames, output=output,
         model=model, params=params.to_dict(), proxy_size=spec.proxy_size, proxy_format=spec.proxy_format,
         priority=spec.priority, client_token=spec.client_token, overwrite=spec.overwrite,
-        preset=out_spec.preset.name, start_number=spec.start_number,
+        preset=out_spec.preset.name, start_number=spec.start_number, audio=spec.audio,
         source=SourceInfo(width=info.width, height=info.height, frame_rate=str(info.frame_rate)),
         destination=str(destination) if destination else spec.destination, name_template=spec.name_template,
-        name=spec.name or source.stem, batch=spec.batch, row=spec.row,
+        name=spec.name or source.stem, batch=spec.batch, row=spec.row, upload=spec.upload, upload_digest=digest,
     )
     kind, target = target_of(output, preset)
 

@@ -41,9 +41,11 @@ class Worker:
         if self.preload:
             try:
                 self.engines.get(self.engines.default_model)
-            except Exception:
-                # The state says why; each job retries the load and fails with the reason.
-                log.exception("loading the default model failed")
+            except Exception as exc:
+                # The state says why; each job retries the load and fails with the reason. One
+                # sentence in the log (the panel's Server log shows it), the traceback only for debugging.
+                log.error("The model %s could not be loaded: %s", self.engines.default_model, exc)
+                log.debug("loading the default model failed", exc_info=True)
         while not self.scheduler.stopped:
             job_id = self.scheduler.take(timeout=0.5)
             if job_id is None:

@@ -40,12 +40,18 @@ class _Clock:
     def __init__(self, stats: EditStats, planned_passes: int):
         self.stats = stats
         self.planned = max(1, planned_passes)
+        # When the UNet work began: reading and VAE-encoding the clip come before it and are
+        # no UNet pass, so pricing them as passes made the first ETA several times too long.
+        self.unet_started: float | None = None
 
     def eta(self) -> float | None:
         done = sum(self.stats.unet_passes.values())
+        now = self.stats.elapsed()
         if done == 0:
+            self.unet_started = now  # the latest moment known to be before the first pass
             return None
-        return self.stats.elapsed() / done * max(0, self.planned - done)
+        seconds = now - (self.unet_started or 0.0)
+        return seconds / done * max(0, self.planned - done)
 
 
 class Engine:

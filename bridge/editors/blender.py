@@ -6,9 +6,12 @@ it uses the standard library only and gets Blender's objects passed in. Blender 
 keeps strips in `sequence_editor.sequences`; 4.4+ in `sequence_editor.strips` (5.0
 removed `sequences`).
 
-Strip timing (all in scene frames): `frame_start` is where the movie's first frame
-would sit, `frame_final_start`/`frame_final_end` (end exclusive) where the visible part
-sits, so `frame_offset_start` frames are trimmed off the front. Each movie frame takes
+Strip timing (all in scene frames): `animation_offset_start`/`_end` (the "hold
+offsets", which Strip > Split with Hold Split sets) cut whole movie frames off the
+movie's ends, so `frame_start` is where movie frame `animation_offset_start` sits;
+`frame_final_start`/`frame_final_end` (end exclusive) are where the visible part sits,
+`frame_offset_start` frames further in (negative: the first frame held). The RNA names
+are the same in 3.4.1 and 5.0.1 (checked in both). Each movie frame takes
 one scene frame whatever the two rates (measured in Blender 3.4 and 5.0: a 120-frame
 29.97 fps movie is 120 frames long in a 24 fps scene), unless the strip is retimed.
 """
@@ -21,7 +24,7 @@ import subprocess
 import threading
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Any, Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 from .handoff import ClipRef, HandoffRequest, HandoffResult, ResultState, child_environment, image_sequence
 
@@ -68,6 +71,29 @@ class Placement:
     frame_start: int  # scene frame of the first edited frame
     frames: int  # scene frames the edited range covers
     scene: str
+    meta: str | None = None  # the meta strip holding the source; the result goes in beside it
+
+
+def parent_meta(strip: Any) -> Any:
+    """The meta strip `strip` is inside, or None at the top level (`parent_meta()`: 3.x to 5.x)."""
+    method = getattr(strip, "parent_meta", None)
+    return method() if callable(method) else None
+
+
+def container(editor: Any, meta_name: str | None) -> Any:
+    """The strip collection the source sits in: the top level, or the named meta strip's own strips.
+
+    A result put on the top level under a meta strip's channel never shows (the meta
+    covers it), so it goes where the source is.
+    """
+    if not meta_name:
+        return strips(editor)
+    everything = getattr(editor, "strips_all", None)
+    everything = everything if everything is not None else editor.sequences_all
+    meta = everything.get(meta_name)
+    if meta is None:
+        raise BlenderProblem(f"The meta strip '{meta_name}' that held the source is gone.")
+    return strips(meta)
 
 
 def clip_of(strip: Any, scene: Any, abspath: Any = os.path.abspath) -> Placement:
@@ -81,21 +107,29 @@ def clip_of(strip: Any, scene: Any, abspath: Any = os.path.abspath) -> Placement
     media = abspath(strip.filepath)
     if not os.path.isfile(media):
         raise BlenderProblem(f"The movie of '{strip.name}' is missing: {media}. Relink it "
-                             "(Strip > Movie Strip > Change Path).")
+                             "(Strip > Inputs > Change Path/Files).")
     movie_rate = exact_rate(strip.fps) if getattr(strip, "fps", 0) else scene_rate(scene)
     if abs(float(getattr(strip, "speed_factor", 1.0)) - 1.0) > 1e-6 or _retimed(strip):
         raise BlenderProblem(f"'{strip.name}' is retimed (its speed is not 100%); set its speed back to 100% or render it to a "
                              "movie first.")
+    if getattr(strip, "use_reverse_frames", False):
+        raise BlenderProblem(f"'{strip.name}' plays backwards (Reverse Frames); untick it or render it to a movie first.")
     start, end = int(strip.frame_final_start), int(strip.frame_final_end)
     origin = float(strip.frame_start)
-    first = int(round(start - origin))
-    last = int(round(end - origin)) - 1
+    held = int(getattr(strip, "animation_offset_start", 0))  # movie frames cut off the front by a hold offset
+    first = int(round(start - origin)) + held
+    last = int(round(end - origin)) - 1 + held
     if last < first:
         raise BlenderProblem(f"'{strip.name}' is empty.")
+    if first < held or last >= held + int(strip.frame_duration):
+        raise BlenderProblem(f"'{strip.name}' reaches past the ends of its movie (its first or last frame is held); "
+                             "trim it to the movie's own frames.")
     rate = str(movie_rate.numerator) if movie_rate.denominator == 1 else f"{movie_rate.numerator}/{movie_rate.denominator}"
     clip = ClipRef(media=media, first=first, last=last, frame_rate=rate, name=strip.name, editor=EDITOR,
                    track=int(strip.channel), record_frame=start, item_id=strip.name)
-    return Placement(clip=clip, frame_start=start, frames=end - start, scene=scene.name)
+    meta = parent_meta(strip)
+    return Placement(clip=clip, frame_start=start, frames=end - start, scene=scene.name,
+                     meta=meta.name if meta is not None else None)
 
 
 def _retimed(strip: Any) -> bool:
@@ -118,12 +152,13 @@ def free_channel_above(collection: Any, channel: int, start: int, end: int) -> i
 
 
 def place(scene: Any, placement: Placement, result: HandoffResult) -> Any:
-    """Add a done result as an image or movie strip on the first free channel above the source, same frames."""
+    """Add a done result as an image or movie strip on the first free channel above the source, same frames
+    (inside the source's meta strip when it has one)."""
     if result.state != ResultState.DONE:
         raise BlenderProblem(f"'{placement.clip.name}': {result.message or result.state}")
     if not result.output:
         raise BlenderProblem(f"The result of '{placement.clip.name}' names no file.")
-    collection = strips(scene.sequence_editor)
+    collection = container(scene.sequence_editor, placement.meta)
     source_channel = int(placement.clip.track or 1)
     start = placement.frame_start
     sequence = image_sequence(result)
@@ -155,11 +190,16 @@ class HandoffJob:
     """The handoff child in the project's environment; its result lines arrive on a queue.
 
     A thread reads the child's output so Blender's UI never waits on a pipe: the add-on's
-    modal operator calls `poll()` from a timer.
+    modal operator calls `poll()` from a timer. `echo` gets each of the child's log lines
+    as it arrives (the add-on passes `print` in background mode, where no status bar
+    shows them and the line naming an auto-started server's pid and log must reach the
+    user).
     """
 
-    def __init__(self, argv: Sequence[str], env: dict[str, str], request: HandoffRequest):
+    def __init__(self, argv: Sequence[str], env: dict[str, str], request: HandoffRequest,
+                 echo: Callable[[str], None] | None = None):
         self.request = request
+        self.echo = echo
         self.log: list[str] = []
         self._queue: queue.Queue[HandoffResult | None] = queue.Queue()
         # `tokenflow handoff` as the installer recorded it for this environment
@@ -180,6 +220,8 @@ class HandoffJob:
                 self._queue.put(result)
             elif line:
                 self.log.append(line)
+                if self.echo is not None:
+                    self.echo(line)
         self.process.wait()
         self._queue.put(None)
 

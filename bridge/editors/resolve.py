@@ -15,9 +15,17 @@ what users measured):
   frame (the README's example starts at 0), both inclusive; keys are absent when a mark
   is not set. Marks that only make sense as timeline frames are read as such.
 - `MediaPool.ImportMedia([{"FilePath": pattern, "StartIndex": a, "EndIndex": b}])`
-  imports an image sequence; the import goes into the *current* folder.
+  imports an image sequence; the import goes into the *current* folder. With the media
+  pool's "Show Individual Frames" on it imports one still per image instead.
 - `MediaPool.AppendToTimeline([{clipInfo}])` never overwrites: a clip that would overlap
-  another is dropped without an error, and `endFrame` is exclusive.
+  another is dropped without an error. `endFrame` is exclusive on 18.x and 20+, but
+  inclusive on 19.1.x (there `endFrame` = the frame count appends nothing).
+- A method this version lacks is still an attribute, with the value None (`hasattr` is
+  true for every name), so every call newer than 18.5 goes through `method()`:
+  `TimelineItem.GetTrackTypeAndIndex` (19.0.0), `MediaPoolItem.SetThirdPartyMetadata`
+  (19.0.2), `Timeline.GetMarkInOut`/`SetMarkInOut`/`ClearMarkInOut` (19.1),
+  `Timeline.GetSelectedClips` (21.0; no README documents a `GetSelectedItems`).
+  Studio-only calls answer False on the free edition; none is used.
 - UIManager windows return nothing on the free edition since 19.1: no UIManager here.
 """
 
@@ -80,6 +88,28 @@ def rate_text(rate: Fraction) -> str:
     return str(rate.numerator) if rate.denominator == 1 else f"{rate.numerator}/{rate.denominator}"
 
 
+def method(obj: Any, name: str) -> Callable[..., Any] | None:
+    """`obj.name` when this Resolve has it, else None (Resolve answers None for a method it lacks)."""
+    found = getattr(obj, name, None)
+    return found if callable(found) else None
+
+
+def version_of(resolve: Any) -> tuple[int, ...]:
+    """(19, 1, 3) from GetVersion()'s [major, minor, patch, build, suffix]; () when it says nothing usable."""
+    numbers = []
+    for part in list(resolve.GetVersion() or [])[:3]:
+        try:
+            numbers.append(int(part))
+        except (TypeError, ValueError):
+            break
+    return tuple(numbers)
+
+
+def end_frame_inclusive(version: Sequence[int]) -> bool:
+    """Whether this version's AppendToTimeline reads `endFrame` as the last frame (19.1.x) or one past it."""
+    return (19, 1) <= tuple(version[:2]) < (19, 2)
+
+
 def is_studio(resolve: Any) -> bool:
     """The Studio edition; the free one is "DaVinci Resolve". Studio-only calls are gated on this."""
     return "studio" in str(resolve.GetProductName() or "").lower()
@@ -100,8 +130,8 @@ def _timeline(resolve: Any) -> tuple[Any, Any]:
 
 def video_marks(timeline: Any) -> tuple[int, int] | None:
     """The timeline's video in/out marks as absolute timeline frames (both inclusive), or None."""
-    getter = getattr(timeline, "GetMarkInOut", None)
-    marks: Any = getter() if callable(getter) else None  # Resolve before 19.1 has no marks API
+    getter = method(timeline, "GetMarkInOut")
+    marks: Any = getter() if getter else None  # Resolve before 19.1 has no marks API
     video = (marks or {}).get("video") or {}
     if "in" not in video or "out" not in video:
         return None
@@ -126,15 +156,35 @@ def _items_in_range(timeline: Any, first: int, last: int) -> list[Any]:
     return found
 
 
+def track_of(timeline: Any, item: Any) -> tuple[str, int]:
+    """("video", 2): the item's track; before 19.0 (no GetTrackTypeAndIndex) found by looking on each track."""
+    getter = method(item, "GetTrackTypeAndIndex")
+    if getter:
+        answer = getter() or []
+        if len(answer) >= 2:
+            return str(answer[0]), int(answer[1])
+    key = _identity(item)
+    for kind in ("video", "audio", "subtitle"):
+        for track in range(1, int(timeline.GetTrackCount(kind) or 0) + 1):
+            if any(_identity(other) == key for other in timeline.GetItemListInTrack(kind, track) or []):
+                return kind, track
+    return "video", 1
+
+
+def _identity(item: Any) -> tuple:
+    unique = method(item, "GetUniqueId")
+    return (unique(),) if unique else (item.GetName(), item.GetStart(), item.GetEnd())
+
+
 def _selected_items(timeline: Any) -> list[Any]:
-    """Timeline items the user selected, where this Resolve's API can tell (it is not in the documented API)."""
-    getter = getattr(timeline, "GetSelectedItems", None)
-    if not callable(getter):
+    """Timeline items the user selected: `Timeline.GetSelectedClips()` (21.0+), else nothing."""
+    getter = method(timeline, "GetSelectedClips")
+    if getter is None:
         return []
-    items: Any = getter() or []  # a list, or a dict keyed by index, depending on the version
-    if isinstance(items, dict):
-        items = list(items.values())
-    return [i for i in items if (i.GetTrackTypeAndIndex() or ["video"])[0] == "video"]
+    items: Any = getter() or []
+    if isinstance(items, dict):  # Resolve's lists sometimes come as {1: item, 2: item}
+        items = [items[k] for k in sorted(items)]
+    return [i for i in items if track_of(timeline, i)[0] == "video"]
 
 
 def pick_items(timeline: Any) -> tuple[list[Any], tuple[int, int] | None]:
@@ -192,12 +242,12 @@ def clip_of(item: Any, timeline: Any, marks: tuple[int, int] | None = None) -> P
     left = int(item.GetLeftOffset())
     first = int(round((left + first_tl - start) * scale))
     last = int(round((left + end_tl - start) * scale)) - 1
-    track = (item.GetTrackTypeAndIndex() or ["video", 1])[1]
-    unique = getattr(item, "GetUniqueId", None)
+    track = track_of(timeline, item)[1]
+    unique = method(item, "GetUniqueId")
     clip = ClipRef(
         media=media, first=first, last=last, frame_rate=rate_text(source_rate),
         start_timecode=_clip_property(media_item, "Start TC") or None, name=name, editor=EDITOR,
-        track=int(track), record_frame=first_tl, item_id=str(unique()) if callable(unique) else None,
+        track=int(track), record_frame=first_tl, item_id=str(unique()) if unique else None,
     )
     return Picked(clip=clip, timeline_frames=end_tl - first_tl, timeline_id=str(timeline.GetUniqueId()))
 
@@ -262,8 +312,8 @@ def _set_metadata(media_item: Any, result: HandoffResult) -> None:
                                                       else "default", result.job_id or "?")
     media_item.SetMetadata("Comments", note)
     media_item.SetMetadata("Description", result.prompt or "")
-    third_party = getattr(media_item, "SetThirdPartyMetadata", None)
-    if callable(third_party):  # 18.5+: named fields a pipeline can read back
+    third_party = method(media_item, "SetThirdPartyMetadata")
+    if third_party:  # 19.0.2+: named fields a pipeline can read back
         third_party({"TokenFlow Prompt": result.prompt or "", "TokenFlow Seed": "" if result.seed is None
                      else str(result.seed), "TokenFlow Job": result.job_id or ""})
 
@@ -291,7 +341,8 @@ def place(resolve: Any, picked: Picked, result: HandoffResult) -> str:
         timeline = _find_timeline(project, picked.timeline_id)
         if timeline is None:
             raise ResolveProblem(f"The timeline of '{picked.clip.name}' is gone; the result is at {result.output}.")
-    marks = timeline.GetMarkInOut() if callable(getattr(timeline, "GetMarkInOut", None)) else None
+    get_marks = method(timeline, "GetMarkInOut")
+    marks = get_marks() if get_marks else None
 
     folder = media_pool.GetCurrentFolder()
     try:
@@ -302,6 +353,7 @@ def place(resolve: Any, picked: Picked, result: HandoffResult) -> str:
             media_pool.SetCurrentFolder(folder)
     if not imported:
         raise ResolveProblem(f"Resolve did not import {result.output}; import it by hand from the '{BIN_NAME}' bin.")
+    _refuse_single_frames(media_pool, imported, result, picked.clip.name)
     media_item = imported[0]
     _set_metadata(media_item, result)
 
@@ -318,12 +370,8 @@ def place(resolve: Any, picked: Picked, result: HandoffResult) -> str:
                 raise ResolveProblem(f"Resolve refused to add a video track for the result; it is in the '{BIN_NAME}' bin."
                                      )
             track = int(timeline.GetTrackCount("video"))
-        frames = clip.last - clip.first + 1
-        appended = media_pool.AppendToTimeline([{
-            "mediaPoolItem": media_item, "startFrame": 0, "endFrame": frames,  # endFrame is exclusive
-            "mediaType": 1, "trackIndex": track, "recordFrame": first,
-        }]) or []
-        placed = [i for i in appended if i is not None]
+        placed = append(resolve, media_pool, timeline, media_item, clip.last - clip.first + 1, track, first,
+                        picked.timeline_frames)
         if not placed or placed[0].GetStart() != first:
             raise ResolveProblem(f"Resolve did not place the result of '{clip.name}' at frame {first} on V{track}; it is in the '{BIN_NAME}' "
                                  "bin.")
@@ -342,9 +390,49 @@ def place(resolve: Any, picked: Picked, result: HandoffResult) -> str:
         clip.name, result.prompt or "", track, first, BIN_NAME)
 
 
+def append(resolve: Any, media_pool: Any, timeline: Any, media_item: Any, frames: int, track: int, record: int,
+           timeline_frames: int) -> list[Any]:
+    """Append the first `frames` frames of `media_item` at `record` on V`track`; the items placed.
+
+    `endFrame` is inclusive on 19.1.x and exclusive elsewhere: chosen by version, then
+    checked against what was placed and corrected once (a Resolve that reads it the
+    other way places nothing, or one frame short).
+    """
+    inclusive = end_frame_inclusive(version_of(resolve))
+    ends = (frames - 1, frames) if inclusive else (frames, frames - 1)
+
+    def once(end: int) -> list[Any]:
+        appended = media_pool.AppendToTimeline([{"mediaPoolItem": media_item, "startFrame": 0, "endFrame": end,
+                                                 "mediaType": 1, "trackIndex": track, "recordFrame": record}]) or []
+        return [i for i in appended if i is not None]
+
+    placed = once(ends[0])
+    if not placed:
+        return once(ends[1])
+    delete = method(timeline, "DeleteClips")
+    if placed[0].GetDuration() == timeline_frames - 1 and delete is not None and delete(placed, False):
+        return once(ends[1]) or once(ends[0])  # one frame short: read the other way (put back if that fails)
+    return placed
+
+
+def _refuse_single_frames(media_pool: Any, imported: list[Any], result: HandoffResult, name: str) -> None:
+    """An image sequence that came back as one still per image ("Show Individual Frames" is on): undo, say so."""
+    sequence = image_sequence(result)
+    if sequence is None or len(imported) <= 1:
+        return
+    delete = method(media_pool, "DeleteClips")
+    if delete:  # the stills are ours, just imported: leave the bin as it was
+        delete(imported)
+    raise ResolveProblem(
+        f"Resolve imported the result of '{name}' as {len(imported)} single images, because the media pool shows "
+        "image sequences as individual frames. Turn that off (Media Pool > View, or right-click > Show Individual "
+        f"Frames, unticked) and run TokenFlow again, or choose a movie format (the default, ProRes .mov). The "
+        f"images are in {os.path.dirname(sequence[0])}.")
+
+
 def _restore_marks(timeline: Any, marks: dict[str, Any] | None) -> None:
-    getter = getattr(timeline, "GetMarkInOut", None)
-    if not callable(getter) or marks is None or getter() == marks:
+    getter = method(timeline, "GetMarkInOut")
+    if getter is None or marks is None or getter() == marks:
         return
     video = marks.get("video") or {}
     if "in" in video and "out" in video:

@@ -1,8 +1,10 @@
 """`tokenflow install blender`: the TokenFlow add-on for Blender's Video Sequence Editor.
 
 One file, `tokenflow_vse.py`, in `scripts/addons` of every Blender version's user
-folder found (Blender makes `<config>/<major.minor>/` the first time that version
-starts). A legacy add-on, not an extension: Blender 3.x has no extensions, and 4.2
+folder found. Blender 3.4.1 makes `<config>/<major.minor>/` only when its preferences
+are saved, not when it starts, so with no such folder the installer asks the `blender`
+on PATH for its version and makes that version's folder itself (Blender reads add-ons
+from it whether or not it made it). A legacy add-on, not an extension: Blender 3.x has no extensions, and 4.2
 to 5.x still load add-ons from that folder. It records this environment's interpreter
 and bridge folder; Blender's Python needs nothing beyond its standard library.
 """
@@ -10,6 +12,8 @@ and bridge folder; Blender's Python needs nothing beyond its standard library.
 from __future__ import annotations
 
 import re
+import shutil
+import subprocess
 from pathlib import Path
 
 from bridge.installers import InstallContext, InstallError, InstallResult, TargetStatus, tokenflow_command, xdg_dir
@@ -46,15 +50,35 @@ def addon_paths(ctx: InstallContext) -> list[Path]:
     return [d / "scripts" / "addons" / ADDON_FILE for d in version_dirs(ctx)]
 
 
+def blender_on_path(ctx: InstallContext) -> str | None:
+    """"3.4" for the `blender` on the user's PATH (`blender --version`), or None when there is none."""
+    executable = shutil.which("blender", path=ctx.env.get("PATH"))
+    if executable is None:
+        return None
+    try:
+        out = subprocess.run([executable, "--version"], capture_output=True, text=True, timeout=60).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    match = re.search(r"^Blender (\d+)\.(\d+)", out, re.MULTILINE)
+    return f"{match.group(1)}.{match.group(2)}" if match else None
+
+
 def _render(ctx: InstallContext) -> str:
     return render(TEMPLATE, handoff=repr(tokenflow_command(ctx, "handoff").to_dict()), editors=repr(str(EDITORS_DIR)))
 
 
 def install(ctx: InstallContext) -> InstallResult:
     paths = addon_paths(ctx)
+    made = None
     if not paths:
-        raise InstallError(f"No Blender user folder in {config_root(ctx)}: start Blender once (it makes one per "
-                           "version), quit it, and run `tokenflow install blender` again.")
+        made = blender_on_path(ctx)
+        if made is None:
+            raise InstallError(
+                f"No Blender user folder in {config_root(ctx)} and no `blender` on PATH to ask for its version. "
+                "Blender makes its folder when you save its preferences (Blender 3.x does not make it at start): "
+                "start Blender, Edit > Preferences > Save Preferences, quit it, and run `tokenflow install blender` "
+                "again.")
+        paths = [config_root(ctx) / made / "scripts" / "addons" / ADDON_FILE]
     for path in paths:  # refuse before writing anything, so nothing is half installed
         if path.exists() and not is_owned(path) and not ctx.force:
             raise InstallError(f"{path} exists and was not written by tokenflow; move it away, "
@@ -68,7 +92,11 @@ def install(ctx: InstallContext) -> InstallResult:
                         "'TokenFlow' and tick it; then in the Video Sequencer select a movie strip and use "
                         "Strip > TokenFlow: Edit with a Prompt.")
     result.notes.append(f"The add-on runs TokenFlow from {ctx.python}; install again if you move that environment "
-                        "or after starting a new Blender version for the first time.")
+                        "or after a new Blender version has saved its preferences for the first time.")
+    if made is not None:
+        result.notes.append(f"Blender {made} (the `blender` on PATH) had no user folder yet: made "
+                            f"{config_root(ctx) / made} for the add-on. Other Blender versions: save their "
+                            "preferences once, then install again.")
     return result
 
 
@@ -86,7 +114,7 @@ def status(ctx: InstallContext) -> TargetStatus:
     present = [p for p in paths if p.exists()]
     if not present:
         advice = ("not installed: `tokenflow install blender` adds the add-on to Blender "
-                  + (", ".join(p.parents[2].name for p in paths) if paths else "(start Blender once first)") + ".")
+                  + (", ".join(p.parents[2].name for p in paths) if paths else "(the `blender` on PATH)") + ".")
         return TargetStatus(NAME, False, [], advice)
     foreign = [p for p in present if not is_owned(p)]
     if foreign:

@@ -1,7 +1,8 @@
 """`tokenflow install resolve`: the Workspace > Scripts > TokenFlow launcher for DaVinci Resolve.
 
 One file, `TokenFlow.py`, in the per-user `Fusion/Scripts/Utility` folder Resolve reads
-for the OS (free and Studio editions alike). It records this environment's interpreter
+for the OS (Studio, and the free edition up to 21.0: from 21.1 the free edition lists no
+Python scripts there, see docs/editors.md). It records this environment's interpreter
 and bridge folder; it needs nothing but the standard library in Resolve's Python.
 """
 
@@ -13,7 +14,7 @@ from bridge.installers import InstallContext, InstallError, InstallResult, Targe
 from bridge.installers.owned import is_owned, remove_owned, write_owned
 from bridge.installers.templates import render
 
-SUMMARY = "Workspace > Scripts > TokenFlow in DaVinci Resolve (free and Studio)"
+SUMMARY = "Workspace > Scripts > TokenFlow in DaVinci Resolve (Studio; free edition up to 21.0)"
 NAME = "resolve"
 SCRIPT_FILE = "TokenFlow.py"
 TEMPLATE = "resolve/TokenFlow.py.in"

@@ -18,11 +18,13 @@ from fractions import Fraction
 from pathlib import Path
 
 import av
+import av.audio.codeccontext
 import av.audio.stream
 import av.container
 import av.error
 import numpy as np
 
+from bridge.media.audio_check import AudioRoute, audio_decoder, check_audio
 from bridge.media.clip import stream_time_base
 from bridge.media.errors import MediaError
 
@@ -39,7 +41,10 @@ def _pcm_codec(source_format: str) -> tuple[str, str]:
 class AudioTrack:
     """Copies a file's first audio stream from `start_s` (source seconds) into a container."""
 
-    def __init__(self, output: av.container.OutputContainer, source: Path, codec: str, start_s: Fraction) -> None:
+    def __init__(self, output: av.container.OutputContainer, source: Path, codec: str, start_s: Fraction,
+                 route: AudioRoute = "direct") -> None:
+        self._route = route
+        self.skipped_packets = 0  # packets the decoder rejected mid-stream; silence stands in for them
         self._input = av.open(str(source), mode="r")
         try:
             in_stream = self._input.streams.audio[0]
@@ -78,11 +83,48 @@ class AudioTrack:
             raise
 
     def _decoded(self):
-        for frame in self._input.decode(self._in_stream):
+        for frame in self._source_frames():
             for converted in self._resampler.resample(frame):
                 yield converted
         for converted in self._resampler.resample(None):
             yield converted
+
+    def _source_frames(self):
+        """The source's audio frames, packet by packet. Packets the decoder rejects are handed to
+        the codec's parser from then on (they may not start on a codec frame); one that neither
+        decodes costs its own samples (the next timestamps put silence there), not the export."""
+        parser = self._parser() if self._route == "parse" else None
+        for packet in self._input.demux(self._in_stream):
+            try:
+                frames = packet.decode() if parser is None else self._parsed(parser, packet)
+            except av.error.FFmpegError:
+                if parser is not None:
+                    self.skipped_packets += 1
+                    continue
+                parser = self._parser()
+                try:
+                    frames = self._parsed(parser, packet)
+                except av.error.FFmpegError:
+                    self.skipped_packets += 1
+                    continue
+            yield from frames
+
+    def _parser(self) -> av.audio.codeccontext.AudioCodecContext:
+        return audio_decoder(self._in_stream.codec_context.name)
+
+    def _parsed(self, decoder: av.audio.codeccontext.AudioCodecContext, packet: av.Packet) -> list[av.AudioFrame]:
+        """Frames of a packet re-split by the codec's parser, timed from the packet's own timestamp
+        (a parsed packet carries none), so the range is still cut at the right sample."""
+        frames: list[av.AudioFrame] = []
+        parsed = decoder.parse(bytes(packet)) if packet.size else decoder.parse(None)
+        for part in [*parsed, *([None] if not packet.size else [])]:
+            frames += [f for f in decoder.decode(part) if isinstance(f, av.AudioFrame)]
+        if packet.pts is not None and packet.time_base is not None:
+            at = Fraction(packet.pts) * Fraction(packet.time_base)
+            for frame in frames:
+                frame.pts, frame.time_base = round(at * frame.sample_rate), Fraction(1, frame.sample_rate)
+                at += Fraction(frame.samples, frame.sample_rate)
+        return frames
 
     def _emit(self, samples: np.ndarray) -> None:
         """Queue planar samples (channels x n) for the encoder."""
@@ -154,18 +196,21 @@ class AudioTrack:
 
 
 def open_audio(output: av.container.OutputContainer, source: Path | None, codec: str,
-               start_s: Fraction) -> AudioTrack | None:
-    """The audio track for an export, or None when there is nothing to carry."""
+               start_s: Fraction, warnings: list[str] | None = None) -> AudioTrack | None:
+    """The audio track for an export, or None when there is nothing to carry, or nothing that can
+    be: audio that does not decode leaves the picture to be exported alone, with a warning."""
     if not codec or source is None:
         return None
-    try:
-        with av.open(str(source), mode="r") as probe_container:
-            if not probe_container.streams.audio:
-                return None
-    except (OSError, av.error.FFmpegError):
+    check = check_audio(source)
+    if check is None:
+        return None
+    if check.route is None:
+        if warnings is not None:
+            warnings.append(f"The export has no audio: {check.problem}. Its video is complete; "
+                            "carry the sound over from the source in your editor.")
         return None
     try:
-        return AudioTrack(output, source, codec, start_s)
+        return AudioTrack(output, source, codec, start_s, route=check.route)
     except (OSError, av.error.FFmpegError, ValueError) as error:
         raise MediaError(f"The audio of {source} cannot be carried into the export ({error}): "
-                         "export an image sequence, or re-wrap the source's audio as PCM.") from error
+                         "export with --no-audio, or an image sequence.") from error

@@ -15,6 +15,7 @@ import av.error
 import av.stream
 import av.video.stream
 
+from bridge.media.audio_check import check_audio
 from bridge.media.colour import ColourTags, source_tags
 from bridge.media.errors import MediaError
 
@@ -29,6 +30,8 @@ class AudioInfo:
     layout: str
     sample_format: str
     duration_s: float | None  # None when the file does not say
+    # Why the stream cannot be decoded (its exports then carry no audio); None when it can.
+    problem: str | None = None
 
 
 @dataclass(frozen=True)
@@ -177,7 +180,7 @@ def _header_count(stream: av.video.stream.VideoStream, rate: Fraction) -> int | 
     return None
 
 
-def _audio(container: av.container.InputContainer) -> AudioInfo | None:
+def _audio(container: av.container.InputContainer, path: Path) -> AudioInfo | None:
     for stream in container.streams.audio:
         context = stream.codec_context
         duration = None
@@ -188,7 +191,7 @@ def _audio(container: av.container.InputContainer) -> AudioInfo | None:
         return AudioInfo(
             codec=context.name, sample_rate=context.sample_rate, channels=context.channels,
             layout=context.layout.name if context.layout else "", sample_format=context.format.name if context.format else "",
-            duration_s=duration,
+            duration_s=duration, problem=getattr(check_audio(path), "problem", None),
         )
     return None
 
@@ -235,7 +238,7 @@ def probe(path: str | Path, scan: bool = False) -> ClipInfo:
             pix_fmt=context.pix_fmt,
             colour=source_tags(context.colorspace, context.color_primaries, context.color_trc,
                                context.color_range, context.height),
-            audio=_audio(container),
+            audio=_audio(container, path),
             start_s=stream_start(stream) * time_base,
             pictures=timing.pictures if timing else None,
             variable_rate=timing.variable_rate if timing else False,

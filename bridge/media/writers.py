@@ -21,12 +21,14 @@ On failure, abort or cancel everything this writer made is removed, folders too.
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import secrets
 import shutil
 import tempfile
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -218,6 +220,15 @@ def to_half(image: np.ndarray) -> np.ndarray:
     return np.clip(image.astype(np.float32), 0.0, 1.0).astype(np.float16)
 
 
+def _disk_hint(error: BaseException) -> str:
+    """What to do, said only when the error is the disk's or the folder's (not an encoder's)."""
+    if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT):
+        return ": the disk is full; free space or pick another output folder."
+    if isinstance(error, OSError) and error.errno in (errno.ENOENT, errno.EACCES, errno.EROFS):
+        return ": the output folder went away or is not writable; pick another one."
+    return "."
+
+
 class FrameWriter(ABC):
     """Takes frames in order and leaves either a finished output or nothing.
 
@@ -230,6 +241,9 @@ class FrameWriter(ABC):
         self.preset = preset
         self.outputs: list[Path] = []  # final paths, filled in by close()
         self.frames_written = 0
+        # What the output lacks that the user should hear about (audio that could not be
+        # carried); the job still succeeds and its callers show these.
+        self.warnings: list[str] = []
         self._state: Literal["open", "closed", "aborted"] = "open"
 
     def write(self, image: np.ndarray) -> None:
@@ -251,9 +265,13 @@ class FrameWriter(ABC):
             )
         try:
             self._write(np.ascontiguousarray(image))
+        except MediaError:
+            self.abort()
+            raise
         except (OSError, av.error.FFmpegError) as error:
             self.abort()
-            raise MediaError(f"Writing frame {self.frames_written} failed ({error}): check free disk space and the output folder.") from error
+            raise MediaError(f"Writing frame {self.frames_written} as {self.preset.label} failed ({error})"
+                             f"{_disk_hint(error)}") from error
         self.frames_written += 1
 
     def close(self) -> None:
@@ -270,7 +288,7 @@ class FrameWriter(ABC):
             raise
         except (OSError, av.error.FFmpegError) as error:
             self.abort()
-            raise MediaError(f"Finishing the output failed ({error}): check free disk space and the output folder.") from error
+            raise MediaError(f"Finishing the {self.preset.label} output failed ({error}){_disk_hint(error)}") from error
         self._state = "closed"
 
     def abort(self) -> None:
@@ -422,7 +440,7 @@ class MovieWriter(FrameWriter):
                 stream.metadata["timecode"] = timecode
             self._stream = stream
             self._pix_fmt = pix_fmt
-            self._audio = open_audio(self._container, audio_source, preset.audio_codec, audio_start_s)
+            self._audio = open_audio(self._container, audio_source, preset.audio_codec, audio_start_s, self.warnings)
         except MediaError:
             self._abort()
             raise
@@ -440,13 +458,25 @@ class MovieWriter(FrameWriter):
             self._container.mux(packet)
         if self._audio is not None:
             # Audio up to the end of this frame, so the muxer interleaves the two.
-            self._audio.write_until(Fraction(self.frames_written + 1) / self.frame_rate)
+            self._audio_step(lambda audio: audio.write_until(Fraction(self.frames_written + 1) / self.frame_rate))
+
+    def _audio_step(self, step: Callable[[AudioTrack], None]) -> None:
+        """Run one step of the audio track; its failure names the audio, not the picture or the disk."""
+        assert self._audio is not None
+        try:
+            step(self._audio)
+        except (OSError, av.error.FFmpegError, ValueError) as error:
+            raise MediaError(f"Carrying the source's audio into {self.path.name} failed ({error}): "
+                             "export again with --no-audio (the picture alone), or as an image sequence.") from error
 
     def _close(self) -> list[Path]:
         for packet in self._stream.encode(None):
             self._container.mux(packet)
         if self._audio is not None:
-            self._audio.finish(Fraction(self.frames_written) / self.frame_rate)
+            self._audio_step(lambda audio: audio.finish(Fraction(self.frames_written) / self.frame_rate))
+            if self._audio.skipped_packets:
+                self.warnings.append(f"{self._audio.skipped_packets} packet(s) of the source's audio could not be "
+                                     "decoded; the export has silence there.")
         self._container.close()
         _place(self._partial, self.path, self._overwrite)
         return [self.path]

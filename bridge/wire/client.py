@@ -17,8 +17,9 @@ import io
 import itertools
 import os
 import time
+import zlib
 from collections import defaultdict, deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -29,6 +30,8 @@ from bridge.wire import local
 from bridge.wire import protocol as p
 
 SERVER_ENV = "TOKENFLOW_SERVER"
+# Room left in an upload message for its header: parts are at most max_upload_message_bytes minus this.
+UPLOAD_HEADER_ROOM = 65536
 
 
 class ClientError(Exception):
@@ -274,14 +277,14 @@ class Client:
 
     # --- messages ---
 
-    def _send(self, body: p.Body, job: str | None = None, keep: bool = True) -> int:
+    def _send(self, body: p.Body, job: str | None = None, keep: bool = True, blobs: tuple = ()) -> int:
         socket = self._socket if self._socket is not None else self._open()
         rid = next(self._rids)
         if keep:
             self._active.add(rid)
         started = time.monotonic()
         try:
-            socket.send_multipart(p.encode(p.Envelope(body, rid=rid, job=job)), copy=False)
+            socket.send_multipart(p.encode(p.Envelope(body, rid=rid, job=job, blobs=blobs)), copy=False)
         except zmq.Again:  # SNDTIMEO: the connection never came up
             self._active.discard(rid)
             self._check_handshake()
@@ -425,6 +428,73 @@ class Client:
         env = self.request(request)
         _expect(env, request, p.Accepted)
         return _event(env)
+
+    # --- uploaded frames (docs/protocol.md, "Jobs whose source is uploaded frames") ---
+
+    def upload_open(self, upload: str, *, width: int, height: int, channels: int, dtype: str, frame_rate: str,
+                    first: int, count: int) -> p.UploadState:
+        """Describe an upload, or find it again: the state lists the frames the server holds."""
+        body = p.UploadOpen(upload=upload, width=width, height=height, channels=channels, dtype=dtype,
+                            frame_rate=frame_rate, first=first, count=count)
+        return self.ask(body, p.UploadState)
+
+    def upload_frames(self, upload: str, frame: Callable[[int], Any], numbers: Iterable[int], *,
+                      max_in_flight: int = 4) -> p.UploadState | None:
+        """Send frames `numbers` (host frame numbers); `frame(n)` gives frame n's pixels, C order,
+        rows top to bottom (bytes, memoryview, or a numpy array). Frames larger than a message go in
+        parts; small ones share messages. Returns the last `upload_state` (None if nothing was sent)."""
+        if self.welcome is None:
+            self.hello()
+        assert self.welcome is not None
+        room = self.welcome.limits.max_upload_message_bytes - UPLOAD_HEADER_ROOM
+        in_flight: deque[int] = deque()
+        state: p.UploadState | None = None
+        parts: list[p.UploadPart] = []
+        blobs: list[memoryview] = []
+
+        def flush() -> None:
+            nonlocal state
+            in_flight.append(self._send(p.UploadFrames(upload=upload, parts=list(parts)), blobs=tuple(blobs)))
+            parts.clear()
+            blobs.clear()
+            while len(in_flight) >= max_in_flight:  # the replies pace the upload (docs/protocol.md)
+                state = self._upload_reply(in_flight.popleft())
+
+        for n in numbers:
+            pixels = memoryview(frame(n)).cast("B")
+            for offset in range(0, max(1, len(pixels)), room):
+                piece = pixels[offset:offset + room]
+                if parts and sum(len(b) for b in blobs) + len(piece) > room:
+                    flush()
+                parts.append(p.UploadPart(frame=n, offset=offset, end=offset + len(piece) == len(pixels),
+                                          crc32=zlib.crc32(piece)))
+                blobs.append(piece)
+        if parts:
+            flush()
+        while in_flight:
+            state = self._upload_reply(in_flight.popleft())
+        return state
+
+    def _upload_reply(self, rid: int) -> p.UploadState:
+        try:
+            env = self._next(rid, time.monotonic() + self.timeout)
+        except _SessionLost:
+            raise self._no_answer(self.heartbeat_s * self.liveness) from None
+        finally:
+            self._forget(rid)
+        if isinstance(env.body, p.Error):
+            raise ServerError(env.body.code, env.body.message, env.body.hint, env.body.field)
+        return _expect(env, p.UploadFrames(upload="", parts=[]), p.UploadState)
+
+    def upload(self, upload: str, frame: Callable[[int], Any], *, width: int, height: int, channels: int,
+               dtype: str, frame_rate: str, first: int, count: int) -> p.UploadState:
+        """Open (or resume) an upload and send every frame the server lacks; a client that lost its
+        connection calls it again and only the missing frames go. Returns the final state."""
+        state = self.upload_open(upload, width=width, height=height, channels=channels, dtype=dtype,
+                                 frame_rate=frame_rate, first=first, count=count)
+        held = {n for lo, hi in state.have for n in range(lo, hi + 1)}
+        missing = [n for n in range(first, first + count) if n not in held]
+        return self.upload_frames(upload, frame, missing) or state
 
     def cancel(self, job: str) -> p.JobInfo:
         return self.ask(p.Cancel(), p.JobStatus, job=job).info

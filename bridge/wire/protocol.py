@@ -48,6 +48,13 @@ HEARTBEAT_LIVENESS = 5
 JOB_STATES: tuple[JobState, ...] = tuple(JobState)
 _JOB_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _MAX_INT = (1 << 63) - 1
+_UPLOAD_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+_RATE = re.compile(r"^[0-9]{1,9}(/[0-9]{1,9})?$")
+
+
+def _rate_positive(text: str) -> bool:
+    num, _, den = text.partition("/")
+    return int(num) > 0 and int(den or "1") > 0
 # Largest chunk of an output file one `read` reply carries (see `Read`).
 MAX_CHUNK_BYTES = 1 << 20
 # Placeholders a `name_template` may use (see bridge/wire/naming.py).
@@ -105,6 +112,8 @@ class JobSpec:
     preset: str | None = None
     # First number of an image sequence; None = the source frame numbers.
     start_number: int | None = None
+    # Carry the source's audio into a movie output (false: the picture alone, `--no-audio`).
+    audio: bool = True
     # Replace an existing output (a file, or frames of the same sequence pattern); the
     # input itself is never replaced. `{job}` in `output` becomes the job id.
     overwrite: bool = False
@@ -115,6 +124,8 @@ class JobSpec:
     name: str | None = None  # the clip's name for {clip} (default: the input's file name)
     batch: str | None = None  # jobs queued together share it; the server writes their summary
     row: int | None = None  # the job's place in its batch file, for {row} and messages
+    # The source is an upload (`upload_open`/`upload_frames`) instead of a file: `input` is then "".
+    upload: str | None = None
 
 
 @dataclass(frozen=True)
@@ -260,6 +271,10 @@ class Limits:
     max_fetches: int = 4  # open frame fetches per client
     client_queue_bytes: int = 32 << 20  # per client: past it, its streams pause and resume from the store
     total_queue_bytes: int = 128 << 20  # all clients together
+    # Uploaded frames (docs/protocol.md, "Jobs whose source is uploaded frames"):
+    max_upload_message_bytes: int = DEFAULT_MAX_FRAME_BYTES  # one `upload_frames` message, all its frames
+    max_upload_bytes: int = 16 << 30  # pixels of all uploads the server holds together
+    upload_keep_s: float = 86400.0  # an upload untouched this long (and used by no queued or running job) is deleted
 
 
 @dataclass(frozen=True)
@@ -453,6 +468,8 @@ class Done(Body):
     elapsed_s: float = 0.0
     stats: dict[str, Any] = field(default_factory=dict)
     files: list[FileInfo] = field(default_factory=list)  # the outputs for download (`files`, `read`)
+    # What the output lacks that the user should hear about (e.g. source audio that cannot be decoded).
+    warnings: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -495,13 +512,82 @@ class Clip(Body):
     facts: dict[str, Any] = field(default_factory=dict)
 
 
+# --- uploaded frames (a source without a file: an OpenFX host, any client with pixels) ---
+
+UPLOAD_DTYPES = {"uint8": 1, "uint16": 2, "float32": 4}  # sample type -> bytes per sample (little-endian)
+UPLOAD_CHANNELS = (3, 4)  # RGB, RGBA
+MAX_UPLOAD_SIDE = 16384
+MAX_UPLOAD_FRAME_NUMBER = 99_999_999
+
+
+@dataclass(frozen=True)
+class UploadOpen(Body):
+    """Describe an upload (or find it again): answered with `upload_state`, which lists the
+    frames the server already holds. The client names the upload; opening the same name
+    with the same description again is how a reconnecting client resumes."""
+
+    TYPE: ClassVar[str] = "upload_open"
+    # Every field is required: a description is compared whole when the upload is opened again.
+    upload: str  # client-chosen id, [A-Za-z0-9_-]{1,64}
+    width: int
+    height: int
+    channels: int  # 3 (RGB) or 4 (RGBA)
+    dtype: str  # "uint8", "uint16" or "float32", little-endian
+    frame_rate: str  # exact: "24", "25", "30000/1001"
+    first: int  # the host's frame number of the first frame
+    count: int  # frames first .. first + count - 1
+
+
+@dataclass(frozen=True)
+class UploadPart:
+    """Bytes [offset, offset + len(blob)) of one frame's pixel buffer; its blob is the
+    binary frame at the same position after the header."""
+
+    frame: int  # the host's frame number
+    offset: int  # 0, or the bytes of this frame sent so far (parts of a frame come in order)
+    end: bool  # this part ends the frame: offset + len(blob) must be the frame's size
+    crc32: int  # CRC-32 (zlib/PNG: reflected 0xEDB88320, init and final xor 0xFFFFFFFF) of the blob
+
+
+@dataclass(frozen=True)
+class UploadFrames(Body):
+    """Pixels: one binary frame per part, in the order of `parts`. Answered with `upload_state`."""
+
+    TYPE: ClassVar[str] = "upload_frames"
+    BLOBS: ClassVar[int] = -1  # as many as `parts`
+    upload: str
+    parts: list[UploadPart]
+
+
+@dataclass(frozen=True)
+class UploadDelete(Body):
+    """Remove an upload now (reply `ok`); refused with `upload_in_use` while a queued or running job reads it."""
+
+    TYPE: ClassVar[str] = "upload_delete"
+    upload: str
+
+
+@dataclass(frozen=True)
+class UploadState(Body):
+    """What the server holds of an upload (reply to `upload_open` and `upload_frames`)."""
+
+    TYPE: ClassVar[str] = "upload_state"
+    upload: str = ""
+    frame_bytes: int = 0  # one frame's size: width * height * channels * bytes per sample
+    have: list[list[int]] = field(default_factory=list)  # complete frames as [first, last] runs, ascending
+    missing: int = 0  # frames not complete yet
+    complete: bool = False
+    digest: str | None = None  # hex SHA-256 of the whole upload once complete (results are keyed by it)
+    expires_s: float = 0.0  # seconds until the server may delete it if nothing touches it
+
+
 REQUESTS: tuple[type[Body], ...] = (
     Hello, Submit, Cancel, ListJobs, Status, Subscribe, Unsubscribe, Fetch, Reorder, Heartbeat, Delete,
-    Retry, QueueControl, ListFiles, Read, Probe, Stats,
+    Retry, QueueControl, ListFiles, Read, Probe, Stats, UploadOpen, UploadFrames, UploadDelete,
 )
 REPLIES: tuple[type[Body], ...] = (
     Welcome, JobStatus, JobList, Subscribed, Unsubscribed, Outputs, FetchEnd, Ok, Error, Heartbeat,
-    QueueState, Files, Chunk, Clip, Stats,
+    QueueState, Files, Chunk, Clip, Stats, UploadState,
 )
 EVENTS: tuple[type[Body], ...] = (
     Accepted, Progress, Proxy, Frame, Done, Failed, Cancelled, Requeued,
@@ -566,16 +652,20 @@ def decode(
     strict: bool = True,
     max_bytes: int | None = DEFAULT_MAX_REQUEST_BYTES,
     allowed: frozenset[str] | None = None,
+    max_upload_bytes: int | None = None,
 ) -> Envelope:
     """Parse and validate one message. Raises ProtocolError naming what is wrong.
 
     strict: reject unknown body fields (the server does this for requests; clients
     pass strict=False so a newer server may add fields). allowed: message types
-    accepted here (the server passes REQUEST_TYPES).
+    accepted here (the server passes REQUEST_TYPES). max_upload_bytes: the larger size
+    an `upload_frames` message may have (it carries pixels; nothing else does).
     """
     if not frames:
         raise ProtocolError("bad_message", "Empty message: expected a msgpack header frame.")
     sizes = [len(memoryview(f)) if not isinstance(f, (bytes, bytearray)) else len(f) for f in frames]
+    if max_bytes is not None and max_upload_bytes is not None and sum(sizes) > max_bytes:
+        max_bytes = max_upload_bytes if _is_upload(frames[0], sizes[0], max_bytes) else max_bytes
     if max_bytes is not None and sum(sizes) > max_bytes:
         # Answer with the request's rid when its header alone is readable, so the client
         # can match the refusal to the request.
@@ -632,9 +722,22 @@ def decode(
         raise fail("bad_field", str(exc), exc.path) from None
     blobs = tuple(frames[1:])
     expected = 0 if getattr(body, "omitted", False) else cls.BLOBS
+    if isinstance(body, UploadFrames):
+        expected = len(body.parts)
     if len(blobs) != expected:
         raise fail("bad_message", f"A {mtype!r} message carries {expected} binary frame(s), got {len(blobs)}.")
     return Envelope(body=body, rid=rid, job=job, seq=seq, blobs=blobs, version=version)
+
+
+def _is_upload(raw: Any, size: int, limit: int) -> bool:
+    """The header (when within `limit` and readable) says `upload_frames`."""
+    if size > limit:
+        return False
+    try:
+        header = _read_header(raw, size)
+    except Exception:
+        return False
+    return isinstance(header, dict) and header.get("type") == UploadFrames.TYPE
 
 
 def _read_header(raw: Any, size: int) -> Any:
@@ -747,7 +850,13 @@ def _checks(body: Body) -> None:
 
     if isinstance(body, Submit):
         s = body.spec
-        need(bool(s.input.strip()), "body.spec.input must name the source media file.", "body.spec.input")
+        if s.upload is None:
+            need(bool(s.input.strip()), "body.spec.input must name the source media file.", "body.spec.input")
+        else:
+            need(bool(_UPLOAD_ID.match(s.upload)), "body.spec.upload must be an upload id (letters, digits, '-', "
+                 "'_'; 1 to 64).", "body.spec.upload")
+            need(s.input == "", "body.spec.input must be \"\" when body.spec.upload names the source.",
+                 "body.spec.input")
         need(16 <= s.proxy_size <= 1024, "body.spec.proxy_size must be between 16 and 1024.", "body.spec.proxy_size")
         need(s.proxy_format in ("jpeg", "png"), "body.spec.proxy_format must be 'jpeg' or 'png'.", "body.spec.proxy_format")
         need(-1000 <= s.priority <= 1000, "body.spec.priority must be between -1000 and 1000.", "body.spec.priority")
@@ -817,5 +926,26 @@ def _checks(body: Body) -> None:
              "body.length")
     elif isinstance(body, Probe):
         need(len(body.input) <= 4096, "body.input must be at most 4096 characters.", "body.input")
+    elif isinstance(body, (UploadOpen, UploadFrames, UploadDelete)):
+        need(bool(_UPLOAD_ID.match(body.upload)), "body.upload must be an upload id (letters, digits, '-', '_'; "
+             "1 to 64).", "body.upload")
+        if isinstance(body, UploadOpen):
+            for name in ("width", "height"):
+                need(1 <= getattr(body, name) <= MAX_UPLOAD_SIDE, f"body.{name} must be between 1 and "
+                     f"{MAX_UPLOAD_SIDE}.", f"body.{name}")
+            need(body.channels in UPLOAD_CHANNELS, "body.channels must be 3 (RGB) or 4 (RGBA).", "body.channels")
+            need(body.dtype in UPLOAD_DTYPES, f"body.dtype must be one of {', '.join(UPLOAD_DTYPES)}.", "body.dtype")
+            need(bool(_RATE.match(body.frame_rate)) and _rate_positive(body.frame_rate),
+                 "body.frame_rate must be a positive exact rate: \"24\", \"30000/1001\".", "body.frame_rate")
+            need(0 <= body.first <= MAX_UPLOAD_FRAME_NUMBER, f"body.first must be between 0 and "
+                 f"{MAX_UPLOAD_FRAME_NUMBER}.", "body.first")
+            need(body.count >= 1 and body.first + body.count - 1 <= MAX_UPLOAD_FRAME_NUMBER,
+                 f"body.count must be 1 or more, the last frame at most {MAX_UPLOAD_FRAME_NUMBER}.", "body.count")
+        if isinstance(body, UploadFrames):
+            need(len(body.parts) >= 1, "body.parts must list at least one part.", "body.parts")
+            for i, part in enumerate(body.parts):
+                need(part.offset >= 0, f"body.parts[{i}].offset must be 0 or more.", f"body.parts[{i}].offset")
+                need(0 <= part.crc32 <= 0xFFFFFFFF, f"body.parts[{i}].crc32 must be an unsigned 32-bit integer.",
+                     f"body.parts[{i}].crc32")
     elif isinstance(body, Hello):
         need(len(body.client) <= 256, "body.client must be at most 256 characters.", "body.client")

@@ -4,13 +4,19 @@ Follows the README that ships with Resolve (Developer/Scripting) and the quirks 
 measured, because the tests exist to catch code that trusts Resolve too much:
 - `AppendToTimeline([{clipInfo}])` never overwrites: a clip that would overlap an item
   already on its track, or that names a track that does not exist, is dropped without
-  an error (it is simply missing from the returned list). `endFrame` is exclusive.
-- `ImportMedia` imports into the media pool's *current* folder.
+  an error (it is simply missing from the returned list). `endFrame` is exclusive on
+  18.x and 20+, inclusive on 19.1.x (reported on Studio 19.1.3: `endFrame` = the
+  clip's frame count appends nothing there).
+- `ImportMedia` imports into the media pool's *current* folder; with the media pool's
+  "Show Individual Frames" on, an image sequence comes back as one clip per image.
 - `TimelineItem.GetSourceStartFrame()` is one frame off (below the real first frame).
+- Methods arrive with versions (`SINCE`): on an older Resolve the name still answers
+  (`hasattr` is true for every name), with None, so calling it raises TypeError. The
+  same holds for names no version has.
 - `Timeline.GetMarkInOut()` (19.1+) gives offsets from the timeline's start frame; keys
-  are absent when no mark is set. Older versions have no such method.
-- The free edition ("DaVinci Resolve") raises on Studio-only calls, and its UIManager
-  builds nothing since 19.1.
+  are absent when no mark is set.
+- The free edition ("DaVinci Resolve") answers Studio-only calls with False, and its
+  UIManager builds nothing since 19.1.
 Every call is recorded in `FakeResolve.calls` as (object kind, method, args).
 """
 
@@ -23,10 +29,14 @@ from typing import Any
 
 _ids = itertools.count(1)
 STUDIO_ONLY = {"DetectSceneCuts", "CreateSubtitlesFromAudio", "AnalyzeDolbyVision"}
-
-
-class StudioOnlyCalled(AssertionError):
-    pass
+OLDEST = (18, 5, 0)  # the oldest version docs/editors.md claims
+# The first README each method appears in (18.5, 18.6.6, 19.0.x, 19.1, 20.x, 21.0 were checked).
+SINCE = {
+    "GetTrackTypeAndIndex": (19, 0, 0),
+    "SetThirdPartyMetadata": (19, 0, 2), "GetThirdPartyMetadata": (19, 0, 2),
+    "GetMarkInOut": (19, 1, 0), "SetMarkInOut": (19, 1, 0), "ClearMarkInOut": (19, 1, 0),
+    "GetSelectedClips": (21, 0, 0),
+}
 
 
 class _Recorded:
@@ -35,6 +45,20 @@ class _Recorded:
     def __init__(self, app: FakeResolve):
         self._app = app
         self._id = f"{self.KIND}-{next(_ids)}"
+
+    def __getattribute__(self, name: str):
+        since = SINCE.get(name)
+        if since is not None and tuple(object.__getattribute__(self, "_app").version) < since:
+            return None  # as Resolve answers for a method this version does not have
+        return object.__getattribute__(self, name)
+
+    def __getattr__(self, name: str):
+        # Resolve's objects answer every name: an unknown method is None (not an AttributeError).
+        if name[:1].isupper():
+            if name in STUDIO_ONLY:
+                return self._app.studio_only(name)
+            return None
+        raise AttributeError(name)
 
     def _call(self, method: str, *args: Any) -> None:
         self._app.calls.append((self.KIND, method, args))
@@ -160,17 +184,10 @@ class FakeTimeline(_Recorded):
         self.disabled: set[int] = set()
         self.playhead = start_frame
         self.marks: dict[str, dict[str, int]] = {}
-        self.selection: list[FakeTimelineItem] | None = None  # None: this Resolve cannot report a selection
+        self.selection: list[FakeTimelineItem] = []
 
-    def __getattr__(self, name: str):
-        # Versions differ: GetMarkInOut exists from 19.1, a selection API not in the documented one.
-        if name in ("GetMarkInOut", "SetMarkInOut", "ClearMarkInOut") and self._app.version >= (19, 1):
-            return getattr(self, "_" + name)
-        if name == "GetSelectedItems" and self.selection is not None:
-            return lambda: {i: item for i, item in enumerate(self.selection)}
-        if name in STUDIO_ONLY:
-            return self._app.studio_only(name)
-        raise AttributeError(name)
+    def GetSelectedClips(self) -> list:  # 21.0+ (SINCE); the timeline items selected on the Edit page
+        return list(self.selection or [])
 
     def add(self, track: int, name: str, media_item: FakeMediaPoolItem | None, start: int, duration: int,
             left_offset: int = 0) -> FakeTimelineItem:
@@ -223,16 +240,16 @@ class FakeTimeline(_Recorded):
                     return item
         return None
 
-    def _GetMarkInOut(self) -> dict:
+    def GetMarkInOut(self) -> dict:
         return {k: dict(v) for k, v in self.marks.items()}
 
-    def _SetMarkInOut(self, mark_in: int, mark_out: int, kind: str = "all") -> bool:
+    def SetMarkInOut(self, mark_in: int, mark_out: int, kind: str = "all") -> bool:
         self._call("SetMarkInOut", mark_in, mark_out, kind)
         for k in (("video", "audio") if kind == "all" else (kind,)):
             self.marks[k] = {"in": mark_in, "out": mark_out}
         return True
 
-    def _ClearMarkInOut(self, kind: str = "all") -> bool:
+    def ClearMarkInOut(self, kind: str = "all") -> bool:
         self._call("ClearMarkInOut", kind)
         for k in (("video", "audio") if kind == "all" else (kind,)):
             self.marks.pop(k, None)
@@ -240,6 +257,12 @@ class FakeTimeline(_Recorded):
 
     def GetCurrentTimecode(self) -> str:
         return "01:00:00:00"
+
+    def DeleteClips(self, items: list, ripple: bool = False) -> bool:
+        self._call("DeleteClips", [i.name for i in items])
+        for track in self.tracks:
+            track[:] = [i for i in track if i not in items]
+        return True
 
 
 class FakeMediaPool(_Recorded):
@@ -250,6 +273,7 @@ class FakeMediaPool(_Recorded):
         self.project = project
         self.root = FakeFolder(app, "Master")
         self.current = self.root
+        self.show_individual_frames = False  # the media pool's View > Show Individual Frames
 
     def GetRootFolder(self) -> FakeFolder:
         return self.root
@@ -279,6 +303,13 @@ class FakeMediaPool(_Recorded):
                 files = [Path(path.replace("%06d", f"{n:06d}")) for n in numbers]
                 if not files or not all(f.is_file() for f in files):
                     continue  # Resolve imports nothing for a sequence it cannot find
+                if self.show_individual_frames:  # one still per image
+                    for file in files:
+                        still = FakeMediaPoolItem(self._app, file.name, {"File Path": str(file), "Type": "Still",
+                                                                         "FPS": "", "Frames": "1"}, 1)
+                        self.current.clips.append(still)
+                        made.append(still)
+                    continue
                 name = Path(path).name.replace("%06d", f"[{numbers[0]:06d}-{numbers[-1]:06d}]")
                 frames, start = len(files), numbers[0]
                 rate = self.project.GetCurrentTimeline().frame_rate
@@ -296,6 +327,12 @@ class FakeMediaPool(_Recorded):
             made.append(item)
         return made
 
+    def DeleteClips(self, items: list) -> bool:
+        self._call("DeleteClips", [i.name for i in items])
+        for folder in [self.root, *self.root.subfolders]:
+            folder.clips[:] = [c for c in folder.clips if c not in items]
+        return True
+
     def AppendToTimeline(self, infos: list) -> list:
         self._call("AppendToTimeline", infos)
         timeline = self.project.GetCurrentTimeline()
@@ -304,8 +341,8 @@ class FakeMediaPool(_Recorded):
             media_item, first, end = info["mediaPoolItem"], int(info["startFrame"]), int(info["endFrame"])
             track = int(info.get("trackIndex", 1))
             record = int(info.get("recordFrame", timeline.GetEndFrame()))
-            duration = end - first  # endFrame is exclusive
-            if not 1 <= track <= len(timeline.tracks) or duration <= 0 or end > media_item.frames:
+            duration = end - first + (1 if self._app.end_frame_inclusive() else 0)
+            if not 1 <= track <= len(timeline.tracks) or duration <= 0 or first + duration > media_item.frames:
                 continue
             if any(i.start < record + duration and i.GetEnd() > record for i in timeline.tracks[track - 1]):
                 continue  # overlap: silently dropped, never overwritten
@@ -357,18 +394,24 @@ class FakeProjectManager:
 class FakeResolve:
     """`resolve` as a script sees it. product: "DaVinci Resolve" (free) or "DaVinci Resolve Studio"."""
 
-    def __init__(self, product: str = "DaVinci Resolve", version: tuple = (19, 1, 4), page: str = "edit"):
-        self.product, self.version, self.page = product, version, page
+    def __init__(self, product: str = "DaVinci Resolve", version: tuple = (19, 1, 4), page: str = "edit",
+                 inclusive_end: bool | None = None):
+        """inclusive_end: how AppendToTimeline reads endFrame; None: as this version's Resolve does."""
+        self.product, self.version, self.page = product, tuple(version), page
+        self.inclusive_end = inclusive_end
         self.calls: list[tuple] = []
         self.project = FakeProject(self)
         self.project_manager = FakeProjectManager(self.project)
 
+    def end_frame_inclusive(self) -> bool:
+        if self.inclusive_end is not None:
+            return self.inclusive_end
+        return (19, 1, 0) <= self.version < (19, 2, 0)
+
     def studio_only(self, name: str):
         def call(*args: Any):
             self.calls.append(("Resolve", name, args))
-            if "Studio" not in self.product:
-                raise StudioOnlyCalled(f"{name} is Studio-only and was called on the free edition")
-            return True
+            return "Studio" in self.product  # the free edition answers False, it does not raise
 
         return call
 

@@ -79,15 +79,20 @@ def test_marks_are_ignored_before_19_1_and_the_playhead_clip_is_used(shipped_cli
     assert (picked[0].clip.first, picked[0].clip.last) == (5, 34)
 
 
-def test_selected_items_when_resolve_reports_a_selection(app, shipped_clip):
-    tl = _timeline(app)
+@pytest.mark.parametrize("version, used", [((21, 0, 4), True), ((20, 2, 0), False), ((18, 5, 0), False)])
+def test_the_selection_comes_from_get_selected_clips_where_resolve_has_it(shipped_clip, version, used):
+    """Issue 20 item 21: Timeline.GetSelectedClips() (21.0 README), not the undocumented GetSelectedItems."""
+    app = FakeResolve(version=version)
+    tl = app.project.add_timeline(start_frame=START, tracks=2)
     media = app.media(shipped_clip)
     a = tl.add(1, "a", media, start=START, duration=10, left_offset=0)
     tl.add(1, "b", media, start=START + 10, duration=10, left_offset=50)
     c = tl.add(2, "c", media, start=START + 30, duration=8, left_offset=90)
     tl.selection = [a, c]
+    tl.playhead = START + 12
     picked, _ = r.collect(app)
-    assert [(p.clip.name, p.clip.first, p.clip.last, p.clip.track) for p in picked] == [("a", 0, 9, 1), ("c", 90, 97, 2)]
+    got = [(p.clip.name, p.clip.first, p.clip.last, p.clip.track) for p in picked]
+    assert got == ([("a", 0, 9, 1), ("c", 90, 97, 2)] if used else [("b", 50, 59, 1)])  # else: the clip under the playhead
 
 
 def test_a_clip_at_another_rate_is_counted_in_its_own_frames(app, shipped_clip):
@@ -158,7 +163,8 @@ def test_result_goes_to_the_first_track_free_over_the_whole_range(app, shipped_c
     assert "V3" in message
     assert tl.tracks[1] == [blocker] and (blocker.start, blocker.duration) == (START + 115, 30)  # nothing overwritten
     append = [args for kind, m, args in app.calls if m == "AppendToTimeline"][0][0][0]
-    assert (append["startFrame"], append["endFrame"], append["recordFrame"], append["trackIndex"]) == (0, 20, START + 100, 3)
+    # the fake is 19.1.4, whose endFrame is inclusive
+    assert (append["startFrame"], append["endFrame"], append["recordFrame"], append["trackIndex"]) == (0, 19, START + 100, 3)
     imports = [args for kind, m, args in app.calls if m == "ImportMedia"]
     assert imports == [([{"FilePath": pattern, "StartIndex": 10, "EndIndex": 29}],)]
     bins = app.project.media_pool.root.subfolders
@@ -301,3 +307,109 @@ def test_marks_given_in_timeline_frames_are_recognised(app, shipped_clip):
     tl.marks = {"video": {"in": START + 20, "out": START + 29}}  # absolute: as offsets they would lie past the end
     clip = r.collect(app)[0][0].clip
     assert (clip.first, clip.last, clip.record_frame) == (25, 34, START + 20)
+
+
+# --- versions and editions (issue 20 items 19-21) ---
+
+VERSIONS = [(18, 5, 0), (18, 6, 6), (19, 0, 0), (19, 0, 2), (19, 1, 3), (19, 1, 4), (20, 2, 0), (21, 0, 4)]
+
+
+def _one_clip(version, shipped_clip, product="DaVinci Resolve", **fake):
+    app = FakeResolve(product=product, version=version, **fake)
+    tl = app.project.add_timeline(start_frame=START, tracks=2)
+    tl.add(1, "carphone", app.media(shipped_clip), start=START + 100, duration=20, left_offset=10)
+    tl.playhead = START + 100
+    return app, tl
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_every_version_places_the_whole_result_though_end_frame_differs(version, shipped_clip, tmp_path):
+    """Item 19: endFrame is inclusive on 19.1.x, exclusive on 18.x and 20+: the result lands whole on each."""
+    app, tl = _one_clip(version, shipped_clip)
+    picked = r.collect(app)[0][0]
+    r.place(app, picked, _done(_sequence(tmp_path / "o", 10, 29), 10, 29))
+    assert [(i.start, i.duration, i.left_offset) for i in tl.tracks[1]] == [(START + 100, 20, 0)]
+    appends = [args[0][0] for _, m, args in app.calls if m == "AppendToTimeline"]
+    assert [a["endFrame"] for a in appends] == [19 if (19, 1) <= version[:2] < (19, 2) else 20]  # right first time
+
+
+@pytest.mark.parametrize("version, inclusive", [((20, 2, 0), True), ((19, 1, 4), False), ((22, 0, 0), True)])
+def test_a_resolve_that_reads_end_frame_the_other_way_is_corrected_once(version, inclusive, shipped_clip, tmp_path):
+    """Item 19: a version that does not behave as its number says is caught by what was placed."""
+    app, tl = _one_clip(version, shipped_clip, inclusive_end=inclusive)
+    picked = r.collect(app)[0][0]
+    r.place(app, picked, _done(_sequence(tmp_path / "o", 10, 29), 10, 29))
+    assert [(i.start, i.duration) for i in tl.tracks[1]] == [(START + 100, 20)]
+    assert len([m for _, m, _ in app.calls if m == "AppendToTimeline"]) == 2
+    # exclusive read as inclusive: one frame short, deleted and put again
+    assert app.names().count("DeleteClips") == (0 if inclusive else 1)
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+@pytest.mark.parametrize("product", ["DaVinci Resolve", "DaVinci Resolve Studio"])
+def test_the_launcher_runs_on_every_claimed_version_and_edition(version, product, shipped_clip, tmp_path):
+    """Item 20: methods newer than 18.5 are None there (calling them raises TypeError); every call is guarded."""
+    app, tl = _one_clip(version, shipped_clip, product=product)
+    tl.add(2, "busy", None, start=START + 110, duration=5)  # V2 taken over the range: V3 is added
+    picked, problems = r.collect(app)
+    assert problems == [] and (picked[0].clip.first, picked[0].clip.last, picked[0].clip.track) == (10, 29, 1)
+    r.place(app, picked[0], _done(_sequence(tmp_path / "o", 10, 29), 10, 29))
+    assert [(i.start, i.duration) for i in tl.tracks[2]] == [(START + 100, 20)]
+    item = app.project.media_pool.root.subfolders[0].clips[0]
+    assert "a watercolor painting" in item.metadata["Comments"]
+    # item 21: third-party metadata only where the README has it (19.0.2)
+    assert bool(item.third_party) == (version >= (19, 0, 2))
+    said: list[str] = []
+    assert r.launch(app, ["/nonexistent/python"], {}, ask=lambda n: None, say=said.append) == 0
+    assert said[0].startswith(f"TokenFlow: {product} {'.'.join(map(str, version))}")
+
+
+def test_the_fake_answers_like_resolve_for_missing_and_studio_only_methods(shipped_clip):
+    """Item 20: the fake's model of Resolve: a missing method is None, a Studio-only call is False on free."""
+    old, _ = _one_clip((18, 5, 0), shipped_clip)
+    item = old.project.current.tracks[0][0]
+    assert hasattr(item, "GetTrackTypeAndIndex") and item.GetTrackTypeAndIndex is None
+    with pytest.raises(TypeError):
+        item.GetTrackTypeAndIndex()
+    assert hasattr(item, "NoSuchMethod") and item.NoSuchMethod is None
+    assert old.project.current.DetectSceneCuts() is False
+    studio, _ = _one_clip((18, 5, 0), shipped_clip, product="DaVinci Resolve Studio")
+    assert studio.project.current.DetectSceneCuts() is True
+    assert _one_clip((19, 0, 0), shipped_clip)[0].project.current.tracks[0][0].GetTrackTypeAndIndex() == ["video", 1]
+
+
+def test_an_image_sequence_shown_as_individual_frames_is_undone_and_explained(app, shipped_clip, tmp_path):
+    """Item 21: "Show Individual Frames" makes a sequence come back as stills: detected, removed, said."""
+    picked = _picked_one(app, shipped_clip)
+    app.project.media_pool.show_individual_frames = True
+    with pytest.raises(r.ResolveProblem, match="20 single images.*Show Individual Frames.*movie format"):
+        r.place(app, picked, _done(_sequence(tmp_path / "o", 10, 29), 10, 29))
+    assert app.project.media_pool.root.subfolders[0].clips == []  # the stills it imported are gone again
+    assert "AppendToTimeline" not in app.names() and _timeline(app).tracks[1] == []
+    # a movie result is unaffected by the setting
+    movie = HandoffResult(clip_index=0, state="done", job_id="j", output=str(shipped_clip), prompt="p")
+    r.place(app, _picked_one(app, shipped_clip, start=START + 300, duration=120, left=0), movie)
+    assert [(i.start, i.duration) for i in _timeline(app).tracks[1]] == [(START + 300, 120)]
+
+
+def test_the_docs_say_which_versions_and_editions_each_route_works_on():
+    """Item 22: docs/editors.md's route table matches the versions the fake (and the launcher) go by."""
+    from tests.bridge.fake_resolve import SINCE
+
+    text = (Path(__file__).resolve().parents[2] / "docs" / "editors.md").read_text()
+    section = text[text.index("## DaVinci Resolve"):]
+    section = section[:section.index("\n## ", 5)]
+    assert "free and Studio, 18.5 and later" not in text
+    rows = {line.split("|")[1].strip(): [c.strip() for c in line.split("|")[2:4]]
+            for line in section.splitlines() if line.startswith("| ") and not line.startswith("| ---")}
+
+    def since(name):
+        return ".".join(str(n) for n in SINCE[name][:2 if SINCE[name][2] == 0 else 3]) + " and later"
+
+    assert rows["Workspace > Scripts > TokenFlow (the script below)"] == ["18.5 to 21.0", "18.5 and later"]
+    assert rows["... clips picked by in/out marks"] == [since("GetMarkInOut")] * 2
+    assert rows["... clips picked by selection (`Timeline.GetSelectedClips`)"] == [since("GetSelectedClips")] * 2
+    assert rows["... third-party metadata on the result (`SetThirdPartyMetadata`)"] == \
+        [since("SetThirdPartyMetadata")] * 2
+    # free 21.1+: a sentence pointing to the OpenFX effect
+    assert "From 21.1 the free edition no longer lists Python scripts" in section and "OpenFX effect" in section

@@ -101,3 +101,35 @@ def test_curve_key_options_come_in_pairs(tmp_path):
         CurveKeys.from_options(tmp_path / "server.key", None)
     with pytest.raises(ClientError, match="go together"):
         CurveKeys.from_options(None, tmp_path / "client.key_secret")
+
+
+def test_submit_help_names_the_default_output_the_server_writes(harness, capsys, tmp_path):
+    """The help's INPUT_tokenflow_JOBID.mp4 is the file a submit without -o really gets."""
+    import shutil
+    from pathlib import Path
+
+    from cli.main import build_parser
+
+    help_text = " ".join(build_parser("submit")._subparsers._group_actions[0].choices["submit"].format_help().split())
+    shown = jobs.default_output_name("INPUT")
+    assert f"default: {shown} beside the input" in help_text
+    clip = str(shutil.copy(harness.clip, harness.root / "out" / "shot.mp4"))  # an allowed folder
+    assert main(["submit", clip, "-p", "x", "--frames", "0:2", "--steps", "2", "--server", harness.endpoint]) == 0
+    job = capsys.readouterr().err.split("Job ")[1].split()[0]
+    expected = shown.replace("INPUT", "shot").replace("JOBID", job)
+    assert (Path(clip).parent / expected).is_file()
+
+
+def test_jobs_show_reads_as_text_not_as_a_record(harness, capsys):
+    """Local clock times instead of Unix timestamps, and no Python `None` for fields not set."""
+    import time
+
+    assert main(["submit", str(harness.clip), "-p", "x", "--frames", "0:2", "--steps", "2", "-o",
+                 str(harness.root / "out" / "s.mp4"), "--server", harness.endpoint]) == 0
+    job = capsys.readouterr().err.split("Job ")[1].split()[0]
+    assert main(["jobs", "show", job, "--server", harness.endpoint]) == 0
+    shown = capsys.readouterr().out
+    assert "None" not in shown
+    created = next(line for line in shown.splitlines() if line.startswith("created:")).split(":", 1)[1].strip()
+    assert abs(time.mktime(time.strptime(created, "%Y-%m-%d %H:%M:%S")) - time.time()) < 120
+    assert "frames:" in shown and "0:2" in shown and str(harness.root / "out" / "s.mp4") in shown

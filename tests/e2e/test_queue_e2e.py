@@ -65,11 +65,15 @@ def test_batches_survive_a_restart_and_end_with_summary_and_downloads(server, sh
     ]}))
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps([{"input": str(shipped_clip), "range": "0:3", "prompt": "x", **PARAMS},
-                               {"input": str(shipped_clip), "range": "100:500", "prompt": "x", **PARAMS}]))
-    # A batch with one impossible job queues nothing and says which job is wrong and why.
+                               {"input": str(shipped_clip), "range": "100:500", "prompt": "x", **PARAMS},
+                               {"input": str(shipped_clip), "range": "9:3", "prompt": "x", **PARAMS}]))
+    # A batch with impossible jobs queues nothing and says which jobs are wrong and why, all in
+    # one run: a problem in the file itself (job 3) does not hide one found on the server (job 2).
     refused = cli(server, "queue", "add", str(bad), "-d", str(renders))
     assert refused.returncode == 2, refused.stderr
+    assert "2 problem(s)" in refused.stderr
     assert "job 2:" in refused.stderr and "past the end of the clip" in refused.stderr
+    assert "job 3:" in refused.stderr and "empty or negative" in refused.stderr
     assert "job 1" not in refused.stderr and "nothing was queued" in refused.stderr
 
     added = cli(server, "queue", "add", str(jobs), "-d", str(renders))

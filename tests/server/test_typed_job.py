@@ -18,7 +18,7 @@ from server.submission import resolve
 # The keys of a job's stored spec, in the order servers have always written them; `owner`
 # is added when the job is stored. A database written by an older server must keep opening.
 STORED_KEYS = ["input", "frames", "first", "last", "n_frames", "output", "model", "params", "proxy_size",
-               "proxy_format", "priority", "client_token", "overwrite", "preset", "start_number", "source",
+               "proxy_format", "priority", "client_token", "overwrite", "preset", "start_number", "audio", "source",
                "destination", "name_template", "name", "batch", "row", "owner"]
 
 

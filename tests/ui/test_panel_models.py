@@ -315,3 +315,43 @@ def test_a_square_preview_is_drawn_at_the_clips_aspect(qapp, tmp_path, shipped_c
         assert abs(drawn_width - 400 * 176 / 144) <= 3, drawn_width  # 489 px, not 400 (square)
     finally:
         session.close()
+
+
+def test_the_progress_bar_never_runs_backwards(qapp):
+    """Issue 20 item 6: reading 8/8 frames showed a full bar, then 3% once the edit began."""
+    from ui.model.jobs import JobsModel
+
+    jobs = JobsModel()
+    shown = []
+    for seq, (stage, step, total, elapsed, eta) in enumerate([
+        ("encode", 8, 8, 1.0, None),  # no ETA yet: a stage's own count is not the job's
+        ("inversion", 1, 10, 2.0, 40.0),
+        ("inversion", 2, 10, 3.0, 60.0),  # the estimate grew: the bar holds
+        ("edit", 5, 10, 20.0, 20.0),
+    ], start=1):
+        jobs.apply_event(_event(EventKind.PROGRESS, seq, p.Progress(stage=stage, step=step, total=total,
+                                                                    elapsed_s=elapsed, eta_s=eta)), None)
+        shown.append(jobs.get("j1").fraction)
+    assert shown[0] == 0.0 and shown == sorted(shown) and shown[-1] == 0.5
+    jobs.apply_event(_event(EventKind.REQUEUED, 9, p.Requeued(attempt=2, reason="server restarted")), None)
+    assert jobs.get("j1").fraction == 0.0  # a new attempt starts again from the beginning
+
+
+def test_the_first_eta_prices_only_unet_work():
+    """Issue 20 item 6: reading and encoding the clip before the first UNet pass were priced as
+    passes, so the first ETA said 2 m 58 s for a 38 s job."""
+    from tokenflow.engine import _Clock
+
+    class Stats:
+        now = 0.0
+        unet_passes: dict[str, int] = {}
+
+        def elapsed(self) -> float:
+            return self.now
+
+    stats = Stats()
+    clock = _Clock(stats, planned_passes=100)  # type: ignore[arg-type]
+    stats.now = 9.0  # nine seconds of reading and VAE encoding, no UNet pass yet
+    assert clock.eta() is None
+    stats.now, stats.unet_passes = 10.0, {"inversion": 10}  # ten passes in one second
+    assert clock.eta() == 9.0  # 90 passes left at 0.1 s each, not at 1 s each

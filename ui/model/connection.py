@@ -35,10 +35,24 @@ class ConnectionModel(QObject):
         return list(self.welcome.models) if self.welcome else []
 
     @property
+    def model_problem(self) -> str | None:
+        """Why the server's model could not be loaded (its `engine_state` said "failed: ..."), else None."""
+        state = self.welcome.engine_state if self.welcome is not None and self.connected else ""
+        return state.partition(":")[2].strip() or "no reason given" if state.startswith("failed") else None
+
+    @property
+    def healthy(self) -> bool:
+        """Connected to a server that can run an edit: what the status dot's green means."""
+        return self.connected and self.model_problem is None
+
+    @property
     def summary(self) -> str:
         """One line for the status bar."""
         if self.state is LinkState.CONNECTED and self.welcome is not None:
             w = self.welcome
+            if self.model_problem is not None:
+                return (f"Server on {self.endpoint} cannot edit: its model did not load ({self.model_problem}). "
+                        "Fix that (the Server log has the details) and restart the server.")
             engine = "" if w.engine_state in ("", "ready") else f", model {w.engine_state}"
             return f"Server {w.server or 'tokenflow'} on {self.endpoint} ({w.device or 'device ?'}{engine})"
         return self.message

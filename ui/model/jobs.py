@@ -50,6 +50,8 @@ class JobView:
     previews: dict[int, QImage] = field(default_factory=dict)  # keyframe previews by source frame
     proxies: dict[int, QImage] = field(default_factory=dict)
     full: dict[int, QImage] = field(default_factory=dict)  # full-resolution frames (display size)
+    # The furthest the bar has been in this attempt: what the user sees never runs backwards.
+    shown_fraction: float = 0.0
 
     @property
     def terminal(self) -> bool:
@@ -72,17 +74,21 @@ class JobView:
 
     @property
     def fraction(self) -> float:
-        """0..1 for a progress bar: frames done when the engine counts them, else steps."""
+        """0..1 for a progress bar: never backwards within an attempt, full only when done."""
         if self.state == JobState.DONE:
             return 1.0
-        pr = self.progress or {}
+        return self.shown_fraction
+
+    def _job_fraction(self) -> float:
         # The server's ETA covers the whole job (all stages), so elapsed / (elapsed + ETA)
-        # is the one fraction that moves steadily from start to end.
+        # is the one fraction that moves steadily from start to end. Before the first ETA
+        # only a stage's own count is known (reading 8/8 frames is not 100% of the job), so
+        # the bar waits at zero.
+        pr = self.progress or {}
         elapsed, eta = pr.get("elapsed_s") or 0.0, pr.get("eta_s")
         if eta is not None and elapsed + eta > 0:
             return min(1.0, elapsed / (elapsed + eta))
-        total = pr.get("total") or 0
-        return min(1.0, pr.get("step", 0) / total) if total else 0.0
+        return 0.0
 
     @property
     def status_text(self) -> str:
@@ -216,11 +222,13 @@ class JobsModel(QObject):
         elif isinstance(b, p.Requeued):
             view.state, view.position, view.message = JobState.QUEUED, None, ""
             view.attempts = max(view.attempts, b.attempt)
+            view.shown_fraction = 0.0  # a new attempt starts from the beginning
         elif isinstance(b, p.Progress):
             if not view.terminal:
                 view.state, view.position = JobState.RUNNING, None
             view.progress = {f: getattr(b, f) for f in ("stage", "step", "total", "frames_done", "frames_total",
                                                         "elapsed_s", "eta_s")}
+            view.shown_fraction = max(view.shown_fraction, view._job_fraction())
         elif isinstance(b, p.Proxy):
             if image is not None:
                 (view.previews if b.kind == "preview" else view.proxies)[b.frame] = image

@@ -214,6 +214,10 @@ class PanelSession(QObject):
         if not self.connection.connected:
             self.notice.emit("error", "Not connected to a server, so nothing was queued. " + self.connection.message)
             return None
+        if self.connection.model_problem is not None and (model or form.model or None) in (None, self._default_model):
+            # The server would accept the job and fail it at once: say so now, with what to do.
+            self.notice.emit("error", "Nothing was queued: " + self.connection.summary)
+            return None
         token = uuid.uuid4().hex
         params = params or form.params()
         try:
@@ -427,6 +431,16 @@ class PanelSession(QObject):
 
     # --- export ---
 
+    @property
+    def _default_model(self) -> str | None:
+        welcome = self.connection.welcome
+        return welcome.default_model if welcome is not None else None
+
+    def export_folder(self, source: str) -> Path:
+        """Where an export goes unless the user picks another place: the panel's --output-dir
+        (the folder the user named for results), else beside the source."""
+        return Path(self.output_dir) if self.output_dir else Path(source).parent
+
     def export(self, job: str, fmt: ExportFormat, target: Path) -> bool:
         version = self.history.get(job)
         view = self.jobs.get(job)
@@ -456,7 +470,9 @@ class PanelSession(QObject):
         if error:
             self.notice.emit("error", f"The export did not work: {error}")
         else:
-            self.notice.emit("info", "Exported " + ", ".join(paths))
+            where = Path(paths[0]).parent if paths else ""
+            names = ", ".join(Path(path).name for path in paths[:3]) + (f" and {len(paths) - 3} more" if len(paths) > 3 else "")
+            self.notice.emit("info", f"Exported to {where}: {names}")
         self.export_finished.emit(paths, error)
 
     @property

@@ -4,14 +4,31 @@ from __future__ import annotations
 
 import enum
 
-from PySide6.QtCore import QObject, Signal
+from PySide6.QtCore import QObject, QRectF, Signal
 
 
 class CompareMode(str, enum.Enum):
     SOURCE = "source"
     RESULT = "result"
-    WIPE = "wipe"  # result left of a draggable divider, source right of it
-    SIDE = "side"  # source and result side by side
+    WIPE = "wipe"  # source left of a draggable divider, result right of it
+    SIDE = "side"  # source left, result right
+
+
+# One order for every comparison, as editors read a before/after: the source on the left,
+# the result on the right, of the wipe's divider and of the pair alike.
+
+def wipe_parts(picture: QRectF, wipe: float) -> tuple[QRectF, QRectF]:
+    """(source part, result part) of a wiped picture, split at `wipe` (0..1 of its width)."""
+    split = picture.width() * max(0.0, min(1.0, wipe))
+    return (QRectF(picture.x(), picture.y(), split, picture.height()),
+            QRectF(picture.x() + split, picture.y(), picture.width() - split, picture.height()))
+
+
+def side_by_side(box: QRectF, gap: float) -> tuple[QRectF, QRectF]:
+    """(source box, result box) for two pictures next to each other in `box`."""
+    half = (box.width() - gap) / 2
+    return (QRectF(box.x(), box.y(), half, box.height()),
+            QRectF(box.x() + half + gap, box.y(), half, box.height()))
 
 
 class ViewerModel(QObject):

@@ -129,6 +129,7 @@ class EditPanel(QWidget):
 
         self.range_label = QLabel("")
         self.range_label.setObjectName("dim")
+        self.range_label.setWordWrap(True)  # a long clip name wraps instead of being cut off
         layout.addWidget(self.range_label)
         self.submit_button = QPushButton()
         self.submit_button.setObjectName("primary")
@@ -197,8 +198,10 @@ class EditPanel(QWidget):
         models = self.session.connection.models
         default = self.session.connection.welcome.default_model if self.session.connection.welcome else ""
         self.model.addItem("server default" + (f" ({_short(default)})" if default else ""), "")
+        self.model.setItemData(0, default or "the server's default model", Qt.ItemDataRole.ToolTipRole)
         for m in models:
             self.model.addItem(_short(m), m)
+            self.model.setItemData(self.model.count() - 1, m, Qt.ItemDataRole.ToolTipRole)
         self.model.setCurrentIndex(max(0, self.model.findData(current)) if current else 0)
 
     def _range_changed(self) -> None:
@@ -261,4 +264,11 @@ def _int_range(name: str) -> tuple[int, int]:
 
 
 def _short(model: str) -> str:
-    return model if len(model) <= 40 else "…" + model[-39:]
+    """A model as the box can show it: a folder or file by its name (the tooltip has the path)."""
+    name = model.rstrip("/\\").replace("\\", "/").rsplit("/", 1)[-1] if ("/" in model and not _hub_id(model)) else model
+    return name if len(name) <= 28 else "…" + name[-27:]
+
+
+def _hub_id(model: str) -> bool:
+    """owner/name as the hub writes it (not a path: no leading slash, no drive, one slash)."""
+    return not model.startswith(("/", "~", ".")) and ":" not in model and model.count("/") == 1

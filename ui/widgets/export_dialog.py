@@ -21,12 +21,12 @@ from ui.model.export import ExportFormat, export_formats, export_target
 
 
 class ExportDialog(QDialog):
-    def __init__(self, source: str, first: int, last: int, parent: QWidget | None = None):
+    def __init__(self, source: str, first: int, last: int, folder: Path, parent: QWidget | None = None):
         super().__init__(parent)
         self.setWindowTitle("Export version")
         self.formats = export_formats()
         self.stem = f"{Path(source).stem}_tokenflow_{first}-{last}"
-        self.folder = str(Path(source).parent)
+        self.folder = str(folder)  # the session's rule: --output-dir, else beside the source
         layout = QVBoxLayout(self)
         self.preset = QComboBox()
         for fmt in self.formats:
@@ -48,6 +48,7 @@ class ExportDialog(QDialog):
         layout.addLayout(row)
         self.note = QLabel("")
         self.note.setObjectName("dim")
+        self.note.setWordWrap(True)
         layout.addWidget(self.note)
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
         buttons.accepted.connect(self.accept)
@@ -63,10 +64,11 @@ class ExportDialog(QDialog):
         self.description.setText(fmt.description)
         if fmt.kind == "movie":
             self.path.setText(str(Path(self.folder) / f"{self.stem}{fmt.extension}"))
-            self.note.setText("A movie at the source's frame rate and timecode.")
+            self.note.setText(f"A movie at the source's frame rate and timecode, written into {self.folder}.")
         else:
             self.path.setText(str(Path(self.folder) / self.stem))
-            self.note.setText(f"A folder of {fmt.extension} images numbered with the source frame numbers.")
+            self.note.setText(f"A folder of {fmt.extension} images numbered with the source frame numbers, "
+                              f"inside {self.folder}.")
 
     def _browse(self) -> None:
         fmt = self.fmt()

@@ -80,7 +80,8 @@ class MainWindow(QMainWindow):
         self.tabifyDockWidget(self.docks["queue"], self.docks["log"])
         self.docks["queue"].raise_()
         self.resizeDocks([self.docks["edit"], self.docks["history"]], [520, 300], Qt.Orientation.Vertical)
-        self.resizeDocks([self.docks["queue"]], [190], Qt.Orientation.Vertical)
+        self.resizeDocks([self.docks["queue"]], [self.queue_view.minimumSizeHint().height() + 30],
+                         Qt.Orientation.Vertical)
         self.resizeDocks([self.docks["edit"]], [340], Qt.Orientation.Horizontal)
 
         self._make_menus()
@@ -210,7 +211,8 @@ class MainWindow(QMainWindow):
 
     def _connection_changed(self) -> None:
         c = self.session.connection
-        colour = {LinkState.CONNECTED: theme.OK, LinkState.UNREACHABLE: theme.ERROR}.get(c.state, theme.ACCENT)
+        colour = {LinkState.CONNECTED: theme.OK if c.healthy else theme.ERROR,
+                  LinkState.UNREACHABLE: theme.ERROR}.get(c.state, theme.ACCENT)
         self.connection_dot.setStyleSheet(f"color: {colour.name()};")
         self.connection_label.setText(c.summary)
         self.connection_label.setToolTip(c.message or c.summary)
@@ -260,6 +262,9 @@ class MainWindow(QMainWindow):
         if job:
             self.session.move(job, delta)
 
+    def export_dialog(self, source: str, first: int, last: int) -> ExportDialog:
+        return ExportDialog(source, first, last, self.session.export_folder(source), self)
+
     def export(self, job: str | None) -> None:
         if not job:
             self.notify("error", "No version to export: pick one in the history or the queue.")
@@ -272,7 +277,7 @@ class MainWindow(QMainWindow):
             source, first, last = view.input, view.first_frame or 0, view.last_frame or 0
         else:
             return
-        dialog = ExportDialog(source, first, last, self)
+        dialog = self.export_dialog(source, first, last)
         if dialog.exec():
             self.session.export(job, dialog.fmt(), dialog.target())
 

@@ -26,10 +26,15 @@ class QueueView(QWidget):
         self.tree.setRootIsDecorated(False)
         self.tree.setAlternatingRowColors(True)
         self.tree.setUniformRowHeights(True)
+        # Short columns take what their text needs, the prompt the rest: a clip name is read
+        # whole, a long prompt is the one thing worth eliding (its tooltip has all of it).
         header = self.tree.header()
-        header.setSectionResizeMode(0, QHeaderView.ResizeMode.Interactive)
-        header.resizeSection(0, 330)
-        header.setSectionResizeMode(1, QHeaderView.ResizeMode.Stretch)
+        header.setStretchLastSection(False)
+        for column in range(len(_COLUMNS)):
+            header.setSectionResizeMode(column, QHeaderView.ResizeMode.ResizeToContents)
+        header.setSectionResizeMode(_COLUMNS.index("Prompt"), QHeaderView.ResizeMode.Stretch)
+        # Room for eight jobs before it scrolls; the dock starts at this height.
+        self.tree.setMinimumHeight(self.tree.fontMetrics().height() * 8 + 40)
         self.tree.itemSelectionChanged.connect(self._enable)
         self.tree.itemDoubleClicked.connect(lambda item, col: self.session.reload(item.data(0, Qt.ItemDataRole.UserRole)))
         buttons = QHBoxLayout()
@@ -107,6 +112,7 @@ class QueueView(QWidget):
                   JobState.CANCELLED: theme.DIM}.get(view.state, theme.TEXT)
         item.setForeground(0, colour)
         item.setToolTip(0, view.status_text)
+        item.setToolTip(1, view.prompt)  # the column a long prompt is elided in
 
     def _update_one(self, job: str) -> None:
         view = self.session.jobs.get(job)

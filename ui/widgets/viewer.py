@@ -13,7 +13,7 @@ from PySide6.QtWidgets import QSizePolicy, QWidget
 
 from bridge.wire.lifecycle import JobState
 from ui.model.session import PanelSession
-from ui.model.viewer import CompareMode
+from ui.model.viewer import CompareMode, side_by_side, wipe_parts
 from ui.widgets import theme
 
 _LABELS = {"frame": "RESULT", "proxy": "RESULT · proxy", "preview": "RESULT · keyframe preview"}
@@ -87,27 +87,27 @@ class Viewer(QWidget):
         self.shown_kind = kind
         box = self._picture_box()
         if mode is CompareMode.SIDE:
-            half = (box.width() - 8) / 2
-            left, right = QRectF(box.x(), box.y(), half, box.height()), QRectF(box.x() + half + 8, box.y(), half,
-                                                                                 box.height())
-            self._picture(painter, source, left, "SOURCE")
-            self._picture(painter, result, right, _LABELS.get(kind, "RESULT"), result=True, shape=source)
+            source_box, result_box = side_by_side(box, gap=8)
+            self._picture(painter, source, source_box, "SOURCE")
+            self._picture(painter, result, result_box, _LABELS.get(kind, "RESULT"), result=True, shape=source)
         elif mode is CompareMode.WIPE and source is not None:
             rect = _fit(source.size(), box)
             painter.drawImage(rect, source)
-            split = rect.x() + rect.width() * self.session.viewer.wipe
+            _, result_part = wipe_parts(rect, self.session.viewer.wipe)
             if result is not None:
                 painter.save()
-                painter.setClipRect(QRectF(rect.x(), rect.y(), split - rect.x(), rect.height()))
+                painter.setClipRect(result_part)
                 painter.drawImage(rect, result)
                 painter.restore()
+            split = result_part.x()
             painter.setPen(QPen(theme.ACCENT, 2))
             painter.drawLine(QPointF(split, rect.top()), QPointF(split, rect.bottom()))
             painter.setBrush(theme.ACCENT)
             painter.drawEllipse(QPointF(split, rect.center().y()), 6, 6)
-            self._label(painter, rect.topLeft(), _LABELS.get(kind, "RESULT") if result else "RESULT · waiting",
-                        theme.RESULT)
-            self._label(painter, QPointF(rect.right() - 70, rect.top()), "SOURCE", theme.TEXT)
+            self._label(painter, rect.topLeft(), "SOURCE", theme.TEXT)
+            result_label = _LABELS.get(kind, "RESULT") if result else "RESULT · waiting"
+            self._label(painter, QPointF(rect.right() - self._label_width(painter, result_label), rect.top()),
+                        result_label, theme.RESULT)
         elif mode is CompareMode.RESULT:
             self._picture(painter, result, box, _LABELS.get(kind, "RESULT"), result=True, shape=source)
         else:
@@ -132,7 +132,9 @@ class Viewer(QWidget):
                 text = view.status_text if view.state != JobState.DONE else "Fetching the frames ..."
             else:
                 text = "Waiting for the first preview ..."
-            painter.drawText(box, Qt.AlignmentFlag.AlignCenter, text)
+            # Wrapped inside the box: a failed job's message and its advice are whole sentences.
+            painter.drawText(box.adjusted(16, 16, -16, -16),
+                             int(Qt.AlignmentFlag.AlignCenter) | int(Qt.TextFlag.TextWordWrap), text)
             return
         rect = _fit((shape if shape is not None else image).size(), box)
         painter.drawImage(rect, image)
@@ -141,12 +143,18 @@ class Viewer(QWidget):
             painter.drawImage(rect, overlay)
         self._label(painter, rect.topLeft(), label, theme.RESULT if result else theme.TEXT)
 
-    def _label(self, painter: QPainter, at: QPointF, text: str, colour: QColor) -> None:
+    def _label_font(self) -> QFont:
         font = QFont(self.font())
         font.setPointSizeF(8)
         font.setBold(True)
-        painter.setFont(font)
-        width = painter.fontMetrics().horizontalAdvance(text) + 10
+        return font
+
+    def _label_width(self, painter: QPainter, text: str) -> float:
+        painter.setFont(self._label_font())
+        return painter.fontMetrics().horizontalAdvance(text) + 10
+
+    def _label(self, painter: QPainter, at: QPointF, text: str, colour: QColor) -> None:
+        width = self._label_width(painter, text)
         painter.fillRect(QRectF(at.x(), at.y(), width, 16), QColor(0, 0, 0, 160))
         painter.setPen(colour)
         painter.drawText(QRectF(at.x() + 5, at.y(), width, 16), Qt.AlignmentFlag.AlignVCenter, text)
