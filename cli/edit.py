@@ -148,6 +148,8 @@ def run(args: argparse.Namespace) -> int:
                         model_config=args.model_config, compile=args.compile, preview_decoder=find_preview_decoder())
     except EngineError as exc:
         return fail(str(exc), EXIT_BAD_INPUT)
+    if engine.preview_decoder_problem:
+        print(f"tokenflow: note: previews use the full VAE: {engine.preview_decoder_problem}", file=sys.stderr)
 
     n_frames = last - first + 1
     writers = [open_writer(each, info, first, preset=preset, start_number=start_number, frame_count=n_frames,

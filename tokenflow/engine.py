@@ -15,7 +15,7 @@ from tokenflow.aspect import Geometry, crop, geometry, pad
 from tokenflow.attention import TokenFlowState, installed
 from tokenflow.cache import InversionCache, inversion_key
 from tokenflow.editor import Conditioning, EditLoop, device_index, first_preview_frames, invert, preview_first_step
-from tokenflow.errors import InvalidInput, OutOfMemory
+from tokenflow.errors import InvalidInput, ModelNotFound, OutOfMemory
 from tokenflow.events import Cancelled, EventSink, FrameReady, Preview, Progress
 from tokenflow.frames import decode_latents, encode_frames, to_model_input, to_uint8
 from tokenflow.keyframes import resolve_max_joint_keyframes
@@ -71,8 +71,14 @@ class Engine:
             compile_unet_blocks(self.model.unet, keep_eager=(self.sites.pnp_conv,))
         self.cache = InversionCache(cache_dir)
         # Optional tiny autoencoder (TAESD) for previews; the full VAE decodes final frames only.
-        self.preview_decoder = None if preview_decoder is None else PreviewDecoder.load(
-            preview_decoder, self.model.device, self.model.unet_dtype)
+        # One that does not load leaves previews to the full VAE (said in preview_decoder_problem).
+        self.preview_decoder: PreviewDecoder | None = None
+        self.preview_decoder_problem = ""
+        if preview_decoder is not None:
+            try:
+                self.preview_decoder = PreviewDecoder.load(preview_decoder, self.model.device, self.model.unet_dtype)
+            except ModelNotFound as exc:
+                self.preview_decoder_problem = str(exc)
         self.load_seconds = time.perf_counter() - started
         self._prompts: dict[str, torch.Tensor] = {}
 

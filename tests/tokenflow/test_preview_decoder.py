@@ -61,6 +61,11 @@ def test_previews_come_from_the_tiny_decoder_before_any_full_decode(tiny_engine,
     assert all(np.array_equal(a, b) for a, b in zip(ours, theirs)) and len(ours) == len(frames)
 
 
+def test_a_tiny_decoder_that_does_not_load_leaves_previews_to_the_full_vae(tiny_engine, tmp_path):
+    engine = Engine(loaded=tiny_engine.model, preview_decoder=tmp_path)  # an empty folder
+    assert engine.preview_decoder is None and "models pull madebyollin/taesd" in engine.preview_decoder_problem
+
+
 def test_without_a_tiny_decoder_previews_use_the_full_vae(tiny_engine, frames):
     assert tiny_engine.preview_decoder is None
     events: list = []
