@@ -16,7 +16,7 @@ from bridge.media import MediaError, check_output_writable, open_writer, parse_f
 from bridge.media import default_output as default_media_output
 from bridge.media.matte import check_matte, read_matte
 from bridge.media.output_safety import check_output, next_free_output
-from bridge.wire.edit_params import prompts_from_args
+from bridge.wire.edit_params import BY_NAME, flag_name, problem, prompts_from_args
 from cli.media import add_format_options
 from cli.variants import variant_outputs
 
@@ -123,6 +123,10 @@ def run(args: argparse.Namespace) -> int:
         output = args.output if args.output else next_free_output(default_output(source, preset))
         params = params_from_args(args)
         prompts = prompts_from_args(args)
+        for prompt in prompts[1:]:  # the first was checked with the other parameters
+            wrong = problem(BY_NAME["prompt"], prompt, flag_name)
+            if wrong:
+                raise ValueError(wrong)
         # Several prompts: one output each, named after its prompt (cli/variants.py).
         outputs = variant_outputs(output, prompts) if len(prompts) > 1 else [output]
         info = probe(source)

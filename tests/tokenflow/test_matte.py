@@ -74,12 +74,14 @@ def test_the_latents_outside_follow_the_source_inversion_at_every_step(tiny_engi
         edited_frames(tiny_engine, frames, dataclasses.replace(BASE, matte="alpha"), mattes)
     finally:
         hook.remove()
-    # The edit's calls are [source | uncond | cond], the last two the same latents; the inversion's are not.
-    edit_calls = [c for c in calls if c.shape[0] % 3 == 0 and torch.equal(*c.chunk(3)[1:])]
-    assert len(edit_calls) >= BASE.steps
+    # A batch is the source branch's call, then [uncond | cond] over the same latents twice;
+    # the inversion's calls are neither.
+    pairs = [(calls[i - 1], c) for i, c in enumerate(calls)
+             if i and c.shape[0] == 2 * calls[i - 1].shape[0] and torch.equal(*c.chunk(2))]
+    assert len(pairs) >= BASE.steps
     differs_inside = False
-    for batch in edit_calls:
-        source, current, _ = batch.chunk(3)
+    for source, batch in pairs:
+        current = batch.chunk(2)[0]
         assert torch.equal(current[..., outside], source[..., outside])
         differs_inside |= not torch.equal(current[..., inside], source[..., inside])
     assert differs_inside
