@@ -16,6 +16,7 @@ from bridge.media import MediaError, check_output_writable, open_writer, parse_f
 from bridge.media import default_output as default_media_output
 from bridge.media.matte import check_matte, read_matte
 from bridge.media.output_safety import check_output, next_free_output
+from bridge.media.pipeline import FrameSinks
 from bridge.wire.edit_params import BY_NAME, flag_name, problem, prompts_from_args
 from cli.media import add_format_options
 from cli.variants import variant_outputs
@@ -160,17 +161,21 @@ def run(args: argparse.Namespace) -> int:
                            overwrite=overwrite, audio=audio) for each in outputs]
     writer = writers[0]
 
+    # Each writer encodes on a thread of its own while the engine decodes the next frames.
+    sinks = FrameSinks({f"output{variant}": each.write for variant, each in enumerate(writers)})
+
     def on_event(event) -> None:
         if isinstance(event, FrameReady):
-            writers[event.variant].write(event.best_image)
+            sinks.put(f"output{event.variant}", event.best_image, event.best_image.nbytes)
         elif isinstance(event, Progress):
             display.show(progress_text(event.stage, event.step, event.total, event.frames_done, event.frames_total,
                                        event.eta_s))
 
     try:
         matte = read_matte(params.matte, source, first, last) if params.matte else None
-        stats = engine.edit(read_frames(source, first, last), n_frames, params, on_event=on_event, matte=matte,
-                            variants=prompts[1:])
+        with sinks:
+            stats = engine.edit(read_frames(source, first, last), n_frames, params, on_event=on_event, matte=matte,
+                                variants=prompts[1:])
         for each_writer in writers:
             each_writer.close()
     except Cancelled:

@@ -26,6 +26,7 @@ import numpy as np
 from bridge import media
 from bridge.media.matte import read_matte
 from bridge.media.output_safety import OutputRefused, existing_outputs
+from bridge.media.pipeline import FrameSinks
 from bridge.wire import protocol as p
 from bridge.wire.protocol import STAGE_ORDER, JobState, Stage
 from server import batch_summary, output_files, upload_source
@@ -95,6 +96,7 @@ class JobRun:
         self.announced_frames = store.sent_frames(job.id, p.Frame.TYPE)
         self.announced_proxies = store.sent_frames(job.id, p.Proxy.TYPE)
         self.writer: Any = None
+        self.sinks: FrameSinks | None = None  # the output and the store, each on its own thread
         self.ext = "png" if self.spec.proxy_format == "png" else "jpg"
         self._stage = -1  # index in STAGE_ORDER of the last progress event sent, and its step
         self._step = 0
@@ -166,11 +168,13 @@ class JobRun:
                                             start_number=spec.start_number, overwrite=overwrite,
                                             audio=spec.audio)
             self._claim(finalising=False)
+            self.sinks = FrameSinks({"output": self._write_output, "store": self._store_frame})
             frames = _cancellable(source, self.should_cancel)
             params = spec.edit_params()
             matte = read_matte(params.matte, spec.input, self.first, spec.last) if params.matte else None
             stats = engine.edit(frames, spec.n_frames, params,
                                 on_event=self._on_event, should_cancel=self.should_cancel, matte=matte)
+            self.sinks.close()  # every frame written and stored, or the first failure raised
             self._progress(Stage.WRITE, 0, 1)
             self._claim(finalising=True)
             self.writer.close()
@@ -278,6 +282,8 @@ class JobRun:
         return bool(existing) and all(path.stat().st_mtime >= self.job.created for path in existing)
 
     def _abort_writer(self) -> None:
+        if self.sinks is not None:
+            self.sinks.abort()  # the writer is never aborted under a frame being written
         if self.writer is not None:
             try:
                 self.writer.abort()
@@ -298,8 +304,18 @@ class JobRun:
             self._on_frame(self.first + int(event.index), event.image, event.best_image)
 
     def _on_frame(self, frame: int, image: Any, precise: Any = None) -> None:
-        self.writer.write(image if precise is None else precise)
+        """On the engine's finisher thread: hand the frame to the output's and the store's threads."""
+        assert self.sinks is not None
+        full = image if precise is None else precise
+        self.sinks.put("output", full, full.nbytes)
+        self.sinks.put("store", (frame, image), image.nbytes)
+
+    def _write_output(self, full: Any) -> None:
+        self.writer.write(full)
         self._frames_done += 1
+
+    def _store_frame(self, item: tuple[int, Any]) -> None:
+        frame, image = item
         if frame not in self.announced_proxies:
             data, w, h = encode_proxy(image, self.spec.proxy_size, self.spec.proxy_format)
             self._emit(p.Proxy(kind="frame", frame=frame, step=None, width=w, height=h,

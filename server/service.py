@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from bridge.wire import protocol as p
-from server import batch_summary, upload_requests
+from server import batch_summary, gpu_fit, upload_requests
 from server.config import ServerConfig
 from server.cursors import Cursor, EventCursor, ListCursor
 from server.engine_host import EngineHost
@@ -223,6 +223,7 @@ class Service:
     def _resolve_and_reserve(self, spec: p.JobSpec, job_id: str, owner: str = LOCAL_OWNER) -> ResolvedJob:
         # One pool thread: checking a name and reserving it cannot interleave with another submit's.
         resolved = resolve(spec, job_id, self.config, self._reserved, self.uploads, owner)
+        gpu_fit.check(self.engines, resolved)
         with self._lock:
             self._reserving.add(resolved.output)
         return resolved

@@ -42,11 +42,27 @@ def inversion_key(
     return hashlib.sha256(payload.encode()).hexdigest()[:32]
 
 
+LAYOUT = "2"  # entries name their layout; "1" (no metadata): every latent in float32
+
+
+def compact(latents: dict[int, torch.Tensor], first: int, unet_dtype: torch.dtype) -> dict[int, torch.Tensor]:
+    """The latents as the cache keeps them: x_t at the first sampling step in float32 (the edit's
+    DDIM chain starts from it in float32), every other x_t in the UNet's dtype.
+
+    The others are only ever read as the UNet's source branch, which converts them to its
+    dtype on the way in; a float32 -> float16 -> float32 -> float16 round trip is exact,
+    so with a float16 UNet (GPUs) a cache hit edits bit for bit like the cold job, at half
+    the disk and I/O. A float32 UNet (CPU) keeps everything in float32.
+    """
+    return {t: x if t == first else x.to(unet_dtype) if x.is_floating_point() else x for t, x in latents.items()}
+
+
 class InversionCache:
-    """Latents x_t for every sampling timestep t, one safetensors file per key.
+    """Latents x_t for every sampling timestep t, one safetensors file per key (see `compact`).
 
     Writes are atomic (temporary file, then rename), so a crash never leaves a
-    half-written entry that a later job would trust.
+    half-written entry that a later job would trust. Each tensor carries its own dtype,
+    so float32 entries written before `compact` existed read back as they were.
     """
 
     def __init__(self, directory: str | Path | None):
@@ -77,7 +93,8 @@ class InversionCache:
         fd, tmp = tempfile.mkstemp(prefix=".inversion-", suffix=".partial", dir=path.parent)
         os.close(fd)
         try:
-            save_file({f"t{t}": x.detach().cpu().contiguous() for t, x in latents.items()}, tmp)
+            save_file({f"t{t}": x.detach().cpu().contiguous() for t, x in latents.items()}, tmp,
+                      metadata={"tokenflow_inversion_layout": LAYOUT})
             os.replace(tmp, path)
         finally:
             if os.path.exists(tmp):

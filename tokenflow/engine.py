@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Callable, Iterable, Sequence
+from contextlib import closing
 from pathlib import Path
 
 import numpy as np
@@ -13,13 +14,14 @@ import torch
 from tokenflow import ddim
 from tokenflow.aspect import Geometry, crop, geometry, pad
 from tokenflow.attention import TokenFlowState, installed
-from tokenflow.cache import InversionCache, inversion_key
+from tokenflow.background import Finisher, read_ahead
+from tokenflow.cache import InversionCache, compact, inversion_key
 from tokenflow.editor import Conditioning, EditLoop, device_index, first_preview_frames, invert, preview_first_step
 from tokenflow.errors import InvalidInput, ModelNotFound, OutOfMemory
 from tokenflow.events import Cancelled, EventSink, FrameReady, Preview, Progress
-from tokenflow.frames import decode_latents, encode_frames, to_model_input, to_uint8
+from tokenflow.frames import decode_chunks, encode_frames, finish_decoded, to_model_input, to_uint8
 from tokenflow.keyframes import resolve_max_joint_keyframes
-from tokenflow.matte import MatteOptions, composited
+from tokenflow.matte import MatteOptions
 from tokenflow.matte import prepare as prepare_matte
 from tokenflow.model import DEFAULT_MODEL, LoadedModel, encode_prompt, load_model
 from tokenflow.params import EditParams
@@ -28,6 +30,10 @@ from tokenflow.sites import find_sites
 from tokenflow.stats import EditStats
 
 PREVIEW_MAX_FRAMES = 8
+# Source frames decoded and hashed ahead of the encoder, and decoded chunks waiting for the
+# finisher: enough to ride out jitter, few enough that a 4K clip's queue stays small.
+READ_AHEAD_FRAMES = 8
+FINISH_AHEAD_CHUNKS = 2
 
 
 def _never() -> bool:
@@ -197,11 +203,14 @@ class Engine:
         digest = hashlib.sha256()
         prepared: list[torch.Tensor] = []
         sources: list[np.ndarray] = []  # kept for the matte's composite only (uint8, source size)
-        with stats.timed("read"):
-            for count, frame in enumerate(_chain(first, iterator), 1):
-                frame = np.ascontiguousarray(frame)
-                digest.update(repr(frame.shape).encode())
-                digest.update(frame.data)
+
+        def digested(frame: np.ndarray) -> None:  # on the read-ahead thread, in order
+            digest.update(repr(frame.shape).encode())
+            digest.update(frame.data)
+
+        contiguous = (np.ascontiguousarray(frame) for frame in _chain(first, iterator))
+        with stats.timed("read"), closing(read_ahead(contiguous, READ_AHEAD_FRAMES, digested)) as source:
+            for count, frame in enumerate(source, 1):
                 if matte is not None:
                     sources.append(frame)
                 prepared.append(pad(to_model_input(frame, geos[0].content, device), geos[0]).to(keep_dtype))
@@ -250,7 +259,7 @@ class Engine:
             if inverted is None:
                 inverted = self._invert_previewing_early(latents, schedule, params, state, stats, should_cancel,
                                                          progress, run_loop)
-                self.cache.put(key, inverted)
+                self.cache.put(key, compact(inverted, schedule.timesteps[0], model.unet_dtype))
             else:
                 clock.planned = edit_passes
 
@@ -276,18 +285,27 @@ class Engine:
                     images = to_uint8(crop(self._preview_pixels(edited[chunk]), geos[0]),
                                       _preview_size(geos[0].content, params.preview_size))
                     emit(Preview(steps, tuple(chunk), tuple(images), stats.elapsed()))
-        with stats.timed("decode"):
-            for variant, latents in enumerate(results):
-                decoded = decode_latents(model.vae, latents, model.vae_scale, source_size[0],
-                                         chunk=params.batch_size, with_float=True, geo=geos[0])
+        finished = [0]
+        total = n_frames * len(results)  # every prompt's frames, the first prompt's first
+
+        def finish(images: torch.Tensor) -> None:
+            """On the finisher thread: the pad cropped, the resize to the source size, the
+            conversion to the host's 8 bit and float, the matte's composite, and whatever
+            the caller does with each frame."""
+            for image, precise in finish_decoded(images, source_size[0], with_float=True, geo=geos[0]):
+                if should_cancel():
+                    raise Cancelled()
+                variant, index = divmod(finished[0], n_frames)
                 if matted is not None:
-                    decoded = composited(decoded, sources, matted)
-                for index, (image, precise) in enumerate(decoded):
-                    if should_cancel():
-                        raise Cancelled()
-                    emit(FrameReady(index, image, precise, variant))
-                    done = variant * n_frames + index + 1
-                    progress("decode", done, n_frames * len(results), done)
+                    image, precise = matted.composite(index, sources[index], image, precise)
+                emit(FrameReady(index, image, precise, variant))
+                finished[0] += 1
+                progress("decode", finished[0], total, finished[0])
+
+        with stats.timed("decode"), Finisher(finish, FINISH_AHEAD_CHUNKS, should_cancel, Cancelled) as finisher:
+            for latents in results:  # chunks never straddle two prompts: each starts at its frame 0
+                for images in decode_chunks(model.vae, latents, model.vae_scale, chunk=params.batch_size):
+                    finisher.put(images)
         stats.finish(model.device)
         return stats
 

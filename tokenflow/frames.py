@@ -108,20 +108,35 @@ def encode_frames(
 
 
 @torch.no_grad()
+def decode_chunks(vae, latents: torch.Tensor, scaling_factor: float, chunk: int = 8) -> Iterator[torch.Tensor]:
+    """The VAE decoder's pictures (Bx3xhxw in [-1, 1], on its device), `chunk` frames at a time, in order:
+    the device's part of decoding. `finish_decoded` is the rest."""
+    device, dtype = vae.device, vae.dtype
+    for start in range(0, latents.shape[0], chunk):
+        z = latents[start : start + chunk].to(device, dtype) / scaling_factor
+        yield vae.decode(z).sample
+
+
+@torch.no_grad()
+def finish_decoded(images: torch.Tensor, out_size: tuple[int, int] | None, with_float: bool = False,
+                   geo: Geometry | None = None) -> list:
+    """The decoder's pictures checked, the pad cropped away (with `geo`, tokenflow/aspect.py), resized to
+    `out_size` on their device and brought to the host: HxWx3 uint8 frames, or with `with_float`
+    (uint8, float32 in [0, 1]) pairs of the same pictures."""
+    _check_finite(images, "VAE decoder")
+    resized = _resized(crop(images, geo) if geo is not None else images, out_size)
+    if with_float:
+        return list(zip(_quantised(resized), to_unit_float(resized)))
+    return _quantised(resized)
+
+
 def decode_latents(
     vae, latents: torch.Tensor, scaling_factor: float, out_size: tuple[int, int] | None, chunk: int = 8,
     with_float: bool = False, geo: Geometry | None = None,
 ) -> Iterator:
     """Decode latents `chunk` at a time, yielding HxWx3 uint8 frames at `out_size` in order;
     with `with_float`, (uint8, float32 in [0, 1]) pairs of the same pictures. With `geo`,
-    the pad is cropped away before the resize."""
-    device, dtype = vae.device, vae.dtype
-    for start in range(0, latents.shape[0], chunk):
-        z = latents[start : start + chunk].to(device, dtype) / scaling_factor
-        images = vae.decode(z).sample
-        _check_finite(images, "VAE decoder")
-        resized = _resized(crop(images, geo) if geo is not None else images, out_size)
-        if with_float:
-            yield from zip(_quantised(resized), to_unit_float(resized))
-        else:
-            yield from _quantised(resized)
+    the pad is cropped away before the resize. Serial: the engine runs the two halves on
+    two threads; this is the reference they must match."""
+    for images in decode_chunks(vae, latents, scaling_factor, chunk):
+        yield from finish_decoded(images, out_size, with_float, geo)

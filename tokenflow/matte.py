@@ -16,7 +16,7 @@ reading it from a file is the caller's job (bridge/media/matte.py).
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -138,12 +138,3 @@ def blend(latents: torch.Tensor, source: torch.Tensor, matte: torch.Tensor) -> t
     Where the matte is 0 the result is `source` exactly."""
     matte = matte.to(latents.device, latents.dtype)
     return torch.where(matte == 0, source, matte * latents + (1 - matte) * source)
-
-
-def composited(frames: Iterator[tuple[np.ndarray, np.ndarray]], sources: list[np.ndarray],
-               prepared: PreparedMatte) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """The decoder's (uint8, float) frames in order, each composited with its source frame."""
-    for index, (image, precise) in enumerate(frames):
-        mixed, mixed_precise = prepared.composite(index, sources[index], image, precise)
-        assert mixed_precise is not None
-        yield mixed, mixed_precise
