@@ -14,6 +14,11 @@ With the tiny random model the output is noise and the warp-error ratio sits nea
     python benchmarks/bench_edit.py            # tiny model, built on the fly
     tokenflow models make-sd21-random DIR      # SD 2.1-base's shape, random weights: the real cost
     python benchmarks/bench_edit.py --model DIR --device cuda --size 512 --frames 120 --skip large,memory
+    tokenflow models make-sdxl-random DIR      # SDXL base 1.0's shape (--size 1024), random weights
+    python benchmarks/bench_edit.py --model DIR --device cuda --size 1024 --frames 120 --skip large,memory
+    python benchmarks/bench_edit.py --family sdxl --size 1024 --frames 2 --steps 5   # tiny SDXL layout
+Section 0 ("shape") counts one UNet evaluation's FLOPs at SD 2.1-base's shape (512) and
+SDXL base's (1024) on PyTorch's meta device: no weights, no memory, any machine.
 
 TFLOP/s are model FLOPs: UNet frame-evaluations (as counted by the engine) times the
 FLOPs of one evaluation at the working size (counted once here with PyTorch's
@@ -95,22 +100,53 @@ def device_peak(device: str, given: float | None) -> tuple[float | None, str]:
     return None, "n/a on a CPU"
 
 
+def _count_unet_flops(unet, working_size: tuple[int, int], device, dtype) -> float:
+    """FLOPs of one call on one frame; SDXL's UNet gets its pooled text and size ids too."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    w, h = working_size
+    sample = torch.randn(1, unet.config.in_channels, h // 8, w // 8, device=device, dtype=dtype)
+    text = torch.randn(1, 77, unet.config.cross_attention_dim, device=device, dtype=dtype)
+    extra = {}
+    if unet.config.addition_embed_type == "text_time":
+        pooled = unet.config.projection_class_embeddings_input_dim - 6 * unet.config.addition_time_embed_dim
+        extra = {"added_cond_kwargs": {"text_embeds": torch.randn(1, pooled, device=device, dtype=dtype),
+                                       "time_ids": torch.tensor([[h, w, 0, 0, h, w]], device=device, dtype=dtype)}}
+    counter = FlopCounterMode(display=False)
+    with torch.no_grad(), counter:
+        unet(sample, torch.tensor(500, device=device), encoder_hidden_states=text, **extra)
+    return float(counter.get_total_flops())
+
+
 def unet_flops_per_frame(model: str, device: str, working_size: tuple[int, int]) -> float:
     """FLOPs of one UNet frame-evaluation at `working_size`, counted on the real module."""
     import torch
     from diffusers import UNet2DConditionModel
-    from torch.utils.flop_counter import FlopCounterMode
 
     dtype = torch.float16 if device.startswith("cuda") else torch.float32
     unet = UNet2DConditionModel.from_pretrained(model, subfolder="unet", torch_dtype=dtype,
                                                 low_cpu_mem_usage=False).to(device).eval()
-    w, h = working_size
-    sample = torch.randn(1, unet.config.in_channels, h // 8, w // 8, device=device, dtype=dtype)
-    text = torch.randn(1, 77, unet.config.cross_attention_dim, device=device, dtype=dtype)
-    counter = FlopCounterMode(display=False)
-    with torch.no_grad(), counter:
-        unet(sample, 500, encoder_hidden_states=text)
-    return float(counter.get_total_flops())
+    return _count_unet_flops(unet, working_size, device, dtype)
+
+
+def shape_flops() -> dict[str, dict]:
+    """One UNet evaluation at SD 2.1-base's and SDXL base's real shapes and own sizes, on the meta
+    device (shapes only: nothing is allocated, so it runs on any machine)."""
+    import torch
+    from diffusers import UNet2DConditionModel
+
+    from tokenflow.tiny import SD21_BASE_UNET_CONFIG, SDXL_BASE_UNET_CONFIG
+
+    out = {}
+    for name, config, size, stride in (("SD 2.1-base", SD21_BASE_UNET_CONFIG, 512, 1),
+                                       ("SDXL base 1.0", SDXL_BASE_UNET_CONFIG, 1024, 2)):
+        with torch.device("meta"):
+            unet = UNet2DConditionModel(**config)
+        out[name] = {"size": size, "parameters": sum(p.numel() for p in unet.parameters()),
+                     "flops": _count_unet_flops(unet, (size, size), "meta", torch.float32),
+                     "finest_attention_tokens": (size // 8 // stride) ** 2}
+    return out
 
 
 def unet_seconds(s: dict) -> float:
@@ -161,6 +197,7 @@ def targets_table(rows: dict[str, dict], flops_per_pass: float | None, peak: flo
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", help="model folder or hub id (default: build the tiny random model)")
+    parser.add_argument("--family", choices=("sd", "sdxl"), default="sd", help="the tiny model's layout (no --model)")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--clip", type=Path, default=REPO / "media" / "carphone_pristine.mp4")
     parser.add_argument("--frames", type=int, default=16)
@@ -174,7 +211,7 @@ def main() -> int:
     parser.add_argument("--memory-size", type=int, default=64)
     parser.add_argument("--peak-tflops", type=float, help="the device's dense bf16 peak (default: known GPUs by name)")
     parser.add_argument("--max-joint-keyframes", type=int, default=0, help="passed to every TokenFlow run (0 = auto)")
-    parser.add_argument("--skip", default="", help="comma list of sections to skip: side,large,memory,warp")
+    parser.add_argument("--skip", default="", help="comma list of sections to skip: shape,side,large,memory,warp")
     parser.add_argument("--json", type=Path, help="also write all figures here")
     args = parser.parse_args()
     skip = set(filter(None, args.skip.split(",")))
@@ -183,8 +220,8 @@ def main() -> int:
     model = args.model
     if model is None:
         model = str(work / "tiny-model")
-        subprocess.run([sys.executable, "-m", "cli", "models", "make-tiny", model], check=True, cwd=REPO,
-                       stdout=subprocess.DEVNULL)
+        subprocess.run([sys.executable, "-m", "cli", "models", "make-tiny", "--family", args.family, model],
+                       check=True, cwd=REPO, stdout=subprocess.DEVNULL)
     common = ["--model", model, "--device", args.device]
     import torch
 
@@ -192,6 +229,19 @@ def main() -> int:
     figures: dict = {"machine": f"{platform.node()} {platform.processor() or platform.machine()}, "
                                 f"{os.cpu_count()} cores, {accelerator}, torch {torch.__version__}, device {args.device}"}
     print(f"# bench_edit: {figures['machine']}, model {model}\n")
+
+    if "shape" not in skip:
+        shapes = shape_flops()
+        figures["shape"] = shapes
+        sd, xl = shapes["SD 2.1-base"], shapes["SDXL base 1.0"]
+        print("## 0. One UNet frame-evaluation at the real shapes (meta device: counted, not run)\n")
+        print("| model | own size | parameters | TFLOP / evaluation | tokens at the finest attention |\n"
+              "| --- | --- | --- | --- | --- |")
+        for name, f in shapes.items():
+            print(f"| {name} | {f['size']} | {f['parameters'] / 1e9:.2f} B | {f['flops'] / 1e12:.2f} | "
+                  f"{f['finest_attention_tokens']} |")
+        print(f"\nSDXL at 1024 / SD 2.1 at 512: **{xl['flops'] / sd['flops']:.1f}x** the UNet work per frame and "
+              f"step, {xl['finest_attention_tokens'] / sd['finest_attention_tokens']:.0f}x the joint-attention tokens\n")
 
     if "side" not in skip:
         clip = [str(args.clip), "--frames", f"0:{args.frames - 1}", "--size", str(args.size), "--steps", str(args.steps),

@@ -83,3 +83,19 @@ def hub_cache_dir() -> Path:
         return Path(os.environ["HF_HOME"]).expanduser() / "hub"
     xdg = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(xdg).expanduser() / "huggingface" / "hub"
+
+
+def runtime_dir_path() -> Path:
+    """Where the ipc:// socket lives ($TOKENFLOW_RUNTIME_DIR or the platform's), without creating it."""
+    return override(RUNTIME_DIR_ENV) or platform_runtime_dir()
+
+
+def app_folders() -> tuple[Path, ...]:
+    """The program's own folders besides the server's data: settings and keys, caches, the socket.
+
+    Never a destination for a job's output (server/output_roots.py), even inside an allowed folder
+    such as the home folder: a job that wrote there could replace keys, the model registry or
+    cached inversions. Absolute, links resolved.
+    """
+    found = (config_dir(), platform_cache_dir(), inversion_cache_dir(), runtime_dir_path())
+    return tuple(dict.fromkeys(path.expanduser().resolve() for path in found))

@@ -28,6 +28,7 @@ from typing import Any
 from urllib.parse import unquote, urlparse
 
 from bridge.wire import naming
+from bridge.wire.lora_spec import parse_lora_list
 
 # key -> (EditParams field or JobSpec field, type). Aliases an editor would write map to one key.
 PARAM_KEYS: dict[str, tuple[str, type]] = {
@@ -44,13 +45,14 @@ PARAM_KEYS: dict[str, tuple[str, type]] = {
     "matte": ("matte", str),  # a path (relative: from the batch file's folder) or "alpha"
     "matte_invert": ("matte_invert", bool),
     "matte_feather": ("matte_feather", float),
+    "lora": ("loras", list),  # a JSON list, or one text "path:scale, path:scale" (a CSV cell)
 }
 _TRUE, _FALSE = {"true", "yes", "1", "on"}, {"false", "no", "0", "off", ""}
 JOB_KEYS: dict[str, type] = {
     "input": str, "range": str, "first": int, "last": int, "preset": str, "destination": str,
     "name": str, "template": str, "model": str, "priority": int, "start_number": int,
 }
-ALIASES = {"frames": "range", "negative_prompt": "negative", "short_side": "size", "clip": "name",
+ALIASES = {"loras": "lora", "frames": "range", "negative_prompt": "negative", "short_side": "size", "clip": "name",
            "format": "preset", "name_template": "template", "output_dir": "destination"}
 KNOWN = sorted({*PARAM_KEYS, *JOB_KEYS, *ALIASES})
 _RANGE = re.compile(r"^\s*(\d+)\s*[:-]\s*(\d+)\s*$")
@@ -89,6 +91,12 @@ class BatchError(Exception):
 
 
 def _convert(key: str, value: Any, tp: type) -> Any:
+    if tp is list:
+        if isinstance(value, str):
+            return list(parse_lora_list(value))
+        if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+            raise ValueError(f"{key} must be a list of texts or one text \"a:0.5, b\", not {json.dumps(value)}")
+        return value
     if tp is str:
         if not isinstance(value, str):
             raise ValueError(f"{key} must be text, not {json.dumps(value)}")

@@ -144,11 +144,15 @@ def check_gpu(torch) -> Check:
                          data)
         return Check("gpu", "GPU", OK, detail, "", data)
     detail = "no CUDA GPU: edits run on the CPU, very slowly"
-    mps = getattr(torch.backends, "mps", None)
-    if mps is not None and mps.is_available():
-        return Check("gpu", "GPU", WARN, detail + " (an Apple GPU is present, but this version does not use MPS)",
-                     "For now keep edits short (a few seconds, --size 384), or run the server on a machine with "
-                     "an NVIDIA GPU and point the panel at it.")
+    from tokenflow import devices  # torch is importable here
+
+    if devices.mps_available():
+        name, memory = devices.memory_report(torch.device("mps"))
+        shown = f"{name}, {format_bytes(memory, binary=True)} usable" if memory else name
+        return Check("gpu", "GPU", WARN, f"{shown}: --device auto uses it (fp16 UNet, fp32 VAE)",
+                     "Apple Silicon support was written and tested with the device faked, not on a Mac "
+                     "(docs/install.md): keep first edits short (--size 384, a few seconds) and report problems; "
+                     "--device cpu is the fallback.", {"name": name, "total_bytes": memory, "device": "mps"})
     if shutil.which("nvidia-smi") and not torch.version.cuda:
         return Check("gpu", "GPU", WARN, detail + " (an NVIDIA driver is installed, but this PyTorch is a CPU build)",
                      f"Reinstall PyTorch's CUDA build: `pip install --force-reinstall torch --index-url {CUDA_INDEX}` "

@@ -70,7 +70,7 @@ def register(subparsers) -> None:
                         help="hub id, local diffusers folder, .safetensors checkpoint, or a name from `tokenflow models list` "
                         "(default: %(default)s)")
     parser.add_argument("--model-config", help="diffusers folder giving the configuration of a single-file checkpoint")
-    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    parser.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), default="auto")
     parser.add_argument("--cache-dir", type=Path, help="inversion cache folder (default: the user cache directory)")
     parser.add_argument("--overwrite", action="store_true",
                         help="replace an existing output (never the input); without it an existing output is refused")

@@ -19,6 +19,7 @@ SUBCOMMAND_MODULES: dict[str, str] = {
     "edit": "cli.edit",
     "models": "cli.models",
     "serve": "cli.serve",
+    "cluster": "cli.cluster",
     "submit": "cli.jobs",
     "jobs": "cli.jobs",
     "queue": "cli.queue",

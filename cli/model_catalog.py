@@ -17,14 +17,18 @@ from pathlib import Path
 from bridge.display import format_bytes
 from server.model_registry import PREVIEW_FILES, PREVIEW_KIND, Registry, RegistryError, is_tiny_autoencoder_folder
 
-# The parts of a diffusers Stable Diffusion 1.x/2.x repository an edit loads. Safety checker
-# and single-file checkpoints at the top level are left out (gigabytes the method never reads).
+# The parts of a diffusers Stable Diffusion 1.x/2.x or SDXL repository an edit loads (SDXL:
+# the second text encoder too). Safety checker and single-file checkpoints at the top level
+# are left out (gigabytes the method never reads).
 PIPELINE_COMPONENTS = ("unet", "vae", "text_encoder")
 PREVIEW_NOTE = "a tiny autoencoder: decodes previews instantly (found by itself), not a --model"
-CONFIG_PATTERNS = ["model_index.json", "scheduler/*.json", "tokenizer/*", "feature_extractor/*.json",
-                   *(f"{c}/config.json" for c in PIPELINE_COMPONENTS)]
-WEIGHT_NAMES = {"unet": "diffusion_pytorch_model", "vae": "diffusion_pytorch_model", "text_encoder": "model"}
-SUPPORTED_PIPELINES = ("StableDiffusionPipeline",)
+SDXL_COMPONENTS = ("text_encoder_2",)
+CONFIG_PATTERNS = ["model_index.json", "scheduler/*.json", "tokenizer/*", "tokenizer_2/*", "feature_extractor/*.json",
+                   *(f"{c}/config.json" for c in PIPELINE_COMPONENTS + SDXL_COMPONENTS)]
+WEIGHT_NAMES = {"unet": "diffusion_pytorch_model", "vae": "diffusion_pytorch_model", "text_encoder": "model",
+                "text_encoder_2": "model"}
+SUPPORTED_PIPELINES = ("StableDiffusionPipeline", "StableDiffusionXLPipeline")
+WHAT_WORKS = "Stable Diffusion 1.x/2.x and SDXL base (and their fine-tunes)"
 
 
 class NeedsConfirmation(Exception):
@@ -48,6 +52,7 @@ class ModelEntry:
     supported: bool  # loads as SD 1.x/2.x (checked from model_index.json where there is one)
     note: str = ""  # what is wrong or missing, in plain words
     revision: str = ""
+    family: str = ""  # "sd", "sdxl"; for a LoRA its base ("SDXL", "SD 1.x", ...)
 
     def as_json(self) -> dict:
         return asdict(self)
@@ -65,14 +70,26 @@ def _has_weights(folder: Path, component: str) -> bool:
     return part.is_dir() and any(p.suffix in (".safetensors", ".bin") for p in part.iterdir())
 
 
+def folder_family(folder: Path) -> str:
+    """"sd" or "sdxl" for a diffusers folder, "" when it is neither (tokenflow/family.py's rule)."""
+    from tokenflow.errors import UnsupportedModel
+    from tokenflow.family import family_of_folder  # torch-free
+
+    try:
+        return family_of_folder(folder).name
+    except (OSError, ValueError, UnsupportedModel):
+        return ""
+
+
 def check_pipeline_folder(folder: Path) -> tuple[bool, str]:
-    """(supported, note) for a diffusers folder: SD 1.x/2.x and complete, or why not."""
+    """(supported, note) for a diffusers folder: SD 1.x/2.x or SDXL and complete, or why not."""
     cls = _pipeline_class(folder)
     if cls is None:
         return False, "no model_index.json: not a diffusers model folder"
     if cls not in SUPPORTED_PIPELINES:
-        return False, f"a {cls or 'diffusers'} model; TokenFlow here runs Stable Diffusion 1.x/2.x only"
-    missing = [c for c in PIPELINE_COMPONENTS if not _has_weights(folder, c)]
+        return False, f"a {cls or 'diffusers'} model; TokenFlow here runs {WHAT_WORKS} only"
+    components = PIPELINE_COMPONENTS + (SDXL_COMPONENTS if folder_family(folder) == "sdxl" else ())
+    missing = [c for c in components if not _has_weights(folder, c)]
     if missing:
         return False, f"incomplete (no weights for {', '.join(missing)})"
     return True, ""
@@ -123,7 +140,7 @@ def hub_models(hub_cache: Path, registry: Registry) -> list[ModelEntry]:
             note += f": `tokenflow models pull {repo.repo_id}` finishes the download"
         entries.append(ModelEntry(repo.repo_id, "pulled" if repo.repo_id in registry.pulled else "hub-cache",
                                   str(rev.snapshot_path), int(repo.size_on_disk), supported, note,
-                                  rev.commit_hash))
+                                  rev.commit_hash, folder_family(Path(rev.snapshot_path))))
     listed = {e.id for e in entries}
     for repo_id in sorted(set(registry.pulled) - listed):
         folder = repo_folder(hub_cache, repo_id)
@@ -150,14 +167,19 @@ def local_models(registry: Registry) -> list[ModelEntry]:
             entries.append(ModelEntry(model.name, model.kind, str(model.path), folder_size(model.path), False,
                                       PREVIEW_NOTE))
             continue
-        if model.kind == "checkpoint":
+        if model.kind == "lora":
+            base = lora_base(model.path)
+            entries.append(ModelEntry(model.name, model.kind, str(model.path), folder_size(model.path), False,
+                                      f"a LoRA for {base}: use it with --lora {model.path}[:SCALE] on a {base} model",
+                                      family=base))
+        elif model.kind == "checkpoint":
             entries.append(ModelEntry(model.name, model.kind, str(model.path), folder_size(model.path), True,
                                       "single-file checkpoint: needs its diffusers configuration once "
-                                      "(network, or --model-config)"))
+                                      "(network, or --model-config)", family=checkpoint_family(model.path)))
         else:
             supported, note = check_pipeline_folder(model.path)
             entries.append(ModelEntry(model.name, model.kind, str(model.path), folder_size(model.path),
-                                      supported, note))
+                                      supported, note, family=folder_family(model.path)))
     return entries
 
 
@@ -166,21 +188,67 @@ def list_models(hub_cache: Path, config_dir: Path) -> list[ModelEntry]:
     return local_models(registry) + hub_models(hub_cache, registry)
 
 
+def _header(path: Path) -> dict:
+    """A .safetensors file's header (8-byte length, then JSON naming the tensors, their shapes)."""
+    with path.open("rb") as f:
+        size = int.from_bytes(f.read(8), "little")
+        if not 2 <= size <= 100_000_000:
+            raise ValueError("bad header length")
+        header = json.loads(f.read(size))
+    header.pop("__metadata__", None)
+    return header
+
+
+def _header_keys(path: Path) -> list[str]:
+    try:
+        return list(_header(path))
+    except (OSError, ValueError):
+        return []
+
+
+def checkpoint_family(path: Path) -> str:
+    from tokenflow.errors import UnsupportedModel
+    from tokenflow.family import family_of_checkpoint_keys  # torch-free
+
+    try:
+        return family_of_checkpoint_keys(_header_keys(path), path.name).name
+    except UnsupportedModel:
+        return ""
+
+
+def is_lora_file(path: Path) -> bool:
+    keys = _header_keys(path) if path.suffix.lower() == ".safetensors" else []
+    return bool(keys) and any("lora" in k.lower() for k in keys) and not any(
+        k.startswith("model.diffusion_model.") for k in keys)
+
+
+def lora_base(path: Path) -> str:
+    """The base model family a LoRA file was trained for (tokenflow/lora.py's rule, from the header)."""
+    from tokenflow.lora import base_name, cross_attention_width  # torch-free
+
+    try:
+        shapes = {k: tuple(v.get("shape", ())) for k, v in _header(path).items()}
+    except (OSError, ValueError):
+        return "unknown"
+    return base_name(cross_attention_width(shapes))
+
+
 def checkpoint_problem(path: Path) -> str | None:
-    """Why a .safetensors file is not a whole SD 1.x/2.x checkpoint (a LoRA, a VAE, SDXL), from its
-    header alone (8-byte length, then JSON naming the tensors); None when it looks right."""
+    """Why a .safetensors file is not a whole SD 1.x/2.x or SDXL checkpoint (a VAE, a refiner, SD3),
+    from its header alone; None when it looks right."""
     if path.suffix.lower() != ".safetensors":
         return None  # a pickled .ckpt cannot be inspected without loading (running) it
     try:
-        with path.open("rb") as f:
-            size = int.from_bytes(f.read(8), "little")
-            if not 2 <= size <= 100_000_000:
-                raise ValueError("bad header length")
-            keys = json.loads(f.read(size)).keys()
+        keys = list(_header(path))
     except (OSError, ValueError) as exc:
         return f"not a readable .safetensors file ({exc})"
-    if any(k.startswith("conditioner.embedders.") for k in keys):
-        return "an SDXL checkpoint; TokenFlow here runs Stable Diffusion 1.x/2.x only"
+    from tokenflow.errors import UnsupportedModel
+    from tokenflow.family import family_of_checkpoint_keys  # torch-free
+
+    try:
+        family_of_checkpoint_keys(keys, path.name)
+    except UnsupportedModel as exc:
+        return str(exc).rstrip(".")
     if not any(k.startswith("model.diffusion_model.") for k in keys):
         return "not a whole Stable Diffusion checkpoint (no UNet weights: a LoRA, an embedding or a VAE?)"
     return None
@@ -188,7 +256,9 @@ def checkpoint_problem(path: Path) -> str | None:
 
 def add_local(path: Path, name: str | None, config_dir: Path) -> ModelEntry:
     path = path.expanduser().resolve()
-    if path.is_file() and path.suffix.lower() in (".safetensors", ".ckpt"):
+    if path.is_file() and is_lora_file(path):
+        kind = "lora"  # listed with its base family; used with --lora, not --model
+    elif path.is_file() and path.suffix.lower() in (".safetensors", ".ckpt"):
         problem = checkpoint_problem(path)
         if problem:
             raise CatalogError(f"{path} cannot be added: {problem}.")
@@ -198,7 +268,7 @@ def add_local(path: Path, name: str | None, config_dir: Path) -> ModelEntry:
     elif path.is_dir():
         supported, note = check_pipeline_folder(path)
         if not supported:
-            raise CatalogError(f"{path} cannot be added: {note}. Add a diffusers Stable Diffusion 1.x/2.x folder "
+            raise CatalogError(f"{path} cannot be added: {note}. Add a diffusers {WHAT_WORKS} folder "
                                "(with model_index.json, unet/, vae/, text_encoder/) or a .safetensors checkpoint.")
         kind = "folder"
     elif not path.exists():
@@ -210,7 +280,7 @@ def add_local(path: Path, name: str | None, config_dir: Path) -> ModelEntry:
         other = next(m.name for m in registry.local.values() if m.path == path)
         raise CatalogError(f"{path} is already registered as {other!r}.")
     try:
-        model = registry.add(name or (path.stem if kind == "checkpoint" else path.name), path, kind)
+        model = registry.add(name or (path.stem if kind in ("checkpoint", "lora") else path.name), path, kind)
     except RegistryError as exc:
         raise CatalogError(str(exc)) from exc
     registry.save()
@@ -220,7 +290,8 @@ def add_local(path: Path, name: str | None, config_dir: Path) -> ModelEntry:
 def _weight_patterns(files: list[str]) -> list[str]:
     """One weights file per component: safetensors when the repo has it, else the .bin; no variants."""
     patterns = []
-    for component in PIPELINE_COMPONENTS:
+    sdxl = [c for c in SDXL_COMPONENTS if f"{c}/config.json" in files]
+    for component in PIPELINE_COMPONENTS + tuple(sdxl):
         stem = f"{component}/{WEIGHT_NAMES[component]}"
         for suffix in (".safetensors", ".bin"):
             if f"{stem}{suffix}" in files:

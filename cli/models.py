@@ -17,8 +17,8 @@ def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "models", help="list, download, add and remove models; build local test models",
         description="The models this machine has: hub models in the Hugging Face cache (shared with other tools) "
-        "and local folders or checkpoints you registered by name. make-tiny and make-sd21-random build test "
-        "models. " + NOISE_WARNING)
+        "and local folders, checkpoints and LoRAs you registered by name. make-tiny, make-sd21-random and "
+        "make-sdxl-random build test models. " + NOISE_WARNING)
     sub = parser.add_subparsers(dest="models_command", metavar="ACTION")
     sub.required = True
     listing = sub.add_parser("list", help="the models found, with size and location",
@@ -34,10 +34,11 @@ def register(subparsers) -> None:
     pull.add_argument("--revision", help="branch, tag or commit (default: main)")
     pull.add_argument("--json", action="store_true")
     pull.set_defaults(func=_pull)
-    add = sub.add_parser("add", help="register a local diffusers folder or .safetensors file by name",
-                         description="Register a local model under a short name, usable as --model NAME. "
+    add = sub.add_parser("add", help="register a local diffusers folder, .safetensors file or LoRA by name",
+                         description="Register a local model under a short name, usable as --model NAME, or a "
+                         "LoRA file (listed with the base family it was trained for; used with --lora PATH). "
                          "Nothing is copied or moved.")
-    add.add_argument("path", type=Path, metavar="PATH", help="diffusers folder or .safetensors/.ckpt file")
+    add.add_argument("path", type=Path, metavar="PATH", help="diffusers folder, .safetensors/.ckpt file or LoRA")
     add.add_argument("--name", help="the name to use (default: the folder or file name)")
     add.add_argument("--json", action="store_true")
     add.set_defaults(func=_add)
@@ -49,11 +50,13 @@ def register(subparsers) -> None:
     remove.set_defaults(func=_remove)
     tiny = sub.add_parser(
         "make-tiny",
-        help="a ~2.5M-parameter random model with SD's layout (output is noise)",
-        description="Build, offline, a tiny randomly initialised Stable Diffusion-layout pipeline as a "
-        "diffusers folder (loads with from_pretrained). " + NOISE_WARNING,
+        help="a tiny random model with SD's or SDXL's layout (output is noise)",
+        description="Build, offline, a tiny randomly initialised Stable Diffusion-layout (or, with --family "
+        "sdxl, SDXL-layout) pipeline as a diffusers folder (loads with from_pretrained). " + NOISE_WARNING,
     )
     tiny.add_argument("directory", type=Path)
+    tiny.add_argument("--family", choices=("sd", "sdxl"), default="sd",
+                      help="the layout: sd (SD 1.x/2.x, the default) or sdxl (two text encoders, size ids)")
     tiny.add_argument("--add", metavar="NAME", help="also register it as a model called NAME (models add)")
     tiny.add_argument("--seed", type=int, default=0)
     tiny.set_defaults(func=_make_tiny)
@@ -66,6 +69,15 @@ def register(subparsers) -> None:
     sd21.add_argument("directory", type=Path)
     sd21.add_argument("--seed", type=int, default=0)
     sd21.set_defaults(func=_make_sd21)
+    sdxl = sub.add_parser(
+        "make-sdxl-random",
+        help="SDXL base 1.0's real configuration with random weights, for GPU timing (output is noise)",
+        description="Build SDXL base 1.0's configuration with random weights (~3.5B parameters, ~7 GB on disk "
+        "in fp16): the real compute cost, for timing. " + NOISE_WARNING,
+    )
+    sdxl.add_argument("directory", type=Path)
+    sdxl.add_argument("--seed", type=int, default=0)
+    sdxl.set_defaults(func=_make_sdxl)
 
 
 def _build(builder_name: str, what: str, args: argparse.Namespace) -> int:
@@ -86,7 +98,13 @@ def _build(builder_name: str, what: str, args: argparse.Namespace) -> int:
 
 
 def _make_tiny(args: argparse.Namespace) -> int:
+    if args.family == "sdxl":
+        return _build("make_tiny_sdxl_pipeline_dir", "a tiny random SDXL-layout test model", args)
     return _build("make_tiny_pipeline_dir", "a tiny random test model", args)
+
+
+def _make_sdxl(args: argparse.Namespace) -> int:
+    return _build("make_sdxl_random_dir", "an SDXL-base-shaped random model", args)
 
 
 def _make_sd21(args: argparse.Namespace) -> int:
@@ -139,12 +157,13 @@ def _list(args: argparse.Namespace) -> int:
               "  A random test model (output is noise): tokenflow models make-tiny DIR --add tiny")
         return 0
     width = max(len("MODEL"), *(len(m.id) for m in models))
-    print(f"{'MODEL':{width}}  {'SOURCE':10}  {'SIZE':>9}  LOCATION")
+    print(f"{'MODEL':{width}}  {'SOURCE':10}  {'FAMILY':8}  {'SIZE':>9}  LOCATION")
     for m in models:
         flag = "  (default)" if m.id == default else ""
-        print(f"{m.id:{width}}  {m.source:10}  {format_bytes(m.size_bytes):>9}  {m.path}{flag}")
+        print(f"{m.id:{width}}  {m.source:10}  {m.family or '?':8}  {format_bytes(m.size_bytes):>9}  {m.path}{flag}")
         if m.note:
-            print(f"{'':{width}}  {'':10}  {'':>9}  {'not usable: ' if not m.supported else ''}{m.note}")
+            usable = m.supported or m.source == "lora"  # a LoRA is listed for --lora, not --model
+            print(f"{'':{width}}  {'':10}  {'':8}  {'':>9}  {'' if usable else 'not usable: '}{m.note}")
     if default not in {m.id for m in models} and not default.startswith(("/", ".")):
         print(f"The default model {default} is not downloaded: `tokenflow models pull {default}` "
               "(or pass --model with one of the above).")

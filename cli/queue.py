@@ -242,9 +242,11 @@ def _download(client: Client, jobs: list[p.JobInfo], folder: Path, done_before: 
 # --- actions ---
 
 
-def _spec(job: batch_file.BatchJob, batch: str) -> p.JobSpec:
+def _spec(job: batch_file.BatchJob, batch: str, total: int | None = None) -> p.JobSpec:
     extra: dict[str, Any] = {}
     names = {f.name for f in dataclasses.fields(p.JobSpec)}
+    if total is not None and "batch_jobs" in names:  # the server queues the batch whole or not at all
+        extra["batch_jobs"] = total
     for key in ("preset", "start_number"):
         value = getattr(job, key)
         if value is not None:
@@ -283,7 +285,7 @@ def run_add(args: argparse.Namespace, client_factory=_client) -> int:
     jobs = [j for j in jobs if j.destination]
     batch = _new_batch_id()
     try:
-        specs = [_spec(j, batch) for j in jobs]
+        specs = [_spec(j, batch, len(jobs)) for j in jobs]
     except ClientError as exc:
         return _err(str(exc), EXIT_BAD_INPUT)
     with client_factory(args) as client:

@@ -30,14 +30,19 @@ def register(subparsers) -> None:
     parser.add_argument("--model", action="append", metavar="MODEL",
                         help="model to offer (hub id, local folder, .safetensors, or a name from `tokenflow models list`); repeat to offer several, the "
                         f"first is the default (default: ${MODEL_ENV} or the engine's default)")
-    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    parser.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), default="auto")
     parser.add_argument("--data-dir", type=Path,
                         help="job store and job files (default: $TOKENFLOW_DATA_DIR or the user data directory)")
     parser.add_argument("--cache-dir", type=Path,
                         help="inversion cache shared by all jobs (default: $TOKENFLOW_CACHE_DIR or the user cache directory)")
     parser.add_argument("--allow-output", action="append", type=Path, metavar="DIR",
-                        help="a folder jobs may write outputs under; repeatable "
-                        "(default: your home folder and DATA_DIR/outputs)")
+                        help="a folder jobs may write outputs under, added to the defaults (your home folder "
+                        "and DATA_DIR/outputs); repeatable")
+    parser.add_argument("--allow-output-only", action="store_true",
+                        help="outputs go only under the --allow-output folders, not the defaults (a narrower server)")
+    parser.add_argument("--allow-input", action="append", type=Path, metavar="DIR",
+                        help="with --curve-dir: a folder other clients may read inputs from and probe; repeatable "
+                        "(default: the output folders). Your own account's clients read anywhere.")
     parser.add_argument("--curve-dir", type=Path, help="CurveZMQ keys (server.key_secret, clients/*.key)")
     parser.add_argument("--init-keys", type=Path, metavar="DIR",
                         help="make a server key pair and one client key pair in DIR, then exit")
@@ -63,6 +68,10 @@ def register(subparsers) -> None:
                         "(default: %(default)s)")
     parser.add_argument("--max-jobs", type=int, default=keep.max_jobs, metavar="N",
                         help="jobs kept in the store, any state; submits beyond it are refused (default: %(default)s)")
+    parser.add_argument("--cluster", metavar="ADDRESS",
+                        help="run jobs on the Ray cluster whose head is ADDRESS (HOST:PORT; `auto`: the one "
+                        "$RAY_ADDRESS names or that runs here); this server stays the one clients talk to. "
+                        'Needs the cluster extra (pip install ".[cluster]"); see docs/cluster.md')
     parser.add_argument("--no-preload", action="store_true", help="load the model at the first job, not at start")
     parser.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
     # For tests and benchmarks: module:callable taking a model name, returning an engine.
@@ -118,17 +127,25 @@ def run(args: argparse.Namespace) -> int:
         print(f"tokenflow serve: error: {exc}", file=sys.stderr)
         return 2
     data = resolve_data_dir(args.data_dir)
-    allowed = tuple(p.expanduser().resolve() for p in args.allow_output) if args.allow_output else (
-        Path.home().resolve(), data.outputs)
+    from server.output_roots import RootsError, allowed_output_dirs, private_folders
+
+    cache_dir = args.cache_dir or inversion_cache_dir()
+    try:
+        allowed = allowed_output_dirs(data, args.allow_output or (), only=args.allow_output_only,
+                                      private=private_folders(data, cache_dir, args.curve_dir))
+    except RootsError as exc:
+        print(f"tokenflow serve: error: {exc}", file=sys.stderr)
+        return 2
     config = ServerConfig(
         data=data, models=_models(args), device=args.device,
-        cache_dir=args.cache_dir or inversion_cache_dir(), bind=bind, allowed_output_dirs=allowed,
+        cache_dir=cache_dir, bind=bind, allowed_output_dirs=allowed,
+        allowed_input_dirs=tuple(p.expanduser().resolve() for p in args.allow_input or ()),
         curve_dir=args.curve_dir,
         limits=dataclasses.replace(Limits(), max_queue=args.max_queue, max_request_bytes=args.max_request_bytes,
                                     client_queue_bytes=args.client_queue_bytes, total_queue_bytes=args.total_queue_bytes),
         retention=Retention(keep_days=args.keep_days, keep_bytes=int(args.keep_gb * 1e9),
                             cache_bytes=int(args.cache_gb * 1e9), max_jobs=args.max_jobs),
-        free_space=free_space_from_env(),
+        free_space=free_space_from_env(), cluster=args.cluster,
     )
     factory = _load_factory(args.engine_factory) if args.engine_factory else None
     from server.data_lock import DataDirBusy
@@ -137,6 +154,14 @@ def run(args: argparse.Namespace) -> int:
         server = Server(config, engine_factory=factory, preload=not args.no_preload)
     except DataDirBusy as exc:
         print(f"tokenflow serve: error: {exc}", file=sys.stderr)
+        return 2
+    except ImportError as exc:  # only --cluster imports anything optional
+        print(f'tokenflow serve: error: --cluster needs Ray ({exc}); install the cluster extra: pip install ".[cluster]"',
+              file=sys.stderr)
+        return 2
+    except ConnectionError as exc:
+        print(f"tokenflow serve: error: cannot join the Ray cluster at {args.cluster} ({exc}). Start it first "
+              "(`ray start --head`, docs/cluster.md) or check the address.", file=sys.stderr)
         return 2
     except (OSError, sqlite3.Error) as exc:
         print(f"tokenflow serve: error: cannot use the data folder {data.root} ({_reason(exc)}): make it writable "
@@ -160,6 +185,9 @@ def run(args: argparse.Namespace) -> int:
     # Tests and scripts wait for this line; keep its shape.
     print(f"tokenflow server listening on {endpoint} (data: {data.root}, models: {', '.join(config.models)})",
           file=sys.stderr, flush=True)
+    if args.cluster:
+        print(f"tokenflow server runs its jobs on the Ray cluster {args.cluster} ({server.engines.device})",
+              file=sys.stderr, flush=True)
     print(f"tokenflow server space: {server.usage.describe()} (keeping finished jobs {args.keep_days:g} days / "
           f"{args.keep_gb:g} GB, inversion cache {args.cache_gb:g} GB)", file=sys.stderr, flush=True)
     server.serve_forever()

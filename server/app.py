@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import secrets
 import threading
+from typing import TYPE_CHECKING
 
 import zmq
 
@@ -28,6 +29,9 @@ from server.service import QUEUE_PAUSED, Service
 from server.store import JobStore
 from server.submission import check_job_output
 from server.worker import Worker
+
+if TYPE_CHECKING:
+    from server.cluster.worker import ClusterEngines, ClusterWorker
 
 log = logging.getLogger("tokenflow.server")
 
@@ -59,13 +63,21 @@ class Server:
             log.info("job %s was interrupted; it runs again", job_id)
         self.scheduler = Scheduler(self.store.queued(), paused=bool(self.store.setting(QUEUE_PAUSED, False)))
         factory = engine_factory or default_factory(config.device, config.cache_dir)
-        self.engines = EngineHost(factory, config.default_model)
         self.reserve = Reserve(config.data)
         self.housekeeping()
-        self.worker = Worker(self.journal, self.scheduler, self.engines, preload=preload,
-                             job_options={"output_check": lambda spec, own: check_job_output(spec, config, own),
-                                          "reserve": self.reserve},
-                             after_job=self.housekeeping)
+        job_options = {"output_check": lambda spec, own: check_job_output(spec, config, own, self.store.output_owners),
+                       "reserve": self.reserve, "may_write": config.output_roots.permits}
+        self.engines: EngineHost | ClusterEngines
+        self.worker: Worker | ClusterWorker
+        if config.cluster:  # Ray is imported here only: the local server never needs it
+            from server.cluster.worker import cluster_backend
+
+            self.engines, self.worker = cluster_backend(config, factory, preload, self.journal, self.scheduler,
+                                                        job_options, after_job=self.housekeeping)
+        else:
+            self.engines = EngineHost(factory, config.default_model)
+            self.worker = Worker(self.journal, self.scheduler, self.engines, preload=preload,
+                                 job_options=job_options, after_job=self.housekeeping)
         self.service = Service(config, self.journal, self.scheduler, self.engines, self.server_id)
         self.context = zmq.Context()
         self.socket = self.context.socket(zmq.ROUTER)

@@ -145,7 +145,7 @@ def delete_job(store: JobStore, scheduler: Scheduler, data: DataDir, job_id: str
         scheduler.remove_if_queued(job_id)
     # `current` is set under the scheduler's lock when the worker takes a job, so a
     # job that has left the queue is either running here or will never run.
-    if scheduler.current == job_id or not store.delete_job(job_id):
+    if scheduler.is_running(job_id) or not store.delete_job(job_id):
         raise DeleteRefused(f"Job {job_id} is running, so it cannot be deleted now.")
     return remove_job_folder(data, job_id)
 

@@ -7,7 +7,7 @@ import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 EngineFactory = Callable[[str], Any]  # model name -> object with .edit(...) per tokenflow.engine.Engine
 
@@ -30,12 +30,23 @@ def default_factory(device: str, cache_dir: Path | None) -> EngineFactory:
     return make
 
 
+class EngineView(Protocol):
+    """What the service tells clients about the engine (Welcome): an EngineHost, or a cluster's workers."""
+
+    @property
+    def device(self) -> str: ...
+
+    @property
+    def state(self) -> str: ...
+
+
 def free_accelerator_memory() -> None:
     """Give cached GPU blocks back after a failure, so the next job starts clean."""
     gc.collect()
-    torch = sys.modules.get("torch")
-    if torch is not None and torch.cuda.is_available():
-        torch.cuda.empty_cache()
+    if sys.modules.get("torch") is not None:  # only where the engine already loaded it
+        from tokenflow.devices import empty_cache
+
+        empty_cache()  # CUDA or Apple Silicon (mps)
 
 
 class EngineHost:
@@ -47,6 +58,11 @@ class EngineHost:
         self._lock = threading.Lock()
         self.state = "loading"
         self.device = ""
+
+    @property
+    def model(self) -> str | None:
+        """The model loaded now, if any."""
+        return self._model if self._engine is not None else None
 
     def loaded(self, model: str) -> bool:
         return self._engine is not None and self._model == model

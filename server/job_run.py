@@ -67,6 +67,15 @@ OutputCheck = Callable[[ResolvedJob, tuple], None]  # (the job, outputs it may r
 CLAIM = "output.json"  # in the job folder: where this job's output is being staged, and whether it is being placed
 
 
+class RunAgain(Exception):
+    """Raised by an engine whose worker was lost mid-job (a cluster node switched off): the
+    job goes back to the front of the queue and runs again from the start elsewhere."""
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
+
+
 def _cancellable(frames: Iterable[Any], should_cancel: Callable[[], bool]) -> Iterator[Any]:
     """Frames as the engine reads them, stopping at a cancel (the read/encode stage checks nothing else)."""
     for frame in frames:
@@ -80,8 +89,10 @@ class JobRun:
 
     def __init__(self, job: JobRecord, journal: Journal, engines: EngineHost,
                  should_cancel: Callable[[], bool], shutting_down: Callable[[], bool],
-                 output_check: OutputCheck | None = None, reserve: Reserve | None = None):
+                 output_check: OutputCheck | None = None, reserve: Reserve | None = None,
+                 may_write: Callable[[Path], bool] | None = None):
         self.job = job
+        self.may_write = may_write  # where the batch summary may go (server/output_roots.py)
         self.output_check = output_check
         self.reserve = reserve
         self._claim_since = 0.0
@@ -112,7 +123,7 @@ class JobRun:
         Returns the state the job ends in (the event's own type names it)."""
         state = JobState(event.TYPE)
         try:
-            batch_summary.job_ending(self.journal.store, self.job.id, state, outputs, error)
+            batch_summary.job_ending(self.journal.store, self.job.id, state, outputs, error, self.may_write)
         except Exception:  # the summary is a courtesy: it must never keep a job from ending
             log.exception("job %s: writing its batch summary failed", self.job.id)
         kw = {k: v for k, v in (("outputs", outputs), ("error", error)) if v is not None}
@@ -181,7 +192,8 @@ class JobRun:
             self._progress(Stage.WRITE, 1, 1, 0.0)
             outputs = [str(path) for path in self.writer.outputs]
             # Sizes and checksums for downloads, hashed here so no request ever waits on it.
-            files = [p.FileInfo(**f) for f in output_files.manifest(spec.output, outputs)]
+            files = [p.FileInfo(**f) for f in output_files.manifest(
+                spec.output, outputs, self.journal.blob_path(self.job.id, output_files.IDENTITY))]
             return self._end(p.Done(
                 outputs=outputs, frames=spec.n_frames, first_frame=self.first,
                 elapsed_s=time.monotonic() - self.started, stats=_plain(stats.to_dict()), files=files,
@@ -194,6 +206,11 @@ class JobRun:
                 self._emit(p.Requeued(attempt=self.job.attempts + 1, reason="the server is shutting down"))
                 return JobState.QUEUED
             return self._end(p.Cancelled(reason="cancelled by request"))
+        except RunAgain as exc:  # the staging goes; the retry writes the output once, as after kill -9
+            self._abort_writer()
+            self.journal.store.requeue(job_id)
+            self._emit(p.Requeued(attempt=self.job.attempts + 1, reason=exc.reason))
+            return JobState.QUEUED
         except BaseException as exc:  # every failure ends the job; none may end the worker
             if is_disk_full(exc) and self.reserve is not None:
                 self.reserve.release()  # room for the database to record the failure

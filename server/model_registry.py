@@ -30,7 +30,7 @@ class RegistryError(Exception):
 class LocalModel:
     name: str
     path: Path
-    kind: str  # "folder" (diffusers) or "checkpoint" (.safetensors / .ckpt)
+    kind: str  # "folder" (diffusers), "checkpoint" (.safetensors / .ckpt) or "lora" (listed, not a --model)
     added: float
 
 

@@ -9,6 +9,7 @@ doorbell when it is, which wakes the front to send the reply.
 
 from __future__ import annotations
 
+import stat
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -19,6 +20,21 @@ from bridge.wire import protocol as p
 from server.cursors import Cursor
 
 _WORKERS = 2  # probes are I/O bound; two at once keep one slow disk from blocking the rest
+
+
+def not_a_file(path: Path) -> tuple[str, str, str] | None:
+    """(code, message, hint) when `path` is not a regular file: missing, a folder, a FIFO, a device."""
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return ("not_found", f"The input file {path} does not exist on the server.",
+                "Check the path; the server reads it from its own disk.")
+    if stat.S_ISREG(mode):
+        return None
+    kind = ("a folder" if stat.S_ISDIR(mode) else "a FIFO (named pipe)" if stat.S_ISFIFO(mode)
+            else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else "a socket" if stat.S_ISSOCK(mode)
+            else "not a regular file")
+    return ("media_error", f"{path} is {kind}, not a video file.", "Give the path of a video file.")
 
 
 class ProbeError(Exception):
@@ -34,9 +50,9 @@ def probe_facts(path: str) -> dict:
     source = Path(path).expanduser()
     if not source.is_absolute():
         raise ProbeError("bad_field", f"The input path {path!r} is relative.", "Send an absolute path on the server's machine.")
-    if not source.is_file():
-        raise ProbeError("not_found", f"The file {source} does not exist on the server.",
-                         "Check the path; the server reads it from its own disk.")
+    problem = not_a_file(source)
+    if problem:
+        raise ProbeError(*problem)
     try:
         return clip_facts(media.probe(source, scan=True))
     except media.MediaError as exc:

@@ -56,6 +56,7 @@ class ResolvedJob:
     name: str | None = None
     batch: str | None = None
     row: int | None = None
+    batch_jobs: int | None = None  # the batch's size, for the queue's room (server/store.py, create_job)
     owner: str = LOCAL_OWNER  # the client identity that submitted it
     upload: str | None = None  # the source is this upload (`input` is its folder); see server/uploads.py
     upload_digest: str | None = None  # the upload's digest when the job was accepted

@@ -1,5 +1,5 @@
-"""Which job runs next: a priority queue (FIFO within a priority), the running slot, and
-cancel requests.
+"""Which job runs next: a priority queue (FIFO within a priority), the running slots (one
+for the local worker, one per worker actor on a Ray cluster), and cancel requests.
 
 One lock guards all three, so "is this job queued, running, or neither?" has one
 answer at a time: a cancel can never fall between the worker taking a job and the job
@@ -32,7 +32,7 @@ class Scheduler:
         self._cond = threading.Condition()
         self._paused = paused  # paused: the running job finishes, `take` hands out nothing new
         self._queue: list[Entry] = sorted((Entry(*e) for e in entries), key=Entry.key)
-        self._current: str | None = None
+        self._running: list[str] = []  # in the order taken; one job locally, one per worker on a cluster
         self._cancel: set[str] = set()
         self._stopped = False
 
@@ -110,13 +110,13 @@ class Scheduler:
             if self._stopped:
                 return None
             entry = self._queue.pop(0)
-            self._current = entry.job_id
+            self._running.append(entry.job_id)
             return entry.job_id
 
     def finish(self, job_id: str) -> None:
         with self._cond:
-            if self._current == job_id:
-                self._current = None
+            if job_id in self._running:
+                self._running.remove(job_id)
             self._cancel.discard(job_id)
             self._cond.notify_all()
 
@@ -134,8 +134,13 @@ class Scheduler:
 
     @property
     def current(self) -> str | None:
+        """The running job taken first (the only one with the local worker)."""
         with self._cond:
-            return self._current
+            return self._running[0] if self._running else None
+
+    def is_running(self, job_id: str) -> bool:
+        with self._cond:
+            return job_id in self._running
 
     # --- cancel ---
 
@@ -146,7 +151,7 @@ class Scheduler:
             if i is not None:
                 del self._queue[i]
                 return "removed"
-            if self._current == job_id:
+            if job_id in self._running:
                 self._cancel.add(job_id)
                 return "signalled"
             return "unknown"
@@ -168,8 +173,7 @@ class Scheduler:
         """Wake a blocked `take` for shutdown; the running job is asked to stop."""
         with self._cond:
             self._stopped = True
-            if self._current is not None:
-                self._cancel.add(self._current)
+            self._cancel.update(self._running)
             self._cond.notify_all()
 
     @property

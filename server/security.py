@@ -25,7 +25,6 @@ from pathlib import Path
 import zmq
 import zmq.auth
 from zmq.auth.thread import ThreadAuthenticator
-from zmq.utils import z85
 
 from bridge.wire.local import (
     LocalSetupError,
@@ -85,7 +84,8 @@ def _curve(socket: zmq.Socket, context: zmq.Context, secret_file: Path, clients:
     socket.curve_secretkey = secret
     socket.curve_publickey = public
     socket.curve_server = True
-    local_id = z85.encode(local_public).decode() if local_public else None
+    # load_certificate gives the public key as Z85 text already, the form ZAP's User-Id takes.
+    local_id = local_public.decode() if local_public else None
 
     def owner_of(frame: zmq.Frame) -> str:
         try:
@@ -105,6 +105,11 @@ def secure(socket: zmq.Socket, context: zmq.Context, endpoint: str,
 
     owner_of None: every peer is the server's own user.
     """
+    path = ipc_path(endpoint)
+    # In every mode, keys or not: binding replaces the socket file, which would orphan a running server.
+    if path is not None and ipc_in_use(path):
+        raise SecurityError(f"Another server is already listening on {endpoint}. Stop it first, "
+                            "or give this one another --bind ipc://PATH.")
     if curve_dir is not None:
         secret_file = Path(curve_dir) / "server.key_secret"
         clients = Path(curve_dir) / "clients"
@@ -116,11 +121,7 @@ def secure(socket: zmq.Socket, context: zmq.Context, endpoint: str,
         mine = local_keys()
         local_public = zmq.auth.load_certificate(mine.client_secret)[0] if mine.exist() else None
         return _curve(socket, context, secret_file, clients, local_public)
-    path = ipc_path(endpoint)
     if path is not None:
-        if ipc_in_use(path):
-            raise SecurityError(f"Another server is already listening on {endpoint}. Stop it first, "
-                                "or give this one another --bind ipc://PATH.")
         return None, None
     if is_loopback_tcp(endpoint):
         try:

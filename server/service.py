@@ -8,26 +8,30 @@ front will drain to the client. Runs on the front's thread only.
 from __future__ import annotations
 
 import dataclasses
+import os
 import secrets
 import sqlite3
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from bridge.wire import naming
 from bridge.wire import protocol as p
 from server import batch_summary, gpu_fit, upload_requests
+from server.client_scope import is_admin, may_read
 from server.config import ServerConfig
 from server.cursors import Cursor, EventCursor, ListCursor
-from server.engine_host import EngineHost
+from server.engine_host import EngineView
 from server.journal import Journal
-from server.output_files import OutputFileError, read_chunk
+from server.output_files import IDENTITY, OutputFileError, load_identity, read_chunk
 from server.probe_request import Prober
 from server.resolved_job import LOCAL_OWNER, ResolvedJob
 from server.scheduler import Scheduler
-from server.store import JobRecord, job_summary_fields
-from server.submission import SubmitError, resolve
+from server.store import JobRecord, QueueFull, job_summary_fields
+from server.submission import SubmitError, input_hint, resolve
 from server.upload_results import ResultIndex
 from server.uploads import UploadError, Uploads
 
@@ -44,6 +48,7 @@ CAPABILITIES = ["submit", "cancel", "list", "status", "subscribe", "fetch", "reo
                 "client_token", "curve", "delete", "probe", "queue", "retry", "dry_run", "named_outputs", "files",
                 "read", "stats", "upload"]
 QUEUE_PAUSED = "queue_paused"  # store setting: the pause outlives a restart
+DRY_RUN_NAMES_S = 600.0  # how long a batch's checked names are remembered for its next rows' checks
 
 # LOCAL_OWNER (server/resolved_job.py), the server's own user, may act on every job. Any
 # other client identity acts on its own jobs only.
@@ -58,6 +63,8 @@ DEFAULT_HINTS = {
     "forbidden": "Only the client that submitted a job (or the server's own user) may do this.",
 }
 GENERIC_HINT = "See docs/protocol.md."
+QUEUE_FULL_HINT = ("Wait for some jobs to finish, cancel some with `tokenflow jobs cancel ID`, or send fewer jobs "
+                   "(a batch is queued whole or not at all).")
 
 
 class RequestError(Exception):
@@ -81,7 +88,7 @@ def error_message(rid: int | None, code: str, message: str, hint: str = "", fiel
 
 
 class Service:
-    def __init__(self, config: ServerConfig, journal: Journal, scheduler: Scheduler, engines: EngineHost,
+    def __init__(self, config: ServerConfig, journal: Journal, scheduler: Scheduler, engines: EngineView,
                  server_id: str, new_job_id: Callable[[], str] = lambda: secrets.token_hex(6)):
         self.config = config
         self.journal = journal
@@ -94,6 +101,8 @@ class Service:
         # runs here, off the front's thread, and `collect` hands the outcome back.
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tokenflow-submit")
         self._reserving: set[str] = set()  # outputs of submits checked and not yet stored
+        # (owner/batch) -> (when, names its dry-run rows took): pool thread only, dropped after a while
+        self._dry_names: dict[str, tuple[float, set[str]]] = {}
         self._done: list[tuple] = []  # (reply_to, owner, env, future, finish) ready for `collect`
         self._lock = threading.Lock()
         self.owner = LOCAL_OWNER
@@ -197,21 +206,41 @@ class Service:
         submit = body_of(env, p.Submit)
         spec = submit.spec
         if spec.client_token:
-            existing = self.store.by_token(spec.client_token)
+            existing = self.store.by_token(self._token(spec) or "")
             if existing is not None:
                 return self._accepted(env, existing)
         if spec.upload is not None and not submit.dry_run:
             reused = upload_requests.reuse(self, env, spec)  # the same pixels and parameters: that job's result
             if reused is not None:
                 return reused
-        self._check_queue()
+        self._check_queue(spec)
         owner = self.owner  # the pool thread must not read it: the next request changes it
         if submit.dry_run:
-            return self._later(env, lambda: resolve(spec, "JOBID", self.config, self._reserved, self.uploads, owner),
+            return self._later(env, lambda: self._dry_run(spec, owner),
                                lambda resolved: self._reply(env, p.Ok(detail=resolved.output)))
         job_id = self.new_job_id()
         return self._later(env, lambda: self._resolve_and_reserve(spec, job_id, owner),
                            lambda resolved: self._store_job(env, job_id, resolved))
+
+    def _token(self, spec: p.JobSpec) -> str | None:
+        """The stored client token: scoped to the client, so one client's token never finds another's job."""
+        if not spec.client_token:
+            return None
+        return spec.client_token if is_admin(self.owner) else f"{self.owner}/{spec.client_token}"
+
+    def _dry_run(self, spec: p.JobSpec, owner: str) -> ResolvedJob:
+        """Resolve as a submit would, queue nothing. Rows of one batch checked one after another get
+        the names the real submits will get: a name an earlier row's check took counts as taken."""
+        now = time.monotonic()
+        self._dry_names = {k: v for k, v in self._dry_names.items() if v[0] > now - DRY_RUN_NAMES_S}
+        key = f"{owner}/{spec.batch}" if spec.batch else None
+        taken = self._dry_names.get(key, (now, set()))[1] if key else set()
+        resolved = resolve(spec, "JOBID", self.config, lambda out: out in taken or self._reserved(out), self.uploads,
+                           owner, self.store.output_owners)
+        # With {job} in the template every real name differs: the placeholder's collisions are not real ones.
+        if key and not (spec.output or "{job}" in (spec.name_template or naming.DEFAULT_TEMPLATE)):
+            self._dry_names[key] = (now, taken | {resolved.output})
+        return resolved
 
     def _reserved(self, output: str) -> bool:
         """Another job will write `output`: a stored one, or one checked but not stored yet."""
@@ -222,16 +251,22 @@ class Service:
 
     def _resolve_and_reserve(self, spec: p.JobSpec, job_id: str, owner: str = LOCAL_OWNER) -> ResolvedJob:
         # One pool thread: checking a name and reserving it cannot interleave with another submit's.
-        resolved = resolve(spec, job_id, self.config, self._reserved, self.uploads, owner)
+        resolved = resolve(spec, job_id, self.config, self._reserved, self.uploads, owner, self.store.output_owners)
         gpu_fit.check(self.engines, resolved)
         with self._lock:
             self._reserving.add(resolved.output)
         return resolved
 
-    def _check_queue(self) -> None:
-        if self.store.count_queued() >= self.config.limits.max_queue:
-            raise RequestError("queue_full", f"The queue holds {self.config.limits.max_queue} jobs already.",
-                               "Wait for some to finish, or cancel some with `tokenflow jobs cancel ID`.")
+    def _check_queue(self, spec: p.JobSpec | None = None) -> None:
+        """Early refusals (the queue's room is checked again as the job is stored)."""
+        limit = self.config.limits.max_queue
+        if self.store.count_queued() >= limit:
+            raise RequestError("queue_full", f"The queue holds {limit} jobs already.", QUEUE_FULL_HINT)
+        if spec is not None and spec.batch_jobs and not self.store.list_batch(spec.batch or "", 1):
+            if self.store.count_queued() + spec.batch_jobs > limit:  # a batch's first job: room for all
+                raise RequestError("queue_full", f"The queue has room for {limit} jobs "
+                                   f"({self.store.count_queued()} queued); this batch has {spec.batch_jobs}.",
+                                   QUEUE_FULL_HINT)
         max_jobs = self.config.retention.max_jobs
         if max_jobs and self.store.count_jobs() >= max_jobs:
             raise RequestError("store_full", f"The server keeps {max_jobs} jobs already, the most it stores.",
@@ -248,7 +283,7 @@ class Service:
     def _store_resolved(self, env: p.Envelope, job_id: str, resolved: ResolvedJob) -> Outcome:
         spec = body_of(env, p.Submit).spec
         if spec.client_token:  # a retry that arrived while the first was being checked
-            existing = self.store.by_token(spec.client_token)
+            existing = self.store.by_token(self._token(spec) or "")
             if existing is not None:
                 return self._accepted(env, existing)
         self._check_queue()
@@ -256,7 +291,10 @@ class Service:
         position = self.scheduler.position_for(spec.priority)
         try:
             job, _ = self.store.create_job(job_id, resolved, priority=spec.priority,
-                                           client_token=spec.client_token, position=position)
+                                           client_token=self._token(spec), position=position,
+                                           max_queued=self.config.limits.max_queue)
+        except QueueFull as exc:
+            raise RequestError("queue_full", str(exc), QUEUE_FULL_HINT) from None
         except sqlite3.IntegrityError as exc:
             raise RequestError("internal_error", "Could not store the job (id or token clash).", "Submit again.") from exc
         upload_requests.remember(self, spec, resolved, job.id)
@@ -272,7 +310,8 @@ class Service:
     def _on_cancel(self, env: p.Envelope) -> Outcome:
         job = self._job(env)
         if self.scheduler.cancel(job.id) == "removed":
-            batch_summary.job_ending(self.store, job.id, p.JobState.CANCELLED)
+            batch_summary.job_ending(self.store, job.id, p.JobState.CANCELLED,
+                                     may_write=self.config.output_roots.permits)
             self.journal.append(job.id, p.Cancelled(reason="cancelled while queued"), state=p.JobState.CANCELLED)
             job = self.store.require(job.id)
         return self._reply(env, p.JobStatus(info=self.info(job)))
@@ -360,6 +399,9 @@ class Service:
 
     def _on_queue(self, env: p.Envelope) -> Outcome:
         action = body_of(env, p.QueueControl).action
+        if action is not None and not is_admin(self.owner):
+            raise RequestError("forbidden", f"Only the server's owner may {action} the whole queue.",
+                               "Ask whoever runs the server; cancel or reorder your own jobs instead.", "body.action")
         if action is not None:
             paused = action == "pause"
             self.store.set_setting(QUEUE_PAUSED, paused)  # stored first: a restart keeps it
@@ -387,15 +429,23 @@ class Service:
         job = self._job(env)
         body = body_of(env, p.Read)
         try:
-            data, size = read_chunk(job.spec.output, self._done_files(job), body.name, body.offset, body.length)
+            identity = load_identity(self.journal.blob_path(job.id, IDENTITY))
+            data, size = read_chunk(job.spec.output, self._done_files(job), body.name, body.offset, body.length,
+                                    identity)
         except OutputFileError as exc:
             raise RequestError(exc.code, exc.message, exc.hint, "body.name") from None
         chunk = p.Chunk(name=body.name, offset=body.offset, size=size, eof=body.offset + len(data) >= size)
         return Outcome([p.encode(p.Envelope(chunk, rid=env.rid, job=job.id, blobs=(data,)))])
 
     def _on_probe(self, env: p.Envelope) -> Outcome:
+        path = body_of(env, p.Probe).input
+        # Refused alike whether the path exists or not: no existence oracle outside what the client may read.
+        if path.strip() and os.path.isabs(os.path.expanduser(path)) and not may_read(self.owner, path,
+                                                                                    self.config.input_roots):
+            raise RequestError("input_not_allowed", f"This server does not let this client read {path}.",
+                               input_hint(self.config), "body.input")
         # Off this thread: a long file must not hold up everyone else's requests.
-        return Outcome(cursor=self.prober.start(body_of(env, p.Probe).input, env.rid), cursor_key=("probe", env.rid))
+        return Outcome(cursor=self.prober.start(path, env.rid), cursor_key=("probe", env.rid))
 
     def _on_heartbeat(self, env: p.Envelope) -> Outcome:  # the front answers heartbeats itself
         return self._reply(env, p.Heartbeat(server_id=self.server_id))

@@ -29,7 +29,7 @@ from typing import Any
 
 from bridge.wire import protocol as p
 from bridge.wire.protocol import RETRYABLE_STATES, JobState
-from server.resolved_job import ResolvedJob
+from server.resolved_job import LOCAL_OWNER, ResolvedJob
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -157,11 +157,20 @@ class JobStore:
     # --- jobs ---
 
     def create_job(
-        self, job_id: str, spec: ResolvedJob, *, priority: int, client_token: str | None, position: int
+        self, job_id: str, spec: ResolvedJob, *, priority: int, client_token: str | None, position: int,
+        max_queued: int | None = None,
     ) -> tuple[JobRecord, EventRecord]:
-        """Insert a queued job and its `accepted` event (seq 1) in one transaction."""
+        """Insert a queued job and its `accepted` event (seq 1) in one transaction.
+
+        `max_queued`: the queue's room, checked in the same transaction (QueueFull): a job
+        of a batch of `batch_jobs` needs room for the batch's jobs not stored yet, and the
+        rows other batches still have to send are counted as taken, so a batch is queued
+        whole or not at all.
+        """
         now = time.time()
         with self._txn() as db:
+            if max_queued is not None:
+                _check_room(db, spec, max_queued, now)
             order = db.execute("SELECT COALESCE(MAX(queue_order), 0) + 1 FROM jobs").fetchone()[0]
             db.execute(
                 "INSERT INTO jobs (id, created, updated, state, spec, priority, queue_order, last_seq, client_token)"
@@ -241,6 +250,17 @@ class JobStore:
                 (output, JobState.QUEUED, JobState.RUNNING),
             ).fetchone()
         return row is not None
+
+    def output_owners(self, path: str) -> set[str]:
+        """Who submitted the jobs that wrote the file `path` (as recorded in their outputs).
+
+        The record `overwrite` is checked against: a client may replace only what its own jobs wrote.
+        """
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT DISTINCT json_extract(jobs.spec, '$.owner') FROM jobs, json_each(jobs.outputs) AS o "
+                "WHERE o.value = ?", (path,)).fetchall()
+        return {row[0] or LOCAL_OWNER for row in rows}
 
     def retry(self, job_id: str, reason: str) -> EventRecord | None:
         """A failed or cancelled job goes to the back of the queue with a `requeued` event;
@@ -397,6 +417,34 @@ class JobStore:
                 "SELECT frame FROM events WHERE job_id = ? AND type = ? AND frame IS NOT NULL", (job_id, type_)
             ).fetchall()
         return {r[0] for r in rows}
+
+
+class QueueFull(Exception):
+    def __init__(self, queued: int, promised: int, needed: int, limit: int):
+        self.queued, self.promised, self.needed, self.limit = queued, promised, needed, limit
+        taken = f"{queued} queued" + (f" and {promised} promised to batches still arriving" if promised else "")
+        super().__init__(f"The queue has room for {limit} jobs ({taken}); this needs room for {needed}.")
+
+
+# A batch that stopped arriving (its client died half-way) stops holding room after this long.
+BATCH_ROOM_S = 600.0
+
+
+def _check_room(db: sqlite3.Connection, spec: ResolvedJob, limit: int, now: float) -> None:
+    queued = db.execute("SELECT COUNT(*) FROM jobs WHERE state = ?", (JobState.QUEUED,)).fetchone()[0]
+    rows = db.execute(
+        "SELECT json_extract(spec, '$.batch'), MAX(json_extract(spec, '$.batch_jobs')), COUNT(*), MAX(created) "
+        "FROM jobs WHERE json_extract(spec, '$.batch') IS NOT NULL GROUP BY json_extract(spec, '$.batch')"
+    ).fetchall()
+    promised, stored = 0, 0
+    for batch, total, count, newest in rows:
+        if batch == spec.batch:
+            stored = count
+        elif total and count < total and newest > now - BATCH_ROOM_S:
+            promised += total - count
+    needed = max(1, (spec.batch_jobs or 1) - stored) if spec.batch else 1
+    if queued + promised + needed > limit:
+        raise QueueFull(queued, promised, needed, limit)
 
 
 class _Transaction:

@@ -16,13 +16,15 @@ from pathlib import Path
 
 from bridge import media
 from bridge.media.matte import SOURCE_ALPHA, check_matte
-from bridge.media.output_safety import OutputRefused, check_output, check_path_text, is_under, target_of
+from bridge.media.output_safety import OutputRefused, check_output, check_path_text, existing_outputs, target_of
 from bridge.wire import naming
 from bridge.wire.edit_params import BY_NAME, ParamsError, complete
 from bridge.wire.protocol import JobSpec
 from server import upload_source
-from server.bounds import disk_problem, estimate, memory_problem
+from server.bounds import disk_problem, estimate, memory, memory_problem
+from server.client_scope import OwnersOf, foreign_files, may_read
 from server.config import ServerConfig
+from server.probe_request import not_a_file
 from server.resolved_job import LOCAL_OWNER, ResolvedJob, SourceInfo
 from server.uploads import UploadError, Uploads
 from tokenflow.params import EditParams
@@ -49,9 +51,11 @@ def edit_params(raw: dict) -> EditParams:
         raise SubmitError("bad_params", str(exc), hint, f"body.spec.params.{exc.name}") from None
 
 
-def output_allowed(path: Path, allowed: typing.Iterable[Path]) -> bool:
-    """True if `path` (after resolving '..' and symlinks of what exists) is under an allowed folder."""
-    return is_under(path.parent.resolve() / path.name, allowed)
+def _check_output(output: str, config: ServerConfig, **kw: typing.Any) -> None:
+    """The output policy with this server's folders: allowed ones, and its own files never."""
+    roots = config.output_roots
+    check_output(output, allowed=roots.allowed, allow_hint=allow_hint(config),
+                 private_folder_of=roots.private_folder_of, **kw)
 
 
 def allow_hint(config: ServerConfig) -> str:
@@ -60,14 +64,35 @@ def allow_hint(config: ServerConfig) -> str:
             "to another folder.")
 
 
-def check_job_output(spec: ResolvedJob, config: ServerConfig, own: tuple[str, ...] = ()) -> None:
+def check_job_output(spec: ResolvedJob, config: ServerConfig, own: tuple[str, ...] = (),
+                     owners_of: OwnersOf | None = None) -> None:
     """The output policy (bridge.media.output_safety) for a resolved spec; raises OutputRefused."""
-    check_output(spec.output, source=spec.input, overwrite=spec.overwrite,
-                 allowed=config.allowed_output_dirs, own=own, allow_hint=allow_hint(config), preset=spec.preset)
+    _check_output(spec.output, config, source=spec.input, overwrite=spec.overwrite, own=own, preset=spec.preset)
+    if spec.overwrite:
+        _check_replaces_own(spec.output, spec.preset, spec.owner, owners_of, own)
+
+
+def _check_replaces_own(output: str, preset: typing.Any, owner: str, owners_of: OwnersOf | None,
+                        own: typing.Collection[str] = ()) -> None:
+    """`overwrite` replaces only what this client's own jobs wrote (server/client_scope.py)."""
+    existing = [path for path in existing_outputs(output, preset) if str(path) not in own]
+    foreign = foreign_files(existing, owner, owners_of)
+    if foreign:
+        raise OutputRefused("output_exists", f"{foreign[0]} already exists and was not written by a job of this "
+                            "client; overwrite replaces only this client's own outputs.",
+                            "Choose another output name or folder.")
+
+
+def input_hint(config: ServerConfig) -> str:
+    where = ", ".join(str(d) for d in config.input_roots.allowed)
+    return (f"Clients of this server read inputs under: {where} (the server's --allow-input); copy the clip "
+            "there, or ask the server's owner.")
+
+
 
 
 def _allowed_output(output: str, config: ServerConfig, where: str) -> None:
-    if not output_allowed(Path(output), config.allowed_output_dirs):
+    if not config.output_roots.permits(Path(output)):
         raise SubmitError(
             "output_not_allowed", f"The server may not write to {output}.",
             "Write under one of: " + ", ".join(str(d) for d in config.allowed_output_dirs)
@@ -115,8 +140,10 @@ def _output_name(spec: JobSpec, job_id: str, source: Path, first: int, last: int
     return folder, name
 
 
-def _check_matte(matte: str, source: Path, first: int, last: int, pix_fmt: str | None, uploaded: bool) -> None:
-    """The matte, like the input, is read from the server's disk: absolute, there, covering the range.
+def _check_matte(matte: str, source: Path, first: int, last: int, pix_fmt: str | None, uploaded: bool,
+                 config: ServerConfig, owner: str) -> None:
+    """The matte, like the input, is read from the server's disk: absolute, there, readable by
+    `owner` (server/client_scope.py), covering the range.
     (Matte frames uploaded with the job are not taken here yet: a path only.)"""
     where = "body.spec.params.matte"
     if matte == SOURCE_ALPHA and uploaded:
@@ -130,6 +157,9 @@ def _check_matte(matte: str, source: Path, first: int, last: int, pix_fmt: str |
         if not Path(matte).is_absolute():
             raise SubmitError("bad_field", f"The matte path {matte!r} is relative.",
                               "Send an absolute path on the server's machine, or \"alpha\".", where)
+        if not may_read(owner, matte, config.input_roots):  # before existence: no oracle
+            raise SubmitError("input_not_allowed", f"This server does not let this client read {matte}.",
+                              input_hint(config), where)
     try:
         check_matte(matte, source, first, last, pix_fmt)
     except media.MediaError as exc:
@@ -137,8 +167,8 @@ def _check_matte(matte: str, source: Path, first: int, last: int, pix_fmt: str |
                           "The server reads the matte from its own disk.", where) from None
 
 
-
-def _file_input(spec: JobSpec) -> tuple[Path, media.ClipInfo]:
+def _file_input(spec: JobSpec, config: ServerConfig, owner: str) -> tuple[Path, media.ClipInfo]:
+    """(path, clip facts) of the input file, if `owner` may read it (server/client_scope.py)."""
     try:
         check_path_text(spec.input, "input")
     except OutputRefused as exc:
@@ -147,9 +177,12 @@ def _file_input(spec: JobSpec) -> tuple[Path, media.ClipInfo]:
     if not source.is_absolute():
         raise SubmitError("bad_field", f"The input path {spec.input!r} is relative.",
                           "Send an absolute path on the server's machine.", "body.spec.input")
-    if not source.is_file():
-        raise SubmitError("not_found", f"The input file {source} does not exist on the server.",
-                          "Check the path; the server reads it from its own disk.", "body.spec.input")
+    if not may_read(owner, source, config.input_roots):  # before existence: no oracle
+        raise SubmitError("input_not_allowed", f"This server does not let this client read {source}.",
+                          input_hint(config), "body.spec.input")
+    problem = not_a_file(source)
+    if problem:
+        raise SubmitError(*problem, "body.spec.input")
     try:
         return source, media.probe(source)
     except media.MediaError as exc:
@@ -175,15 +208,17 @@ def upload_input(spec: JobSpec, uploads: Uploads | None, owner: str) -> tuple[Pa
 
 def resolve(spec: JobSpec, job_id: str, config: ServerConfig,
             reserved: typing.Callable[[str], bool] = lambda output: False,
-            uploads: Uploads | None = None, owner: str = LOCAL_OWNER) -> ResolvedJob:
+            uploads: Uploads | None = None, owner: str = LOCAL_OWNER,
+            owners_of: OwnersOf | None = None) -> ResolvedJob:
     """The checked, explicit spec the store keeps. `reserved(output)`: whether another job will
     write that output; a named output (destination + template) takes the first free name.
-    `uploads`: where a spec naming an upload finds it (server/uploads.py)."""
+    `uploads`: where a spec naming an upload finds it (server/uploads.py). `owner`: who submits;
+    `owners_of`: who wrote a file (server/client_scope.py: what a client may read and replace)."""
     digest = None
     if spec.upload is not None:
         source, info, first, last, digest = upload_input(spec, uploads, owner)
     else:
-        source, info = _file_input(spec)
+        source, info = _file_input(spec, config, owner)
         try:
             first, last = media.parse_frame_range(spec.frames, info.frame_count)
         except media.MediaError as exc:
@@ -195,7 +230,7 @@ def resolve(spec: JobSpec, job_id: str, config: ServerConfig,
 
     params = edit_params(spec.params)
     if params.matte:
-        _check_matte(params.matte, source, first, last, info.pix_fmt, spec.upload is not None)
+        _check_matte(params.matte, source, first, last, info.pix_fmt, spec.upload is not None, config, owner)
     model = spec.model or config.default_model
     if model not in config.models:
         raise SubmitError("unknown_model", f"This server does not offer model {model!r}.",
@@ -225,8 +260,7 @@ def resolve(spec: JobSpec, job_id: str, config: ServerConfig,
         output = media.default_output(config.data.outputs / job_id / source.name, preset)
     try:
         # First: the input itself, an escape from the allowed folders, a link (output_safety).
-        check_output(output, source=source, overwrite=spec.overwrite, allowed=config.allowed_output_dirs,
-                     allow_hint=allow_hint(config), preset=preset)
+        _check_output(output, config, source=source, overwrite=spec.overwrite, preset=preset)
     except OutputRefused as exc:
         raise SubmitError(exc.code, exc.message, exc.hint, "body.spec.output") from None
     except media.MediaError:
@@ -245,6 +279,11 @@ def resolve(spec: JobSpec, job_id: str, config: ServerConfig,
     except media.MediaError as exc:
         raise SubmitError("output_not_writable", str(exc), "", "body.spec.output") from None
     number = first if spec.start_number is None else spec.start_number
+    if spec.overwrite:
+        try:
+            _check_replaces_own(output, preset, owner, owners_of)
+        except OutputRefused as exc:
+            raise SubmitError(exc.code, exc.message, exc.hint, "body.spec.output") from None
     if not spec.overwrite:
         try:
             media.writers.check_not_existing(media.writers.sequence_paths(out_spec, number, n_frames))
@@ -259,14 +298,16 @@ def resolve(spec: JobSpec, job_id: str, config: ServerConfig,
         preset=out_spec.preset.name, start_number=spec.start_number, audio=spec.audio,
         source=SourceInfo(width=info.width, height=info.height, frame_rate=str(info.frame_rate)),
         destination=str(destination) if destination else spec.destination, name_template=spec.name_template,
-        name=spec.name or source.stem, batch=spec.batch, row=spec.row, upload=spec.upload, upload_digest=digest,
+        name=spec.name or source.stem, batch=spec.batch, row=spec.row, batch_jobs=spec.batch_jobs,
+        upload=spec.upload, upload_digest=digest,
     )
     kind, target = target_of(output, preset)
 
-    needs = estimate(n_frames, info.width, info.height, params.short_side, params.steps, kind)
-    problem = memory_problem(needs, n_frames)
+    needs = estimate(n_frames, info.width, info.height, params.short_side, params.steps, kind, params.batch_size)
+    problem = memory_problem(memory(n_frames, info.width, info.height, params.short_side, params.steps,
+                                    params.batch_size), info.width, info.height, params.short_side)
     if problem:
-        raise SubmitError("bad_range", problem, "Submit a shorter --frames range (several jobs), or a smaller --size.",
+        raise SubmitError("bad_range", problem, "Several shorter jobs together do what one long job would.",
                           "body.spec.frames")
     problem = disk_problem(needs, config.data.root, config.cache_dir, target.parent if kind == "movie" else target,
                            config.free_space)

@@ -48,6 +48,29 @@ def tiny_engine(tiny_model_dir):
 
 
 @pytest.fixture(scope="session")
+def tiny_sdxl_model_dir(tmp_path_factory) -> Path:
+    from server.quiet import quiet_libraries
+    from tokenflow.tiny import make_tiny_sdxl_pipeline_dir
+
+    quiet_libraries()
+    return make_tiny_sdxl_pipeline_dir(tmp_path_factory.mktemp("tiny-sdxl-model"))
+
+
+@pytest.fixture(scope="session")
+def tiny_sdxl_engine(tiny_sdxl_model_dir):
+    from tokenflow.engine import Engine
+
+    return Engine(str(tiny_sdxl_model_dir), device="cpu", cache_dir=None)
+
+
+@pytest.fixture(scope="session", params=["sd", "sdxl"])
+def family_engine(request):
+    """The tiny engine of each model family (SD 1.x/2.x layout, SDXL layout): the mechanism
+    tests run on both."""
+    return request.getfixturevalue("tiny_engine" if request.param == "sd" else "tiny_sdxl_engine")
+
+
+@pytest.fixture(scope="session")
 def shipped_clip() -> Path:
     return SHIPPED_CLIP
 

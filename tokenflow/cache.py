@@ -20,6 +20,7 @@ def inversion_key(
     scheduler_config: dict,
     inversion_prompt: str,
     dtype: str,
+    loras: str = "",
 ) -> str:
     """Stable hash of what determines an inversion; any change gives another key."""
     relevant = {k: scheduler_config.get(k) for k in sorted(scheduler_config) if not k.startswith("_")}
@@ -32,6 +33,7 @@ def inversion_key(
             "scheduler": relevant,
             "inversion_prompt": inversion_prompt,
             "dtype": dtype,
+            "loras": loras,  # the LoRA set and scales (tokenflow/lora.py): another set inverts differently
             # 2: content is the source pixels' digest, not the latents'; 3: the picture is
             # padded, not stretched (an older entry of the same padded size holds other latents)
             "format": 3,

@@ -14,6 +14,8 @@ from tokenflow.events import Cancelled
 from tokenflow.keyframes import KeyframeGroup, neighbours, plan_groups, resolve_max_joint_keyframes, sample_keyframes
 from tokenflow.matte import blend
 from tokenflow.params import EditParams
+from tokenflow.sdxl import Added, added_kwargs
+from tokenflow.sites import attention_stride
 from tokenflow.stats import EditStats
 
 
@@ -24,10 +26,20 @@ class Conditioning:
     prompt: torch.Tensor
     # More prompts edited in the same pass (variants), sharing the source branch.
     variants: tuple[torch.Tensor, ...] = ()
+    # SDXL's extra UNet inputs per branch, (source, negative, prompt, *variants); None for SD 1.x/2.x.
+    added: tuple[Added, ...] | None = None
 
     @property
     def prompts(self) -> list[torch.Tensor]:
         return [self.prompt, *self.variants]
+
+    def source_added(self) -> tuple[Added] | None:
+        """The source branch's extra UNet inputs (the inversion prompt's)."""
+        return None if self.added is None else (self.added[0],)
+
+    def edit_added(self, variant: int) -> tuple[Added, Added] | None:
+        """One variant's [uncond | cond] call's extra UNet inputs (the negative's, the prompt's)."""
+        return None if self.added is None else (self.added[1], self.added[2 + variant])
 
 
 def _batches(items: list[int], size: int) -> list[list[int]]:
@@ -69,6 +81,7 @@ def invert(
     should_cancel: Callable[[], bool],
     on_step: Callable[[int, int], None] | None = None,
     pad_batches: bool = False,
+    added: Added | None = None,
 ) -> dict[int, torch.Tensor]:
     """DDIM-invert (N, 4, h, w) latents; returns x_t on the UNet's device for every sampling timestep t.
 
@@ -90,7 +103,8 @@ def invert(
         alpha_prev = schedule.final_alpha
         for t in ascending:
             _check_cancel(should_cancel)
-            output = unet(x.to(dtype), t, encoder_hidden_states=cond).sample.float()
+            extra = added_kwargs(None if added is None else (added,), len(frames))
+            output = unet(x.to(dtype), t, encoder_hidden_states=cond, **extra).sample.float()
             stats.count("inversion", real)
             alpha_t = schedule.alpha(t)
             # The UNet is told x is at level t (the public rule), so read its output at t.
@@ -142,7 +156,9 @@ class EditLoop:
         self.n_frames = inverted[schedule.timesteps[0]].shape[0]
         self.generator = torch.Generator().manual_seed(params.seed)
         latent_h, latent_w = inverted[schedule.timesteps[0]].shape[-2:]
-        self.max_joint = resolve_max_joint_keyframes(params.max_joint_keyframes, unet.device.type, latent_h, latent_w)
+        stride = attention_stride(unet)  # the token budget counts the finest attention level's tokens
+        self.max_joint = resolve_max_joint_keyframes(params.max_joint_keyframes, unet.device.type, latent_h // stride,
+                                                     latent_w // stride)
         stats.max_joint_keyframes = self.max_joint
         self.keyframe_history: list[list[int]] = []
         self.group_history: list[list[KeyframeGroup]] = []
@@ -162,14 +178,16 @@ class EditLoop:
         state.frames = list(frames)
         state.recorded.clear()
         state.role = SOURCE
-        self.unet(self.inverted[t][index].to(dtype), t, encoder_hidden_states=c.source.expand(b, -1, -1))
+        self.unet(self.inverted[t][index].to(dtype), t, encoder_hidden_states=c.source.expand(b, -1, -1),
+                  **added_kwargs(c.source_added(), b))
         estimates = []
         state.role = EDIT
         for variant, (variant_latents, prompt) in enumerate(zip(latents, c.prompts)):
             state.variant = variant
             current = variant_latents[index]
             text = torch.cat([c.negative.expand(b, -1, -1), prompt.expand(b, -1, -1)])
-            output = self.unet(torch.cat([current, current]).to(dtype), t, encoder_hidden_states=text).sample.float()
+            output = self.unet(torch.cat([current, current]).to(dtype), t, encoder_hidden_states=text,
+                               **added_kwargs(c.edit_added(variant), b)).sample.float()
             uncond, cond = output.chunk(EDITED)
             uncond = ddim.to_epsilon(uncond, current, step_alpha, self.schedule.prediction_type)
             cond = ddim.to_epsilon(cond, current, step_alpha, self.schedule.prediction_type)

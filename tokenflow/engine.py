@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from tokenflow import ddim
+from tokenflow import ddim, devices
 from tokenflow.aspect import Geometry, crop, geometry, pad
 from tokenflow.attention import TokenFlowState, installed
 from tokenflow.background import Finisher, read_ahead
@@ -19,14 +19,16 @@ from tokenflow.cache import InversionCache, compact, inversion_key
 from tokenflow.editor import Conditioning, EditLoop, device_index, first_preview_frames, invert, preview_first_step
 from tokenflow.errors import InvalidInput, ModelNotFound, OutOfMemory
 from tokenflow.events import Cancelled, EventSink, FrameReady, Preview, Progress
+from tokenflow.family import native_short_side
 from tokenflow.frames import decode_chunks, encode_frames, finish_decoded, to_model_input, to_uint8
 from tokenflow.keyframes import resolve_max_joint_keyframes
+from tokenflow.lora import LoraSet
 from tokenflow.matte import MatteOptions
 from tokenflow.matte import prepare as prepare_matte
-from tokenflow.model import DEFAULT_MODEL, LoadedModel, encode_prompt, load_model
+from tokenflow.model import DEFAULT_MODEL, LoadedModel, added_conditioning, encode_prompt, load_model
 from tokenflow.params import EditParams
 from tokenflow.preview_decoder import PreviewDecoder
-from tokenflow.sites import find_sites
+from tokenflow.sites import attention_stride, find_sites
 from tokenflow.stats import EditStats
 
 PREVIEW_MAX_FRAMES = 8
@@ -87,11 +89,17 @@ class Engine:
                 self.preview_decoder_problem = str(exc)
         self.load_seconds = time.perf_counter() - started
         self._prompts: dict[str, torch.Tensor] = {}
+        self.loras = LoraSet(self.model)  # the LoRA adapters loaded now (none until a job asks)
 
     def _prompt(self, text: str) -> torch.Tensor:
         if text not in self._prompts:
             self._prompts[text] = encode_prompt(self.model, text)
         return self._prompts[text]
+
+    def _use_loras(self, wanted: tuple[str, ...]) -> None:
+        """Load the job's LoRAs (kept loaded while jobs ask for the same set)."""
+        if self.loras.use(wanted):
+            self._prompts.clear()  # a LoRA may change the text encoders too
 
     @torch.no_grad()
     def _preview_pixels(self, latents: torch.Tensor) -> torch.Tensor:
@@ -105,7 +113,9 @@ class Engine:
         """Invert the first preview's frames first, show the edit on them, then invert the rest."""
         n_frames = latents.shape[0]
         latent_h, latent_w = latents.shape[-2:]
-        max_joint = resolve_max_joint_keyframes(params.max_joint_keyframes, self.model.device.type, latent_h, latent_w)
+        stride = attention_stride(self.model.unet)
+        max_joint = resolve_max_joint_keyframes(params.max_joint_keyframes, self.model.device.type, latent_h // stride,
+                                                latent_w // stride)
         early = first_preview_frames(params, n_frames, max_joint)
         rest = [f for f in range(n_frames) if f not in set(early)]
         source_prompt = self._prompt(params.inversion_prompt)
@@ -121,7 +131,8 @@ class Engine:
             with stats.timed("inversion"):
                 # One branch instead of the edit's three: the same memory holds three times the frames.
                 part = invert(self.model.unet, latents[frames], schedule, source_prompt, 3 * params.batch_size,
-                              state, stats, should_cancel, on_step=on_step, pad_batches=self.compiled)
+                              state, stats, should_cancel, on_step=on_step, pad_batches=self.compiled,
+                              added=added_conditioning(self.model, params.inversion_prompt, stats.working_size))
             done_before[0] += len(frames)
             return part
 
@@ -156,15 +167,18 @@ class Engine:
         emit = on_event or (lambda event: None)
         model = self.model
         stats = EditStats(method=params.method, device=str(model.device))
-        if model.device.type == "cuda":
-            torch.cuda.reset_peak_memory_stats(model.device)
+        devices.reset_peak_memory(model.device)
+        self._use_loras(params.loras)  # before any work: a LoRA that does not fit is refused here
         try:
             return self._edit(frames, n_frames, params, emit, should_cancel, stats, matte, tuple(variants))
         except torch.OutOfMemoryError as exc:
             raise OutOfMemory(
-                f"The GPU ran out of memory ({n_frames} frames at --size {params.short_side}): try a smaller "
+                f"The GPU ran out of memory ({n_frames} frames at --size {self._short_side(params)}): try a smaller "
                 "--size, fewer frames per batch, or a shorter --frames range."
             ) from exc
+
+    def _short_side(self, params: EditParams) -> int:
+        return native_short_side(self.model.family, params.short_side)
 
     def _edit(self, frames, n_frames, params, emit, should_cancel, stats, matte=None, variants=()) -> EditStats:
         if params.matte and matte is None:
@@ -181,7 +195,7 @@ class Engine:
             for frame in frames_in:
                 if not source_size:
                     source_size.append((frame.shape[1], frame.shape[0]))
-                    geos.append(geometry(*source_size[0], params.short_side))
+                    geos.append(geometry(*source_size[0], self._short_side(params)))
                     stats.working_size, stats.content_size = geos[0].padded, geos[0].content
                 elif (frame.shape[1], frame.shape[0]) != source_size[0]:
                     raise InvalidInput("Frames of one clip must all have the same size.")
@@ -199,7 +213,7 @@ class Engine:
         # frames, resized on the device, are kept until then (fp16 on a GPU: finer than
         # the 8-bit source; about the size of the inverted latents themselves).
         device = model.vae.device
-        keep_dtype = torch.float16 if device.type == "cuda" else torch.float32
+        keep_dtype = torch.float16 if devices.is_gpu(device) else torch.float32
         digest = hashlib.sha256()
         prepared: list[torch.Tensor] = []
         sources: list[np.ndarray] = []  # kept for the matte's composite only (uint8, source size)
@@ -222,6 +236,7 @@ class Engine:
         key = inversion_key(
             digest.hexdigest(), model.identity, tuple(geos[0].key()),
             schedule.timesteps, dict(model.scheduler.config), params.inversion_prompt, f"{model.unet_dtype}/{model.vae_dtype}",
+            loras=self.loras.identity,
         )
         inverted = self.cache.get(key)
         latents = None
@@ -236,9 +251,13 @@ class Engine:
             matte, n_frames, geos[0], MatteOptions(params.matte_invert, params.matte_feather))
         state = TokenFlowState(self.sites)
         with installed(model.unet, state):
+            texts = (params.inversion_prompt, params.negative_prompt, params.prompt, *variants)
+            added = [added_conditioning(model, text, stats.working_size) for text in texts]
+            source, negative, prompt, *more = (self._prompt(text) for text in texts)
+            # SDXL: each prompt's pooled embedding goes with its own branch (none for SD 1.x/2.x).
             conditioning = Conditioning(
-                self._prompt(params.inversion_prompt), self._prompt(params.negative_prompt), self._prompt(params.prompt),
-                tuple(self._prompt(text) for text in variants),
+                source, negative, prompt, tuple(more),
+                added=None if added[0] is None else tuple(added),  # pyright: ignore[reportArgumentType]
             )
 
             def preview(step: int, frame_indices: list[int], clean: torch.Tensor) -> None:

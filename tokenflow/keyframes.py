@@ -58,6 +58,8 @@ def finest_level_tokens(latent_height: int, latent_width: int) -> int:
 
 def auto_max_joint_keyframes(device_type: str, latent_height: int, latent_width: int) -> int:
     """Keyframes that fit the device's token budget at this latent size (at least 2)."""
+    # Apple Silicon (mps) keeps the CPU's budget: its attention kernel builds the whole
+    # attention matrix (no flash kernel), in memory the CPU shares.
     budget = GPU_TOKEN_BUDGET if device_type == "cuda" else CPU_TOKEN_BUDGET
     return max(2, budget // finest_level_tokens(latent_height, latent_width))
 

@@ -1,4 +1,4 @@
-"""Loading a Stable Diffusion 1.x/2.x model: hub id, local diffusers folder, or one checkpoint file."""
+"""Loading a Stable Diffusion 1.x/2.x or SDXL model: hub id, local diffusers folder, or one checkpoint file."""
 
 from __future__ import annotations
 
@@ -8,7 +8,17 @@ from typing import Any
 
 import torch
 
+from tokenflow import devices, sdxl
 from tokenflow.errors import ModelNotFound, UnsupportedModel
+from tokenflow.family import (
+    SD,
+    Family,
+    family_of_checkpoint,
+    family_of_folder,
+    family_of_pipeline_index,
+    family_of_unet_config,
+    refuse,
+)
 
 # Stability AI removed its SD 2.x repositories from the hub in November 2025; the
 # community keeps the same weights here (ALGORITHM.md, "Models").
@@ -29,6 +39,10 @@ class LoadedModel:
     device: torch.device
     unet_dtype: torch.dtype
     vae_dtype: torch.dtype
+    family: Family = SD
+    text_encoder_2: Any = None  # SDXL
+    tokenizer_2: Any = None  # SDXL
+    pipeline: Any = None  # the diffusers pipeline the parts came from (its LoRA loader, tokenflow/lora.py)
 
     @property
     def vae_scale(self) -> float:
@@ -49,31 +63,32 @@ class LoadedModel:
         return f"{path.resolve()}@{weights.stat().st_mtime_ns}"
 
 
-def resolve_device(device: str) -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ModelNotFound(
-            "--device cuda was asked for but this PyTorch has no CUDA GPU: use --device cpu, "
-            "or install the CUDA build of torch."
-        )
-    return torch.device(device)
+def _family(spec: str, path: Path, config: str | None) -> Family:
+    """Which pipeline class loads `spec`, told from its configuration before the weights load."""
+    if config and Path(config).expanduser().is_dir() and (Path(config).expanduser() / "model_index.json").exists():
+        return family_of_folder(Path(config).expanduser())
+    if spec.lower().endswith(CHECKPOINT_SUFFIXES):
+        return family_of_checkpoint(path) if path.is_file() else SD
+    if path.is_dir():
+        return family_of_folder(path) if (path / "model_index.json").exists() else SD
+    try:  # a hub id: its model_index.json alone (cached, or fetched with network access)
+        from diffusers import DiffusionPipeline  # pyright: ignore[reportPrivateImportUsage]  # diffusers' documented API; its lazy __init__ reads as private
+
+        index: Any = DiffusionPipeline.load_config(spec)  # a dict (a tuple only with return_unused_kwargs)
+        return family_of_pipeline_index(index)
+    except UnsupportedModel:
+        raise
+    except Exception:
+        return SD  # not reachable: loading below says so with the right sentence
 
 
-def choose_dtypes(device: torch.device, vae_force_upcast: bool = True) -> tuple[torch.dtype, torch.dtype]:
-    """(unet, vae) dtypes. fp32 on CPU. On GPU the UNet runs fp16. The VAE runs fp32 unless
-    its config says fp16 is safe (`force_upcast: false`, e.g. the fp16-fixed SD VAEs): fp16
-    overflows to NaN in SD's own VAEs (public issue #14), and bf16's 8-bit mantissa shows
-    as banding in decoded frames. The VAE is a small share of the work either way."""
-    if device.type != "cuda":
-        return torch.float32, torch.float32
-    return torch.float16, (torch.float32 if vae_force_upcast else torch.float16)
+def _load_pipeline(spec: str, dtype: torch.dtype, config: str | None, family: Family = SD):
+    import diffusers
 
-
-def _load_pipeline(spec: str, dtype: torch.dtype, config: str | None):
-    from diffusers import StableDiffusionPipeline  # pyright: ignore[reportPrivateImportUsage]  # diffusers' documented API; its lazy __init__ reads as private
-
-    common: dict[str, Any] = dict(torch_dtype=dtype, safety_checker=None, feature_extractor=None, requires_safety_checker=False)
+    pipeline_class = getattr(diffusers, family.pipeline_class)
+    common: dict[str, Any] = dict(torch_dtype=dtype)
+    if family is SD:
+        common.update(safety_checker=None, feature_extractor=None, requires_safety_checker=False)
     # Folders and hub ids: the VAE keeps its stored precision (cast down later only if safe).
     per_component = dict(common, torch_dtype={"default": dtype, "vae": torch.float32})
     path = Path(spec).expanduser()
@@ -84,7 +99,7 @@ def _load_pipeline(spec: str, dtype: torch.dtype, config: str | None):
         if config:
             kwargs["config"] = config
         try:
-            return StableDiffusionPipeline.from_single_file(str(path), **kwargs)
+            return pipeline_class.from_single_file(str(path), **kwargs)
         except Exception as exc:  # diffusers raises several types here
             raise ModelNotFound(
                 f"Could not load checkpoint {spec} ({exc.__class__.__name__}: {exc}). A single-file "
@@ -97,12 +112,12 @@ def _load_pipeline(spec: str, dtype: torch.dtype, config: str | None):
                 f"{spec} is a folder but not a diffusers Stable Diffusion model (no model_index.json "
                 "or unet/): point --model at a diffusers folder, a .safetensors checkpoint, or a hub id."
             )
-        return StableDiffusionPipeline.from_pretrained(str(path), local_files_only=True, **per_component)
+        return pipeline_class.from_pretrained(str(path), local_files_only=True, **per_component)
     looks_like_path = spec.startswith(("/", ".", "~")) or spec.count("/") > 1 or "\\" in spec
     if looks_like_path:
         raise ModelNotFound(f"Model folder {spec} does not exist: check the path.")
     try:
-        return StableDiffusionPipeline.from_pretrained(spec, **per_component)
+        return pipeline_class.from_pretrained(spec, **per_component)
     except Exception as exc:
         raise ModelNotFound(
             f"Model {spec!r} could not be found locally or downloaded ({exc.__class__.__name__}). "
@@ -113,20 +128,24 @@ def _load_pipeline(spec: str, dtype: torch.dtype, config: str | None):
 
 
 def load_model(spec: str = DEFAULT_MODEL, device: str = "auto", config: str | None = None) -> LoadedModel:
-    """Load an SD 1.x/2.x pipeline's parts; errors say which thing is missing and how to get it."""
+    """Load an SD 1.x/2.x or SDXL pipeline's parts; errors say which thing is missing and how to get it."""
     from diffusers import DDIMScheduler  # pyright: ignore[reportPrivateImportUsage]  # diffusers' documented API; its lazy __init__ reads as private
 
-    dev = resolve_device(device)
-    unet_dtype, _ = choose_dtypes(dev)
-    pipe = _load_pipeline(spec, unet_dtype, config)
-    _, vae_dtype = choose_dtypes(dev, bool(getattr(pipe.vae.config, "force_upcast", True)))
+    dev = devices.resolve_device(device)
+    unet_dtype, _ = devices.choose_dtypes(dev)
+    family = _family(spec, Path(spec).expanduser(), config)
+    pipe = _load_pipeline(spec, unet_dtype, config, family)
+    _, vae_dtype = devices.choose_dtypes(dev, bool(getattr(pipe.vae.config, "force_upcast", True)))
     unet = pipe.unet
-    if getattr(unet.config, "addition_embed_type", None) is not None or getattr(pipe, "text_encoder_2", None):
-        raise UnsupportedModel(
-            f"{spec} looks like SDXL or another architecture with extra conditioning; TokenFlow here "
-            "supports Stable Diffusion 1.x/2.x layouts: use an SD 1.5 or 2.1 model."
-        )
-    scheduler = DDIMScheduler.from_config(pipe.scheduler.config)
+    if unet is None:
+        raise refuse(f"{spec} has no UNet")
+    if family_of_unet_config(unet.config) is not family:  # e.g. an SDXL UNet in an SD folder
+        raise refuse(f"{spec}'s UNet does not match its pipeline ({family.label})")
+    if family is not SD and getattr(pipe, "text_encoder", None) is None:
+        raise refuse(f"{spec} has no first text encoder, as an SDXL refiner; it cannot edit alone")
+    # SD's and SDXL's DDIM settings where a scheduler's config (e.g. Euler's) leaves them
+    # out: DDIMScheduler's own defaults would clip samples and end at alpha 1.
+    scheduler = DDIMScheduler.from_config({"clip_sample": False, "set_alpha_to_one": False, **pipe.scheduler.config})
     model = LoadedModel(
         name=spec,
         unet=unet.to(dev, unet_dtype).eval(),
@@ -137,6 +156,10 @@ def load_model(spec: str = DEFAULT_MODEL, device: str = "auto", config: str | No
         device=dev,
         unet_dtype=unet_dtype,
         vae_dtype=vae_dtype,
+        family=family,
+        text_encoder_2=(pipe.text_encoder_2.to(dev, unet_dtype).eval() if family is not SD else None),
+        tokenizer_2=getattr(pipe, "tokenizer_2", None),
+        pipeline=pipe,
     )
     if model.prediction_type not in ("epsilon", "v_prediction"):
         raise UnsupportedModel(
@@ -147,7 +170,9 @@ def load_model(spec: str = DEFAULT_MODEL, device: str = "auto", config: str | No
 
 @torch.no_grad()
 def encode_prompt(model: LoadedModel, text: str) -> torch.Tensor:
-    """CLIP text embedding (1, 77, D) for one prompt."""
+    """CLIP text embedding (1, 77, D) for one prompt (SDXL: both encoders' side by side)."""
+    if model.family is not SD:
+        return sdxl.encode(model, text)[0]
     tokens = model.tokenizer(
         text,
         padding="max_length",
@@ -156,3 +181,11 @@ def encode_prompt(model: LoadedModel, text: str) -> torch.Tensor:
         return_tensors="pt",
     )
     return model.text_encoder(tokens.input_ids.to(model.device))[0].to(model.unet_dtype)
+
+
+def added_conditioning(model: LoadedModel, text: str, working_size: tuple[int, int]) -> sdxl.Added | None:
+    """SDXL's pooled embedding and size ids for one prompt at this working size; None for SD."""
+    if model.family is SD:
+        return None
+    pooled = sdxl.encode(model, text)[1]
+    return sdxl.Added(pooled, sdxl.time_ids(working_size, model.unet_dtype, model.device))

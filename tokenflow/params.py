@@ -22,7 +22,7 @@ class EditParams:
     guidance: float
     kf_interval: int
     seed: int
-    short_side: int
+    short_side: int  # 0: the model family's own size (tokenflow/family.py)
     method: Method
     pnp_f_t: float
     pnp_attn_t: float
@@ -45,6 +45,8 @@ class EditParams:
     matte: str
     matte_invert: bool
     matte_feather: float
+    # LoRA adapters, each "PATH_OR_ID[:SCALE]" (bridge/wire/lora_spec.py), applied in order.
+    loras: tuple[str, ...]
 
     def __post_init__(self) -> None:
         # What the loops below rely on, not the user-facing ranges (those are checked,
@@ -54,4 +56,5 @@ class EditParams:
         assert self.method in ("tokenflow", "per-frame"), self.method
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        """Plain JSON/msgpack values: a stored job reads back equal (lists, not tuples)."""
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}

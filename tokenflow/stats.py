@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 
 import torch
 
+from tokenflow import devices
+
 
 def process_peak_memory_bytes() -> int:
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
@@ -43,10 +45,10 @@ class EditStats:
         try:
             yield
         finally:
-            if self.device.startswith("cuda"):
+            if self.device.startswith(("cuda", "mps")):
                 # GPU work is queued, not done: without this a stage's kernels would be
                 # billed to whichever later stage first waits for them. Once per stage.
-                torch.cuda.synchronize()
+                devices.synchronize(torch.device(self.device))
             self.seconds[stage] += time.perf_counter() - start
 
     def elapsed(self) -> float:
@@ -54,10 +56,8 @@ class EditStats:
 
     def finish(self, device: torch.device) -> None:
         self.total_seconds = self.elapsed()
-        if device.type == "cuda":
-            self.peak_memory_bytes = int(torch.cuda.max_memory_allocated(device))
-        else:
-            self.peak_memory_bytes = process_peak_memory_bytes()
+        gpu = devices.peak_memory_bytes(device)
+        self.peak_memory_bytes = process_peak_memory_bytes() if gpu is None else gpu
 
     def to_dict(self) -> dict:
         passes = dict(self.unet_passes)

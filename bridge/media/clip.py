@@ -180,6 +180,39 @@ def _header_count(stream: av.video.stream.VideoStream, rate: Fraction) -> int | 
     return None
 
 
+def _last_frame_present(container: av.container.InputContainer, stream: av.video.stream.VideoStream,
+                        count: int, rate: Fraction, time_base: Fraction) -> bool:
+    """Whether the header's last frame can be read: a truncated fast-start MP4 keeps a full
+    index (count and duration agree) over data that stops half-way. One seek near the end
+    and one GOP demuxed, so trusting a header stays cheap."""
+    start = stream_start(stream)
+    last = start + int((count - 1) / rate / time_base)
+    try:
+        container.seek(last, stream=stream, backward=True, any_frame=False)
+        seen = max((packet.pts for packet in container.demux(stream) if packet.size > 0 and packet.pts is not None),
+                   default=None)
+    except (av.error.FFmpegError, OSError, ValueError):
+        return True  # no seeking in this file: the header is all there is to go on
+    return seen is not None and (seen - last) * time_base * rate >= Fraction(-1, 2)
+
+
+def _decodable_count(container: av.container.InputContainer, stream: av.video.stream.VideoStream,
+                     count: int, rate: Fraction, time_base: Fraction) -> int:
+    """How many frames decode, for a file cut short: its last GOP decoded (the last packets
+    of a cut file are partial, or reference frames that are missing), the rest trusted."""
+    start = stream_start(stream)
+    last = start + int((count - 1) / rate / time_base)
+    shown: list[int] = []
+    try:
+        container.seek(last, stream=stream, backward=True, any_frame=False)
+        for frame in container.decode(stream):
+            if frame.pts is not None:
+                shown.append(round((frame.pts - start) * time_base * rate))
+    except (av.error.FFmpegError, OSError, ValueError):
+        pass  # where the data stops: what decoded before it is what the file has
+    return min(count, max(shown) + 1) if shown else count
+
+
 def _audio(container: av.container.InputContainer, path: Path) -> AudioInfo | None:
     for stream in container.streams.audio:
         context = stream.codec_context
@@ -218,11 +251,17 @@ def probe(path: str | Path, scan: bool = False) -> ClipInfo:
         stream = video_stream(container, path)
         rate = stream_frame_rate(stream, path)
         time_base = stream_time_base(stream, path)
-        count = None if scan else _header_count(stream, rate)
+        header = _header_count(stream, rate)
+        count = None if scan else header
+        cut = header is not None and not _last_frame_present(container, stream, header, rate, time_base)
+        if cut:
+            count = None  # the index promises more than the file holds: count what is there
         timing = None
         if count is None:
             timing = _scan_timestamps(container, stream, rate, time_base)
             count = timing.frame_count if timing else 0
+            if cut and count > 0:
+                count = _decodable_count(container, stream, count, rate, time_base)
         if count <= 0:
             raise MediaError(f"{path} has a video stream with no frames: pick a clip with picture in it.")
         context = stream.codec_context

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from pathlib import Path
 
 from bridge.media.errors import MediaError
@@ -120,6 +120,7 @@ def check_output(
     own: Collection[str] = (),
     allow_hint: str = "",
     preset: str | ExportPreset | None = None,
+    private_folder_of: Callable[[Path], Path | None] | None = None,
 ) -> None:
     """Refuse an output target the job must not write (see the module's list).
 
@@ -127,6 +128,8 @@ def check_output(
     `allowed`: the folders outputs may go under (None: anywhere, as for `tokenflow
     edit`). `own`: outputs this job itself started to put in place (a re-run after a
     crash), which it may finish. `allow_hint`: how the user widens `allowed`.
+    `private_folder_of(resolved target)`: the program's own folder the target lies in (a
+    server's data folder, cache, keys), which no output may enter even inside `allowed`.
     """
     check_path_text(out, "output")
     kind, target = target_of(out, preset)
@@ -136,6 +139,11 @@ def check_output(
         shown = f"{target} (which leads to {real})" if real != target.absolute() else str(target)
         raise OutputRefused("output_not_allowed", f"The output {shown} is outside the folders outputs may go to "
                             f"({where}).", allow_hint or f"Write under one of: {where}.")
+    own_folder = private_folder_of(real) if private_folder_of is not None else None
+    if own_folder is not None:
+        raise OutputRefused("output_not_allowed", f"The output {target} is inside {own_folder}, where the server "
+                            "keeps its own files (jobs, stored frames, cache, keys); outputs never go there.",
+                            allow_hint or "Write somewhere else.")
     if kind == "movie" and target.is_symlink():
         raise OutputRefused("output_not_allowed", f"The output {target} is a symbolic link; outputs are never "
                             "written through links.", "Give the path of a real file or a new name.")

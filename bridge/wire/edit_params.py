@@ -20,6 +20,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from bridge.wire.lora_spec import lora_problem
+
 DEFAULT_NEGATIVE = "ugly, blurry, low res, unrealistic, unaesthetic"
 # CLIP's text encoder reads 77 tokens (roughly 300 characters); anything longer is cut
 # off silently by the tokenizer, so a prompt past this bound is a mistake, not a wish.
@@ -31,7 +33,7 @@ MAX_PATH_CHARS = 4096  # PATH_MAX on Linux
 @dataclass(frozen=True)
 class EditOption:
     name: str  # EditParams field = key in JobSpec.params
-    type: type  # str, int, float or bool
+    type: type  # str, int, float, bool, or list (of strings; a tuple in EditParams)
     default: Any  # None: required
     meaning: str
     flag: str | None = None  # command-line option of `edit` and `submit`; None: wire only
@@ -45,6 +47,7 @@ class EditOption:
     # What a form's spin box spans where the accepted range is open ("any"); a widget
     # needs finite bounds, the wire does not.
     offer: tuple[float, float] | None = None
+    item_problem: Callable[[str], str | None] | None = None  # list: what is wrong with one item
 
     @property
     def range_text(self) -> str:
@@ -54,6 +57,8 @@ class EditOption:
             return " or ".join(f'"{c}"' for c in self.choices)
         if self.type is bool:
             return "true or false"
+        if self.type is list:
+            return "list of strings"
         if self.type is str:
             words = [] if self.default is not None else ["non-empty"]
             if self.max_chars is not None:
@@ -71,6 +76,8 @@ class EditOption:
     def default_text(self) -> str:
         if self.default is None:
             return "required"
+        if isinstance(self.default, tuple):
+            return "none" if not self.default else ", ".join(self.default)
         if isinstance(self.default, bool):
             return "true" if self.default else "false"
         if isinstance(self.default, str):
@@ -94,10 +101,13 @@ EDIT_OPTIONS: tuple[EditOption, ...] = (
     EditOption("kf_interval", int, 8, "one keyframe per this many frames", "--kf-interval", 1, 10_000),
     EditOption("seed", int, 0, "random seed; the same seed gives the same result", "--seed",
                offer=(0, 2**31 - 1)),
-    # SD 1.x/2.x are trained at 512-768; past 2048 the UNet's memory and attention cost
-    # explode (and a mistyped --size must not reach the model).
-    EditOption("short_side", int, 512, "working short side in pixels (aspect kept exactly; reflect-padded to multiples of 64)",
-               "--size", 64, 2048, why="Stable Diffusion 1.x/2.x work best at 512-768, and frames still come "
+    # SD 1.x/2.x are trained at 512-768, SDXL at 1024 (0 picks the model's own size,
+    # tokenflow/family.py); past 2048 the UNet's memory and attention cost explode (and a
+    # mistyped --size must not reach the model).
+    EditOption("short_side", int, 0, "working short side in pixels (aspect kept exactly; reflect-padded to multiples of 64); 0 = the "
+               "model's own size (512 for SD 1.x/2.x, 1024 for SDXL)", "--size", 0, 2048,
+               excluded=tuple(float(v) for v in range(1, 64)), range_note="0 (the model's size), or 64..2048",
+               why="Stable Diffusion 1.x/2.x work best at 512-768 and SDXL at 1024, and frames still come "
                "back at the source size"),
     EditOption("method", str, "tokenflow", "tokenflow, or per-frame editing for comparison", "--method",
                choices=("tokenflow", "per-frame")),
@@ -119,6 +129,8 @@ EDIT_OPTIONS: tuple[EditOption, ...] = (
     EditOption("matte_invert", bool, False, "edit outside the matte instead", "--matte-invert"),
     EditOption("matte_feather", float, 0.0, "soften the matte's edge over this many source pixels",
                "--matte-feather", 0.0, 1000.0),
+    EditOption("loras", list, (), "LoRA styles, each PATH_OR_ID[:SCALE] (a .safetensors file or hub id; scale "
+               "1 = as trained); repeat the option for several", "--lora", item_problem=lora_problem),
 )
 BY_NAME = {o.name: o for o in EDIT_OPTIONS}
 
@@ -146,10 +158,13 @@ class ParamsError(ValueError):
         self.name = name
 
 
-_TYPE_WORDS = {str: "a string", int: "an integer", float: "a finite number", bool: "true or false"}
+_TYPE_WORDS = {str: "a string", int: "an integer", float: "a finite number", bool: "true or false",
+               list: "a list of strings"}
 
 
 def _has_type(option: EditOption, value: Any) -> bool:
+    if option.type is list:
+        return isinstance(value, (list, tuple)) and all(isinstance(item, str) for item in value)
     if option.type is bool or isinstance(value, bool):
         return option.type is bool and isinstance(value, bool)
     if option.type is int:
@@ -187,6 +202,12 @@ def problem(option: EditOption, value: Any, label: Label = wire_name) -> str | N
         return too_long(option, value, label)
     if option.type is bool:
         return None
+    if option.type is list:
+        for item in value:
+            wrong = option.item_problem(item) if option.item_problem else None
+            if wrong:
+                return f"{name}: {wrong}"
+        return None
     low, high = option.minimum, option.maximum
     below, above = low is not None and value < low, high is not None and value > high
     if value in option.excluded or (option.range_note and (below or above)):
@@ -222,7 +243,8 @@ def complete(values: Mapping[str, Any], label: Label = wire_name) -> dict[str, A
     for name, message in problems(values, label).items():
         raise ParamsError(name, message)
     filled = {o.name: values.get(o.name, o.default) for o in EDIT_OPTIONS}
-    return {o.name: float(filled[o.name]) if o.type is float else filled[o.name] for o in EDIT_OPTIONS}
+    kinds = {float: float, list: tuple}
+    return {o.name: kinds[o.type](filled[o.name]) if o.type in kinds else filled[o.name] for o in EDIT_OPTIONS}
 
 
 def form_range(name: str) -> tuple[float, float]:
@@ -260,6 +282,11 @@ def add_param_options(parser: argparse.ArgumentParser, *, send_defaults: bool) -
             kwargs.update(action="append", help=kwargs["help"] + "; repeat -p for several versions in one pass")
         if option.default is None:
             kwargs["required"] = True
+        elif option.type is list:  # repeatable; left out: the default (filled in by `complete`)
+            kwargs.update(action="append", default=None, metavar=option.name.upper().rstrip("S"))
+            kwargs["help"] += f" (default: {option.default_text})"
+            parser.add_argument(*names, **kwargs)
+            continue
         else:
             kwargs["default"] = option.default if send_defaults else None
             kwargs["help"] += f" (default: {option.default_text})"
@@ -281,7 +308,7 @@ def params_from_args(args: argparse.Namespace) -> dict[str, Any]:
         if option.flag is None:
             continue
         value = getattr(args, _dest(option), None)
-        if isinstance(value, list):  # a repeated -p: the first prompt (prompts_from_args has all)
+        if option.name == "prompt" and isinstance(value, list):  # a repeated -p: the first (prompts_from_args has all)
             value = value[0] if value else None
         if value is not None:
             params[option.name] = value

@@ -19,6 +19,7 @@ from bridge.wire.protocol import NAME_FIELDS
 DEFAULT_TEMPLATE = "{clip}_{first}-{last}_{prompt}_{seed}_{job}"
 PROMPT_SLUG_CHARS = 40
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+_NOT_IN_NAMES = re.compile(r'[\x00-\x1f\x7f<>:"/\\|?*]')
 
 
 class TemplateError(ValueError):
@@ -75,7 +76,9 @@ def render(template: str, values: Mapping[str, object]) -> str:
         "prompt": slug(str(values["prompt"])),
         **{k: safe_part(str(values[k])) for k in NAME_FIELDS if k not in ("clip", "prompt")},
     }
-    name = template.format(**parts)
+    # The template's own text too: a control character or one of <>:"/\|?* makes a name some file
+    # systems refuse and scripts trip over (a newline in a file name).
+    name = _NOT_IN_NAMES.sub("_", template.format(**parts))
     name = safe_part(name) if name.startswith(".") or not name.strip() else name
     return name[:200]
 

@@ -57,6 +57,14 @@ def _rate_positive(text: str) -> bool:
     return int(num) > 0 and int(den or "1") > 0
 # Largest chunk of an output file one `read` reply carries (see `Read`).
 MAX_CHUNK_BYTES = 1 << 20
+_BATCH_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}")
+
+
+def is_batch_name(text: str) -> bool:
+    """A batch id that is safe as part of a file name: no separators, no '..', no leading dot, bounded."""
+    return bool(_BATCH_NAME.fullmatch(text)) and ".." not in text
+
+
 # Placeholders a `name_template` may use (see bridge/wire/naming.py).
 NAME_FIELDS = ("clip", "first", "last", "prompt", "seed", "job", "batch", "row")
 
@@ -124,6 +132,8 @@ class JobSpec:
     name: str | None = None  # the clip's name for {clip} (default: the input's file name)
     batch: str | None = None  # jobs queued together share it; the server writes their summary
     row: int | None = None  # the job's place in its batch file, for {row} and messages
+    # How many jobs the batch holds: the server queues none of them unless the queue has room for all.
+    batch_jobs: int | None = None
     # The source is an upload (`upload_open`/`upload_frames`) instead of a file: `input` is then "".
     upload: str | None = None
 
@@ -841,6 +851,12 @@ def _coerce(value: Any, tp: Any, path: str, strict: bool) -> Any:
     raise _FieldError(f"{path} has an unsupported type.", path)  # a bug in this module
 
 
+def _strings(value: Any) -> bool:
+    """A list parameter's value (e.g. `loras`): at most 64 strings, each within the string limit."""
+    return (isinstance(value, (list, tuple)) and len(value) <= 64
+            and all(isinstance(item, str) and len(item) <= MAX_STRING_CHARS for item in value))
+
+
 def _checks(body: Body) -> None:
     """Range checks that type hints cannot say."""
 
@@ -865,8 +881,8 @@ def _checks(body: Body) -> None:
             need(too_long is None, too_long or "", f"body.spec.params.{option.name}")
         for k, v in s.params.items():
             need(
-                v is None or isinstance(v, (bool, int, float, str)),
-                f"body.spec.params.{k} must be a number, string or boolean.",
+                v is None or isinstance(v, (bool, int, float, str)) or _strings(v),
+                f"body.spec.params.{k} must be a number, string, boolean or list of strings.",
                 f"body.spec.params.{k}",
             )
             need(
@@ -888,6 +904,11 @@ def _checks(body: Body) -> None:
             value = getattr(s, name)
             need(value is None or 0 < len(value) <= 1024, f"body.spec.{name} must be 1 to 1024 characters.",
                  f"body.spec.{name}")
+        # The batch names a file the server writes (summary.filename): a plain name, never a path.
+        need(s.batch is None or is_batch_name(s.batch), "body.spec.batch must be 1 to 64 letters, digits, '.', '_' "
+             "or '-', not starting with '.' and without '..' (it names the batch's summary file).", "body.spec.batch")
+        need(s.batch_jobs is None or (s.batch is not None and 1 <= s.batch_jobs <= 1_000_000),
+             "body.spec.batch_jobs must be between 1 and 1000000, with a batch.", "body.spec.batch_jobs")
         need(s.row is None or 0 <= s.row <= 1_000_000, "body.spec.row must be between 0 and 1000000.",
              "body.spec.row")
     elif isinstance(body, Subscribe):

@@ -25,7 +25,8 @@ def test_the_table_names_every_field_of_the_engines_input_with_its_type():
     assert [o.name for o in EDIT_OPTIONS] == [f.name for f in dataclasses.fields(EditParams)]
     for option in EDIT_OPTIONS:
         tp = hints[option.name]
-        assert option.type is (tp if tp in (int, float, bool, str) else str), option.name
+        expected = list if tp == tuple[str, ...] else (tp if tp in (int, float, bool, str) else str)
+        assert option.type is expected, option.name
     assert ep.BY_NAME["method"].choices == typing.get_args(Method)
     assert all(f.default is dataclasses.MISSING for f in dataclasses.fields(EditParams)), "defaults live in the table"
 
@@ -68,8 +69,8 @@ def test_each_range_accepts_its_edges_and_refuses_past_them_by_name(option):
         ({}, "prompt", "prompt is required"),
         ({"prompt": "x" * 1001}, "prompt", "77 tokens, so at most 1000 characters"),
         ({"prompt": "x", "negative_prompt": "a\0b"}, "negative_prompt", "NUL"),
-        ({"prompt": "x", "short_side": 16}, "short_side", "short_side 16 is too small: it must be at least 64 and at most 2048"),
-        ({"prompt": "x", "short_side": 4096}, "short_side", "at most 2048; Stable Diffusion"),
+        ({"prompt": "x", "short_side": 16}, "short_side", "short_side must be 0 (the model's size), or 64..2048 (got 16)"),
+        ({"prompt": "x", "short_side": 4096}, "short_side", "64..2048 (got 4096); Stable Diffusion"),
         ({"prompt": "x", "max_joint_keyframes": 1}, "max_joint_keyframes", "must be 0 (auto), or 2..1024 (got 1)"),
         ({"prompt": "x", "method": "sideways"}, "method", "\"tokenflow\" or \"per-frame\" (got 'sideways')"),
         ({"prompt": "x", "steps": "many"}, "steps", "steps must be an integer (got str)"),
@@ -88,7 +89,7 @@ def test_problems_say_what_is_wrong_in_one_sentence(values, name, words):
 
 def test_the_command_line_names_its_options():
     found = problems({"prompt": "x", "short_side": 16, "kf_interval": 0}, flag_name)
-    assert found["short_side"].startswith("--size 16 is too small") and found["kf_interval"].startswith("--kf-interval")
+    assert found["short_side"].startswith("--size must be 0") and found["kf_interval"].startswith("--kf-interval")
 
 
 # --- everything derived: change the table, and every side follows ---
@@ -172,4 +173,6 @@ def test_the_panels_form_defaults_are_the_tables():
         assert getattr(form, name) == ep.BY_NAME[name].default, name
         low, high = EditForm.spin_range(name)
         assert low <= ep.BY_NAME[name].default <= high, name
-    assert EditForm.spin_range("short_side") == (64, 2048)
+    assert EditForm.spin_range("short_side") == (0, 2048)  # 0: the model's own size
+    assert EditForm(loras="a.safetensors:0.5, b").params()["loras"] == ["a.safetensors:0.5", "b"]
+    assert EditForm.from_params({"loras": ["a:0.5", "b"]}).loras == "a:0.5, b"

@@ -122,3 +122,13 @@ def test_otio_without_available_range_and_missing_media(tmp_path, shipped_clip):
         batch.load(path, {"prompt": "w"})
     assert err.value.problems == [("clip 1 'shot_010' on track 2 'V2'",
                                    "the clip has no media (a missing reference): relink it in the editor")]
+
+
+def test_loras_in_a_batch_file_as_a_list_or_one_text(tmp_path):
+    as_text = batch.job_from_mapping({"input": "a.mov", "prompt": "x", "lora": "ink.safetensors:0.5, grain"},
+                                     "row 1", 1, tmp_path, {})
+    as_list = batch.job_from_mapping({"input": "a.mov", "prompt": "x", "loras": ["ink.safetensors:0.5", "grain"]},
+                                     "row 1", 1, tmp_path, {})
+    assert as_text.params["loras"] == as_list.params["loras"] == ["ink.safetensors:0.5", "grain"]
+    with pytest.raises(ValueError, match="lora must be a list of texts"):
+        batch.job_from_mapping({"input": "a.mov", "prompt": "x", "lora": [3]}, "row 1", 1, tmp_path, {})

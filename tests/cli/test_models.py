@@ -100,7 +100,8 @@ def test_list_finds_diffusers_models_in_the_hub_cache_with_size_and_location(pla
     assert tiny["size_bytes"] == sum(p.stat().st_size for p in tiny_model_dir.rglob("*") if p.is_file())
     half = models["someone/half-downloaded"]
     assert not half["supported"] and "tokenflow models pull someone/half-downloaded" in half["note"]
-    assert not models["someone/an-sdxl"]["supported"] and "1.x/2.x" in models["someone/an-sdxl"]["note"]
+    assert not models["someone/an-sdxl"]["supported"] and "text_encoder_2" in models["someone/an-sdxl"]["note"]
+    assert models["someone/an-sdxl"]["family"] == "sdxl" and tiny["family"] == "sd"
 
     assert main(["models", "list"]) == 0
     out = capsys.readouterr().out
@@ -151,15 +152,27 @@ def test_add_registers_folders_and_checkpoints_by_name_and_remove_never_deletes_
               str(ckpt))
     ckpt_size = ckpt.stat().st_size
     lora = tmp_path / "style-lora.safetensors"
-    save_file({"lora_unet_down_blocks_0_attentions_0.alpha": np.zeros(1, np.float32)}, str(lora))
+    save_file({"lora_unet_down_blocks_0_attentions_0.alpha": np.zeros(1, np.float32),  # kohya's names, SDXL's width
+               "lora_unet_input_blocks_4_1_transformer_blocks_0_attn2_to_k.lora_down.weight":
+                   np.zeros((4, 2048), np.float32)}, str(lora))
     xl = tmp_path / "sdxl.safetensors"
     save_file({"model.diffusion_model.x": np.zeros(1, np.float32),
                "conditioner.embedders.1.model.y": np.zeros(1, np.float32)}, str(xl))
-    assert main(["models", "add", str(lora)]) == 1 and main(["models", "add", str(xl)]) == 1
+    sd3 = tmp_path / "sd3.safetensors"
+    save_file({"model.diffusion_model.joint_blocks.0.x": np.zeros(1, np.float32)}, str(sd3))
+    refiner = tmp_path / "refiner.safetensors"
+    save_file({"model.diffusion_model.x": np.zeros(1, np.float32),
+               "conditioner.embedders.0.model.y": np.zeros(1, np.float32)}, str(refiner))
+    assert main(["models", "add", str(lora)]) == 0 and main(["models", "add", str(xl)]) == 0
+    assert main(["models", "add", str(sd3)]) == 1 and main(["models", "add", str(refiner)]) == 1
     err = capsys.readouterr().err
-    assert "a LoRA" in err and "an SDXL checkpoint" in err
+    assert "SD3 or Flux" in err and "refiner" in err
     assert main(["models", "add", str(ckpt)]) == 0
     models = {m["id"]: m for m in _list_json(capsys)["models"]}
+    assert models["style-lora"]["source"] == "lora" and models["style-lora"]["family"] == "SDXL"
+    assert not models["style-lora"]["supported"] and "--lora" in models["style-lora"]["note"]
+    assert models["sdxl"]["family"] == "sdxl" and models["my-finetune"]["family"] == "sd"
+    assert main(["models", "list"]) == 0 and "a LoRA for SDXL" in capsys.readouterr().out
     assert models["tiny"]["source"] == "folder" and models["tiny"]["path"] == str(tiny_model_dir.resolve())
     assert models["my-finetune"]["source"] == "checkpoint" and models["my-finetune"]["size_bytes"] == ckpt_size
     assert resolve_model("tiny") == str(tiny_model_dir.resolve())
@@ -176,6 +189,7 @@ def test_add_registers_folders_and_checkpoints_by_name_and_remove_never_deletes_
 
     files_before = sorted(p.relative_to(tiny_model_dir) for p in tiny_model_dir.rglob("*"))
     assert main(["models", "remove", "tiny"]) == 0 and main(["models", "remove", "my-finetune"]) == 0
+    assert main(["models", "remove", "sdxl"]) == 0 and main(["models", "remove", "style-lora"]) == 0
     assert "untouched" in capsys.readouterr().out
     assert sorted(p.relative_to(tiny_model_dir) for p in tiny_model_dir.rglob("*")) == files_before
     assert ckpt.stat().st_size == ckpt_size

@@ -107,7 +107,8 @@ def test_jobs_belong_to_the_client_key_that_submitted_them(harness, tmp_path):
     bob_public, bob_secret = init_keys(tmp_path / "bob")[0].parent / "clients" / "client.key", \
         tmp_path / "bob" / "client.key_secret"
     shutil.copy(bob_public, keys / "clients" / "bob.key")
-    harness.config = harness.config.__class__(**{**harness.config.__dict__, "curve_dir": keys})
+    harness.config = harness.config.__class__(**{**harness.config.__dict__, "curve_dir": keys,
+                                                 "allowed_input_dirs": (harness.clip.parent,)})
     harness.engine.step_s = 0.05
     harness.start()
     alice = Client(harness.endpoint, keys=CurveKeys.from_files(server_key, alice_secret), timeout=5)

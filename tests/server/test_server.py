@@ -173,6 +173,8 @@ def test_out_of_memory_fails_the_job_and_the_server_goes_on(harness):
         (dict(params={"stpes": 3}), "bad_params", "body.spec.params.stpes"),
         (dict(params={"steps": "many"}), "bad_params", "body.spec.params.steps"),
         (dict(params={"steps": 0}), "bad_params", "body.spec.params.steps"),  # named (docs/protocol.md)
+        (dict(params={"loras": ["ink.safetensors:99"]}), "bad_params", "body.spec.params.loras"),  # a list parameter
+        (dict(params={"loras": "ink.safetensors"}), "bad_params", "body.spec.params.loras"),
         (dict(model="sdxl"), "unknown_model", "body.spec.model"),
         (dict(params={"matte": "matte.mov"}), "bad_field", "body.spec.params.matte"),
         (dict(params={"matte": "/no/such/matte_%04d.png"}), "not_found", "body.spec.params.matte"),

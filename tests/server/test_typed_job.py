@@ -19,7 +19,7 @@ from server.submission import resolve
 # is added when the job is stored. A database written by an older server must keep opening.
 STORED_KEYS = ["input", "frames", "first", "last", "n_frames", "output", "model", "params", "proxy_size",
                "proxy_format", "priority", "client_token", "overwrite", "preset", "start_number", "audio", "source",
-               "destination", "name_template", "name", "batch", "row", "owner"]
+               "destination", "name_template", "name", "batch", "row", "batch_jobs", "owner"]
 
 
 def _recording(monkeypatch) -> list:

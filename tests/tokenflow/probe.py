@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from tokenflow import ddim
 from tokenflow.attention import BRANCHES, EDIT, EDITED, TokenFlowState, installed
 from tokenflow.editor import Conditioning, EditLoop
-from tokenflow.model import encode_prompt
+from tokenflow.model import added_conditioning, encode_prompt
 from tokenflow.params import EditParams
 from tokenflow.stats import EditStats
 
@@ -155,9 +155,11 @@ def random_inversion(schedule: ddim.Schedule, n_frames: int, size: int = 8, seed
     return {t: torch.randn(n_frames, 4, size, size, generator=generator) for t in schedule.timesteps}
 
 
-def conditioning(model, params: EditParams) -> Conditioning:
-    return Conditioning(encode_prompt(model, params.inversion_prompt), encode_prompt(model, params.negative_prompt),
-                        encode_prompt(model, params.prompt))
+def conditioning(model, params: EditParams, working_size: tuple[int, int] = (64, 64)) -> Conditioning:
+    texts = (params.inversion_prompt, params.negative_prompt, params.prompt)
+    added = [added_conditioning(model, text, working_size) for text in texts]
+    return Conditioning(*[encode_prompt(model, text) for text in texts],
+                        added=None if added[0] is None else tuple(added))  # pyright: ignore[reportArgumentType]
 
 
 def probed_run(engine, params: EditParams, inverted: dict[int, torch.Tensor] | None = None, n_frames: int = 6,

@@ -27,11 +27,11 @@ def run(engine, frames, params):
     return engine.last_latents.clone(), stats, events
 
 
-def test_static_clip_tokenflow_equals_per_frame(tiny_engine, frames):
+def test_static_clip_tokenflow_equals_per_frame(family_engine, frames):
     static = [frames[0]] * 6
     params = dataclasses.replace(BASE, kf_interval=2)
-    tokenflow, stats, _ = run(tiny_engine, static, params)
-    per_frame, _, _ = run(tiny_engine, static, dataclasses.replace(params, method="per-frame"))
+    tokenflow, stats, _ = run(family_engine, static, params)
+    per_frame, _, _ = run(family_engine, static, dataclasses.replace(params, method="per-frame"))
     assert stats.unet_passes["propagation"] > 0  # propagation really ran
     assert relative_error(tokenflow, per_frame) <= 1e-3
 

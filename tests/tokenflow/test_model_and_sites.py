@@ -56,7 +56,7 @@ def test_hub_id_offline_says_how_to_get_a_model():
 def test_gpu_vae_runs_fp32_unless_marked_fp16_safe_and_never_bf16():
     import torch
 
-    from tokenflow.model import choose_dtypes
+    from tokenflow.devices import choose_dtypes
 
     gpu = torch.device("cuda")
     assert choose_dtypes(gpu, vae_force_upcast=True) == (torch.float16, torch.float32)

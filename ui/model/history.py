@@ -69,7 +69,7 @@ class Version:
             bits.append(f"{pr['steps']} steps")
         if "guidance" in pr:
             bits.append(f"cfg {pr['guidance']}")
-        if "short_side" in pr:
+        if pr.get("short_side"):  # 0: the model's own size, nothing to say
             bits.append(f"{pr['short_side']} px")
         return " · ".join(bits)
 

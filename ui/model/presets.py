@@ -12,6 +12,7 @@ from typing import Any
 from PySide6.QtCore import QObject, Signal
 
 from bridge.wire.edit_params import BY_NAME, form_range, problems
+from bridge.wire.lora_spec import parse_lora_list
 
 
 def _default(name: str) -> Any:
@@ -21,7 +22,8 @@ def _default(name: str) -> Any:
 
 # How the panel's messages name the parameters it shows.
 LABELS = {"prompt": "The prompt", "negative_prompt": "The negative prompt", "seed": "The seed", "steps": "Steps",
-          "guidance": "Guidance", "kf_interval": "The keyframe interval", "short_side": "The working size"}
+          "guidance": "Guidance", "kf_interval": "The keyframe interval", "short_side": "The working size",
+          "loras": "The LoRA list"}
 
 
 @dataclass(frozen=True)
@@ -36,6 +38,7 @@ class EditForm:
     kf_interval: int = _default("kf_interval")
     short_side: int = _default("short_side")
     model: str = ""  # empty: the server's default model
+    loras: str = ""  # "path:scale, path:scale": the form's one line for the `loras` list
 
     def params(self) -> dict:
         """The job's `params`: every value, so the history says exactly what made a version."""
@@ -45,12 +48,16 @@ class EditForm:
                   "preview_every": max(1, self.steps // 10)}
         if self.negative_prompt.strip():
             values["negative_prompt"] = self.negative_prompt.strip()
+        if self.loras.strip():
+            values["loras"] = list(parse_lora_list(self.loras))
         return values
 
     @classmethod
     def from_params(cls, params: dict, model: str | None = None) -> EditForm:
         names = {f.name for f in fields(cls)}
         known = {k: v for k, v in params.items() if k in names}
+        if isinstance(known.get("loras"), (list, tuple)):
+            known["loras"] = ", ".join(known["loras"])
         return cls(**known, model=model or "")
 
     def problem(self) -> str:

@@ -13,6 +13,7 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QInputDialog,
     QLabel,
+    QLineEdit,
     QPlainTextEdit,
     QProgressBar,
     QPushButton,
@@ -117,12 +118,18 @@ class EditPanel(QWidget):
         self.short_side.setRange(*_int_range("short_side"))
         self.short_side.setSingleStep(64)
         self.short_side.setSuffix(" px")
+        self.short_side.setSpecialValueText("the model's own")  # 0: 512 for SD 1.x/2.x, 1024 for SDXL
+        # LoRA styles as one line, "path:scale, path:scale" (bridge/wire/lora_spec.py).
+        self.loras = QLineEdit()
+        self.loras.setPlaceholderText("style.safetensors:0.8, ...")
+        self.loras.setToolTip("LoRA styles for the model's family, each PATH_OR_ID[:SCALE], separated by commas")
         self.model = QComboBox()
         self.model.setToolTip("The server's models; the first is its default")
         form.addRow("Steps", self.steps)
         form.addRow("Guidance", self.guidance)
         form.addRow("Keyframe every", self.kf_interval)
         form.addRow("Working size", self.short_side)
+        form.addRow("LoRA", self.loras)
         form.addRow("Model", self.model)
         self.advanced.setVisible(False)
         layout.addWidget(self.advanced)
@@ -175,7 +182,8 @@ class EditPanel(QWidget):
         model = self.model.currentData() or ""
         return EditForm(prompt=self.prompt.toPlainText(), negative_prompt=self.negative.toPlainText(),
                         seed=self.seed.value(), steps=self.steps.value(), guidance=self.guidance.value(),
-                        kf_interval=self.kf_interval.value(), short_side=self.short_side.value(), model=model)
+                        kf_interval=self.kf_interval.value(), short_side=self.short_side.value(), model=model,
+                        loras=self.loras.text())
 
     def set_form(self, form: EditForm) -> None:
         self.prompt.setPlainText(form.prompt)
@@ -185,6 +193,7 @@ class EditPanel(QWidget):
         self.guidance.setValue(form.guidance)
         self.kf_interval.setValue(form.kf_interval)
         self.short_side.setValue(form.short_side)
+        self.loras.setText(form.loras)
         index = self.model.findData(form.model) if form.model else 0
         self.model.setCurrentIndex(max(0, index))
 
