@@ -46,7 +46,7 @@ CLIP = REPO / "media" / "carphone_pristine.mp4"
 
 
 class PassThrough:
-    def edit(self, frames, n_frames, params, on_event=None, should_cancel=lambda: False):
+    def edit(self, frames, n_frames, params, on_event=None, should_cancel=lambda: False, matte=None):
         from tokenflow.events import FrameReady
 
         for i, frame in enumerate(frames):

@@ -42,8 +42,12 @@ PARAM_KEYS: dict[str, tuple[str, type]] = {
     "size": ("short_side", int),
     "method": ("method", str),
     "batch_size": ("batch_size", int),
+    "matte": ("matte", str),  # a path (relative: from the batch file's folder) or "alpha"
+    "matte_invert": ("matte_invert", bool),
+    "matte_feather": ("matte_feather", float),
     "lora": ("loras", list),  # a JSON list, or one text "path:scale, path:scale" (a CSV cell)
 }
+_TRUE, _FALSE = {"true", "yes", "1", "on"}, {"false", "no", "0", "off", ""}
 JOB_KEYS: dict[str, type] = {
     "input": str, "range": str, "first": int, "last": int, "preset": str, "destination": str,
     "name": str, "template": str, "model": str, "priority": int, "start_number": int,
@@ -97,6 +101,12 @@ def _convert(key: str, value: Any, tp: type) -> Any:
         if not isinstance(value, str):
             raise ValueError(f"{key} must be text, not {json.dumps(value)}")
         return value
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
+            return value.strip().lower() in _TRUE
+        raise ValueError(f"{key} must be true or false, not {json.dumps(value)}")
     if isinstance(value, bool):
         raise ValueError(f"{key} must be a number, not {json.dumps(value)}")
     if isinstance(value, str):
@@ -145,6 +155,8 @@ def job_from_mapping(values: dict[str, Any], where: str, row: int, base: Path,
             job[key] = _convert(key, value, JOB_KEYS[key])
     if not job.get("input", "").strip():
         raise ValueError("no input: give the source clip's path in 'input'")
+    if params.get("matte", "alpha") != "alpha":
+        params["matte"] = _resolve_input(params["matte"], base)
     if not params.get("prompt", "").strip():
         raise ValueError("no prompt: give one in 'prompt' (or --prompt for every job)")
     frames = None

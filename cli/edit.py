@@ -14,9 +14,12 @@ from bridge.display import StatusLine, progress_text
 from bridge.folders import inversion_cache_dir
 from bridge.media import MediaError, check_output_writable, open_writer, parse_frame_range, probe, read_frames
 from bridge.media import default_output as default_media_output
+from bridge.media.matte import check_matte, read_matte
 from bridge.media.output_safety import check_output, next_free_output
 from bridge.media.pipeline import FrameSinks
+from bridge.wire.edit_params import BY_NAME, flag_name, problem, prompts_from_args
 from cli.media import add_format_options
+from cli.variants import variant_outputs
 
 if TYPE_CHECKING:
     from tokenflow.params import EditParams
@@ -120,73 +123,96 @@ def run(args: argparse.Namespace) -> int:
         # Without -o: the first free INPUT_tokenflow[_N].mp4, so a second prompt keeps the first result.
         output = args.output if args.output else next_free_output(default_output(source, preset))
         params = params_from_args(args)
+        prompts = prompts_from_args(args)
+        for prompt in prompts[1:]:  # the first was checked with the other parameters
+            wrong = problem(BY_NAME["prompt"], prompt, flag_name)
+            if wrong:
+                raise ValueError(wrong)
+        # Several prompts: one output each, named after its prompt (cli/variants.py).
+        outputs = variant_outputs(output, prompts) if len(prompts) > 1 else [output]
         info = probe(source)
         first, last = parse_frame_range(args.frames, info.frame_count)
-        check_output(output, source=source, overwrite=overwrite, preset=preset)
-        check_output_writable(output, preset)
-        # Opened (and closed again) now so a clash with existing files or a format the
-        # clip cannot take is reported before any GPU work, not after it.
-        open_writer(output, info, first, preset=preset, start_number=start_number,
-                    frame_count=last - first + 1, overwrite=overwrite, audio=audio).abort()
+        if params.matte:
+            check_matte(params.matte, source, first, last, info.pix_fmt)
+        for each in outputs:
+            check_output(each, source=source, overwrite=overwrite, preset=preset)
+            check_output_writable(each, preset)
+            # Opened (and closed again) now so a clash with existing files or a format the
+            # clip cannot take is reported before any GPU work, not after it.
+            open_writer(each, info, first, preset=preset, start_number=start_number,
+                        frame_count=last - first + 1, overwrite=overwrite, audio=audio).abort()
     except (MediaError, ValueError) as exc:
         return fail(str(exc), EXIT_BAD_INPUT)
 
     display = StatusLine()
     display.message(f"Loading model {args.model} ...")
     try:
-        from server.model_registry import resolve_model
+        from server.model_registry import find_preview_decoder, resolve_model
 
         engine = Engine(resolve_model(args.model), device=args.device, cache_dir=args.cache_dir or inversion_cache_dir(),
-                        model_config=args.model_config, compile=args.compile)
+                        model_config=args.model_config, compile=args.compile, preview_decoder=find_preview_decoder())
     except EngineError as exc:
         return fail(str(exc), EXIT_BAD_INPUT)
+    if engine.preview_decoder_problem:
+        print(f"tokenflow: note: previews use the full VAE: {engine.preview_decoder_problem}", file=sys.stderr)
 
     n_frames = last - first + 1
-    writer = open_writer(output, info, first, preset=preset, start_number=start_number, frame_count=n_frames,
-                         overwrite=overwrite, audio=audio)
+    writers = [open_writer(each, info, first, preset=preset, start_number=start_number, frame_count=n_frames,
+                           overwrite=overwrite, audio=audio) for each in outputs]
+    writer = writers[0]
 
-    # The writer encodes on a thread of its own while the engine decodes the next frames.
-    sinks = FrameSinks({"output": writer.write})
+    # Each writer encodes on a thread of its own while the engine decodes the next frames.
+    sinks = FrameSinks({f"output{variant}": each.write for variant, each in enumerate(writers)})
 
     def on_event(event) -> None:
         if isinstance(event, FrameReady):
-            sinks.put("output", event.best_image, event.best_image.nbytes)
+            sinks.put(f"output{event.variant}", event.best_image, event.best_image.nbytes)
         elif isinstance(event, Progress):
             display.show(progress_text(event.stage, event.step, event.total, event.frames_done, event.frames_total,
                                        event.eta_s))
 
     try:
+        matte = read_matte(params.matte, source, first, last) if params.matte else None
         with sinks:
-            stats = engine.edit(read_frames(source, first, last), n_frames, params, on_event=on_event)
-        writer.close()
+            stats = engine.edit(read_frames(source, first, last), n_frames, params, on_event=on_event, matte=matte,
+                                variants=prompts[1:])
+        for each_writer in writers:
+            each_writer.close()
     except Cancelled:
-        writer.abort()
+        _abort(writers)
         return fail("cancelled.", EXIT_CANCELLED)
     except KeyboardInterrupt:
-        writer.abort()
+        _abort(writers)
         display.end()
         return fail("interrupted; nothing was written.", EXIT_CANCELLED)
     except (EngineError, MediaError) as exc:
-        writer.abort()
+        _abort(writers)
         display.end()
         return fail(str(exc), EXIT_FAILED)
     except BaseException:
-        writer.abort()
+        _abort(writers)
         raise
     display.end()
-    for warning in writer.warnings:
+    for warning in {w for each_writer in writers for w in each_writer.warnings}:
         print(f"tokenflow: warning: {warning}", file=sys.stderr)
     if args.stats:
         data = stats.to_dict()
         data["seconds"]["load"] = round(engine.load_seconds, 4)
         data["source"] = {"path": str(source), "first": first, "last": last, "frame_rate": str(info.frame_rate),
                           "size": [info.width, info.height]}
-        data["output"] = [str(p) for p in writer.outputs]
+        data["output"] = [str(p) for each_writer in writers for p in each_writer.outputs]
         write_json_atomically(args.stats, data)
-    print(f"Wrote {n_frames} frames ({first}..{last}) to {output}")
+    for prompt, each in zip(prompts, outputs):
+        print(f"Wrote {n_frames} frames ({first}..{last}) to {each}" + (f"  ({prompt})" if len(outputs) > 1 else ""))
     if otio_pick is not None and args.otio_out:
         return _write_otio(otio_pick, args, writer)
     return 0
+
+
+def _abort(writers: list) -> None:
+    """Every output this run opened goes (the writers remove only what they wrote)."""
+    for each in writers:
+        each.abort()
 
 
 def _otio_source(args: argparse.Namespace):

@@ -18,7 +18,7 @@ from typing import Any
 from bridge.display import StatusLine, format_duration, progress_text
 from bridge.wire import protocol as p
 from bridge.wire.client import Client, ClientError, EventKind, JobEvent, ServerError, absolute
-from bridge.wire.edit_params import add_param_options, flag_name, params_from_args, problems
+from bridge.wire.edit_params import add_param_options, flag_name, params_from_args, problems, prompts_from_args
 from cli.media import add_format_options
 from cli.options import connection_defaults, connection_options, curve_keys
 
@@ -199,6 +199,9 @@ def default_output_name(stem: str, preset: str | None = None) -> str:
 def run_submit(args: argparse.Namespace) -> int:
     for message in problems(params_from_args(args), flag_name).values():  # the server's checks, said first here
         return error_exit(message, EXIT_BAD_INPUT)
+    if len(prompts_from_args(args)) > 1:
+        return error_exit("several -p in one job are edited by `tokenflow edit` only, for now: submit one job per "
+                          "prompt (the server reuses the clip's inversion, so the next starts at once).", EXIT_BAD_INPUT)
     spec = job_spec_from_args(args)
     try:
         with client_from_args(args) as client:

@@ -15,12 +15,13 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from bridge.display import format_bytes
-from server.model_registry import Registry, RegistryError
+from server.model_registry import PREVIEW_FILES, PREVIEW_KIND, Registry, RegistryError, is_tiny_autoencoder_folder
 
 # The parts of a diffusers Stable Diffusion 1.x/2.x or SDXL repository an edit loads (SDXL:
 # the second text encoder too). Safety checker and single-file checkpoints at the top level
 # are left out (gigabytes the method never reads).
 PIPELINE_COMPONENTS = ("unet", "vae", "text_encoder")
+PREVIEW_NOTE = "a tiny autoencoder: decodes previews instantly (found by itself), not a --model"
 SDXL_COMPONENTS = ("text_encoder_2",)
 CONFIG_PATTERNS = ["model_index.json", "scheduler/*.json", "tokenizer/*", "tokenizer_2/*", "feature_extractor/*.json",
                    *(f"{c}/config.json" for c in PIPELINE_COMPONENTS + SDXL_COMPONENTS)]
@@ -127,6 +128,11 @@ def hub_models(hub_cache: Path, registry: Registry) -> list[ModelEntry]:
         if repo.repo_type != "model":
             continue
         rev = _latest_revision(repo)
+        if rev is not None and is_tiny_autoencoder_folder(Path(rev.snapshot_path)):
+            entries.append(ModelEntry(repo.repo_id, "pulled" if repo.repo_id in registry.pulled else "hub-cache",
+                                      str(rev.snapshot_path), int(repo.size_on_disk), False, PREVIEW_NOTE,
+                                      rev.commit_hash))
+            continue
         if rev is None or not (Path(rev.snapshot_path) / "model_index.json").exists():
             continue  # not a diffusers pipeline (a text model, a LoRA, ...): not for --model
         supported, note = check_pipeline_folder(Path(rev.snapshot_path))
@@ -156,6 +162,10 @@ def local_models(registry: Registry) -> list[ModelEntry]:
             entries.append(ModelEntry(model.name, model.kind, str(model.path), 0, False,
                                       "missing: the path no longer exists (moved or deleted); "
                                       f"`tokenflow models remove {model.name}` forgets it"))
+            continue
+        if model.kind == PREVIEW_KIND:
+            entries.append(ModelEntry(model.name, model.kind, str(model.path), folder_size(model.path), False,
+                                      PREVIEW_NOTE))
             continue
         if model.kind == "lora":
             base = lora_base(model.path)
@@ -253,6 +263,8 @@ def add_local(path: Path, name: str | None, config_dir: Path) -> ModelEntry:
         if problem:
             raise CatalogError(f"{path} cannot be added: {problem}.")
         kind = "checkpoint"
+    elif path.is_dir() and is_tiny_autoencoder_folder(path):
+        kind = PREVIEW_KIND  # decodes previews (tokenflow/preview_decoder.py); not a --model
     elif path.is_dir():
         supported, note = check_pipeline_folder(path)
         if not supported:
@@ -323,15 +335,18 @@ def pull(repo_id: str, revision: str | None, hub_cache: Path, config_dir: Path, 
 
     registry = Registry.load(config_dir)
     cached = {e.id: e for e in hub_models(hub_cache, registry)}
-    if repo_id in cached and cached[repo_id].supported and revision is None:
+    if repo_id in cached and (cached[repo_id].supported or cached[repo_id].note == PREVIEW_NOTE) and revision is None:
         return cached[repo_id]  # complete already: nothing to download
     try:
         # model_info answers in one request (no retry loop), so an unreachable hub is reported at once.
         files = [f.rfilename for f in HfApi().model_info(repo_id, revision=revision).siblings or []]
-        patterns = CONFIG_PATTERNS + _weight_patterns(files)
-        if "model_index.json" not in files:
+        if set(PREVIEW_FILES) <= set(files) and "model_index.json" not in files:
+            patterns: list[str] = list(PREVIEW_FILES)  # a tiny autoencoder (TAESD): its config and weights
+        elif "model_index.json" not in files:
             raise CatalogError(f"{repo_id} is not a diffusers pipeline (no model_index.json); "
                                "TokenFlow needs a Stable Diffusion 1.x/2.x model in diffusers layout.")
+        else:
+            patterns = CONFIG_PATTERNS + _weight_patterns(files)
         if not repo_folder(hub_cache, repo_id).exists():
             # Ours only if nothing of it was cached before; recorded before the download, so an
             # interrupted pull is still ours to remove.

@@ -19,11 +19,13 @@ def default_factory(device: str, cache_dir: Path | None) -> EngineFactory:
         from server.quiet import quiet_libraries
 
         quiet_libraries()
-        from server.model_registry import resolve_model
+        from server.model_registry import find_preview_decoder, resolve_model
         from tokenflow.engine import Engine
 
-        # A name registered with `tokenflow models add` stands for its folder or file.
-        return Engine(resolve_model(model), device=device, cache_dir=cache_dir)
+        # A name registered with `tokenflow models add` stands for its folder or file; a tiny
+        # autoencoder found in the registry or the hub cache decodes the previews.
+        return Engine(resolve_model(model), device=device, cache_dir=cache_dir,
+                      preview_decoder=find_preview_decoder())
 
     return make
 

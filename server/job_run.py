@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from bridge import media
+from bridge.media.matte import read_matte
 from bridge.media.output_safety import OutputRefused, existing_outputs
 from bridge.media.pipeline import FrameSinks
 from bridge.wire import protocol as p
@@ -180,8 +181,10 @@ class JobRun:
             self._claim(finalising=False)
             self.sinks = FrameSinks({"output": self._write_output, "store": self._store_frame})
             frames = _cancellable(source, self.should_cancel)
-            stats = engine.edit(frames, spec.n_frames, spec.edit_params(),
-                                on_event=self._on_event, should_cancel=self.should_cancel)
+            params = spec.edit_params()
+            matte = read_matte(params.matte, spec.input, self.first, spec.last) if params.matte else None
+            stats = engine.edit(frames, spec.n_frames, params,
+                                on_event=self._on_event, should_cancel=self.should_cancel, matte=matte)
             self.sinks.close()  # every frame written and stored, or the first failure raised
             self._progress(Stage.WRITE, 0, 1)
             self._claim(finalising=True)

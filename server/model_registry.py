@@ -89,3 +89,53 @@ def resolve_model(spec: str, config_dir: Path | None = None) -> str:
         return spec
     model = registry.local.get(spec)
     return str(model.path) if model else spec
+
+
+# --- the tiny autoencoder for instant previews (tokenflow/preview_decoder.py) ---
+
+PREVIEW_KIND = "autoencoder-tiny"  # a registered AutoencoderTiny folder (`tokenflow models add DIR`)
+PREVIEW_REPOS = ("madebyollin/taesd",)  # SD 1.x/2.x; SDXL's is madebyollin/taesdxl
+
+
+PREVIEW_FILES: tuple[str, ...] = ("config.json", "diffusion_pytorch_model.safetensors")
+
+
+def is_tiny_autoencoder_folder(folder: Path) -> bool:
+    """A diffusers AutoencoderTiny folder (TAESD's layout): config.json naming the class, and weights."""
+    try:
+        config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return config.get("_class_name") == "AutoencoderTiny" and any(folder.glob("diffusion_pytorch_model.*"))
+
+
+def _hub_cache() -> Path:
+    from huggingface_hub import constants
+
+    return Path(constants.HF_HUB_CACHE)
+
+
+def find_preview_decoder(config_dir: Path | None = None, hub_cache: Path | None = None) -> str | None:
+    """The folder of a tiny autoencoder for previews, or None (previews then use the full VAE).
+
+    A registered one first (`tokenflow models add DIR`), else TAESD in the Hugging Face
+    cache (`tokenflow models pull madebyollin/taesd`). Only found, never downloaded here.
+    """
+    from bridge import folders
+
+    try:
+        registry = Registry.load(config_dir or folders.config_dir())
+    except RegistryError:
+        registry = None
+    if registry is not None:
+        for model in sorted(registry.local.values(), key=lambda m: m.added):
+            if model.kind == PREVIEW_KIND and is_tiny_autoencoder_folder(model.path):
+                return str(model.path)
+    cache = hub_cache or _hub_cache()
+    for repo in PREVIEW_REPOS:
+        snapshots = cache / ("models--" + repo.replace("/", "--")) / "snapshots"
+        found = sorted((p for p in snapshots.glob("*") if is_tiny_autoencoder_folder(p)),
+                       key=lambda p: p.stat().st_mtime)
+        if found:
+            return str(found[-1])
+    return None

@@ -15,6 +15,7 @@ import typing
 from pathlib import Path
 
 from bridge import media
+from bridge.media.matte import SOURCE_ALPHA, check_matte
 from bridge.media.output_safety import OutputRefused, check_output, check_path_text, existing_outputs, target_of
 from bridge.wire import naming
 from bridge.wire.edit_params import BY_NAME, ParamsError, complete
@@ -139,6 +140,33 @@ def _output_name(spec: JobSpec, job_id: str, source: Path, first: int, last: int
     return folder, name
 
 
+def _check_matte(matte: str, source: Path, first: int, last: int, pix_fmt: str | None, uploaded: bool,
+                 config: ServerConfig, owner: str) -> None:
+    """The matte, like the input, is read from the server's disk: absolute, there, readable by
+    `owner` (server/client_scope.py), covering the range.
+    (Matte frames uploaded with the job are not taken here yet: a path only.)"""
+    where = "body.spec.params.matte"
+    if matte == SOURCE_ALPHA and uploaded:
+        raise SubmitError("bad_field", "matte \"alpha\" reads the alpha of a file input; this job's source is "
+                          "uploaded frames (RGB).", "Give the matte as a file path on the server instead.", where)
+    if matte != SOURCE_ALPHA:
+        try:
+            check_path_text(matte, "matte")
+        except OutputRefused as exc:
+            raise SubmitError(exc.code, exc.message, exc.hint, where) from None
+        if not Path(matte).is_absolute():
+            raise SubmitError("bad_field", f"The matte path {matte!r} is relative.",
+                              "Send an absolute path on the server's machine, or \"alpha\".", where)
+        if not may_read(owner, matte, config.input_roots):  # before existence: no oracle
+            raise SubmitError("input_not_allowed", f"This server does not let this client read {matte}.",
+                              input_hint(config), where)
+    try:
+        check_matte(matte, source, first, last, pix_fmt)
+    except media.MediaError as exc:
+        raise SubmitError("not_found" if "does not exist" in str(exc) else "media_error", str(exc),
+                          "The server reads the matte from its own disk.", where) from None
+
+
 def _file_input(spec: JobSpec, config: ServerConfig, owner: str) -> tuple[Path, media.ClipInfo]:
     """(path, clip facts) of the input file, if `owner` may read it (server/client_scope.py)."""
     try:
@@ -201,6 +229,8 @@ def resolve(spec: JobSpec, job_id: str, config: ServerConfig,
                           "Submit a shorter --frames range, or several jobs.", "body.spec.frames")
 
     params = edit_params(spec.params)
+    if params.matte:
+        _check_matte(params.matte, source, first, last, info.pix_fmt, spec.upload is not None, config, owner)
     model = spec.model or config.default_model
     if model not in config.models:
         raise SubmitError("unknown_model", f"This server does not offer model {model!r}.",

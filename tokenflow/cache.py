@@ -15,7 +15,7 @@ from safetensors.torch import load_file, save_file
 def inversion_key(
     content_digest: str,
     model_identity: str,
-    working_size: tuple[int, int],
+    geometry: tuple[int, ...],
     timesteps: tuple[int, ...],
     scheduler_config: dict,
     inversion_prompt: str,
@@ -28,13 +28,15 @@ def inversion_key(
         {
             "content": content_digest,
             "model": model_identity,
-            "size": list(working_size),
+            "geometry": list(geometry),  # content size, padded size, offset (tokenflow/aspect.py)
             "timesteps": list(timesteps),
             "scheduler": relevant,
             "inversion_prompt": inversion_prompt,
             "dtype": dtype,
             "loras": loras,  # the LoRA set and scales (tokenflow/lora.py): another set inverts differently
-            "format": 2,  # 2: content is the source pixels' digest, not the latents'
+            # 2: content is the source pixels' digest, not the latents'; 3: the picture is
+            # padded, not stretched (an older entry of the same padded size holds other latents)
+            "format": 3,
         },
         sort_keys=True,
         default=str,

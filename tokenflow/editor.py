@@ -8,10 +8,11 @@ from dataclasses import dataclass
 import torch
 
 from tokenflow import ddim
-from tokenflow.attention import BRANCHES, KEYFRAMES, PER_FRAME, PLAIN, PROPAGATE, PlanIndex, TokenFlowState
+from tokenflow.attention import EDIT, EDITED, KEYFRAMES, PER_FRAME, PLAIN, PROPAGATE, SOURCE, PlanIndex, TokenFlowState
 from tokenflow.errors import NonFiniteValues
 from tokenflow.events import Cancelled
 from tokenflow.keyframes import KeyframeGroup, neighbours, plan_groups, resolve_max_joint_keyframes, sample_keyframes
+from tokenflow.matte import blend
 from tokenflow.params import EditParams
 from tokenflow.sdxl import Added, added_kwargs
 from tokenflow.sites import attention_stride
@@ -23,8 +24,22 @@ class Conditioning:
     source: torch.Tensor  # (1, 77, D) inversion prompt
     negative: torch.Tensor
     prompt: torch.Tensor
-    # SDXL's extra UNet inputs per branch, (source, negative, prompt); None for SD 1.x/2.x.
-    added: tuple[Added, Added, Added] | None = None
+    # More prompts edited in the same pass (variants), sharing the source branch.
+    variants: tuple[torch.Tensor, ...] = ()
+    # SDXL's extra UNet inputs per branch, (source, negative, prompt, *variants); None for SD 1.x/2.x.
+    added: tuple[Added, ...] | None = None
+
+    @property
+    def prompts(self) -> list[torch.Tensor]:
+        return [self.prompt, *self.variants]
+
+    def source_added(self) -> tuple[Added] | None:
+        """The source branch's extra UNet inputs (the inversion prompt's)."""
+        return None if self.added is None else (self.added[0],)
+
+    def edit_added(self, variant: int) -> tuple[Added, Added] | None:
+        """One variant's [uncond | cond] call's extra UNet inputs (the negative's, the prompt's)."""
+        return None if self.added is None else (self.added[1], self.added[2 + variant])
 
 
 def _batches(items: list[int], size: int) -> list[list[int]]:
@@ -123,8 +138,11 @@ class EditLoop:
         on_step: Callable[[int, int, int], None] | None = None,
         previewed_first_step: bool = False,
         pad_batches: bool = False,
+        latent_matte: torch.Tensor | None = None,
     ):
         self.unet = unet
+        # (N, 1, h, w) in [0, 1]: outside it the latents follow the source's inversion (matte.py).
+        self.latent_matte = None if latent_matte is None else latent_matte.to(unet.device, torch.float32)
         self.schedule = schedule
         # On the device once, in fp32: every UNet call reads its source branch from here.
         self.inverted = {t: x.to(unet.device, torch.float32) for t, x in inverted.items()}
@@ -146,31 +164,50 @@ class EditLoop:
         self.group_history: list[list[KeyframeGroup]] = []
         self.previewed_first_step = previewed_first_step
         self.pad_batches = pad_batches
+        # UNet frame-evaluations per frame: the source branch once, two per variant.
+        self.branches = 1 + EDITED * len(conditioning.prompts)
 
-    def _unet_eps(self, frames: list[int], latents: torch.Tensor, t: int, step_alpha: float,
-                  index: torch.Tensor | slice | None = None) -> torch.Tensor:
-        """Guided noise estimate for `frames`: one UNet call over [source | uncond | cond]."""
+    def _unet_eps(self, frames: list[int], latents: list[torch.Tensor], t: int, step_alpha: float,
+                  index: torch.Tensor | slice | None = None) -> list[torch.Tensor]:
+        """Guided noise estimates for `frames`, one per variant (`latents[v]` its current
+        latents): one UNet call over the source branch, then one over [uncond | cond] per variant."""
         dtype = self.unet.dtype
-        index = device_index(frames, latents.device) if index is None else index
-        source = self.inverted[t][index]
-        current = latents[index]
-        batch = torch.cat([source, current, current]).to(dtype)
-        c = self.conditioning
+        index = device_index(frames, latents[0].device) if index is None else index
+        c, state = self.conditioning, self.state
         b = len(frames)
-        text = torch.cat([c.source.expand(b, -1, -1), c.negative.expand(b, -1, -1), c.prompt.expand(b, -1, -1)])
-        self.state.frames = list(frames)
-        output = self.unet(batch, t, encoder_hidden_states=text, **added_kwargs(c.added, b)).sample.float()
-        _, uncond, cond = output.chunk(BRANCHES)
-        uncond = ddim.to_epsilon(uncond, current, step_alpha, self.schedule.prediction_type)
-        cond = ddim.to_epsilon(cond, current, step_alpha, self.schedule.prediction_type)
-        return uncond + self.params.guidance * (cond - uncond)
+        state.frames = list(frames)
+        state.recorded.clear()
+        state.role = SOURCE
+        self.unet(self.inverted[t][index].to(dtype), t, encoder_hidden_states=c.source.expand(b, -1, -1),
+                  **added_kwargs(c.source_added(), b))
+        estimates = []
+        state.role = EDIT
+        for variant, (variant_latents, prompt) in enumerate(zip(latents, c.prompts)):
+            state.variant = variant
+            current = variant_latents[index]
+            text = torch.cat([c.negative.expand(b, -1, -1), prompt.expand(b, -1, -1)])
+            output = self.unet(torch.cat([current, current]).to(dtype), t, encoder_hidden_states=text,
+                               **added_kwargs(c.edit_added(variant), b)).sample.float()
+            uncond, cond = output.chunk(EDITED)
+            uncond = ddim.to_epsilon(uncond, current, step_alpha, self.schedule.prediction_type)
+            cond = ddim.to_epsilon(cond, current, step_alpha, self.schedule.prediction_type)
+            estimates.append(uncond + self.params.guidance * (cond - uncond))
+        state.role, state.variant = SOURCE, 0
+        state.recorded.clear()
+        return estimates
+
+    def run(self) -> torch.Tensor:
+        """The edited latents of the (first) prompt."""
+        return self.run_all()[0]
 
     @torch.no_grad()
-    def run(self) -> torch.Tensor:
+    def run_all(self) -> list[torch.Tensor]:
+        """The edited latents of every prompt (conditioning.prompts), in one pass."""
         schedule, params = self.schedule, self.params
-        latents = self.inverted[schedule.timesteps[0]].clone()
+        start = self.inverted[schedule.timesteps[0]]
+        latents = [start.clone() for _ in self.conditioning.prompts]
         steps = len(schedule.timesteps)
-        finite = torch.ones((), dtype=torch.bool, device=latents.device)
+        finite = torch.ones((), dtype=torch.bool, device=start.device)
         for index, t in enumerate(schedule.timesteps):
             _check_cancel(self.should_cancel)
             self.state.inject_attention = index < injection_steps(params.pnp_attn_t, steps)
@@ -180,8 +217,12 @@ class EditLoop:
                 eps = self._per_frame_step(latents, t, alpha_t, index)
             else:
                 eps = self._tokenflow_step(latents, t, alpha_t, index)
-            latents = ddim.sampling_step(latents, eps, alpha_t, alpha_prev)
-            finite &= torch.isfinite(latents).all()  # checked on the device: no synchronisation per step
+            for variant, variant_eps in enumerate(eps):
+                stepped = ddim.sampling_step(latents[variant], variant_eps, alpha_t, alpha_prev)
+                if self.latent_matte is not None and index + 1 < steps:
+                    stepped = blend(stepped, self.inverted[schedule.timesteps[index + 1]], self.latent_matte)
+                latents[variant] = stepped
+                finite &= torch.isfinite(stepped).all()  # checked on the device: no synchronisation per step
         if not bool(finite):
             raise NonFiniteValues(
                 "Denoising produced NaN or infinite values: the model may not run in fp16 on this GPU; "
@@ -189,32 +230,34 @@ class EditLoop:
             )
         return latents
 
-    def _per_frame_step(self, latents: torch.Tensor, t: int, alpha_t: float, index: int) -> torch.Tensor:
-        eps = torch.empty_like(latents)
+    def _per_frame_step(self, latents: list[torch.Tensor], t: int, alpha_t: float, index: int) -> list[torch.Tensor]:
+        eps = [torch.empty_like(x) for x in latents]
         self.state.mode = PER_FRAME
         done = 0
         for frames in _batches(list(range(self.n_frames)), self.params.batch_size):
             _check_cancel(self.should_cancel)
-            where = device_index(frames, latents.device)
-            eps[where] = self._unet_eps(_padded(frames, self.params.batch_size, self.pad_batches), latents, t,
-                                        alpha_t)[: len(frames)]
-            self.stats.count("per_frame", BRANCHES * len(frames))
+            where = device_index(frames, latents[0].device)
+            estimates = self._unet_eps(_padded(frames, self.params.batch_size, self.pad_batches), latents, t, alpha_t)
+            for variant_eps, estimate in zip(eps, estimates):
+                variant_eps[where] = estimate[: len(frames)]
+            self.stats.count("per_frame", self.branches * len(frames))
             wants_preview = index % self.params.preview_every == 0 and not (index == 0 and self.previewed_first_step)
             if wants_preview and done == 0 and self.on_keyframes:
-                clean = ddim.predict_clean(latents[where], eps[where], alpha_t)
+                clean = ddim.predict_clean(latents[0][where], eps[0][where], alpha_t)
                 self.on_keyframes(index, frames, clean)
             done += len(frames)
             if self.on_step:
                 self.on_step(index, done, self.n_frames)
         return eps
 
-    def _tokenflow_step(self, latents: torch.Tensor, t: int, alpha_t: float, index: int) -> torch.Tensor:
+    def _tokenflow_step(self, latents: list[torch.Tensor], t: int, alpha_t: float, index: int) -> list[torch.Tensor]:
         params, state = self.params, self.state
         keyframes = sample_keyframes(self.n_frames, params.kf_interval, self.generator)
         self.keyframe_history.append(keyframes)
         keyframe_set = set(keyframes)
         others = [f for f in range(self.n_frames) if f not in keyframe_set]
-        eps = torch.empty_like(latents)
+        eps = [torch.empty_like(x) for x in latents]
+        device = latents[0].device
         groups = plan_groups(keyframes, self.max_joint, self.generator)
         self.group_history.append(groups)
         carried: int | None = None  # last keyframe of the previous group, still needed
@@ -226,19 +269,20 @@ class EditLoop:
             owned = list(group.owned)
             state.mode = KEYFRAMES
             state.cache_frames = set(owned)
-            where = device_index(members, latents.device)
+            where = device_index(members, device)
             group_eps = self._unet_eps(members, latents, t, alpha_t, where)
-            self.stats.count("keyframes", BRANCHES * len(members))
-            if group.anchors:
-                positions = device_index([members.index(f) for f in owned], latents.device)
-                eps[device_index(owned, latents.device)] = group_eps[positions]
-            else:
-                eps[where] = group_eps
+            self.stats.count("keyframes", self.branches * len(members))
+            for variant_eps, estimate in zip(eps, group_eps):
+                if group.anchors:
+                    positions = device_index([members.index(f) for f in owned], device)
+                    variant_eps[device_index(owned, device)] = estimate[positions]
+                else:
+                    variant_eps[where] = estimate
             done += len(owned)
             wants_preview = index % params.preview_every == 0 and not (index == 0 and self.previewed_first_step)
             if number == 0 and wants_preview and self.on_keyframes:
                 # All members: anchors' estimates are not kept, but they preview the edit as well.
-                self.on_keyframes(index, members, ddim.predict_clean(latents[where], group_eps, alpha_t))
+                self.on_keyframes(index, members, ddim.predict_clean(latents[0][where], group_eps[0], alpha_t))
 
             # Frames whose keyframe-after is in this group (or, past the last keyframe,
             # whose keyframe-before is): both their neighbours' caches are now present.
@@ -256,7 +300,8 @@ class EditLoop:
         state.drop_caches(keep=set())
         return eps
 
-    def _propagate(self, frames: list[int], latents, t, alpha_t, keyframes, eps) -> int:
+    def _propagate(self, frames: list[int], latents: list[torch.Tensor], t, alpha_t, keyframes,
+                   eps: list[torch.Tensor]) -> int:
         if not frames:
             return 0
         state = self.state
@@ -267,12 +312,14 @@ class EditLoop:
                 state.mode = PROPAGATE
                 state.plan = [neighbours(f, keyframes) for f in padded]
                 state.plan_index = PlanIndex.build(state.plan, self.unet.device)
-                self.stats.count("propagation", BRANCHES * len(batch))
+                self.stats.count("propagation", self.branches * len(batch))
             else:
                 state.mode = PER_FRAME
-                self.stats.count("per_frame", BRANCHES * len(batch))
-            where = device_index(batch, latents.device)
-            eps[where] = self._unet_eps(padded, latents, t, alpha_t, where if padded is batch else None)[: len(batch)]
+                self.stats.count("per_frame", self.branches * len(batch))
+            where = device_index(batch, latents[0].device)
+            estimates = self._unet_eps(padded, latents, t, alpha_t, where if padded is batch else None)
+            for variant_eps, estimate in zip(eps, estimates):
+                variant_eps[where] = estimate[: len(batch)]
         state.plan, state.plan_index = [], None
         return len(frames)
 
@@ -311,7 +358,7 @@ def preview_first_step(loop: EditLoop, frame_ids: list[int]) -> None:
     state.inject_conv = 0 < injection_steps(loop.params.pnp_f_t, steps)
     state.mode = KEYFRAMES if loop.params.method == "tokenflow" else PER_FRAME
     state.cache_frames = set()
-    eps = loop._unet_eps(members, latents, t, alpha_t)
-    loop.stats.count("preview", BRANCHES * len(members))
+    eps = loop._unet_eps(members, [latents], t, alpha_t)[0]  # the first prompt's: what previews show
+    loop.stats.count("preview", (1 + EDITED) * len(members))
     if loop.on_keyframes:
         loop.on_keyframes(0, list(frame_ids), ddim.predict_clean(latents, eps, alpha_t))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from contextlib import closing
 from pathlib import Path
 
@@ -12,18 +12,22 @@ import numpy as np
 import torch
 
 from tokenflow import ddim, devices
+from tokenflow.aspect import Geometry, crop, geometry, pad
 from tokenflow.attention import TokenFlowState, installed
 from tokenflow.background import Finisher, read_ahead
 from tokenflow.cache import InversionCache, compact, inversion_key
 from tokenflow.editor import Conditioning, EditLoop, device_index, first_preview_frames, invert, preview_first_step
-from tokenflow.errors import InvalidInput, OutOfMemory
+from tokenflow.errors import InvalidInput, ModelNotFound, OutOfMemory
 from tokenflow.events import Cancelled, EventSink, FrameReady, Preview, Progress
 from tokenflow.family import native_short_side
-from tokenflow.frames import decode_chunks, encode_frames, finish_decoded, to_model_input, to_uint8, working_size
+from tokenflow.frames import decode_chunks, encode_frames, finish_decoded, to_model_input, to_uint8
 from tokenflow.keyframes import resolve_max_joint_keyframes
 from tokenflow.lora import LoraSet
+from tokenflow.matte import MatteOptions
+from tokenflow.matte import prepare as prepare_matte
 from tokenflow.model import DEFAULT_MODEL, LoadedModel, added_conditioning, encode_prompt, load_model
 from tokenflow.params import EditParams
+from tokenflow.preview_decoder import PreviewDecoder
 from tokenflow.sites import attention_stride, find_sites
 from tokenflow.stats import EditStats
 
@@ -62,7 +66,8 @@ class Engine:
     """Holds a loaded model between jobs; `edit` runs one clip."""
 
     def __init__(self, model: str = DEFAULT_MODEL, device: str = "auto", cache_dir: str | Path | None = None,
-                 model_config: str | None = None, loaded: LoadedModel | None = None, compile: bool = False):
+                 model_config: str | None = None, loaded: LoadedModel | None = None, compile: bool = False,
+                 preview_decoder: str | Path | None = None):
         started = time.perf_counter()
         self.model = loaded or load_model(model, device, model_config)
         self.sites = find_sites(self.model.unet)
@@ -73,6 +78,15 @@ class Engine:
 
             compile_unet_blocks(self.model.unet, keep_eager=(self.sites.pnp_conv,))
         self.cache = InversionCache(cache_dir)
+        # Optional tiny autoencoder (TAESD) for previews; the full VAE decodes final frames only.
+        # One that does not load leaves previews to the full VAE (said in preview_decoder_problem).
+        self.preview_decoder: PreviewDecoder | None = None
+        self.preview_decoder_problem = ""
+        if preview_decoder is not None:
+            try:
+                self.preview_decoder = PreviewDecoder.load(preview_decoder, self.model.device, self.model.unet_dtype)
+            except ModelNotFound as exc:
+                self.preview_decoder_problem = str(exc)
         self.load_seconds = time.perf_counter() - started
         self._prompts: dict[str, torch.Tensor] = {}
         self.loras = LoraSet(self.model)  # the LoRA adapters loaded now (none until a job asks)
@@ -86,6 +100,14 @@ class Engine:
         """Load the job's LoRAs (kept loaded while jobs ask for the same set)."""
         if self.loras.use(wanted):
             self._prompts.clear()  # a LoRA may change the text encoders too
+
+    @torch.no_grad()
+    def _preview_pixels(self, latents: torch.Tensor) -> torch.Tensor:
+        """Latents -> images in [-1, 1] for a preview: the tiny decoder when there is one."""
+        if self.preview_decoder is not None:
+            return self.preview_decoder.decode(latents)
+        vae = self.model.vae
+        return vae.decode(latents.to(vae.device, vae.dtype) / self.model.vae_scale).sample
 
     def _invert_previewing_early(self, latents, schedule, params, state, stats, should_cancel, progress, run_loop):
         """Invert the first preview's frames first, show the edit on them, then invert the rest."""
@@ -129,8 +151,16 @@ class Engine:
         params: EditParams,
         on_event: EventSink | None = None,
         should_cancel: Callable[[], bool] = _never,
+        matte: Iterable[np.ndarray] | None = None,
+        variants: Sequence[str] = (),
     ) -> EditStats:
-        """Edit a clip. Emits Progress and Preview events, then FrameReady for every frame in order."""
+        """Edit a clip. Emits Progress and Preview events, then FrameReady for every frame in order.
+
+        `matte`: one greyscale picture per frame (params.matte says where the caller read it):
+        the edit stays inside it and the source pixels outside are kept exactly.
+        `variants`: more prompts edited in the same pass, sharing the inversion and the
+        source branch; each gets its own FrameReady events (`variant` 1, 2, ...), decoded
+        after the first prompt's frames. Each variant's frames equal the same prompt edited alone."""
         # `params` was checked where it was made (bridge/wire/edit_params.py's `complete`).
         if n_frames < 1:
             raise InvalidInput("The clip has no frames: check the input and the --frames range.")
@@ -140,7 +170,7 @@ class Engine:
         devices.reset_peak_memory(model.device)
         self._use_loras(params.loras)  # before any work: a LoRA that does not fit is refused here
         try:
-            return self._edit(frames, n_frames, params, emit, should_cancel, stats)
+            return self._edit(frames, n_frames, params, emit, should_cancel, stats, matte, tuple(variants))
         except torch.OutOfMemoryError as exc:
             raise OutOfMemory(
                 f"The GPU ran out of memory ({n_frames} frames at --size {self._short_side(params)}): try a smaller "
@@ -150,19 +180,23 @@ class Engine:
     def _short_side(self, params: EditParams) -> int:
         return native_short_side(self.model.family, params.short_side)
 
-    def _edit(self, frames, n_frames, params, emit, should_cancel, stats) -> EditStats:
+    def _edit(self, frames, n_frames, params, emit, should_cancel, stats, matte=None, variants=()) -> EditStats:
+        if params.matte and matte is None:
+            raise InvalidInput(f"A matte ({params.matte}) was asked for but none was read: this is a bug.")
         model = self.model
         schedule = ddim.make_schedule(model.scheduler, params.steps)
         steps = len(schedule.timesteps)
-        edit_passes = 3 * n_frames * steps
+        edit_passes = (3 + 2 * len(variants)) * n_frames * steps  # the source branch is shared
         clock = _Clock(stats, n_frames * steps + edit_passes)
         source_size: list[tuple[int, int]] = []
+        geos: list[Geometry] = []  # set by the first frame
 
         def sized(frames_in: Iterable[np.ndarray]) -> Iterable[np.ndarray]:
             for frame in frames_in:
                 if not source_size:
                     source_size.append((frame.shape[1], frame.shape[0]))
-                    stats.working_size = working_size(*source_size[0], self._short_side(params))
+                    geos.append(geometry(*source_size[0], self._short_side(params)))
+                    stats.working_size, stats.content_size = geos[0].padded, geos[0].content
                 elif (frame.shape[1], frame.shape[0]) != source_size[0]:
                     raise InvalidInput("Frames of one clip must all have the same size.")
                 yield frame
@@ -182,6 +216,7 @@ class Engine:
         keep_dtype = torch.float16 if devices.is_gpu(device) else torch.float32
         digest = hashlib.sha256()
         prepared: list[torch.Tensor] = []
+        sources: list[np.ndarray] = []  # kept for the matte's composite only (uint8, source size)
 
         def digested(frame: np.ndarray) -> None:  # on the read-ahead thread, in order
             digest.update(repr(frame.shape).encode())
@@ -190,14 +225,16 @@ class Engine:
         contiguous = (np.ascontiguousarray(frame) for frame in _chain(first, iterator))
         with stats.timed("read"), closing(read_ahead(contiguous, READ_AHEAD_FRAMES, digested)) as source:
             for count, frame in enumerate(source, 1):
-                prepared.append(to_model_input(frame, stats.working_size, device).to(keep_dtype))
+                if matte is not None:
+                    sources.append(frame)
+                prepared.append(pad(to_model_input(frame, geos[0].content, device), geos[0]).to(keep_dtype))
                 progress("read", count, n_frames, count)
         stats.frames = len(prepared)
         if stats.frames != n_frames:
             raise InvalidInput(f"Expected {n_frames} frames but the source gave {stats.frames}: the file may be truncated.")
 
         key = inversion_key(
-            digest.hexdigest(), model.identity, stats.working_size,
+            digest.hexdigest(), model.identity, tuple(geos[0].key()),
             schedule.timesteps, dict(model.scheduler.config), params.inversion_prompt, f"{model.unet_dtype}/{model.vae_dtype}",
             loras=self.loras.identity,
         )
@@ -210,28 +247,32 @@ class Engine:
                     chunk=params.batch_size, on_frame=lambda n: progress("encode", n, n_frames, n),
                 )
         del prepared
+        matted = None if matte is None else prepare_matte(
+            matte, n_frames, geos[0], MatteOptions(params.matte_invert, params.matte_feather))
         state = TokenFlowState(self.sites)
         with installed(model.unet, state):
-            texts = (params.inversion_prompt, params.negative_prompt, params.prompt)
+            texts = (params.inversion_prompt, params.negative_prompt, params.prompt, *variants)
             added = [added_conditioning(model, text, stats.working_size) for text in texts]
-            source, negative, prompt = (self._prompt(text) for text in texts)
+            source, negative, prompt, *more = (self._prompt(text) for text in texts)
+            # SDXL: each prompt's pooled embedding goes with its own branch (none for SD 1.x/2.x).
             conditioning = Conditioning(
-                source, negative, prompt,
-                added=None if added[0] is None else tuple(added),  # pyright: ignore[reportArgumentType]  # all three or none
+                source, negative, prompt, tuple(more),
+                added=None if added[0] is None else tuple(added),  # pyright: ignore[reportArgumentType]
             )
 
             def preview(step: int, frame_indices: list[int], clean: torch.Tensor) -> None:
                 chosen = _spread(len(frame_indices), PREVIEW_MAX_FRAMES)
-                with stats.timed("preview"), torch.no_grad():
-                    z = clean[chosen].to(model.vae.device, model.vae.dtype) / model.vae_scale
-                    images = to_uint8(model.vae.decode(z).sample, _preview_size(stats.working_size, params.preview_size))
+                with stats.timed("preview"):
+                    images = to_uint8(crop(self._preview_pixels(clean[chosen]), geos[0]),
+                                      _preview_size(geos[0].content, params.preview_size))
                 if stats.first_preview_seconds is None:
                     stats.first_preview_seconds = stats.elapsed()
                 emit(Preview(step, tuple(frame_indices[i] for i in chosen), tuple(images), stats.elapsed()))
 
             def run_loop(inverted_latents, **kwargs) -> EditLoop:
                 return EditLoop(model.unet, schedule, inverted_latents, conditioning, params, state, stats,
-                                should_cancel, on_keyframes=preview, pad_batches=self.compiled, **kwargs)
+                                should_cancel, on_keyframes=preview, pad_batches=self.compiled,
+                                latent_matte=None if matted is None else matted.latent, **kwargs)
 
             stats.inversion_cached = inverted is not None
             if inverted is None:
@@ -247,26 +288,43 @@ class Engine:
                 previewed_first_step=not stats.inversion_cached,
             )
             with stats.timed("edit"):
-                edited = loop.run()
+                results = loop.run_all()
+            edited = results[0]
             # Kept for inspection (tests, benchmarks): what the last edit drew and produced.
             self.last_keyframes = loop.keyframe_history
             self.last_latents = edited
+            self.last_variant_latents = results
 
+        if self.preview_decoder is not None:
+            # Every frame's finished edit at once, from the tiny decoder: proxies within a
+            # fraction of the full decode's time, before its first frame.
+            with stats.timed("preview"):
+                for start in range(0, n_frames, params.batch_size):
+                    chunk = list(range(start, min(n_frames, start + params.batch_size)))
+                    images = to_uint8(crop(self._preview_pixels(edited[chunk]), geos[0]),
+                                      _preview_size(geos[0].content, params.preview_size))
+                    emit(Preview(steps, tuple(chunk), tuple(images), stats.elapsed()))
         finished = [0]
+        total = n_frames * len(results)  # every prompt's frames, the first prompt's first
 
         def finish(images: torch.Tensor) -> None:
-            """On the finisher thread: the resize to the source size, the conversion to the
-            host's 8 bit and float, and whatever the caller does with each frame."""
-            for image, precise in finish_decoded(images, source_size[0], with_float=True):
+            """On the finisher thread: the pad cropped, the resize to the source size, the
+            conversion to the host's 8 bit and float, the matte's composite, and whatever
+            the caller does with each frame."""
+            for image, precise in finish_decoded(images, source_size[0], with_float=True, geo=geos[0]):
                 if should_cancel():
                     raise Cancelled()
-                emit(FrameReady(finished[0], image, precise))
+                variant, index = divmod(finished[0], n_frames)
+                if matted is not None:
+                    image, precise = matted.composite(index, sources[index], image, precise)
+                emit(FrameReady(index, image, precise, variant))
                 finished[0] += 1
-                progress("decode", finished[0], n_frames, finished[0])
+                progress("decode", finished[0], total, finished[0])
 
         with stats.timed("decode"), Finisher(finish, FINISH_AHEAD_CHUNKS, should_cancel, Cancelled) as finisher:
-            for images in decode_chunks(model.vae, edited, model.vae_scale, chunk=params.batch_size):
-                finisher.put(images)
+            for latents in results:  # chunks never straddle two prompts: each starts at its frame 0
+                for images in decode_chunks(model.vae, latents, model.vae_scale, chunk=params.batch_size):
+                    finisher.put(images)
         stats.finish(model.device)
         return stats
 

@@ -39,6 +39,8 @@ class FrameReady:
     # The same picture as the decoder made it, HxWx3 float32 in [0, 1], for writers that
     # keep more than 8 bits; None when the producer has only the uint8 picture.
     float_image: np.ndarray | None = None
+    # Which prompt of a several-prompt edit (0: the first, `params.prompt`); see Engine.edit.
+    variant: int = 0
 
     @property
     def best_image(self) -> np.ndarray:

@@ -8,26 +8,14 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from tokenflow.aspect import Geometry, crop, geometry
 from tokenflow.errors import InvalidInput, NonFiniteValues
-
-LATENT_MULTIPLE = 64  # VAE /8, then the UNet halves three times
 
 
 def working_size(width: int, height: int, short_side: int = 512) -> tuple[int, int]:
-    """Keep the aspect ratio, scale the short side to `short_side`, round each side to /64.
-
-    The public code squashes everything to 512x512; this keeps the picture's shape.
-    """
-    if width <= 0 or height <= 0:
-        raise InvalidInput(f"Frame size {width}x{height} is not a picture: check the input video.")
-    if short_side < LATENT_MULTIPLE:
-        raise InvalidInput(f"--size {short_side} is too small: use at least {LATENT_MULTIPLE}.")
-    scale = short_side / min(width, height)
-
-    def snap(side: float) -> int:
-        return max(LATENT_MULTIPLE, int(round(side / LATENT_MULTIPLE)) * LATENT_MULTIPLE)
-
-    return snap(width * scale), snap(height * scale)
+    """The size the model works at: the picture scaled with its aspect kept (short side
+    `short_side`), padded to multiples of 64 (tokenflow/aspect.py says how)."""
+    return geometry(width, height, short_side).padded
 
 
 def to_model_input(image: np.ndarray, size: tuple[int, int], device: torch.device | str = "cpu") -> torch.Tensor:
@@ -130,11 +118,13 @@ def decode_chunks(vae, latents: torch.Tensor, scaling_factor: float, chunk: int 
 
 
 @torch.no_grad()
-def finish_decoded(images: torch.Tensor, out_size: tuple[int, int] | None, with_float: bool = False) -> list:
-    """The decoder's pictures checked, resized to `out_size` on their device and brought to the host:
-    HxWx3 uint8 frames, or with `with_float` (uint8, float32 in [0, 1]) pairs of the same pictures."""
+def finish_decoded(images: torch.Tensor, out_size: tuple[int, int] | None, with_float: bool = False,
+                   geo: Geometry | None = None) -> list:
+    """The decoder's pictures checked, the pad cropped away (with `geo`, tokenflow/aspect.py), resized to
+    `out_size` on their device and brought to the host: HxWx3 uint8 frames, or with `with_float`
+    (uint8, float32 in [0, 1]) pairs of the same pictures."""
     _check_finite(images, "VAE decoder")
-    resized = _resized(images, out_size)
+    resized = _resized(crop(images, geo) if geo is not None else images, out_size)
     if with_float:
         return list(zip(_quantised(resized), to_unit_float(resized)))
     return _quantised(resized)
@@ -142,10 +132,11 @@ def finish_decoded(images: torch.Tensor, out_size: tuple[int, int] | None, with_
 
 def decode_latents(
     vae, latents: torch.Tensor, scaling_factor: float, out_size: tuple[int, int] | None, chunk: int = 8,
-    with_float: bool = False,
+    with_float: bool = False, geo: Geometry | None = None,
 ) -> Iterator:
     """Decode latents `chunk` at a time, yielding HxWx3 uint8 frames at `out_size` in order;
-    with `with_float`, (uint8, float32 in [0, 1]) pairs of the same pictures. Serial: the
-    engine runs the two halves on two threads; this is the reference they must match."""
+    with `with_float`, (uint8, float32 in [0, 1]) pairs of the same pictures. With `geo`,
+    the pad is cropped away before the resize. Serial: the engine runs the two halves on
+    two threads; this is the reference they must match."""
     for images in decode_chunks(vae, latents, scaling_factor, chunk):
-        yield from finish_decoded(images, out_size, with_float)
+        yield from finish_decoded(images, out_size, with_float, geo)

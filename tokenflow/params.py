@@ -40,6 +40,11 @@ class EditParams:
     # Turns token propagation off (non-keyframes then use their own attention);
     # exists to prove propagation matters, not for users.
     propagate: bool
+    # Edit inside a matte (tokenflow/matte.py): where the matte comes from (the caller reads
+    # it and hands the engine its frames; "" = the whole frame), inverted, feathered (px).
+    matte: str
+    matte_invert: bool
+    matte_feather: float
     # LoRA adapters, each "PATH_OR_ID[:SCALE]" (bridge/wire/lora_spec.py), applied in order.
     loras: tuple[str, ...]
 

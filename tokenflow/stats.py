@@ -23,7 +23,8 @@ def process_peak_memory_bytes() -> int:
 @dataclass
 class EditStats:
     frames: int = 0
-    working_size: tuple[int, int] = (0, 0)
+    working_size: tuple[int, int] = (0, 0)  # what the model sees, pad included
+    content_size: tuple[int, int] = (0, 0)  # the picture inside it, aspect kept (tokenflow/aspect.py)
     unet_passes: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     seconds: dict[str, float] = field(default_factory=lambda: defaultdict(float))
     total_seconds: float = 0.0
@@ -63,6 +64,7 @@ class EditStats:
         return {
             "frames": self.frames,
             "working_size": list(self.working_size),
+            "content_size": list(self.content_size),
             "unet_passes": passes,
             "unet_passes_total": sum(passes.values()),
             "unet_passes_per_frame": (sum(passes.values()) / self.frames) if self.frames else 0.0,

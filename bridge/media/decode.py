@@ -17,7 +17,7 @@ frame, seeks again further back.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from fractions import Fraction
 from pathlib import Path
 
@@ -41,22 +41,27 @@ def _index_pts(index: int, start: int, time_base: Fraction, rate: Fraction) -> i
     return start + math.floor(Fraction(index) / rate / time_base)
 
 
+Convert = Callable[[av.VideoFrame], np.ndarray]  # a decoded picture -> the array a reader yields
+
+
 class _Held:
     """The picture currently on screen; converted to RGB once however often it is held."""
 
-    def __init__(self, frame: av.VideoFrame) -> None:
+    def __init__(self, frame: av.VideoFrame, convert: Convert = frame_to_rgb) -> None:
         self.frame: av.VideoFrame | None = frame
+        self.convert = convert
         self._rgb: np.ndarray | None = None
 
     def rgb(self) -> np.ndarray:
         if self._rgb is None:
             assert self.frame is not None
-            self._rgb = frame_to_rgb(self.frame)
+            self._rgb = self.convert(self.frame)
             self.frame = None
         return self._rgb
 
 
-def _decode_from(path: Path, seek_pts: int | None, first: int, last: int) -> Iterator[np.ndarray | None]:
+def _decode_from(path: Path, seek_pts: int | None, first: int, last: int,
+                 convert: Convert = frame_to_rgb) -> Iterator[np.ndarray | None]:
     """Yield frames first..last decoding from `seek_pts`; yield None once on overshoot."""
     with open_input(path) as container:
         stream = video_stream(container, path)
@@ -79,13 +84,13 @@ def _decode_from(path: Path, seek_pts: int | None, first: int, last: int) -> Ite
                         return
                     # Decoded from the very start and the first picture is late: it is
                     # what is on screen from the start, as in an editor.
-                    held = _Held(frame)
+                    held = _Held(frame, convert)
                 while wanted < slot and wanted <= last:
                     yield held.rgb()
                     wanted += 1
                 if wanted > last:
                     return
-            held = _Held(frame)
+            held = _Held(frame, convert)
         # The last picture stays on screen through its own slot, the clip's last frame.
         while held is not None and wanted <= min(last, slot):
             yield held.rgb()
@@ -97,8 +102,9 @@ def _decode_from(path: Path, seek_pts: int | None, first: int, last: int) -> Ite
             )
 
 
-def read_frames(path: str | Path, first: int, last: int) -> Iterator[np.ndarray]:
-    """Yield frames first..last inclusive as H x W x 3 uint8 RGB at the source size.
+def read_frames(path: str | Path, first: int, last: int, convert: Convert = frame_to_rgb) -> Iterator[np.ndarray]:
+    """Yield frames first..last inclusive as H x W x 3 uint8 RGB at the source size
+    (or whatever `convert` makes of each picture: a matte's one channel, bridge/media/matte.py).
 
     A generator holding one decoded frame at a time, so memory does not grow with
     the range. The file stays open until the generator is exhausted or closed.
@@ -116,7 +122,7 @@ def read_frames(path: str | Path, first: int, last: int) -> Iterator[np.ndarray]
     seek_pts: int | None = None if first == 0 else target
     while True:
         overshot = False
-        for image in _decode_from(path, seek_pts, first, last):
+        for image in _decode_from(path, seek_pts, first, last, convert):
             if image is None:
                 overshot = True
                 break

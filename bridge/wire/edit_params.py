@@ -27,6 +27,7 @@ DEFAULT_NEGATIVE = "ugly, blurry, low res, unrealistic, unaesthetic"
 # off silently by the tokenizer, so a prompt past this bound is a mistake, not a wish.
 MAX_PROMPT_CHARS = 1000
 _CLIP = "the model's text encoder (CLIP) reads only its first 77 tokens"
+MAX_PATH_CHARS = 4096  # PATH_MAX on Linux
 
 
 @dataclass(frozen=True)
@@ -103,7 +104,7 @@ EDIT_OPTIONS: tuple[EditOption, ...] = (
     # SD 1.x/2.x are trained at 512-768, SDXL at 1024 (0 picks the model's own size,
     # tokenflow/family.py); past 2048 the UNet's memory and attention cost explode (and a
     # mistyped --size must not reach the model).
-    EditOption("short_side", int, 0, "working short side in pixels (sides rounded to multiples of 64); 0 = the "
+    EditOption("short_side", int, 0, "working short side in pixels (aspect kept exactly; reflect-padded to multiples of 64); 0 = the "
                "model's own size (512 for SD 1.x/2.x, 1024 for SDXL)", "--size", 0, 2048,
                excluded=tuple(float(v) for v in range(1, 64)), range_note="0 (the model's size), or 64..2048",
                why="Stable Diffusion 1.x/2.x work best at 512-768 and SDXL at 1024, and frames still come "
@@ -121,6 +122,13 @@ EDIT_OPTIONS: tuple[EditOption, ...] = (
     EditOption("preview_every", int, 5, "send a keyframe preview every this many steps", None, 1),
     EditOption("preview_size", int, 128, "long side of keyframe previews, pixels", None, 16, 1024),
     EditOption("propagate", bool, True, "token propagation to non-keyframes (off only to show it matters)", None),
+    # Edit inside a matte (docs/algorithm.md): outside it the source pixels are kept exactly.
+    EditOption("matte", str, "", "edit only inside this matte: a movie, an image sequence numbered like the "
+               "source (matte.%04d.png), or `alpha` for the source's own alpha; white (or opaque) = edited, "
+               "empty = the whole frame", "--matte", max_chars=MAX_PATH_CHARS, why="it is a file path"),
+    EditOption("matte_invert", bool, False, "edit outside the matte instead", "--matte-invert"),
+    EditOption("matte_feather", float, 0.0, "soften the matte's edge over this many source pixels",
+               "--matte-feather", 0.0, 1000.0),
     EditOption("loras", list, (), "LoRA styles, each PATH_OR_ID[:SCALE] (a .safetensors file or hub id; scale "
                "1 = as trained); repeat the option for several", "--lora", item_problem=lora_problem),
 )
@@ -267,7 +275,11 @@ def add_param_options(parser: argparse.ArgumentParser, *, send_defaults: bool) -
         if option.flag is None:
             continue
         names = ["-p", option.flag] if option.name == "prompt" else [option.flag]
-        kwargs: dict[str, Any] = {"help": option.meaning, "dest": _dest(option)}
+        # argparse %-formats help texts: a literal % (matte.%04d.png) is written %%.
+        kwargs: dict[str, Any] = {"help": option.meaning.replace("%", "%%"), "dest": _dest(option)}
+        if option.name == "prompt":
+            # Repeatable: `tokenflow edit` edits several prompts in one pass (prompts_from_args).
+            kwargs.update(action="append", help=kwargs["help"] + "; repeat -p for several versions in one pass")
         if option.default is None:
             kwargs["required"] = True
         elif option.type is list:  # repeatable; left out: the default (filled in by `complete`)
@@ -278,7 +290,11 @@ def add_param_options(parser: argparse.ArgumentParser, *, send_defaults: bool) -
         else:
             kwargs["default"] = option.default if send_defaults else None
             kwargs["help"] += f" (default: {option.default_text})"
-        if option.choices:
+        if option.type is bool:
+            # A switch: given = true. `submit` leaves it unset (None) when absent, so the
+            # server's default applies.
+            kwargs.update(action="store_const", const=True)
+        elif option.choices:
             kwargs["choices"] = option.choices
         elif option.type is not str:
             kwargs["type"] = option.type
@@ -292,9 +308,17 @@ def params_from_args(args: argparse.Namespace) -> dict[str, Any]:
         if option.flag is None:
             continue
         value = getattr(args, _dest(option), None)
+        if option.name == "prompt" and isinstance(value, list):  # a repeated -p: the first (prompts_from_args has all)
+            value = value[0] if value else None
         if value is not None:
             params[option.name] = value
     return params
+
+
+def prompts_from_args(args: argparse.Namespace) -> list[str]:
+    """Every -p given, in order."""
+    value = getattr(args, _dest(BY_NAME["prompt"]), None)
+    return list(value) if isinstance(value, list) else ([value] if value else [])
 
 
 # --- the documentation ---

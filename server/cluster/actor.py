@@ -93,11 +93,12 @@ class EngineActor:
             self._cancel.set()
 
     def edit(self, job_id: str, source: str, first: int, last: int, n_frames: int, params: Any,
-             model: str, frames: list | None = None) -> Iterator[tuple[str, Any]]:
+             model: str, frames: list | None = None, matte: list | None = None) -> Iterator[tuple[str, Any]]:
         """Run one job; yields ("event", engine event) as the engine makes them, then one END or ERROR item.
 
         `frames`: the clip's frames when they are not in a file the nodes can read (an upload kept in
-        the server's data folder); otherwise the actor reads `source` itself."""
+        the server's data folder); otherwise the actor reads `source` itself. `matte`: the matte's
+        frames, sent with an upload's; otherwise the actor reads `params.matte` itself, if any."""
         if not self._busy.acquire(blocking=False):
             # The server hands this actor one job at a time, so a job still running is an
             # orphan of a server that died (and requeued it): stop it, then run this one.
@@ -106,7 +107,7 @@ class EngineActor:
         self.job = job_id
         self._cancel.clear()
         events: queue.Queue[tuple[str, Any]] = queue.Queue()
-        thread = threading.Thread(target=self._run, args=(source, first, last, n_frames, params, model, frames, events),
+        thread = threading.Thread(target=self._run, args=(source, first, last, n_frames, params, model, frames, matte, events),
                                   name=f"edit-{job_id}", daemon=True)
         try:
             thread.start()
@@ -125,8 +126,9 @@ class EngineActor:
     # --- inside the actor ---
 
     def _run(self, source: str, first: int, last: int, n_frames: int, params: Any, model: str,
-             given: list | None, events: queue.Queue) -> None:
+             given: list | None, given_matte: list | None, events: queue.Queue) -> None:
         from bridge import media
+        from bridge.media.matte import read_matte
         from tokenflow.events import Cancelled
 
         should_cancel = self._cancel.is_set
@@ -141,8 +143,11 @@ class EngineActor:
                         raise Cancelled()
                     yield frame
 
+            matte = given_matte
+            if matte is None and params.matte:
+                matte = read_matte(params.matte, source, first, last)
             stats = engine.edit(frames(), n_frames, params, on_event=lambda e: events.put(("event", e)),
-                                should_cancel=should_cancel)
+                                should_cancel=should_cancel, matte=matte)
             self.jobs_done += 1
             events.put((END, RemoteStats(stats.to_dict())))
         except BaseException as exc:

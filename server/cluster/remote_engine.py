@@ -92,14 +92,17 @@ class RemoteEngine:
         self.model = model
 
     def edit(self, frames: Iterable[Any], n_frames: int, params: Any, on_event: Callable[[Any], None] | None = None,
-             should_cancel: Callable[[], bool] = lambda: False) -> Any:
+             should_cancel: Callable[[], bool] = lambda: False, matte: Iterable[Any] | None = None) -> Any:
         slot, spec = self.host.slot, self.host.job.spec
         emit = on_event or (lambda event: None)
         # An upload lives in the server's data folder, which the nodes do not share: its frames
         # travel with the call (the one case where pixels go through Ray's object store).
         given = list(frames) if getattr(spec, "upload", None) is not None else None
+        # A matte goes the same way: with the call beside an upload, else read by the actor
+        # from the path the server checked (as it reads the source).
+        given_matte = list(matte) if given is not None and matte is not None else None
         stream = slot.handle.edit.options(num_returns="streaming").remote(
-            self.host.job.id, spec.input, spec.first, spec.last, n_frames, params, self.model, given)
+            self.host.job.id, spec.input, spec.first, spec.last, n_frames, params, self.model, given, given_matte)
         finished = threading.Event()
         watcher = threading.Thread(target=self._pass_cancel, args=(should_cancel, finished), daemon=True,
                                    name=f"cancel-{self.host.job.id}")

@@ -33,7 +33,8 @@ def test_movie_keeps_count_size_and_ntsc_rate(tiny_model_dir, shipped_clip, tmp_
     for key in ("frames", "working_size", "unet_passes", "seconds", "total_seconds", "first_preview_seconds",
                 "peak_memory_bytes", "inversion_cached"):
         assert key in data
-    assert data["frames"] == 20 and data["working_size"] == [64, 64]
+    # 176x144 at --size 64: 78x64 of picture (its aspect), reflect-padded to 128x64 (was stretched square).
+    assert data["frames"] == 20 and data["working_size"] == [128, 64] and data["content_size"] == [78, 64]
     assert data["unet_passes"]["inversion"] == 20 * 2 and data["inversion_cached"] is False
     assert not list(tmp_path.glob(".*partial*"))
 

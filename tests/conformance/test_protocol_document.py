@@ -310,7 +310,7 @@ def test_pixel_payloads(finished):
             assert (body["width"], body["height"]) == (78, 64)  # the documented 176x144 at proxy_size 64
             assert blobs[0][:2] == b"\xff\xd8"  # jpeg
         if header["type"] == "proxy" and body["kind"] == "preview":
-            assert (body["width"], body["height"]) == (64, 64)  # the working size, as documented
+            assert (body["width"], body["height"]) == (78, 64)  # the source's aspect, pad cropped, as documented
 
 
 # --- Subscriptions ---

@@ -293,6 +293,12 @@ def test_probe_and_inputs_are_limited_to_the_allowed_input_folders(multi, clip_d
             answers.append(err.value.code)
         assert answers == ["input_not_allowed"] * 4  # the same answer whether it exists or not
         assert _refused(bob, _spec(secret, multi.server.out / "b.mp4")).code == "input_not_allowed"
+        # A matte is read from the server's disk like the input: the same folders, the same answer.
+        matted = _spec(clip_dir / "clip.mp4", multi.server.out / "b.mp4")
+        for matte in (secret, tmp_path / "missing.mp4"):
+            matted.params["matte"] = str(matte)
+            err = _refused(bob, matted)
+            assert (err.code, err.field) == ("input_not_allowed", "body.spec.params.matte"), err
         assert bob.probe(str(clip_dir / "clip.mp4"))["frame_count"] > 0  # inside --allow-input
     finally:
         bob.close()

@@ -35,7 +35,7 @@ class FakeEngine:
         self.fail = os.environ.get("FAKE_ENGINE_FAIL") if fail is None else fail
         self.calls = 0
 
-    def edit(self, frames, n_frames, params, on_event=None, should_cancel=lambda: False):
+    def edit(self, frames, n_frames, params, on_event=None, should_cancel=lambda: False, matte=None):
         self.calls += 1
         emit = on_event or (lambda e: None)
         start = time.monotonic()

@@ -176,6 +176,9 @@ def test_out_of_memory_fails_the_job_and_the_server_goes_on(harness):
         (dict(params={"loras": ["ink.safetensors:99"]}), "bad_params", "body.spec.params.loras"),  # a list parameter
         (dict(params={"loras": "ink.safetensors"}), "bad_params", "body.spec.params.loras"),
         (dict(model="sdxl"), "unknown_model", "body.spec.model"),
+        (dict(params={"matte": "matte.mov"}), "bad_field", "body.spec.params.matte"),
+        (dict(params={"matte": "/no/such/matte_%04d.png"}), "not_found", "body.spec.params.matte"),
+        (dict(params={"matte": "alpha"}), "media_error", "body.spec.params.matte"),  # the clip has no alpha
     ],
 )
 def test_bad_submissions_are_named(harness, change, code, field):

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from tokenflow import ddim
-from tokenflow.attention import BRANCHES, TokenFlowState, installed
+from tokenflow.attention import BRANCHES, EDIT, EDITED, TokenFlowState, installed
 from tokenflow.editor import Conditioning, EditLoop
 from tokenflow.model import added_conditioning, encode_prompt
 from tokenflow.params import EditParams
@@ -34,6 +34,10 @@ class LayerCall:
         if len(self.kernel_calls) == 1:  # one call over the whole [source | uncond | cond] batch
             for which, x in enumerate(self.kernel_calls[0]):
                 out[which].extend(x.chunk(BRANCHES))
+        elif len(self.kernel_calls) == 2:  # the source branch's call, then [uncond | cond]'s
+            for which, (source, edited) in enumerate(zip(*self.kernel_calls)):
+                out[which].append(source)
+                out[which].extend(edited.chunk(EDITED))
         elif len(self.kernel_calls) == BRANCHES:  # source alone, then each edited branch jointly
             for call in self.kernel_calls:
                 for which, x in enumerate(call):
@@ -73,6 +77,9 @@ class Probe:
     def __init__(self, unet, state: TokenFlowState, timesteps: tuple[int, ...]):
         self.unet, self.state, self.timesteps = unet, state, timesteps
         self.calls: list[UNetCall] = []
+        # The engine runs a batch as two UNet calls (the source branch, then [uncond | cond]);
+        # the probe joins them into one [source | uncond | cond] call, the method's picture.
+        self._joining = False
         self._layer: str | None = None
         self._handles: list = []
 
@@ -81,18 +88,26 @@ class Probe:
 
         def unet_in(module, args, kwargs):
             sample, t = args[0], args[1]
+            self._joining = state.role == EDIT
+            if self._joining:
+                call = self.calls[-1]
+                call.sample = torch.cat([call.sample, sample])
+                call.text = torch.cat([call.text, kwargs["encoder_hidden_states"]])
+                return
             self.calls.append(UNetCall(self.timesteps.index(int(t)), state.mode, list(state.frames), list(state.plan),
                                        sample.clone(), kwargs["encoder_hidden_states"].clone()))
 
         def unet_out(module, args, kwargs, output):
-            self.calls[-1].output = output.sample.clone()
+            call = self.calls[-1]
+            call.output = _joined(call.output if self._joining else None, output.sample)
 
         self._handles += [unet.register_forward_pre_hook(unet_in, with_kwargs=True),
                           unet.register_forward_hook(unet_out, with_kwargs=True)]
         for name in state.sites.self_attention:
             self._handles += self._layer_hooks(unet.get_submodule(name), name)
         conv = unet.get_submodule(state.sites.pnp_conv)
-        self._handles.append(conv.register_forward_hook(lambda m, a, out: setattr(self.calls[-1], "conv", out.clone())))
+        self._handles.append(conv.register_forward_hook(lambda m, a, out: setattr(
+            self.calls[-1], "conv", _joined(self.calls[-1].conv if self._joining else None, out))))
         self._sdpa = F.scaled_dot_product_attention
 
         def kernel(q, k, v, *args, **kwargs):
@@ -106,11 +121,16 @@ class Probe:
     def _layer_hooks(self, module, name: str) -> list:
         def enter(m, args, kwargs):
             hidden = args[0] if args else kwargs["hidden_states"]
-            self.calls[-1].layers[name] = LayerCall(hidden.clone())
+            layers = self.calls[-1].layers
+            if self._joining and name in layers:
+                layers[name].input = torch.cat([layers[name].input, hidden])
+            else:
+                layers[name] = LayerCall(hidden.clone())
             self._layer = name
 
         def leave(m, args, kwargs, output):
-            self.calls[-1].layers[name].output = output.clone()
+            layer = self.calls[-1].layers[name]
+            layer.output = _joined(layer.output if self._joining else None, output)
             self._layer = None
 
         return [module.register_forward_pre_hook(enter, with_kwargs=True),
@@ -123,6 +143,10 @@ class Probe:
 
     def at(self, step: int, mode: str | None = None) -> list[UNetCall]:
         return [c for c in self.calls if c.step == step and (mode is None or c.mode == mode)]
+
+
+def _joined(before: torch.Tensor | None, more: torch.Tensor) -> torch.Tensor:
+    return more.clone() if before is None else torch.cat([before, more])
 
 
 def random_inversion(schedule: ddim.Schedule, n_frames: int, size: int = 8, seed: int = 0) -> dict[int, torch.Tensor]:

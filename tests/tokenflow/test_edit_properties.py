@@ -87,12 +87,14 @@ def test_one_keyframe_per_frame_propagation_is_identity():
     keyframes = [0, 1, 2]
     features = torch.randn(3, 16, 8, generator=generator)
     for frame in keyframes:
-        cache.outputs[frame] = torch.randn(3, 16, 8, generator=generator)
+        cache.source_outputs[frame] = torch.randn(16, 8, generator=generator)
+        cache.outputs[(0, frame)] = torch.randn(2, 16, 8, generator=generator)
         cache.source_features[frame] = normalized(features[frame])
     plan = PlanIndex.build([neighbours(f, keyframes) for f in keyframes], torch.device("cpu"))
-    out = propagate_tokens(features, plan, cache)
+    source = propagate_tokens(features, plan, cache)
+    edited = propagate_tokens(features, plan, cache, variant=0)
     for f in keyframes:
-        assert torch.equal(out[:, f], cache.outputs[f])
+        assert torch.equal(source[0, f], cache.source_outputs[f]) and torch.equal(edited[:, f], cache.outputs[(0, f)])
     assert torch.equal(nearest_tokens(features[0], features[0]), torch.arange(16))
 
 

@@ -72,10 +72,11 @@ def test_local_folder_loads_with_sd_scheduler_settings(tiny_model_dir):
 
 @pytest.mark.parametrize(
     "size, short, expected",
-    [((640, 272), 512, (1216, 512)), ((176, 144), 512, (640, 512)), ((1280, 720), 512, (896, 512)),
-     ((720, 1280), 512, (512, 896)), ((512, 512), 512, (512, 512)), ((640, 272), 64, (128, 64))],
+    [((640, 272), 512, (1216, 512)), ((176, 144), 512, (640, 512)), ((1280, 720), 512, (960, 512)),
+     ((720, 1280), 512, (512, 960)), ((512, 512), 512, (512, 512)), ((640, 272), 64, (192, 64))],
 )
-def test_working_size_keeps_aspect_and_multiples_of_64(size, short, expected):
+def test_working_size_pads_up_to_multiples_of_64(size, short, expected):
+    # The picture inside keeps its aspect (tests/tokenflow/test_aspect.py); the sides round up.
     assert working_size(*size, short) == expected
 
 

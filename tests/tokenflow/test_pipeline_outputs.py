@@ -24,6 +24,7 @@ from bridge.media import open_writer, probe, read_frames
 from bridge.media.pipeline import FrameSinks
 from bridge.media.presets import PRESETS
 from tests.make_params import make_params
+from tokenflow.aspect import crop, geometry
 from tokenflow.events import FrameReady, Progress
 
 SIZE = (256, 144)  # the smallest DNxHR takes is 256x120
@@ -62,12 +63,14 @@ def _files(root: Path, name: str) -> dict[str, bytes]:
 @torch.no_grad()
 def _serial_before(engine, size: tuple[int, int]) -> list[np.ndarray]:
     """The decode as the engine did it before the pipeline, written out here on purpose (not
-    tokenflow.frames, which the pipeline uses): VAE decode, bicubic resize, float [0, 1] on the host."""
+    tokenflow.frames, which the pipeline uses): VAE decode, the pad cropped (tokenflow/aspect.py),
+    bicubic resize, float [0, 1] on the host."""
     model = engine.model
     out = []
     for start in range(0, engine.last_latents.shape[0], 2):
         z = engine.last_latents[start : start + 2].to(model.vae.device, model.vae.dtype) / model.vae_scale
-        images = F.interpolate(model.vae.decode(z).sample.float(), size=(size[1], size[0]), mode="bicubic",
+        decoded = crop(model.vae.decode(z).sample.float(), geometry(*size, 64))  # the model's pad cut away
+        images = F.interpolate(decoded, size=(size[1], size[0]), mode="bicubic",
                                antialias=True, align_corners=False).clamp(-1, 1)
         out += [np.ascontiguousarray(f) for f in ((images + 1.0) * 0.5).permute(0, 2, 3, 1).cpu().numpy()]
     return out

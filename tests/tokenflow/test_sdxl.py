@@ -52,8 +52,41 @@ def test_every_unet_call_gets_the_pooled_text_and_size_ids(tiny_sdxl_engine, shi
     assert seen and all(a is not None for a in seen)
     for added in seen:
         ids = added["time_ids"]
-        assert ids.shape[1] == 6 and torch.equal(ids[0], torch.tensor([64.0, 64, 0, 0, 64, 64]))  # 176x144 -> 64x64
+        # 176x144 at short side 64: 78x64 of picture, reflect-padded to 128x64, which is what the UNet sees
+        assert ids.shape[1] == 6 and torch.equal(ids[0], torch.tensor([64.0, 128, 0, 0, 64, 128]))
         assert added["text_embeds"].shape[0] == ids.shape[0]
+
+
+def test_each_branch_gets_its_own_prompts_pooled_text_with_several_prompts(tiny_sdxl_engine, shipped_clip):
+    """The two-call split: the source branch's call carries the inversion prompt's pooled
+    embedding, each [uncond | cond] call the negative's and its own prompt's, row by row."""
+    from tests.tokenflow.helpers import clip_frames
+    from tokenflow.model import added_conditioning
+
+    engine = tiny_sdxl_engine
+    params = make_params(prompt="ink", inversion_prompt="a street", steps=2, kf_interval=2, short_side=64)
+    variants = ["snow", "oil paint"]
+    calls: list[tuple[torch.Tensor, torch.Tensor]] = []
+
+    def seen(module, args, kwargs):
+        calls.append((kwargs["encoder_hidden_states"], kwargs["added_cond_kwargs"]["text_embeds"]))
+
+    handle = engine.model.unet.register_forward_pre_hook(seen, with_kwargs=True)
+    try:
+        engine.edit(clip_frames(shipped_clip, 0, 3), 3, params, variants=variants)
+    finally:
+        handle.remove()
+    texts = [params.inversion_prompt, params.negative_prompt, params.prompt, *variants]
+    size = (128, 64)  # 176x144 at short side 64, padded
+    known = [(engine._prompt(t)[0], added_conditioning(engine.model, t, size).text_embeds[0]) for t in texts]  # pyright: ignore
+    used = set()
+    for hidden, pooled in calls:
+        for row in range(hidden.shape[0]):
+            match = [i for i, (h, _) in enumerate(known) if torch.equal(hidden[row], h)]
+            assert len(match) == 1, "every row's text is one of the prompts"
+            assert torch.equal(pooled[row], known[match[0]][1]), f"row of {texts[match[0]]!r} got another pooled text"
+            used.add(match[0])
+    assert used == set(range(len(texts)))  # every prompt reached the UNet
 
 
 # --- what is refused, with what works named --------------------------------------------------

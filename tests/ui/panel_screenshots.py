@@ -88,6 +88,27 @@ def only_window(path: Path) -> None:
         window.close()
 
 
+def matte_overlay(path: Path) -> None:
+    """The window with a matte loaded: an ellipse around the driver, drawn as a PNG sequence."""
+    import numpy as np
+    from PIL import Image
+
+    with tempfile.TemporaryDirectory() as tmp:
+        mattes = Path(tmp) / "mattes"
+        mattes.mkdir()
+        y, x = np.mgrid[0:144, 0:176]
+        for n in range(120):
+            inside = ((x - 80 - n / 12) / 42) ** 2 + ((y - 70) / 56) ** 2 <= 1
+            Image.fromarray((inside * 255).astype(np.uint8), "L").save(mattes / f"driver.{n:04d}.png")
+        app, session, window = make_window("tcp://127.0.0.1:9", Path(tmp), None)
+        session.open_clip(CLIP)
+        wait(app, lambda: session.thumbs.ready, 30)
+        session.clip.seek(40)
+        session.matte.set(str(mattes / "driver.%04d.png"), False, 6.0)
+        grab(app, window, path)
+        window.close()
+
+
 def all_states(folder: Path) -> None:
     from PySide6.QtCore import Qt
 
@@ -166,8 +187,11 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("folder", nargs="?", type=Path, default=REPO / "docs" / "img")
     parser.add_argument("--only-window", type=Path, metavar="OUT.png")
+    parser.add_argument("--matte", type=Path, metavar="OUT.png", help="only the matte overlay's screenshot")
     args = parser.parse_args()
-    if args.only_window:
+    if args.matte:
+        matte_overlay(args.matte)
+    elif args.only_window:
         only_window(args.only_window)
     else:
         all_states(args.folder)

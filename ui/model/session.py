@@ -34,6 +34,7 @@ from ui.model.frames import SourceFrames, ThumbnailsModel
 from ui.model.history import HistoryModel, HistoryStore, Version
 from ui.model.jobs import JobsModel
 from ui.model.local_server import LocalServer
+from ui.model.matte import MatteModel
 from ui.model.playback import PlaybackModel
 from ui.model.presets import EditForm, PresetStore
 from ui.model.viewer import CompareMode, ViewerModel
@@ -80,6 +81,7 @@ class PanelSession(QObject):
         self.history = HistoryModel(HistoryStore(self.dirs.history), self)
         self.presets = PresetStore(self.dirs.presets, self)
         self.viewer = ViewerModel(self)
+        self.matte = MatteModel(self.clip, self)
         self.server = LocalServer(endpoint, launcher, self)
         self.link: PanelLink = link if link is not None else ServerLink(endpoint, keys, self)
         self.handoff: HandoffRequest | None = None
@@ -204,7 +206,8 @@ class PanelSession(QObject):
             self.notice.emit("error", problem)
             return None
         first, last = self.clip.range
-        return self._submit_clip(current.key, first, last, form, current.handoff_index)
+        return self._submit_clip(current.key, first, last, form, current.handoff_index,
+                                 params={**form.params(), **self.matte.params()})
 
     def _submit_clip(self, clip: str, first: int, last: int, form: EditForm, handoff_index: int | None,
                      params: dict | None = None, model: str | None = None) -> str | None:

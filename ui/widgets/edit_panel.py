@@ -26,6 +26,7 @@ from PySide6.QtWidgets import (
 from bridge.wire.lifecycle import JobState
 from ui.model.presets import EditForm
 from ui.model.session import PanelSession
+from ui.widgets.matte_row import MatteRow
 
 
 class _PromptEdit(QPlainTextEdit):
@@ -92,6 +93,8 @@ class EditPanel(QWidget):
         dice.clicked.connect(lambda: self.seed.setValue(random.randint(*_int_range("seed"))))
         seed_row.addWidget(dice)
         layout.addLayout(seed_row)
+        self.matte_row = MatteRow(session.matte)
+        layout.addWidget(self.matte_row)
 
         self.advanced_toggle = QToolButton()
         self.advanced_toggle.setText("Advanced")

@@ -43,6 +43,7 @@ class Viewer(QWidget):
         s.clip.position_changed.connect(self.update)
         s.clip.clip_changed.connect(self.update)
         s.viewer.changed.connect(self.update)
+        s.matte.changed.connect(self.update)
         s.jobs.image_arrived.connect(self._image_arrived)
         s.jobs.job_changed.connect(self._job_changed)
 
@@ -116,9 +117,8 @@ class Viewer(QWidget):
                  shape: QImage | None = None) -> None:
         """Draw `image` in `box`; with `shape`, at that picture's aspect ratio.
 
-        Previews and proxies come at the working size, whose sides are rounded to multiples
-        of 64 (176x144 works at 128x128), so a result is drawn at the source's aspect ratio
-        to look like the frames it becomes.
+        Previews and proxies come small, so a result is drawn at the source's aspect ratio
+        to look like the frames it becomes. The source carries the matte's overlay, if any.
         """
         if image is None:
             painter.setPen(theme.DIM)
@@ -138,6 +138,9 @@ class Viewer(QWidget):
             return
         rect = _fit((shape if shape is not None else image).size(), box)
         painter.drawImage(rect, image)
+        overlay = None if result else self.session.matte.overlay_image(self.session.clip.position)
+        if overlay is not None:
+            painter.drawImage(rect, overlay)
         self._label(painter, rect.topLeft(), label, theme.RESULT if result else theme.TEXT)
 
     def _label_font(self) -> QFont:

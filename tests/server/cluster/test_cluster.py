@@ -175,6 +175,37 @@ def test_an_uploaded_clip_runs_on_a_worker_that_cannot_see_the_servers_data_fold
     assert [e.body.frame for e in events if e.kind == "frame"] == [0, 1, 2, 3]
 
 
+def write_matte(folder) -> str:
+    """A matte sequence numbered like the clip's frames 0..3: the left half edited."""
+    import cv2
+
+    picture = np.zeros((144, 176), np.uint8)
+    picture[:, :88] = 255
+    for number in range(4):
+        cv2.imwrite(str(folder / f"matte.{number:04d}.png"), picture)
+    return str(folder / "matte.%04d.png")
+
+
+def test_a_matte_job_runs_on_a_worker_with_the_single_machine_results(served, tiny_model_dir, shipped_clip, tmp_path):
+    matte = write_matte(tmp_path)
+    c = served.client()
+    spec = served.spec("matted")
+    spec = p.JobSpec(input=spec.input, params={**spec.params, "matte": matte}, frames=spec.frames, output=spec.output)
+    events = list(c.events(c.submit(spec).job))
+    assert events[-1].kind == "done", events[-1].body
+    frames, _, _ = single_machine_run(spec, tmp_path, tiny_model_dir)
+    assert pictures(events) == frames  # the actor read the matte itself: the same frames, bit for bit
+    # Beside an upload the matte's frames travel with the call.
+    clip = list(media.read_frames(shipped_clip, 0, 3))
+    shape = dict(width=176, height=144, channels=3, dtype="uint8", frame_rate="30000/1001", first=0, count=4)
+    assert c.upload("cluster-matte-upload", lambda n: clip[n], **shape).complete
+    uploaded = p.JobSpec(input="", upload="cluster-matte-upload", params=spec.params, frames="0:3",
+                         output=str(served.out / "matte-upload.mp4"))
+    events = list(c.events(c.submit(uploaded).job))
+    assert events[-1].kind == "done", events[-1].body
+    assert pictures(events) == frames
+
+
 def test_a_node_switched_off_mid_job_the_job_finishes_elsewhere_and_a_new_node_gets_work(served, cluster):
     c = served.client()
     job = c.submit(served.spec("node-off", steps=30)).job
