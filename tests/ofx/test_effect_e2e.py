@@ -16,6 +16,7 @@ import pytest
 
 from bridge.wire import protocol as p
 from tests.e2e.conftest import ServeProcess
+from tests.ofx.conftest import clip_frames
 from tests.ofx.host import OK, Host
 
 pytestmark = pytest.mark.skipif(not hasattr(p, "UploadOpen"),
@@ -208,9 +209,11 @@ def test_a_server_restarted_mid_job_is_followed_to_the_end(ofx_bundle, clip, ser
     inst.destroy()
 
 
-def test_the_viewer_at_reduced_scale_shows_the_servers_proxies_before_the_job_is_done(ofx_bundle, clip, serve):
+def test_the_viewer_at_reduced_scale_shows_the_servers_proxies_before_the_job_is_done(ofx_bundle, serve):
     from bridge.wire.client import Client
 
+    # 144x128 frames edited at 64: the previews (72x64) are smaller than the frame and are stretched
+    clip = clip_frames(8, short_side=128)
     host = Host(ofx_bundle, lambda t: clip[t], 0, len(clip) - 1)
     host.load_and_describe()
     # 40 steps: keyframe previews every 5 steps while it edits, a window to see them in
@@ -251,6 +254,7 @@ def test_the_viewer_at_reduced_scale_shows_the_servers_proxies_before_the_job_is
     # nearest pixel, right way up.
     assert proxies and {px.shape[2] for px in proxies} == {3}
     h, w = clip[0].shape[:2]
+    assert all(px.shape[:2] != (h, w) for px in proxies)  # the stretch is exercised
     shown = []
     for px in proxies:
         ph, pw = px.shape[:2]
