@@ -33,7 +33,7 @@ from server import batch_summary, output_files, upload_source
 from server.disk import Reserve, is_disk_full
 from server.engine_host import EngineHost, free_accelerator_memory
 from server.journal import Blob, Journal
-from server.proxies import encode_proxy
+from server.proxies import PROXY_EXTENSIONS, encode_proxy
 from server.resolved_job import ResolvedJob
 from server.store import JobRecord
 from tokenflow.errors import EngineError, OutOfMemory
@@ -108,7 +108,7 @@ class JobRun:
         self.announced_proxies = store.sent_frames(job.id, p.Proxy.TYPE)
         self.writer: Any = None
         self.sinks: FrameSinks | None = None  # the output and the store, each on its own thread
-        self.ext = "png" if self.spec.proxy_format == "png" else "jpg"
+        self.ext = PROXY_EXTENSIONS.get(self.spec.proxy_format, "jpg")
         self._stage = -1  # index in STAGE_ORDER of the last progress event sent, and its step
         self._step = 0
         self._frames_done = 0  # full-resolution frames finished in this attempt

@@ -14,14 +14,22 @@ def proxy_size(width: int, height: int, short_side: int) -> tuple[int, int]:
     return max(1, round(width * scale)), max(1, round(height * scale))
 
 
+# The stored file's extension per proxy format (the replay reads the bytes back as they were sent)
+PROXY_EXTENSIONS = {"jpeg": "jpg", "png": "png", "raw": "rgb"}
+
+
 def encode_proxy(image: np.ndarray, short_side: int, fmt: str = "jpeg") -> tuple[bytes, int, int]:
-    """Downscale an HxWx3 uint8 image and encode it; returns (bytes, width, height)."""
+    """Downscale an HxWx3 uint8 image and encode it; returns (bytes, width, height).
+    "raw" is the downscaled pixels themselves, uint8 RGB rows top to bottom, no padding:
+    the same pixels a "png" proxy decodes to."""
     h, w = image.shape[:2]
     size = proxy_size(w, h, short_side)
     pil = Image.fromarray(np.ascontiguousarray(image[..., :3]))
     if size != (w, h):
         # BILINEAR with reducing_gap: fast and free of aliasing at these ratios
         pil = pil.resize(size, Image.Resampling.BILINEAR, reducing_gap=2.0)
+    if fmt == "raw":
+        return np.asarray(pil.convert("RGB"), dtype=np.uint8).tobytes(), size[0], size[1]
     buf = io.BytesIO()
     if fmt == "png":
         pil.save(buf, format="PNG", compress_level=1)

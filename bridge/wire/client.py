@@ -93,6 +93,9 @@ class JobEvent:
             assert isinstance(self.body, p.Frame)  # the kind is the body's type
             return np.frombuffer(self.data, dtype=np.dtype(self.body.dtype)).reshape(self.body.shape)
         if self.kind is EventKind.PROXY:
+            assert isinstance(self.body, p.Proxy)
+            if self.body.format == "raw":  # uint8 RGB rows, top row first (docs/protocol.md)
+                return np.frombuffer(self.data, dtype=np.uint8).reshape(self.body.height, self.body.width, 3)
             from PIL import Image
 
             return np.asarray(Image.open(io.BytesIO(bytes(self.data))).convert("RGB"))

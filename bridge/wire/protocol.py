@@ -41,6 +41,8 @@ DEFAULT_MAX_REQUEST_BYTES = 1 << 20  # requests carry paths and prompts, never p
 DEFAULT_MAX_FRAME_BYTES = 16 << 20
 # Every string in a request (paths, prompts, names) is at most this many characters.
 MAX_STRING_CHARS = 4096
+# Proxy images: encoded, or "raw" uint8 RGB for clients without an image decoder (the OpenFX effect)
+PROXY_FORMATS = ("jpeg", "png", "raw")
 HEARTBEAT_INTERVAL_S = 1.0
 # A peer is presumed dead after this many heartbeat intervals without any traffic.
 HEARTBEAT_LIVENESS = 5
@@ -112,7 +114,7 @@ class JobSpec:
     output: str | None = None  # movie file or image-sequence pattern; None = server default
     model: str | None = None  # one of welcome.models; None = the server's default
     proxy_size: int = 160  # short side of per-frame proxies, pixels
-    proxy_format: str = "jpeg"  # "jpeg" or "png"
+    proxy_format: str = "jpeg"  # "jpeg", "png" or "raw" (uint8 RGB rows, top row first)
     priority: int = 0  # higher runs first; FIFO within a priority
     # Makes submit idempotent: a second submit with the same token returns the first job.
     client_token: str | None = None
@@ -452,7 +454,7 @@ class Proxy(Body):
     step: int | None = None  # denoising step of a preview
     width: int = 0
     height: int = 0
-    format: str = "jpeg"  # "jpeg" or "png"
+    format: str = "jpeg"  # "jpeg", "png" or "raw" (width*height*3 bytes, RGB, top row first)
     omitted: bool = False  # True: the subscriber asked for no image; no binary frame follows
 
 
@@ -874,7 +876,7 @@ def _checks(body: Body) -> None:
             need(s.input == "", "body.spec.input must be \"\" when body.spec.upload names the source.",
                  "body.spec.input")
         need(16 <= s.proxy_size <= 1024, "body.spec.proxy_size must be between 16 and 1024.", "body.spec.proxy_size")
-        need(s.proxy_format in ("jpeg", "png"), "body.spec.proxy_format must be 'jpeg' or 'png'.", "body.spec.proxy_format")
+        need(s.proxy_format in PROXY_FORMATS, "body.spec.proxy_format must be 'jpeg', 'png' or 'raw'.", "body.spec.proxy_format")
         need(-1000 <= s.priority <= 1000, "body.spec.priority must be between -1000 and 1000.", "body.spec.priority")
         for option in edit_params.EDIT_OPTIONS:  # a prompt's length first: its sentence says why (bridge/wire/edit_params.py)
             too_long = edit_params.too_long(option, s.params.get(option.name), lambda o: f"body.spec.params.{o.name}")

@@ -16,6 +16,7 @@ import pytest
 
 from bridge.wire import protocol as p
 from tests.e2e.conftest import ServeProcess
+from tests.ofx.conftest import clip_frames
 from tests.ofx.host import OK, Host
 
 pytestmark = pytest.mark.skipif(not hasattr(p, "UploadOpen"),
@@ -45,11 +46,12 @@ def serve(tmp_path_factory, tiny_model_dir):
     server.stop()
 
 
-def edit(host: Host, serve: ServeProcess, prompt: str, depth: Any = np.uint8, channels: int = 4):
+def edit(host: Host, serve: ServeProcess, prompt: str, depth: Any = np.uint8, channels: int = 4,
+         steps: int = PARAMS["steps"]):
     inst = host.create_instance(depth=depth, channels=channels)
     inst.set("server", serve.endpoint)
     inst.set("prompt", prompt)
-    inst.set("steps", PARAMS["steps"])
+    inst.set("steps", steps)
     inst.set("workingSize", PARAMS["short_side"])
     inst.set("kfInterval", PARAMS["kf_interval"])
     inst.set("seed", PARAMS["seed"])
@@ -204,4 +206,68 @@ def test_a_server_restarted_mid_job_is_followed_to_the_end(ofx_bundle, clip, ser
     status, out = inst.render(7, 1.0)
     assert status == OK, host.messages
     assert not np.array_equal(out, clip[7])
+    inst.destroy()
+
+
+def test_the_viewer_at_reduced_scale_shows_the_servers_proxies_before_the_job_is_done(ofx_bundle, serve):
+    from bridge.wire.client import Client
+
+    # 144x128 frames edited at 64: the previews (72x64) are smaller than the frame and are stretched
+    clip = clip_frames(8, short_side=128)
+    host = Host(ofx_bundle, lambda t: clip[t], 0, len(clip) - 1)
+    host.load_and_describe()
+    # 40 steps: keyframe previews every 5 steps while it edits, a window to see them in
+    inst = edit(host, serve, "proxies in the viewer", channels=3, steps=40)
+    source_small = clip[0][::4, ::4]
+    bar = 3  # the progress bar's rows at the bottom (max(3, height / 40))
+    seen, state, jobs = None, None, []
+    deadline = time.monotonic() + 120
+    with Client(serve.endpoint, timeout=30) as client:
+        while seen is None and time.monotonic() < deadline:
+            status, small = inst.render(0, 0.25, interactive=True)  # frame 0 is a keyframe
+            assert status == OK and small.shape[:2] == source_small.shape[:2]
+            if not np.array_equal(small[:-bar], source_small[:-bar]):
+                jobs = [j for j in client.list_jobs() if j.prompt == "proxies in the viewer"]
+                state = client.status(jobs[0].id).state if jobs else None
+                seen = small
+            else:
+                time.sleep(0.02)
+        assert seen is not None, "no proxy reached the viewer at scale 0.25"
+        assert jobs and state in ("queued", "running"), state  # shown while the job still runs
+        status, full_mid = inst.render(0, 1.0, interactive=True)  # the same moment at scale 1.0
+        assert status == OK
+        # Deliveries wait for the full-resolution frames: exactly the server's.
+        got = {}
+        for t in range(len(clip)):
+            status, out = inst.render(t, 1.0)
+            assert status == OK, host.messages
+            got[t] = out
+        assert client.wait(jobs[0].id).kind.value == "done"
+        frames = {e.body.frame: e.image() for e in client.fetch_frames(jobs[0].id) if isinstance(e.body, p.Frame)}
+        # Frame 0's keyframe previews: the proxies of a frame still being edited (a finished
+        # frame's proxy comes just before its full frame, and at these sizes equals it).
+        proxies = [e.image() for e in client.events(jobs[0].id, frames=False)
+                   if isinstance(e.body, p.Proxy) and e.body.frame == 0 and e.body.kind == "preview"]
+    for t, out in got.items():
+        assert np.array_equal(out[..., :3], frames[t][..., :3]), t
+    # What the viewer showed is one of frame 0's raw previews stretched over the frame at 0.25,
+    # nearest pixel, right way up.
+    assert proxies and {px.shape[2] for px in proxies} == {3}
+    h, w = clip[0].shape[:2]
+    assert all(px.shape[:2] != (h, w) for px in proxies)  # the stretch is exercised
+    shown = []
+    for px in proxies:
+        ph, pw = px.shape[:2]
+        rows = [ph - 1 - min(ph - 1, int((int((y + 0.5) * 4) + 0.5) * ph / h)) for y in range(seen.shape[0])][::-1]
+        cols = [min(pw - 1, int((int((x + 0.5) * 4) + 0.5) * pw / w)) for x in range(seen.shape[1])]
+        shown.append(px[np.ix_(rows, cols)])
+    assert any(np.array_equal(seen[:-bar], s[:-bar]) for s in shown)
+    # At scale 1.0 the viewer kept the source (never a proxy) until the full-resolution frame was there.
+    assert np.array_equal(full_mid[:-4], clip[0][:-4]) or np.array_equal(full_mid[..., :3], frames[0][..., :3])
+    # Once the frame is there the reduced-scale viewer shows it, not the proxy.
+    status, small = inst.render(0, 0.25, interactive=True)
+    h, w = frames[0].shape[:2]
+    rows = [h - 1 - min(h - 1, int((y + 0.5) * 4)) for y in range(small.shape[0])][::-1]
+    cols = [min(w - 1, int((x + 0.5) * 4)) for x in range(small.shape[1])]
+    assert status == OK and np.array_equal(small[..., :3], frames[0][np.ix_(rows, cols)][..., :3])
     inst.destroy()

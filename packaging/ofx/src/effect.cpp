@@ -431,12 +431,24 @@ OfxStatus render(OfxImageEffectHandle effect, OfxPropertySetHandle in_args) {
     if (inst->refused.exchange(s.generation) != s.generation) post(effect, kOfxMessageError, "TokenFlow: " + why + ".");
     return kOfxStatFailed;
   }
+  // The full-resolution source's bottom-left corner in pixels, from this image's bounds at this scale.
+  const int fx0 = src.data ? static_cast<int>(std::lround(src.x1 / scale[0])) : 0;
+  const int fy0 = src.data ? static_cast<int>(std::lround(src.y1 / scale[1])) : 0;
   if (result && src.data) {
-    // The full-resolution source's bottom-left corner in pixels, from this image's bounds at this scale.
-    const int fx0 = static_cast<int>(std::lround(src.x1 / scale[0]));
-    const int fy0 = static_cast<int>(std::lround(src.y1 / scale[1]));
     write_result(*result, src, out, scale[0], scale[1], fx0, fy0, wx1, wy1, wx2, wy2);
     if (stale) draw_bar(out, 1.0, 0.6f, 0.6f, 0.6f, wx1, wy1, wx2, wy2);
+    return kOfxStatOK;
+  }
+  // The viewer at reduced scale (a scrub, a proxy playback): the server's latest proxy of
+  // this frame stands in until its full-resolution frame comes. At scale 1.0 the viewer
+  // keeps showing the source, and a delivery always waits for the full frame.
+  const bool reduced = scale[0] < 1.0 || scale[1] < 1.0;
+  std::shared_ptr<const ProxyFrame> proxy = interactive && reduced && src.data ? inst->session.proxy(frame) : nullptr;
+  if (proxy) {
+    write_result(proxy->image, src, out, scale[0], scale[1], fx0, fy0, wx1, wy1, wx2, wy2, proxy->full_width,
+                 proxy->full_height);
+    if (stale) draw_bar(out, 1.0, 0.6f, 0.6f, 0.6f, wx1, wy1, wx2, wy2);
+    else if (running) draw_bar(out, s.fraction, 0.95f, 0.75f, 0.1f, wx1, wy1, wx2, wy2);
     return kOfxStatOK;
   }
   copy_image(src, out, wx1, wy1, wx2, wy2);

@@ -69,18 +69,25 @@ void copy_image(const HostImage& src, const HostImage& out, int wx1, int wy1, in
 }
 
 void write_result(const ResultFrame& r, const HostImage& src, const HostImage& out, double scale_x, double scale_y,
-                  int fx0, int fy0, int wx1, int wy1, int wx2, int wy2) {
+                  int fx0, int fy0, int wx1, int wy1, int wx2, int wy2, int cover_w, int cover_h) {
   const int rb = sample_bytes(r.dtype);
+  if (cover_w <= 0 || cover_h <= 0) cover_w = r.width, cover_h = r.height;
+  // A full-resolution pixel index -> the result's: the identity for a full frame, else the
+  // result's pixel under that pixel's centre.
+  auto to_result = [](int full, int cover, int size) {
+    return cover == size ? full : static_cast<int>(std::floor((full + 0.5) * size / cover));
+  };
   const bool exact = rb == out.depth && rb == 1;
   for (int y = wy1; y < wy2; ++y) {
     unsigned char* o = out.row(y);
     // Full-resolution row counted from the bottom, then the result's row counted from the top.
-    const int fy = static_cast<int>(std::floor((y + 0.5) / scale_y)) - fy0;
+    const int fy = to_result(static_cast<int>(std::floor((y + 0.5) / scale_y)) - fy0, cover_h, r.height);
     const int ry = r.height - 1 - std::min(r.height - 1, std::max(0, fy));
     const unsigned char* rrow = reinterpret_cast<const unsigned char*>(r.pixels.data()) +
                                 static_cast<size_t>(ry) * r.width * r.channels * rb;
     for (int x = wx1; x < wx2; ++x) {
-      const int fx = std::min(r.width - 1, std::max(0, static_cast<int>(std::floor((x + 0.5) / scale_x)) - fx0));
+      const int fx = std::min(r.width - 1, std::max(0, to_result(static_cast<int>(std::floor((x + 0.5) / scale_x)) - fx0,
+                                                                  cover_w, r.width)));
       const unsigned char* rp = rrow + static_cast<size_t>(fx) * r.channels * rb;
       unsigned char* op = o + static_cast<long>(x - out.x1) * out.channels * out.depth;
       for (int c = 0; c < std::min(3, out.channels); ++c) {

@@ -24,9 +24,11 @@ std::string pack_top_down(const HostImage& img);
 // out = src (pass-through) inside the window.
 void copy_image(const HostImage& src, const HostImage& out, int wx1, int wy1, int wx2, int wy2);
 // out = the result frame, sampled at `scale` (nearest pixel), alpha from src where out has alpha.
-// (fx0, fy0): the full-resolution source's bottom-left corner; its height = result height.
+// (fx0, fy0): the full-resolution source's bottom-left corner. The result stands for a
+// full-resolution frame of cover_w x cover_h pixels (0: its own size, a full frame; a proxy
+// is smaller and is stretched over it, nearest pixel).
 void write_result(const ResultFrame& r, const HostImage& src, const HostImage& out, double scale_x, double scale_y,
-                  int fx0, int fy0, int wx1, int wy1, int wx2, int wy2);
+                  int fx0, int fy0, int wx1, int wy1, int wx2, int wy2, int cover_w = 0, int cover_h = 0);
 // A bar along the bottom of the picture: the edit's progress (colour by state), drawn over out.
 void draw_bar(const HostImage& out, double fraction, float r, float g, float b, int wx1, int wy1, int wx2, int wy2);
 

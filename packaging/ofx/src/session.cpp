@@ -18,6 +18,10 @@ namespace {
 constexpr double kHelloTimeout = 5.0;
 constexpr double kRequestTimeout = 30.0;
 constexpr double kServerStartTimeout = 90.0;  // a first start loads the model
+// Proxies kept for the viewer: a few hundred 160-pixel frames; the oldest go first beyond this.
+constexpr size_t kMaxProxyBytes = 64u << 20;
+// The short side of the proxies the effect asks for (the protocol's default).
+constexpr int kProxySize = 160;
 constexpr double kReconnectTimeout = 120.0;  // a server lost mid-job: how long to wait for it to come back (it may load a model)
 
 int bytes_per_sample(const std::string& dtype) { return dtype == "uint16" ? 2 : dtype == "float32" ? 4 : 1; }
@@ -81,6 +85,8 @@ void Session::start(EditRequest request) {
     stop_ = true;  // the running edit (if any) cancels its job and yields
     cancel_requested_ = false;
     frames_.clear();
+    proxies_.clear();
+    proxy_bytes_ = 0;
     state_ = Snapshot{Phase::Connecting, pending_->key, "", "", 0, 0, 0.0, state_.generation + 1};
   }
   changed_.notify_all();
@@ -104,6 +110,32 @@ std::shared_ptr<const ResultFrame> Session::frame(int number) const {
   std::lock_guard<std::mutex> lock(mutex_);
   auto it = frames_.find(number);
   return it == frames_.end() ? nullptr : it->second;
+}
+
+std::shared_ptr<const ProxyFrame> Session::proxy(int number) const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  auto it = proxies_.find(number);
+  return it == proxies_.end() ? nullptr : it->second;
+}
+
+void Session::keep_proxy(int number, std::shared_ptr<const ProxyFrame> proxy) {
+  auto drop = [this](std::map<int, std::shared_ptr<const ProxyFrame>>::iterator it) {
+    proxy_bytes_ -= it->second->image.pixels.size();
+    return proxies_.erase(it);
+  };
+  auto it = proxies_.find(number);
+  if (it != proxies_.end()) {
+    if (it->second->finished && !proxy->finished) return;  // the finished frame's image beats a preview
+    drop(it);
+  }
+  proxy_bytes_ += proxy->image.pixels.size();
+  proxies_[number] = std::move(proxy);
+  while (proxy_bytes_ > kMaxProxyBytes && proxies_.size() > 1) {  // the oldest arrival goes first
+    auto oldest = proxies_.begin();
+    for (auto i = proxies_.begin(); i != proxies_.end(); ++i)
+      if (i->second->arrival < oldest->second->arrival) oldest = i;
+    drop(oldest);
+  }
 }
 
 Session::Wait Session::wait_frame(int number, const std::function<bool()>& aborted, double timeout_s) const {
@@ -254,7 +286,10 @@ void Session::run(EditRequest& req, uint64_t generation) {
                   {"upload", Value(upload)},
                   {"params", Value(req.params)},
                   {"frames", Value(std::to_string(f.first) + ":" + std::to_string(f.first + count - 1))},
-                  {"client_token", Value("ofx-" + hex64(fnv1a64(upload + "|" + req.key)))}};
+                  {"client_token", Value("ofx-" + hex64(fnv1a64(upload + "|" + req.key)))},
+                  // uint8 RGB pixels: the effect carries no image decoder (docs/protocol.md)
+                  {"proxy_format", Value("raw")},
+                  {"proxy_size", Value(kProxySize)}};
   if (!req.model.empty()) spec["model"] = Value(req.model);
   Envelope accepted = conn.wait_reply(conn.send("submit", Value(Value::Map{{"spec", Value(spec)}})), kRequestTimeout);
   const std::string job = accepted.job;
@@ -268,7 +303,7 @@ void Session::run(EditRequest& req, uint64_t generation) {
   bool cancel_sent = false;
   auto subscribe = [&]() {
     conn.send("subscribe", Value(Value::Map{{"from_seq", Value(last + 1)}, {"frames", Value(true)},
-                                            {"proxies", Value(false)}}), job);
+                                            {"proxies", Value(true)}}), job);
   };
   subscribe();
   while (true) {
@@ -359,9 +394,31 @@ void Session::run(EditRequest& req, uint64_t generation) {
         std::lock_guard<std::mutex> lock(mutex_);
         if (state_.generation != generation) throw Aborted();
         frames_[number] = std::move(r);
+        auto stale_proxy = proxies_.find(number);  // the full frame is here: its proxy is not needed
+        if (stale_proxy != proxies_.end()) {
+          proxy_bytes_ -= stale_proxy->second->image.pixels.size();
+          proxies_.erase(stale_proxy);
+        }
         state_.frames_done = static_cast<int>(frames_.size());
       }
       changed_.notify_all();
+    } else if (env.type == "proxy" && !env.blobs.empty() && b["format"].as_str() == "raw") {
+      auto px = std::make_shared<ProxyFrame>();
+      px->image.width = static_cast<int>(b["width"].as_int());
+      px->image.height = static_cast<int>(b["height"].as_int());
+      px->image.pixels = std::move(env.blobs[0]);
+      if (px->image.width <= 0 || px->image.height <= 0 ||
+          px->image.pixels.size() != static_cast<size_t>(px->image.width) * px->image.height * 3)
+        continue;
+      px->full_width = f.width;
+      px->full_height = f.height;
+      px->finished = b["kind"].as_str() == "frame";
+      const int number = static_cast<int>(b["frame"].as_int());
+      std::lock_guard<std::mutex> lock(mutex_);
+      if (state_.generation != generation) throw Aborted();
+      if (frames_.count(number)) continue;  // a replay's proxy of a frame already here
+      px->arrival = ++proxy_arrivals_;
+      keep_proxy(number, std::move(px));
     } else if (env.type == "done") {
       update([&](Snapshot& s) { s.phase = Phase::Done; s.fraction = 1.0; });
       return;

@@ -43,6 +43,16 @@ struct ResultFrame {
   std::string pixels;  // rows top to bottom
 };
 
+// The server's small image of a frame not finished yet (docs/protocol.md, proxy_format "raw"):
+// what the viewer shows at reduced render scale meanwhile. A finished frame's proxy
+// (kind "frame") is never replaced by a later keyframe preview.
+struct ProxyFrame {
+  ResultFrame image;  // uint8 RGB, rows top to bottom, at the proxy's own size
+  int full_width = 0, full_height = 0;  // the full-resolution frame it stands for
+  bool finished = false;  // kind "frame" (a downscaled finished frame), not a "preview"
+  uint64_t arrival = 0;   // for evicting the oldest when over the memory bound
+};
+
 enum class Phase { Idle, Connecting, Uploading, Queued, Running, Done, Failed, Cancelled };
 
 struct Snapshot {
@@ -68,6 +78,8 @@ class Session {
   void cancel();
   Snapshot snapshot() const;
   std::shared_ptr<const ResultFrame> frame(int number) const;
+  // The latest proxy of frame `number` while its full-resolution frame has not come; nullptr if none.
+  std::shared_ptr<const ProxyFrame> proxy(int number) const;
 
   enum class Wait { Ready, Ended, Aborted, TimedOut };
   // Waits for frame `number` of the current edit: checks `aborted` every 50 ms, gives up after timeout_s.
@@ -83,6 +95,11 @@ class Session {
   std::condition_variable command_;
   Snapshot state_;
   std::map<int, std::shared_ptr<const ResultFrame>> frames_;
+  // Only frames without their full-resolution result, at most kMaxProxyBytes of pixels.
+  std::map<int, std::shared_ptr<const ProxyFrame>> proxies_;
+  size_t proxy_bytes_ = 0;
+  uint64_t proxy_arrivals_ = 0;
+  void keep_proxy(int number, std::shared_ptr<const ProxyFrame> proxy);  // mutex_ held
   std::unique_ptr<EditRequest> pending_;
   bool cancel_requested_ = false;
   bool quit_ = false;
