@@ -86,6 +86,21 @@ def _sources_newer(binary: Path) -> bool:
     return any(f.stat().st_mtime > built for f in SOURCE.rglob("*") if f.is_file())
 
 
+def _forget_another_checkouts_configuration(build: Path) -> None:
+    """CMake refuses a build folder configured from another source folder (a second checkout,
+    or the package reinstalled elsewhere, sharing the cache's build folder). Its generated
+    configuration is dropped so this source configures afresh; the folder's other files stay."""
+    cache = build / "CMakeCache.txt"
+    try:
+        lines = cache.read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError:
+        return
+    home = next((line.split("=", 1)[1] for line in lines if line.startswith("CMAKE_HOME_DIRECTORY:")), None)
+    if home is not None and Path(home).resolve() != SOURCE.resolve():
+        cache.unlink()
+        shutil.rmtree(build / "CMakeFiles", ignore_errors=True)
+
+
 def build(build: Path, *, jobs: int = 2) -> tuple[Path, float]:
     """Configure and build the bundle in `build`; returns (bundle, seconds). Raises InstallError with what to do."""
     missing = missing_build_tools()
@@ -93,6 +108,7 @@ def build(build: Path, *, jobs: int = 2) -> tuple[Path, float]:
         raise InstallError(f"Building the OpenFX effect needs {', '.join(missing)}: on Debian or Ubuntu run "
                            f"`sudo apt-get install {' '.join(BUILD_PACKAGES)}` (or packaging/ofx/build-deps.sh).")
     started = time.monotonic()
+    _forget_another_checkouts_configuration(build)
     for argv in (["cmake", "-S", str(SOURCE), "-B", str(build), "-DCMAKE_BUILD_TYPE=Release"],
                  ["cmake", "--build", str(build), "--parallel", str(jobs)]):
         run = subprocess.run(argv, capture_output=True, text=True)
