@@ -71,6 +71,9 @@ class MainWindow(QMainWindow):
         self.log_view = ServerLog(session.server)
         self.history_view.export_requested.connect(self.export)
         self.queue_view.export_requested.connect(self.export)
+        # The edit form and history run the window's full height on the right, so the queue
+        # under the viewer gets its own height instead of what the form leaves over.
+        self.setCorner(Qt.Corner.BottomRightCorner, Qt.DockWidgetArea.RightDockWidgetArea)
         self.docks = {
             "edit": self._dock("Edit", self.edit_panel, Qt.DockWidgetArea.RightDockWidgetArea),
             "history": self._dock("History", self.history_view, Qt.DockWidgetArea.RightDockWidgetArea),
@@ -80,8 +83,7 @@ class MainWindow(QMainWindow):
         self.tabifyDockWidget(self.docks["queue"], self.docks["log"])
         self.docks["queue"].raise_()
         self.resizeDocks([self.docks["edit"], self.docks["history"]], [520, 300], Qt.Orientation.Vertical)
-        self.resizeDocks([self.docks["queue"]], [self.queue_view.minimumSizeHint().height() + 30],
-                         Qt.Orientation.Vertical)
+        self.resizeDocks([self.docks["queue"]], [self.queue_view.preferred_height()], Qt.Orientation.Vertical)
         self.resizeDocks([self.docks["edit"]], [340], Qt.Orientation.Horizontal)
 
         self._make_menus()

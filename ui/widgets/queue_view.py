@@ -33,8 +33,8 @@ class QueueView(QWidget):
         for column in range(len(_COLUMNS)):
             header.setSectionResizeMode(column, QHeaderView.ResizeMode.ResizeToContents)
         header.setSectionResizeMode(_COLUMNS.index("Prompt"), QHeaderView.ResizeMode.Stretch)
-        # Room for eight jobs before it scrolls; the dock starts at this height.
-        self.tree.setMinimumHeight(self.tree.fontMetrics().height() * 8 + 40)
+        # At least four jobs visible; the main window opens the dock at eight (preferred_height).
+        self.tree.setMinimumHeight(self.rows_height(4))
         self.tree.itemSelectionChanged.connect(self._enable)
         self.tree.itemDoubleClicked.connect(lambda item, col: self.session.reload(item.data(0, Qt.ItemDataRole.UserRole)))
         buttons = QHBoxLayout()
@@ -65,6 +65,13 @@ class QueueView(QWidget):
         self._queue_state()
         self.rebuild()
 
+    def rows_height(self, rows: int) -> int:
+        """The tree's height for `rows` jobs and its header."""
+        return self.tree.fontMetrics().height() * rows + 40
+
+    def preferred_height(self) -> int:
+        """The dock's opening height: the buttons and eight jobs before it scrolls."""
+        return self.minimumSizeHint().height() - self.rows_height(4) + self.rows_height(8)
     def _queue_state(self) -> None:
         paused = self.session.jobs.paused
         self.pause.setVisible(paused is not None)
