@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from functools import partial
 from pathlib import Path
 
 NOISE_WARNING = (
@@ -60,24 +61,15 @@ def register(subparsers) -> None:
     tiny.add_argument("--add", metavar="NAME", help="also register it as a model called NAME (models add)")
     tiny.add_argument("--seed", type=int, default=0)
     tiny.set_defaults(func=_make_tiny)
-    sd21 = sub.add_parser(
-        "make-sd21-random",
-        help="SD 2.1-base's real configuration with random weights, for GPU timing (output is noise)",
-        description="Build SD 2.1-base's configuration with random weights (~1.3B parameters, ~5 GB on disk): "
-        "the real compute cost, for timing. " + NOISE_WARNING,
-    )
-    sd21.add_argument("directory", type=Path)
-    sd21.add_argument("--seed", type=int, default=0)
-    sd21.set_defaults(func=_make_sd21)
-    sdxl = sub.add_parser(
-        "make-sdxl-random",
-        help="SDXL base 1.0's real configuration with random weights, for GPU timing (output is noise)",
-        description="Build SDXL base 1.0's configuration with random weights (~3.5B parameters, ~7 GB on disk "
-        "in fp16): the real compute cost, for timing. " + NOISE_WARNING,
-    )
-    sdxl.add_argument("directory", type=Path)
-    sdxl.add_argument("--seed", type=int, default=0)
-    sdxl.set_defaults(func=_make_sdxl)
+    for command, (builder, what, shape, size) in REAL_SHAPES.items():
+        real = sub.add_parser(
+            command, help=f"{shape}'s real configuration with random weights, for GPU timing (output is noise)",
+            description=f"Build {shape}'s configuration with random weights ({size}): the real compute cost, "
+            "for timing. " + NOISE_WARNING,
+        )
+        real.add_argument("directory", type=Path)
+        real.add_argument("--seed", type=int, default=0)
+        real.set_defaults(func=partial(_build, builder, what))
 
 
 def _build(builder_name: str, what: str, args: argparse.Namespace) -> int:
@@ -97,18 +89,20 @@ def _build(builder_name: str, what: str, args: argparse.Namespace) -> int:
     return 0
 
 
+# `models make-...` commands that build a real model's configuration with random weights:
+# command -> (tokenflow.tiny builder, what it built, the model named, its size).
+REAL_SHAPES: dict[str, tuple[str, str, str, str]] = {
+    "make-sd21-random": ("make_sd21_base_random_dir", "an SD 2.1-base-shaped random model", "SD 2.1-base",
+                         "~1.3B parameters, ~5 GB on disk"),
+    "make-sdxl-random": ("make_sdxl_random_dir", "an SDXL-base-shaped random model", "SDXL base 1.0",
+                         "~3.5B parameters, ~7 GB on disk in fp16"),
+}
+
+
 def _make_tiny(args: argparse.Namespace) -> int:
     if args.family == "sdxl":
         return _build("make_tiny_sdxl_pipeline_dir", "a tiny random SDXL-layout test model", args)
     return _build("make_tiny_pipeline_dir", "a tiny random test model", args)
-
-
-def _make_sdxl(args: argparse.Namespace) -> int:
-    return _build("make_sdxl_random_dir", "an SDXL-base-shaped random model", args)
-
-
-def _make_sd21(args: argparse.Namespace) -> int:
-    return _build("make_sd21_base_random_dir", "an SD 2.1-base-shaped random model", args)
 
 
 def _places() -> tuple[Path, Path]:
