@@ -145,8 +145,9 @@ class PanelLink(QObject):
         """Follow a job's events (previews, proxies, frames, its end) from `from_seq` until its end."""
         raise NotImplementedError
 
-    def fetch_frames(self, job: str) -> None:
-        """Bring a finished job's stored frames back (as FRAME job events), then `fetch_ended`."""
+    def fetch_frames(self, job: str, variant: int = 0) -> None:
+        """Bring a finished job's stored frames of one prompt back (as FRAME job events, `variant`
+        set), then `fetch_ended`."""
         raise NotImplementedError
 
 
@@ -187,7 +188,7 @@ class _Wire(QThread):
     queue_state = Signal(object)
     failed = Signal(object)
     watch_ended = Signal(str, str)
-    fetch_ended = Signal(str, str)
+    fetch_ended = Signal(str, int, str)  # job, variant, error
 
     def __init__(self, endpoint: str, keys: CurveKeys | None, parent: QObject | None = None):
         super().__init__(parent)
@@ -204,8 +205,8 @@ class _Wire(QThread):
         self._calls: dict[int, _Call] = {}
         self._watches: dict[str, _Watch] = {}
         self._watch_rids: dict[int, _Watch] = {}
-        self._fetches: dict[int, str] = {}  # rid -> job
-        self._waiting_fetches: deque[str] = deque()
+        self._fetches: dict[int, tuple[str, int]] = {}  # rid -> (job, variant)
+        self._waiting_fetches: deque[tuple[str, int]] = deque()
         self._listing: _Listing | None = None
         self._next_list = 0.0
         self._queue_control = True
@@ -304,8 +305,8 @@ class _Wire(QThread):
         calls, self._calls = self._calls, {}
         for call in calls.values():
             call.fail(failure)
-        for job in self._fetches.values():
-            self.fetch_ended.emit(job, str(failure))
+        for job, variant in self._fetches.values():
+            self.fetch_ended.emit(job, variant, str(failure))
         self._fetches.clear()
         self._watch_rids.clear()
         self._listing = None
@@ -478,19 +479,22 @@ class _Wire(QThread):
                 break
             self._subscribe(watch)
         while self._waiting_fetches and len(self._fetches) < max(1, limits.max_fetches):
-            job = self._waiting_fetches.popleft()
-            self._fetches[self.client.send(p.Fetch(what="frames"), job)] = job
+            job, variant = self._waiting_fetches.popleft()
+            self._fetches[self.client.send(p.Fetch(what="frames", variant=variant), job)] = (job, variant)
 
     def _on_fetch_event(self, rid: int, env: p.Envelope) -> None:
-        job = self._fetches[rid]
+        job, variant = self._fetches[rid]
         if isinstance(env.body, (p.Error, p.FetchEnd)):
             del self._fetches[rid]
             self.client.forget(rid)
             error = "" if isinstance(env.body, p.FetchEnd) else plain_error(
                 ServerError(env.body.code, env.body.message, env.body.hint))
-            self.fetch_ended.emit(job, error)
+            self.fetch_ended.emit(job, variant, error)
             return
         event = JobEvent.of(env)
+        if isinstance(event.body, p.Frame) and event.body.variant != variant:
+            # The frames answer the fetch that asked for this prompt's: say so on each.
+            event = dataclasses.replace(event, body=dataclasses.replace(event.body, variant=variant))
         self.job_event.emit(_strip(event), event_image(event))
 
 
@@ -511,7 +515,7 @@ class ServerLink(PanelLink):
         self.keys = keys
         self._wire: _Wire | None = None
         self._watching: dict[str, int] = {}  # job -> from_seq asked (kept for a watch asked before start)
-        self._fetching: set[str] = set()
+        self._fetching: set[tuple[str, int]] = set()  # (job, variant)
 
     # --- life ---
 
@@ -586,12 +590,12 @@ class ServerLink(PanelLink):
         self._watching.pop(job, None)
         self.watch_ended.emit(job, error)
 
-    def fetch_frames(self, job: str) -> None:
-        if job in self._fetching or self._wire is None:
+    def fetch_frames(self, job: str, variant: int = 0) -> None:
+        if (job, variant) in self._fetching or self._wire is None:
             return
-        self._fetching.add(job)
-        self._wire.post("fetch", job)
+        self._fetching.add((job, variant))
+        self._wire.post("fetch", (job, variant))
 
-    def _fetch_done(self, job: str, error: str) -> None:
-        self._fetching.discard(job)
+    def _fetch_done(self, job: str, variant: int, error: str) -> None:
+        self._fetching.discard((job, variant))
         self.fetch_ended.emit(job, error)

@@ -51,5 +51,5 @@ class FakeLink(PanelLink):
     def watch(self, job: str, from_seq: int = 1) -> None:
         self.watches.setdefault(job, from_seq)
 
-    def fetch_frames(self, job: str) -> None:
-        self.asked.append(("fetch", job))
+    def fetch_frames(self, job: str, variant: int = 0) -> None:
+        self.asked.append(("fetch", job if variant == 0 else f"{job}#{variant}"))

@@ -58,12 +58,13 @@ class ExportThread(QThread):
     finished_export = Signal(list, str)  # output paths, error ("" when it worked)
 
     def __init__(self, endpoint: str, keys: CurveKeys | None, job: str, source: str, first: int, last: int,
-                 fmt: ExportFormat, target: Path, parent: QObject | None = None):
+                 fmt: ExportFormat, target: Path, parent: QObject | None = None, *, variant: int = 0):
         super().__init__(parent)
         self.endpoint, self.keys = endpoint, keys
         self.context = zmq.Context()
         self._stopping = False
         self.job = job
+        self.variant = variant  # which prompt's frames (0: params.prompt, v: params.variants[v-1])
         self.source, self.first, self.last, self.fmt, self.target = source, first, last, fmt, target
 
     def stop(self) -> None:
@@ -81,7 +82,7 @@ class ExportThread(QThread):
             info = media.probe(self.source)
             client.connect()
             with _open_writer(self.target, info, self.first, total, self.fmt) as writer:
-                for event in client.fetch_frames(self.job, self.first, self.last):
+                for event in client.fetch_frames(self.job, self.first, self.last, variant=self.variant):
                     writer.write(event.image())
                     self.progress.emit(writer.frames_written, total)
             outputs = [str(p) for p in writer.outputs]

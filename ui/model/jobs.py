@@ -33,6 +33,31 @@ def parse_frames(frames: str | None) -> tuple[int | None, int | None]:
 
 
 @dataclass
+class Pictures:
+    """What arrived of one prompt's result, by source frame."""
+
+    previews: dict[int, QImage] = field(default_factory=dict)  # keyframe previews
+    proxies: dict[int, QImage] = field(default_factory=dict)
+    full: dict[int, QImage] = field(default_factory=dict)  # full-resolution frames (display size)
+
+    def best(self, frame: int) -> tuple[QImage | None, str]:
+        """The full frame, else its proxy, else the nearest keyframe preview."""
+        if frame in self.full:
+            return self.full[frame], "frame"
+        if frame in self.proxies:
+            return self.proxies[frame], "proxy"
+        if self.previews:
+            nearest = min(self.previews, key=lambda k: (abs(k - frame), k))
+            return self.previews[nearest], "preview"
+        return None, ""
+
+    def clear(self) -> None:
+        self.previews.clear()
+        self.proxies.clear()
+        self.full.clear()
+
+
+@dataclass
 class JobView:
     id: str
     state: str = JobState.QUEUED  # a JobState (the wire's string, as the server sent it)
@@ -47,9 +72,10 @@ class JobView:
     outputs: list[str] = field(default_factory=list)
     last_seq: int = 0
     attempts: int = 0
-    previews: dict[int, QImage] = field(default_factory=dict)  # keyframe previews by source frame
-    proxies: dict[int, QImage] = field(default_factory=dict)
-    full: dict[int, QImage] = field(default_factory=dict)  # full-resolution frames (display size)
+    variants: list[str] = field(default_factory=list)  # the extra prompts (params.variants), in order
+    # The pictures of each prompt of the job, by variant index (0: the prompt, v: variants[v-1]).
+    pictures: dict[int, Pictures] = field(default_factory=dict)
+    variant_outputs: dict[int, list[str]] = field(default_factory=dict)  # done: each prompt's files
     # The furthest the bar has been in this attempt: what the user sees never runs backwards.
     shown_fraction: float = 0.0
 
@@ -112,16 +138,34 @@ class JobView:
             parts.append(f"ETA {format_duration(pr['eta_s'])}")
         return " · ".join(parts)
 
-    def best_image(self, frame: int) -> tuple[QImage | None, str]:
-        """What to show for a source frame: the full frame, else its proxy, else the nearest keyframe preview."""
-        if frame in self.full:
-            return self.full[frame], "frame"
-        if frame in self.proxies:
-            return self.proxies[frame], "proxy"
-        if self.previews:
-            nearest = min(self.previews, key=lambda k: (abs(k - frame), k))
-            return self.previews[nearest], "preview"
-        return None, ""
+    @property
+    def prompts(self) -> list[str]:
+        """Every prompt of the job in variant order: [prompt, *variants]."""
+        return [self.prompt, *self.variants]
+
+    def pictures_of(self, variant: int = 0) -> Pictures:
+        got = self.pictures.get(variant)
+        if got is None:
+            got = self.pictures[variant] = Pictures()
+        return got
+
+    # The first prompt's pictures, as a one-prompt job has them.
+    @property
+    def previews(self) -> dict[int, QImage]:
+        return self.pictures_of(0).previews
+
+    @property
+    def proxies(self) -> dict[int, QImage]:
+        return self.pictures_of(0).proxies
+
+    @property
+    def full(self) -> dict[int, QImage]:
+        return self.pictures_of(0).full
+
+    def best_image(self, frame: int, variant: int = 0) -> tuple[QImage | None, str]:
+        """What to show for a source frame of one prompt's result: the full frame, else its proxy,
+        else the nearest keyframe preview."""
+        return self.pictures_of(variant).best(frame)
 
 
 class JobsModel(QObject):
@@ -130,7 +174,7 @@ class JobsModel(QObject):
     changed = Signal()  # the set or order of jobs changed
     queue_changed = Signal()  # the queue was paused or resumed
     job_changed = Signal(str)
-    image_arrived = Signal(str, str, int)  # job, "preview" | "proxy" | "frame", source frame
+    image_arrived = Signal(str, str, int, int)  # job, "preview" | "proxy" | "frame", source frame, variant
     finished = Signal(str, str)  # job, terminal state
 
     def __init__(self, parent: QObject | None = None):
@@ -173,6 +217,7 @@ class JobsModel(QObject):
         before = (view.state, view.position, view.progress, view.message, tuple(view.outputs), view.priority)
         was_terminal = view.terminal
         view.prompt, view.input, view.frames, view.created = info.prompt, info.input, info.frames, info.created
+        view.variants = list(info.variants or view.variants)
         view.priority = info.priority
         view.position = info.position
         if not (was_terminal and info.state not in p.TERMINAL_STATES) or info.last_seq > view.last_seq:
@@ -203,6 +248,7 @@ class JobsModel(QObject):
     def add_submitted(self, event: JobEvent, spec: p.JobSpec, created: float) -> JobView:
         view = self._ensure(event.job)
         view.prompt = str(spec.params.get("prompt", ""))
+        view.variants = [str(v) for v in spec.params.get("variants", ())]
         view.input, view.frames, view.created, view.priority = spec.input, spec.frames, created, spec.priority
         self.apply_event(event, None)
         self.changed.emit()
@@ -231,14 +277,16 @@ class JobsModel(QObject):
             view.shown_fraction = max(view.shown_fraction, view._job_fraction())
         elif isinstance(b, p.Proxy):
             if image is not None:
-                (view.previews if b.kind == "preview" else view.proxies)[b.frame] = image
-                self.image_arrived.emit(event.job, "preview" if b.kind == "preview" else "proxy", b.frame)
+                pictures = view.pictures_of(b.variant)
+                (pictures.previews if b.kind == "preview" else pictures.proxies)[b.frame] = image
+                self.image_arrived.emit(event.job, "preview" if b.kind == "preview" else "proxy", b.frame, b.variant)
         elif isinstance(b, p.Frame):
             if image is not None:
-                view.full[b.frame] = image
-                self.image_arrived.emit(event.job, "frame", b.frame)
+                view.pictures_of(b.variant).full[b.frame] = image
+                self.image_arrived.emit(event.job, "frame", b.frame, b.variant)
         elif isinstance(b, p.Done):
             view.state, view.outputs, view.position = JobState.DONE, list(b.outputs), None
+            view.variant_outputs = {v: list(entry.outputs) for v, entry in enumerate(b.variants)}
         elif isinstance(b, p.Failed):
             view.state, view.position = JobState.FAILED, None
             view.message = f"{b.message} {b.hint}".strip()
@@ -262,6 +310,5 @@ class JobsModel(QObject):
         """Free the pictures of jobs not in `keep` (they can be fetched again)."""
         for view in self.jobs.values():
             if view.id not in keep:
-                view.previews.clear()
-                view.proxies.clear()
-                view.full.clear()
+                for pictures in view.pictures.values():
+                    pictures.clear()

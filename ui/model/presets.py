@@ -23,7 +23,7 @@ def _default(name: str) -> Any:
 # How the panel's messages name the parameters it shows.
 LABELS = {"prompt": "The prompt", "negative_prompt": "The negative prompt", "seed": "The seed", "steps": "Steps",
           "guidance": "Guidance", "kf_interval": "The keyframe interval", "short_side": "The working size",
-          "loras": "The LoRA list"}
+          "loras": "The LoRA list", "variants": "The variant prompts"}
 
 
 @dataclass(frozen=True)
@@ -39,6 +39,12 @@ class EditForm:
     short_side: int = _default("short_side")
     model: str = ""  # empty: the server's default model
     loras: str = ""  # "path:scale, path:scale": the form's one line for the `loras` list
+    # More prompts edited in the same job (`params.variants`): one result each, side by side.
+    variants: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        # A preset file or a history row gives a list; the form keeps a tuple (it is frozen).
+        object.__setattr__(self, "variants", tuple(str(v) for v in self.variants))
 
     def params(self) -> dict:
         """The job's `params`: every value, so the history says exactly what made a version."""
@@ -50,7 +56,16 @@ class EditForm:
             values["negative_prompt"] = self.negative_prompt.strip()
         if self.loras.strip():
             values["loras"] = list(parse_lora_list(self.loras))
+        # An empty variant box is one the user added and left blank: nothing to edit, not an error.
+        variants = [v.strip() for v in self.variants if v.strip()]
+        if variants:
+            values["variants"] = variants
         return values
+
+    @property
+    def prompts(self) -> list[str]:
+        """The prompts this form submits, in variant order (the first is `prompt`)."""
+        return [self.prompt.strip(), *self.params().get("variants", [])]
 
     @classmethod
     def from_params(cls, params: dict, model: str | None = None) -> EditForm:

@@ -31,7 +31,7 @@ from ui.model.clip import ClipModel
 from ui.model.connection import ConnectionModel, LinkState
 from ui.model.export import ExportFormat, ExportThread
 from ui.model.frames import SourceFrames, ThumbnailsModel
-from ui.model.history import HistoryModel, HistoryStore, Version
+from ui.model.history import HistoryModel, HistoryStore, Version, entry_key, split_key
 from ui.model.jobs import JobsModel
 from ui.model.local_server import LocalServer
 from ui.model.matte import MatteModel
@@ -174,11 +174,11 @@ class PanelSession(QObject):
         latest = None
         if current is not None:
             versions = self.history.versions(current.key)
-            latest = versions[0].job_id if versions else None
-        self.viewer.show_job(latest)
+            latest = versions[0] if versions else None
+        self.viewer.show_job(latest.job_id if latest else None, latest.variant if latest else 0)
         if latest is not None:
             self.viewer.set_mode("source")
-            self._ensure_pictures(latest)
+            self._ensure_pictures(latest.job_id)
 
     # --- submit ---
 
@@ -296,12 +296,15 @@ class PanelSession(QObject):
         view = self.jobs.apply_event(event, image)
         if event.kind is EventKind.REQUEUED:
             self.history.set_state(event.job, p.JobState.QUEUED, message="")
-        if image is not None and event.kind in (EventKind.FRAME, EventKind.PROXY):
-            version = self.history.get(event.job)
-            if version is not None and version.thumbnail is None and (
-                    event.kind is EventKind.FRAME or (isinstance(event.body, p.Proxy) and event.body.kind == "frame")):
-                self.history.set_thumbnail(event.job, thumbnail_png(image))
+        if image is not None and isinstance(event.body, (p.Frame, p.Proxy)):
+            variant = event.body.variant
+            entry = self.history.get(entry_key(event.job, variant))
+            if entry is not None and entry.thumbnail is None and (
+                    isinstance(event.body, p.Frame) or event.body.kind == "frame"):
+                self.history.set_thumbnail(event.job, thumbnail_png(image), variant)
         if event.terminal:
+            if view.variant_outputs:
+                self.history.set_variant_outputs(event.job, view.variant_outputs)
             self.history.set_state(event.job, view.state, view.outputs, view.message)
             self._report(event.job, view.state)
             if event.kind is EventKind.FAILED:
@@ -374,9 +377,11 @@ class PanelSession(QObject):
         self.link.pause_queue(paused)
 
     def make_again(self, job: str) -> str | None:
-        """Submit the same edit again (same clip, range and parameters) as a new job, a new version."""
+        """Submit the same edit again (same clip, range and parameters) as a new job, a new version.
+        `job` may name one prompt of a several-prompt job (a history entry key): that prompt alone."""
         version = self.history.get(job)
         if version is None:
+            job = split_key(job)[0]
             view = self.jobs.get(job)
             if view is None or view.first_frame is None or view.last_frame is None:
                 self.notice.emit("error", "This job was not made by this panel, so its parameters are not known; "
@@ -384,8 +389,8 @@ class PanelSession(QObject):
                 return None
             return self._submit_clip(view.input, view.first_frame, view.last_frame, EditForm(prompt=view.prompt),
                                      None, {"prompt": view.prompt})
-        return self._submit_clip(version.clip, version.first, version.last, EditForm(), None, version.params,
-                                 version.model)
+        return self._submit_clip(version.clip, version.first, version.last, EditForm(), None,
+                                 version.variant_params if version.count > 1 else version.params, version.model)
 
     def remove(self, job: str) -> None:
         """Take a job that is not running off the queue: the server forgets it and frees what it
@@ -404,30 +409,35 @@ class PanelSession(QObject):
 
     # --- history ---
 
-    def reload(self, job: str) -> None:
-        """Bring a version back: its clip, range and parameters in the form, its frames in the viewer."""
-        version = self.history.get(job)
+    def reload(self, key: str) -> None:
+        """Bring a version back: its clip, range and parameters in the form, its frames in the viewer.
+        One prompt of a several-prompt job (an entry key) comes back as a one-prompt edit, on screen."""
+        version = self.history.get(key)
         if version is None:
             return
+        job = version.job_id
         opened = self.clip.open(version.clip)
         if opened is None:
             return
         self.clip.set_marks(version.first, version.last)
-        form = EditForm.from_params(version.params, version.model)
+        form = EditForm.from_params(version.variant_params, version.model)
         self.last_form = form
         self.form_loaded.emit(form)
-        self.viewer.show_job(job)
+        self.viewer.show_job(job, version.variant)
         if self.viewer.mode is CompareMode.SOURCE:
             self.viewer.set_mode(CompareMode.RESULT)
         self._ensure_pictures(job)
 
     def _ensure_pictures(self, job: str) -> None:
+        """Fetch a finished job's stored frames, every prompt's, unless they are here already."""
         view = self.jobs.get(job)
         version = self.history.get(job)
         state = view.state if view else (version.state if version else "")
-        if state == p.JobState.DONE and (view is None or not view.full):
-            if self.connection.connected:
-                self.link.fetch_frames(job)
+        count = len(view.prompts) if view and view.variants else (version.count if version else 1)
+        if state == p.JobState.DONE and self.connection.connected:
+            for variant in range(count):
+                if view is None or not view.pictures_of(variant).full:
+                    self.link.fetch_frames(job, variant)
 
     # --- export ---
 
@@ -441,8 +451,10 @@ class PanelSession(QObject):
         (the folder the user named for results), else beside the source."""
         return Path(self.output_dir) if self.output_dir else Path(source).parent
 
-    def export(self, job: str, fmt: ExportFormat, target: Path) -> bool:
-        version = self.history.get(job)
+    def export(self, key: str, fmt: ExportFormat, target: Path) -> bool:
+        """Write a finished version (one prompt of it, for an entry key of a several-prompt job)."""
+        job, variant = split_key(key)
+        version = self.history.get(key)
         view = self.jobs.get(job)
         # The history knows a version is done even before the server's list has been read.
         if not ((view is not None and view.state == p.JobState.DONE)
@@ -457,7 +469,7 @@ class PanelSession(QObject):
         else:
             assert view is not None, "the done check above passes without a version only through the view"
             source, first, last = view.input, view.first_frame or 0, view.last_frame or 0
-        self._export = ExportThread(self.endpoint, self.keys, job, source, first, last, fmt, target)
+        self._export = ExportThread(self.endpoint, self.keys, job, source, first, last, fmt, target, variant=variant)
         self._export.progress.connect(self.export_progress)
         self._export.finished_export.connect(self._export_done)
         self._export.start()

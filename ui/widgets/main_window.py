@@ -22,6 +22,7 @@ from PySide6.QtWidgets import (
 
 from bridge.wire.local import can_start_here
 from ui.model.connection import LinkState
+from ui.model.history import entry_key
 from ui.model.session import PanelSession
 from ui.model.viewer import CompareMode
 from ui.widgets import theme
@@ -137,10 +138,11 @@ class MainWindow(QMainWindow):
             ("mode_result", "Result", "2", lambda: s.viewer.set_mode(CompareMode.RESULT)),
             ("mode_wipe", "Wipe", "3", lambda: s.viewer.set_mode(CompareMode.WIPE)),
             ("mode_side", "Side by side", "4", lambda: s.viewer.set_mode(CompareMode.SIDE)),
+            ("mode_variants", "Variants", "5", lambda: s.viewer.set_mode(CompareMode.VARIANTS)),
             ("submit", "Submit", "Ctrl+Return", self.submit),
             ("cancel", "Cancel the version on screen", "Ctrl+.", s.cancel_current),
             ("prompt", "Edit the prompt", "Ctrl+P", lambda: self.edit_panel.prompt.setFocus()),
-            ("export", "Export the version on screen…", "Ctrl+E", lambda: self.export(s.viewer.job)),
+            ("export", "Export the version on screen…", "Ctrl+E", lambda: self.export(entry_key(s.viewer.job, s.viewer.variant) if s.viewer.job else None)),
             ("start_server", "Start a local server", "", s.start_local_server),
             ("queue_up", "Move the selected job up", "Ctrl+Up",
              lambda: self._move_selected(-1)),
@@ -170,7 +172,7 @@ class MainWindow(QMainWindow):
             "&Mark": ["mark_in", "mark_out", "go_in", "go_out", "clear_marks"],
             "&Playback": ["toggle", "play", "stop", "play_backward", None, "back", "forward", "back10", "forward10",
                           "start", "end", None, "loop"],
-            "&View": ["mode_source", "mode_result", "mode_wipe", "mode_side"],
+            "&View": ["mode_source", "mode_result", "mode_wipe", "mode_side", "mode_variants"],
             "&Edit": ["prompt", "submit", "cancel"],
             "&Queue": ["queue_up", "queue_down"],
             "&Server": ["start_server"],
