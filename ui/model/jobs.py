@@ -143,6 +143,11 @@ class JobView:
         """Every prompt of the job in variant order: [prompt, *variants]."""
         return [self.prompt, *self.variants]
 
+    @property
+    def prompt_text(self) -> str:
+        """The prompt as a row shows it: with several, how many first (a long prompt is cut at its end)."""
+        return f"{len(self.prompts)} prompts: {self.prompt}" if self.variants else self.prompt
+
     def pictures_of(self, variant: int = 0) -> Pictures:
         got = self.pictures.get(variant)
         if got is None:

@@ -1,5 +1,6 @@
-"""The edit form: prompt, negative prompt, seed, presets; advanced parameters folded away;
-submit; and the live progress of the version on screen with its cancel button."""
+"""The edit form: prompt (and more prompts, variants, edited in the same job), negative prompt,
+seed, presets; advanced parameters folded away; submit; and the live progress of the version
+on screen with its cancel button."""
 
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from bridge.wire.edit_params import MAX_VARIANTS
 from bridge.wire.lifecycle import JobState
 from ui.model.presets import EditForm
 from ui.model.session import PanelSession
@@ -79,6 +81,19 @@ class EditPanel(QWidget):
         layout.addWidget(title)
         self.prompt = _PromptEdit("What the edited clip should look like, e.g. a watercolor painting", 3)
         layout.addWidget(self.prompt)
+        # Variants: more prompts in the same job, one row each (its box and a remove button).
+        self.variant_edits: list[_PromptEdit] = []
+        self._variant_rows: list[QWidget] = []
+        self.variants_box = QVBoxLayout()
+        self.variants_box.setSpacing(4)
+        layout.addLayout(self.variants_box)
+        self.add_variant_button = QToolButton()
+        self.add_variant_button.setText("+ Variant")
+        self.add_variant_button.setToolTip(
+            "Another prompt edited in the same job (the analysis of the clip is shared): every variant's result "
+            f"side by side in the viewer's Variants mode (5), each kept in the history; up to {MAX_VARIANTS}")
+        self.add_variant_button.clicked.connect(lambda: self.add_variant("", focus=True))
+        layout.addWidget(self.add_variant_button)
         self.negative = _PromptEdit("Negative prompt (empty: the server's default)", 2)
         layout.addWidget(self.negative)
 
@@ -183,10 +198,50 @@ class EditPanel(QWidget):
         return EditForm(prompt=self.prompt.toPlainText(), negative_prompt=self.negative.toPlainText(),
                         seed=self.seed.value(), steps=self.steps.value(), guidance=self.guidance.value(),
                         kf_interval=self.kf_interval.value(), short_side=self.short_side.value(), model=model,
-                        loras=self.loras.text())
+                        loras=self.loras.text(), variants=tuple(edit.toPlainText() for edit in self.variant_edits))
+
+    def add_variant(self, text: str = "", focus: bool = False) -> _PromptEdit | None:
+        """One more prompt row under the prompt (none past the table's bound on variants)."""
+        if len(self.variant_edits) >= MAX_VARIANTS:
+            return None
+        row = QWidget()
+        line = QHBoxLayout(row)
+        line.setContentsMargins(0, 0, 0, 0)
+        line.setSpacing(4)
+        edit = _PromptEdit("", 2)
+        edit.setPlainText(text)
+        remove = QToolButton()
+        remove.setText("✕")
+        remove.setToolTip("Remove this variant")
+        remove.clicked.connect(lambda: self.remove_variant(self.variant_edits.index(edit)))
+        line.addWidget(edit, 1)
+        line.addWidget(remove, 0, Qt.AlignmentFlag.AlignTop)
+        self.variants_box.addWidget(row)
+        self.variant_edits.append(edit)
+        self._variant_rows.append(row)
+        self._number_variants()
+        if focus:
+            edit.setFocus()
+        return edit
+
+    def remove_variant(self, index: int) -> None:
+        self.variant_edits.pop(index)
+        row = self._variant_rows.pop(index)
+        self.variants_box.removeWidget(row)
+        row.deleteLater()
+        self._number_variants()
+
+    def _number_variants(self) -> None:
+        for n, edit in enumerate(self.variant_edits):
+            edit.setPlaceholderText(f"Variant {n + 2}: another look in the same job, e.g. an oil painting")
+        self.add_variant_button.setEnabled(len(self.variant_edits) < MAX_VARIANTS)
 
     def set_form(self, form: EditForm) -> None:
         self.prompt.setPlainText(form.prompt)
+        while self.variant_edits:
+            self.remove_variant(len(self.variant_edits) - 1)
+        for text in form.variants:
+            self.add_variant(text)
         self.negative.setPlainText(form.negative_prompt)
         self.seed.setValue(form.seed)
         self.steps.setValue(form.steps)
@@ -262,7 +317,8 @@ class EditPanel(QWidget):
             self.progress.setValue(1000 if version and version.state == JobState.DONE else 0)
             self.cancel_button.setEnabled(False)
             return
-        self.status.setText(f"{view.prompt!r} · {view.status_text}")
+        shown = f" · variant {self.session.viewer.variant + 1} of {len(view.prompts)}" if view.variants else ""
+        self.status.setText(f"{view.prompt_text!r}{shown} · {view.status_text}")
         self.progress.setValue(int(view.fraction * 1000))
         self.cancel_button.setEnabled(not view.terminal)
 

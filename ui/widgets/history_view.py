@@ -1,4 +1,5 @@
-"""Every version made for the current clip: thumbnail, prompt, parameters, state."""
+"""Every version made for the current clip: thumbnail, prompt, parameters, state; each prompt of a
+several-prompt job as its own entry ("variant 2 of 3"), so Show, Make again and Export act on it."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from PySide6.QtWidgets import QHBoxLayout, QListWidget, QListWidgetItem, QPushBu
 
 from bridge.wire.lifecycle import JobState
 from ui.images import image_from_png
+from ui.model.history import entry_key
 from ui.model.session import PanelSession
 
 
@@ -58,6 +60,7 @@ class HistoryView(QWidget):
             act(job)
 
     def jobs(self) -> list[str]:
+        """The entries' keys, top to bottom (a one-prompt job's is its job id)."""
         return [self.list.item(i).data(Qt.ItemDataRole.UserRole) for i in range(self.list.count())]
 
     def _history_changed(self, clip: str) -> None:
@@ -75,20 +78,21 @@ class HistoryView(QWidget):
         for v in self.session.history.versions(current.key):
             when = time.strftime("%d %b %H:%M", time.localtime(v.created))
             item = QListWidgetItem(f"{v.prompt}\n{v.summary}\n{v.state} · {when}")
-            item.setData(Qt.ItemDataRole.UserRole, v.job_id)
+            item.setData(Qt.ItemDataRole.UserRole, v.key)
             image = image_from_png(v.thumbnail)
             if not image.isNull():
                 item.setIcon(QIcon(QPixmap.fromImage(image)))
             item.setToolTip(f"job {v.job_id}\n" + "\n".join(f"{k}: {val}" for k, val in v.params.items())
                             + (f"\noutput: {v.outputs[0]}" if v.outputs else "") + (f"\n{v.message}" if v.message else ""))
             self.list.addItem(item)
-            if v.job_id == keep:
+            if v.key == keep:
                 item.setSelected(True)
         self._mark_shown()
         self._enable()
 
     def _mark_shown(self) -> None:
-        shown = self.session.viewer.job
+        viewer = self.session.viewer
+        shown = entry_key(viewer.job, viewer.variant) if viewer.job else None
         for i in range(self.list.count()):
             item = self.list.item(i)
             font = item.font()

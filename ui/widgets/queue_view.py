@@ -111,7 +111,7 @@ class QueueView(QWidget):
     def _fill(self, item: QTreeWidgetItem, view) -> None:
         pct = f"{int(view.fraction * 100):3d}%  " if view.state == JobState.RUNNING else ""
         item.setText(0, pct + view.status_text)
-        item.setText(1, view.prompt)
+        item.setText(1, view.prompt_text)
         item.setText(2, (view.frames or "all").replace(":", "–"))
         item.setText(3, os.path.basename(view.input))
         item.setText(4, view.id)
@@ -119,7 +119,7 @@ class QueueView(QWidget):
                   JobState.CANCELLED: theme.DIM}.get(view.state, theme.TEXT)
         item.setForeground(0, colour)
         item.setToolTip(0, view.status_text)
-        item.setToolTip(1, view.prompt)  # the column a long prompt is elided in
+        item.setToolTip(1, "\n".join(view.prompts))  # the column a long prompt is elided in; every prompt
 
     def _update_one(self, job: str) -> None:
         view = self.session.jobs.get(job)

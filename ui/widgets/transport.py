@@ -4,7 +4,16 @@ from __future__ import annotations
 
 from PySide6.QtCore import QRectF, Qt
 from PySide6.QtGui import QColor, QMouseEvent, QPainter, QPen
-from PySide6.QtWidgets import QButtonGroup, QHBoxLayout, QLabel, QSizePolicy, QToolButton, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (
+    QButtonGroup,
+    QComboBox,
+    QHBoxLayout,
+    QLabel,
+    QSizePolicy,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
 
 from ui.model.clip import rate_text
 from ui.model.session import PanelSession
@@ -82,7 +91,7 @@ class Scrubber(_Timeline):
         session.clip.marks_changed.connect(self.update)
         session.clip.clip_changed.connect(self.update)
         session.viewer.changed.connect(self.update)
-        session.jobs.image_arrived.connect(lambda job, kind, frame: self.update())
+        session.jobs.image_arrived.connect(lambda *_: self.update())
 
     def paintEvent(self, event) -> None:  # noqa: N802
         painter = QPainter(self)
@@ -104,7 +113,8 @@ class Scrubber(_Timeline):
         job = self.session.viewer.job
         view = self.session.jobs.get(job) if job else None
         if view is not None:
-            for frames, colour in ((view.proxies, theme.RESULT.darker(170)), (view.full, theme.RESULT)):
+            pictures = view.pictures_of(self.session.viewer.variant)
+            for frames, colour in ((pictures.proxies, theme.RESULT.darker(170)), (pictures.full, theme.RESULT)):
                 for f in frames:
                     x0, x1 = self.frame_x(f - 0.5), self.frame_x(f + 0.5)
                     painter.fillRect(QRectF(x0, h - 5, max(1.0, x1 - x0), 3), colour)
@@ -146,11 +156,23 @@ class TransportBar(QWidget):
             row.addWidget(button)
         row.addStretch(1)
         self.modes = QButtonGroup(self)
-        for mode in ("source", "result", "wipe", "side"):
+        for mode in ("source", "result", "wipe", "side", "variants"):
             button = QToolButton()
             button.setDefaultAction(actions[f"mode_{mode}"])
             button.setFocusPolicy(Qt.FocusPolicy.NoFocus)
             row.addWidget(button)
+        # Which prompt of a several-prompt job the result, wipe and side by side show (the
+        # Variants tiles pick it too, by a click).
+        self.variant_box = QComboBox()
+        self.variant_box.setToolTip("The variant shown as the result (a click on its tile in Variants does the same)")
+        self.variant_box.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        self.variant_box.setMinimumContentsLength(12)
+        self.variant_box.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.variant_box.activated.connect(lambda index: session.viewer.set_variant(index))
+        row.addWidget(self.variant_box)
+        session.viewer.changed.connect(self._variants_changed)
+        session.jobs.job_changed.connect(self._variants_changed)
+        self._variants_changed()
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
         session.clip.position_changed.connect(self.refresh)
         session.clip.marks_changed.connect(self.refresh)
@@ -171,6 +193,21 @@ class TransportBar(QWidget):
         first, last = clip.range
         marked = clip.mark_in is not None or clip.mark_out is not None
         self.marks_label.setText(f"{'in' if marked else 'whole clip'} {first} → {last}  ({last - first + 1} frames)")
+
+
+    def _variants_changed(self, *_: object) -> None:
+        job = self.session.viewer.job
+        view = self.session.jobs.get(job) if job else None
+        prompts = view.prompts if view is not None and view.variants else []
+        items = [f"{n + 1} · {prompt}" for n, prompt in enumerate(prompts)]
+        if items != [self.variant_box.itemText(i) for i in range(self.variant_box.count())]:
+            self.variant_box.clear()
+            for n, item in enumerate(items):
+                self.variant_box.addItem(item)
+                self.variant_box.setItemData(n, prompts[n], Qt.ItemDataRole.ToolTipRole)
+        self.variant_box.setVisible(bool(items))
+        if items:
+            self.variant_box.setCurrentIndex(min(self.session.viewer.variant, len(items) - 1))
 
 
 def compare_modes() -> list[CompareMode]:

@@ -1,4 +1,6 @@
-"""The viewer: the source, the result, or both (a wipe with a draggable divider, or side by side).
+"""The viewer: the source, the result, or both (a wipe with a draggable divider, or side by side),
+or the source beside every prompt's result of a several-prompt job (Variants: tiles, each
+labelled with its prompt; clicking one makes it the result the other modes show).
 
 Both sides are drawn for the same playhead frame, so playback is synchronised by
 construction. The result side shows the best picture there is for that frame: the
@@ -13,7 +15,7 @@ from PySide6.QtWidgets import QSizePolicy, QWidget
 
 from bridge.wire.lifecycle import JobState
 from ui.model.session import PanelSession
-from ui.model.viewer import CompareMode, side_by_side, wipe_parts
+from ui.model.viewer import CompareMode, side_by_side, tiles, wipe_parts
 from ui.widgets import theme
 
 _LABELS = {"frame": "RESULT", "proxy": "RESULT · proxy", "preview": "RESULT · keyframe preview"}
@@ -39,6 +41,10 @@ class Viewer(QWidget):
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
         self._dragging = False
         self.shown_kind = ""  # what the result side shows now: "frame" | "proxy" | "preview" | ""
+        # Variants mode: (tile, variant) as last drawn (variant -1: the source), for clicks and tests,
+        # and what each variant's tile showed ("frame" | "proxy" | "preview" | "").
+        self.tile_rects: list[tuple[QRectF, int]] = []
+        self.tile_kinds: dict[int, str] = {}
         s = session
         s.clip.position_changed.connect(self.update)
         s.clip.clip_changed.connect(self.update)
@@ -47,7 +53,7 @@ class Viewer(QWidget):
         s.jobs.image_arrived.connect(self._image_arrived)
         s.jobs.job_changed.connect(self._job_changed)
 
-    def _image_arrived(self, job: str, kind: str, frame: int) -> None:
+    def _image_arrived(self, job: str, kind: str, frame: int, variant: int) -> None:
         if job == self.session.viewer.job:
             self.update()
 
@@ -67,7 +73,7 @@ class Viewer(QWidget):
         view = self.session.jobs.get(job) if job else None
         if view is None:
             return None, ""
-        return view.best_image(self.session.clip.position)
+        return view.best_image(self.session.clip.position, self.session.viewer.variant)
 
     def _picture_box(self) -> QRectF:
         return QRectF(self.rect()).adjusted(8, 8, -8, -8)
@@ -86,10 +92,12 @@ class Viewer(QWidget):
             result, kind = self.result_image()
         self.shown_kind = kind
         box = self._picture_box()
-        if mode is CompareMode.SIDE:
+        if mode is CompareMode.VARIANTS:
+            self._variants(painter, source, box)
+        elif mode is CompareMode.SIDE:
             source_box, result_box = side_by_side(box, gap=8)
             self._picture(painter, source, source_box, "SOURCE")
-            self._picture(painter, result, result_box, _LABELS.get(kind, "RESULT"), result=True, shape=source)
+            self._picture(painter, result, result_box, self._result_label(kind), result=True, shape=source)
         elif mode is CompareMode.WIPE and source is not None:
             rect = _fit(source.size(), box)
             painter.drawImage(rect, source)
@@ -105,13 +113,55 @@ class Viewer(QWidget):
             painter.setBrush(theme.ACCENT)
             painter.drawEllipse(QPointF(split, rect.center().y()), 6, 6)
             self._label(painter, rect.topLeft(), "SOURCE", theme.TEXT)
-            result_label = _LABELS.get(kind, "RESULT") if result else "RESULT · waiting"
+            result_label = self._result_label(kind) if result else "RESULT · waiting"
             self._label(painter, QPointF(rect.right() - self._label_width(painter, result_label), rect.top()),
                         result_label, theme.RESULT)
         elif mode is CompareMode.RESULT:
-            self._picture(painter, result, box, _LABELS.get(kind, "RESULT"), result=True, shape=source)
+            self._picture(painter, result, box, self._result_label(kind), result=True, shape=source)
         else:
             self._picture(painter, source, box, "SOURCE")
+
+    def _result_label(self, kind: str) -> str:
+        """RESULT and what it is; with several prompts, which one ("RESULT 2/3 · proxy")."""
+        label = _LABELS.get(kind, "RESULT")
+        job = self.session.viewer.job
+        view = self.session.jobs.get(job) if job else None
+        if view is not None and view.variants:
+            label = label.replace("RESULT", f"RESULT {self.session.viewer.variant + 1}/{len(view.prompts)}", 1)
+        return label
+
+    def _variants(self, painter: QPainter, source: QImage | None, box: QRectF) -> None:
+        """The source and each prompt's result at the playhead, tiled at the source's aspect."""
+        job = self.session.viewer.job
+        view = self.session.jobs.get(job) if job else None
+        prompts = view.prompts if view is not None else []
+        aspect = source.width() / source.height() if source is not None and source.height() else 16 / 9
+        rects = tiles(box, 1 + max(1, len(prompts)), aspect, gap=8)
+        self.tile_rects = [(rect, variant - 1) for variant, rect in enumerate(rects)]
+        self.tile_kinds = {}
+        self._picture(painter, source, rects[0], "SOURCE")
+        chosen = self.session.viewer.variant
+        for variant, rect in enumerate(rects[1:]):
+            image, kind = view.best_image(self.session.clip.position, variant) if view is not None else (None, "")
+            self.tile_kinds[variant] = kind
+            prompt = prompts[variant] if variant < len(prompts) else ""
+            suffix = {"proxy": " · proxy", "preview": " · preview"}.get(kind, "")
+            painter.setFont(self._label_font())
+            label = painter.fontMetrics().elidedText(f"{variant + 1} · {prompt}", Qt.TextElideMode.ElideRight,
+                                                     max(40, int(rect.width()) - 90)) + suffix
+            self._picture(painter, image, rect, label, result=True, shape=source)
+            if variant == chosen and len(prompts) > 1:
+                # The variant the single-result modes show.
+                painter.setPen(QPen(theme.ACCENT, 2))
+                painter.setBrush(Qt.BrushStyle.NoBrush)
+                painter.drawRect(_fit(source.size(), rect) if source is not None else rect)
+
+    def variant_at(self, point: QPointF) -> int | None:
+        """The variant whose tile is under `point` in Variants mode (None: the source or no tile)."""
+        for rect, variant in self.tile_rects:
+            if variant >= 0 and rect.contains(point):
+                return variant
+        return None
 
     def _picture(self, painter: QPainter, image: QImage | None, box: QRectF, label: str, result: bool = False,
                  shape: QImage | None = None) -> None:
@@ -180,6 +230,10 @@ class Viewer(QWidget):
         return _fit(source.size(), self._picture_box())
 
     def mousePressEvent(self, event: QMouseEvent) -> None:  # noqa: N802
+        if self.session.viewer.mode is CompareMode.VARIANTS and event.button() == Qt.MouseButton.LeftButton:
+            variant = self.variant_at(event.position())
+            if variant is not None:  # this prompt becomes the result the other modes show
+                self.session.viewer.set_variant(variant)
         rect = self._wipe_rect()
         if rect is not None and event.button() == Qt.MouseButton.LeftButton:
             self._dragging = True
@@ -193,6 +247,11 @@ class Viewer(QWidget):
 
     def mouseReleaseEvent(self, event: QMouseEvent) -> None:  # noqa: N802
         self._dragging = False
+
+    def mouseDoubleClickEvent(self, event: QMouseEvent) -> None:  # noqa: N802
+        if self.session.viewer.mode is CompareMode.VARIANTS and self.variant_at(event.position()) is not None:
+            self.session.viewer.set_variant(self.variant_at(event.position()) or 0)
+            self.session.viewer.set_mode(CompareMode.RESULT)  # a double-click: that one, whole
 
     # --- drag and drop a clip ---
 
