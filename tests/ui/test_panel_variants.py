@@ -205,7 +205,8 @@ def test_the_history_keeps_each_prompt_as_its_own_entry(qtbot, panel):
     store = HistoryStore(session.history.store.path)
     try:
         assert [e.key for e in store.for_clip(session.clip.current.key)] == ["j1", "j1#1", "j1#2"]
-        assert store.get("j1#2").prompt == PROMPTS[2] and store.get("j1#2").outputs == outputs[2]
+        third = store.get("j1#2")
+        assert third is not None and (third.prompt, third.outputs) == (PROMPTS[2], outputs[2])
     finally:
         store.close()
 
