@@ -109,6 +109,51 @@ def matte_overlay(path: Path) -> None:
         window.close()
 
 
+VARIANT_PROMPTS = ("a watercolor painting of a man in a car", "an oil painting", "a pencil sketch")
+
+
+def variants_view(app, session, window, path: Path) -> None:
+    """A three-prompt job, tiled in the Variants view once it is done."""
+    session.clip.set_marks(24, 31)
+    panel = window.edit_panel
+    panel.advanced_toggle.setChecked(True)
+    panel.steps.setValue(20)
+    panel.short_side.setValue(128)
+    panel.kf_interval.setValue(4)
+    panel.prompt.setPlainText(VARIANT_PROMPTS[0])
+    for prompt in VARIANT_PROMPTS[1:]:
+        panel.add_variant(prompt)
+    before = set(session.jobs.jobs)
+    window.actions_by_name["submit"].trigger()
+    wait(app, lambda: session.viewer.job is not None and session.viewer.job not in before)
+    job = session.viewer.job
+    wait(app, lambda: session.jobs.get(job).terminal, 600, status=lambda: session.jobs.get(job).status_text)
+    session.clip.seek(28)
+    session.viewer.set_mode("variants")
+    session.viewer.set_variant(1)
+    grab(app, window, path)
+    while panel.variant_edits:  # the screenshots after this one are of one-prompt jobs
+        panel.remove_variant(0)
+
+
+def only_variants(path: Path) -> None:
+    from tests.e2e.conftest import ServeProcess
+    from tokenflow.tiny import make_tiny_pipeline_dir
+
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        server = ServeProcess(tmp / "serve", make_tiny_pipeline_dir(tmp / "tiny")).start()
+        try:
+            app, session, window = make_window(server.endpoint, tmp / "panel", server.out)
+            wait(app, lambda: session.connection.connected, 60)
+            session.open_clip(CLIP)
+            wait(app, lambda: session.thumbs.ready, 30)
+            variants_view(app, session, window, path)
+            window.close()
+        finally:
+            server.stop()
+
+
 def all_states(folder: Path) -> None:
     from PySide6.QtCore import Qt
 
@@ -152,6 +197,7 @@ def all_states(folder: Path) -> None:
             grab(app, window, folder / "panel-wipe.png")
             session.viewer.set_mode("side")
             grab(app, window, folder / "panel-side-by-side.png")
+            variants_view(app, session, window, folder / "panel-variants.png")
 
             # A queue: one running, two waiting, one cancelled; the done version stays on screen.
             done_job = job
@@ -188,8 +234,11 @@ def main() -> int:
     parser.add_argument("folder", nargs="?", type=Path, default=REPO / "docs" / "img")
     parser.add_argument("--only-window", type=Path, metavar="OUT.png")
     parser.add_argument("--matte", type=Path, metavar="OUT.png", help="only the matte overlay's screenshot")
+    parser.add_argument("--variants", type=Path, metavar="OUT.png", help="only the Variants view's screenshot")
     args = parser.parse_args()
-    if args.matte:
+    if args.variants:
+        only_variants(args.variants)
+    elif args.matte:
         matte_overlay(args.matte)
     elif args.only_window:
         only_window(args.only_window)
