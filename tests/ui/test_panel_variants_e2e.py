@@ -85,3 +85,13 @@ def test_a_two_prompt_job_fills_every_tile_and_the_history(qtbot, panel_factory,
     exported = QImage(sorted(paths)[1])  # source frame 21
     assert _same_pixels(exported, view.pictures_of(1).full[21])
     assert not _same_pixels(exported, view.pictures_of(0).full[21])
+
+    # Show the second prompt's entry with its pictures gone (as after a restart): every prompt's
+    # stored frames come back from the server, each to its own prompt.
+    first = {v: view.pictures_of(v).full[21] for v in (0, 1)}
+    session.jobs.drop_pictures(set())
+    history.list.setCurrentItem(history.list.item(1))
+    qtbot.mouseClick(history.reload, Qt.MouseButton.LeftButton)
+    assert (session.viewer.job, session.viewer.variant) == (job, 1)
+    qtbot.waitUntil(lambda: all(len(view.pictures_of(v).full) == 4 for v in (0, 1)), timeout=20000)
+    assert all(_same_pixels(view.pictures_of(v).full[21], first[v]) for v in (0, 1))
