@@ -128,6 +128,10 @@ def variants_view(app, session, window, path: Path) -> None:
     wait(app, lambda: session.viewer.job is not None and session.viewer.job not in before)
     job = session.viewer.job
     wait(app, lambda: session.jobs.get(job).terminal, 600, status=lambda: session.jobs.get(job).status_text)
+    from PySide6.QtCore import Qt
+
+    panel.advanced_toggle.setChecked(False)  # room for the history's entries, one per prompt
+    window.resizeDocks([window.docks["edit"], window.docks["history"]], [560, 400], Qt.Orientation.Vertical)
     session.clip.seek(28)
     session.viewer.set_mode("variants")
     session.viewer.set_variant(1)

@@ -147,13 +147,13 @@ def test_variants_view_tiles_each_prompts_pictures_as_they_arrive(qtbot, panel):
     qtbot.mouseClick(window.viewer, Qt.MouseButton.LeftButton, pos=QPoint(int(rect.center().x()),
                                                                           int(rect.center().y())))
     assert session.viewer.variant == 2
-    assert window.transport.variant_box.currentIndex() == 2 and window.transport.variant_box.count() == 3
+    assert window.edit_panel.variant_box.currentIndex() == 2 and window.edit_panel.variant_box.count() == 3
     session.viewer.set_mode("result")
     window.viewer.repaint()
     shot = window.viewer.grab().toImage()
     assert _near(shot.pixelColor(shot.width() // 2, shot.height() // 2), FRAME_COLOURS[2])
     # The selector picks another.
-    window.transport.variant_box.activated.emit(1)
+    window.edit_panel.variant_box.activated.emit(1)
     shot = window.viewer.grab().toImage()
     assert _near(shot.pixelColor(shot.width() // 2, shot.height() // 2), FRAME_COLOURS[1])
 

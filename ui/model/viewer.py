@@ -50,10 +50,12 @@ def tiles(box: QRectF, count: int, aspect: float, gap: float) -> list[QRectF]:
 
     columns = max(range(1, count + 1), key=lambda c: (picture_width(c), -c))
     rows = math.ceil(count / columns)
-    w = (box.width() - gap * (columns - 1)) / columns
-    h = (box.height() - gap * (rows - 1)) / rows
-    return [QRectF(box.x() + (i % columns) * (w + gap), box.y() + (i // columns) * (h + gap), w, h)
-            for i in range(count)]
+    # Each box just holds its picture, and the grid is centred: the tiles sit together.
+    w = picture_width(columns)
+    h = w / aspect
+    x0 = box.x() + (box.width() - (columns * w + gap * (columns - 1))) / 2
+    y0 = box.y() + (box.height() - (rows * h + gap * (rows - 1))) / 2
+    return [QRectF(x0 + (i % columns) * (w + gap), y0 + (i // columns) * (h + gap), w, h) for i in range(count)]
 
 
 class ViewerModel(QObject):

@@ -165,6 +165,16 @@ class EditPanel(QWidget):
         self.status = QLabel("Nothing running")
         self.status.setWordWrap(True)
         layout.addWidget(self.status)
+        # Which prompt of a several-prompt job the result, wipe and side by side show (a click on
+        # its tile in the viewer's Variants mode picks it too).
+        self.variant_box = QComboBox()
+        self.variant_box.setToolTip("The variant shown as the result (a click on its tile in Variants, key 5, "
+                                    "does the same)")
+        self.variant_box.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        self.variant_box.setMinimumContentsLength(10)
+        self.variant_box.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.variant_box.activated.connect(lambda index: session.viewer.set_variant(index))
+        layout.addWidget(self.variant_box)
         bar_row = QHBoxLayout()
         self.progress = QProgressBar()
         self.progress.setRange(0, 1000)
@@ -186,10 +196,13 @@ class EditPanel(QWidget):
         session.clip.clip_changed.connect(self._range_changed)
         session.viewer.changed.connect(self._progress_changed)
         session.jobs.job_changed.connect(self._job_changed)
+        session.viewer.changed.connect(self._variants_changed)
+        session.jobs.job_changed.connect(self._variants_changed)
         self._presets_changed()
         self._models_changed()
         self._range_changed()
         self._progress_changed()
+        self._variants_changed()
 
     # --- the form ---
 
@@ -303,6 +316,21 @@ class EditPanel(QWidget):
             self.session.presets.delete(name)
 
     # --- progress of the version on screen ---
+
+    def _variants_changed(self, *_: object) -> None:
+        """The selector lists the prompts of the job on screen (hidden for a one-prompt job)."""
+        job = self.session.viewer.job
+        view = self.session.jobs.get(job) if job else None
+        prompts = view.prompts if view is not None and view.variants else []
+        items = [f"Showing {n + 1} of {len(prompts)} · {prompt}" for n, prompt in enumerate(prompts)]
+        if items != [self.variant_box.itemText(i) for i in range(self.variant_box.count())]:
+            self.variant_box.clear()
+            for n, item in enumerate(items):
+                self.variant_box.addItem(item)
+                self.variant_box.setItemData(n, prompts[n], Qt.ItemDataRole.ToolTipRole)
+        self.variant_box.setVisible(bool(items))
+        if items:
+            self.variant_box.setCurrentIndex(min(self.session.viewer.variant, len(items) - 1))
 
     def _job_changed(self, job: str) -> None:
         if job == self.session.viewer.job:

@@ -22,6 +22,7 @@ QDockWidget {{ titlebar-close-icon: none; }}
 QDockWidget::title {{ background: {PANEL.name()}; padding: 3px 6px; color: {DIM.name()}; text-transform: uppercase; }}
 QToolButton, QPushButton {{ background: #2e3034; border: 1px solid #3a3d42; border-radius: 3px; padding: 3px 8px;
     color: {TEXT.name()}; }}
+QToolButton#mode {{ padding: 3px 6px; border-radius: 0; }}
 QToolButton:hover, QPushButton:hover {{ background: #383b40; }}
 QToolButton:checked {{ background: #4a3a22; border-color: {ACCENT.name()}; color: #ffd79a; }}
 QPushButton:disabled, QToolButton:disabled {{ color: #5b5e63; background: #26272a; }}

@@ -4,16 +4,7 @@ from __future__ import annotations
 
 from PySide6.QtCore import QRectF, Qt
 from PySide6.QtGui import QColor, QMouseEvent, QPainter, QPen
-from PySide6.QtWidgets import (
-    QButtonGroup,
-    QComboBox,
-    QHBoxLayout,
-    QLabel,
-    QSizePolicy,
-    QToolButton,
-    QVBoxLayout,
-    QWidget,
-)
+from PySide6.QtWidgets import QButtonGroup, QHBoxLayout, QLabel, QSizePolicy, QToolButton, QVBoxLayout, QWidget
 
 from ui.model.clip import rate_text
 from ui.model.session import PanelSession
@@ -156,23 +147,17 @@ class TransportBar(QWidget):
             row.addWidget(button)
         row.addStretch(1)
         self.modes = QButtonGroup(self)
+        # The compare modes are one choice: side by side without gaps, as a segmented control
+        # (which also keeps the bar narrow enough for a 1600 px screen with five of them).
+        modes = QHBoxLayout()
+        modes.setSpacing(0)
         for mode in ("source", "result", "wipe", "side", "variants"):
             button = QToolButton()
+            button.setObjectName("mode")
             button.setDefaultAction(actions[f"mode_{mode}"])
             button.setFocusPolicy(Qt.FocusPolicy.NoFocus)
-            row.addWidget(button)
-        # Which prompt of a several-prompt job the result, wipe and side by side show (the
-        # Variants tiles pick it too, by a click).
-        self.variant_box = QComboBox()
-        self.variant_box.setToolTip("The variant shown as the result (a click on its tile in Variants does the same)")
-        self.variant_box.setFocusPolicy(Qt.FocusPolicy.NoFocus)
-        self.variant_box.setMinimumContentsLength(12)
-        self.variant_box.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
-        self.variant_box.activated.connect(lambda index: session.viewer.set_variant(index))
-        row.addWidget(self.variant_box)
-        session.viewer.changed.connect(self._variants_changed)
-        session.jobs.job_changed.connect(self._variants_changed)
-        self._variants_changed()
+            modes.addWidget(button)
+        row.addLayout(modes)
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
         session.clip.position_changed.connect(self.refresh)
         session.clip.marks_changed.connect(self.refresh)
@@ -193,21 +178,6 @@ class TransportBar(QWidget):
         first, last = clip.range
         marked = clip.mark_in is not None or clip.mark_out is not None
         self.marks_label.setText(f"{'in' if marked else 'whole clip'} {first} → {last}  ({last - first + 1} frames)")
-
-
-    def _variants_changed(self, *_: object) -> None:
-        job = self.session.viewer.job
-        view = self.session.jobs.get(job) if job else None
-        prompts = view.prompts if view is not None and view.variants else []
-        items = [f"{n + 1} · {prompt}" for n, prompt in enumerate(prompts)]
-        if items != [self.variant_box.itemText(i) for i in range(self.variant_box.count())]:
-            self.variant_box.clear()
-            for n, item in enumerate(items):
-                self.variant_box.addItem(item)
-                self.variant_box.setItemData(n, prompts[n], Qt.ItemDataRole.ToolTipRole)
-        self.variant_box.setVisible(bool(items))
-        if items:
-            self.variant_box.setCurrentIndex(min(self.session.viewer.variant, len(items) - 1))
 
 
 def compare_modes() -> list[CompareMode]:
