@@ -74,6 +74,8 @@ def _near(a: QColor, b: QColor) -> bool:
 
 
 def test_the_form_sends_every_prompt_and_presets_keep_them(qtbot, panel):
+    from ui.model.presets import EditForm, PresetStore
+
     session, window, link = panel
     form = window.edit_panel
     form.prompt.setPlainText(PROMPTS[0])
@@ -81,8 +83,20 @@ def test_the_form_sends_every_prompt_and_presets_keep_them(qtbot, panel):
         qtbot.mouseClick(form.add_variant_button, Qt.MouseButton.LeftButton)
         form.variant_edits[-1].setPlainText(text)
     # The last one's ✕ removes that row.
-    remove = form._variant_rows[-1].findChildren(type(form.add_variant_button))[0]
+    qtbot.wait(20)
+    last_row = form._variant_rows[-1]
+    assert last_row.isVisible()
+    remove = last_row.findChildren(type(form.add_variant_button))[0]
     qtbot.mouseClick(remove, Qt.MouseButton.LeftButton)
+    assert not last_row.isVisible()
+    # Emptied by code too (a preset, a shown version): the rows leave the form at once, without
+    # waiting for the event loop to delete them.
+    qtbot.wait(20)  # a row added to a shown form shows at the next turn of the event loop
+    rows = list(form._variant_rows)
+    assert rows and all(row.isVisible() for row in rows)
+    form.set_form(EditForm(prompt="x"))
+    assert form.variant_edits == [] and not any(row.isVisible() for row in rows)
+    form.set_form(EditForm(prompt=PROMPTS[0], variants=(PROMPTS[1], "", PROMPTS[2])))
     assert [e.toPlainText() for e in form.variant_edits] == [PROMPTS[1], "", PROMPTS[2]]
     window.actions_by_name["submit"].trigger()
     _token, spec = link.submits[-1]
@@ -90,8 +104,6 @@ def test_the_form_sends_every_prompt_and_presets_keep_them(qtbot, panel):
     assert spec.params["prompt"] == PROMPTS[0] and spec.params["variants"] == PROMPTS[1:]
 
     # Presets save and load the variants too (through the file: a new store reads it back).
-    from ui.model.presets import EditForm, PresetStore
-
     session.presets.save("three looks", form.form())
     form.set_form(EditForm(prompt="other"))
     assert form.variant_edits == []

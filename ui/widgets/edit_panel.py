@@ -241,6 +241,7 @@ class EditPanel(QWidget):
         self.variant_edits.pop(index)
         row = self._variant_rows.pop(index)
         self.variants_box.removeWidget(row)
+        row.setParent(None)  # off the form now (deleteLater waits for the event loop)
         row.deleteLater()
         self._number_variants()
 
