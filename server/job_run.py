@@ -17,6 +17,7 @@ import json
 import logging
 import os
 import shutil
+import threading
 import time
 import traceback
 from collections.abc import Callable, Iterable, Iterator
@@ -114,7 +115,8 @@ class JobRun:
         self.ext = PROXY_EXTENSIONS.get(self.spec.proxy_format, "jpg")
         self._stage = -1  # index in STAGE_ORDER of the last progress event sent, and its step
         self._step = 0
-        self._frames_done = 0  # full-resolution frames finished in this attempt
+        self._frames_done = 0  # full-resolution frames finished in this attempt, every prompt's
+        self._count_lock = threading.Lock()
         self._decode_started: float | None = None
 
     def _emit(self, event: p.Body, **kw: Any) -> None:
@@ -338,7 +340,8 @@ class JobRun:
 
     def _write_output(self, variant: int, full: Any) -> None:
         self.writers[variant].write(full)
-        self._frames_done += 1
+        with self._count_lock:  # each prompt's writer has its own thread
+            self._frames_done += 1
 
     def _store_frame(self, item: tuple[int, int, Any]) -> None:
         variant, frame, image = item

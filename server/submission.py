@@ -10,6 +10,7 @@ keeps: absolute paths and explicit frame numbers, so a restart runs the same job
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import typing
 from pathlib import Path
@@ -333,9 +334,10 @@ def _resolved(spec: JobSpec, job_id: str, source: Path, info: media.ClipInfo, fi
     )
     kind, target = target_of(output, preset)
 
-    # Each prompt's frames are stored and written: the disk needs grow with the prompts.
-    needs = estimate(n_frames * len(params.prompts), info.width, info.height, params.short_side, params.steps, kind,
-                     params.batch_size)
+    needs = estimate(n_frames, info.width, info.height, params.short_side, params.steps, kind, params.batch_size)
+    # Each prompt's frames are stored and written (the inversion cache is shared by them).
+    prompts = len(params.prompts)
+    needs = dataclasses.replace(needs, data_bytes=needs.data_bytes * prompts, output_bytes=needs.output_bytes * prompts)
     problem = memory_problem(memory(n_frames, info.width, info.height, params.short_side, params.steps,
                                     params.batch_size), info.width, info.height, params.short_side)
     if problem:
