@@ -150,6 +150,7 @@ def test_a_matte_upload_that_is_short_missing_or_incomplete_is_refused_by_name(r
     assert (body["code"], body["field"]) == ("bad_field", "body.spec.upload") and "matte" in body["message"]
 
 
-def test_the_documented_section(uploaded):
+def test_the_documented_section_and_capability(raw):
     text = doc_section(SECTION)
-    assert '"upload:ID"' in text and "alpha" in text and "luma" in text
+    assert '"upload:ID"' in text and "alpha" in text and "luma" in text and '"matte_upload"' in text
+    assert "matte_upload" in raw().request("hello", {"client": "conformance"})["body"]["capabilities"]
