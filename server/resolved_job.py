@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bridge.wire.edit_params import complete
+from bridge.wire.naming import prompt_outputs
 from tokenflow.params import EditParams
 
 # The client identity of the server's own user (an ipc:// peer, or the user's own local
@@ -67,6 +68,21 @@ class ResolvedJob:
     @property
     def prompt(self) -> str:
         return str(self.params.get("prompt", ""))
+
+    @property
+    def variants(self) -> list[str]:
+        """The prompts after `prompt` (params.variants; docs/protocol.md, "Several prompts in one job")."""
+        return [str(v) for v in self.params.get("variants") or ()]
+
+    @property
+    def prompts(self) -> list[str]:
+        """Every prompt in variant order: `prompt` is variant 0."""
+        return [self.prompt, *self.variants]
+
+    @property
+    def outputs(self) -> list[str]:
+        """The output each prompt is written to, in variant order: [`output`] for a one-prompt job."""
+        return prompt_outputs(self.output, self.prompts)
 
     def edit_params(self) -> EditParams:
         """The parameters typed. Built when the job runs, not when it is read back, so a listing

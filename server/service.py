@@ -177,7 +177,8 @@ class Service:
         summary: dict[str, Any] = job_summary_fields(job)
         mine = self._mine(job)
         if not mine:  # another client's job: its state shows, never its files or prompt
-            summary = {k: ("" if k in ("input", "prompt") else None) for k in summary}  # the wire's types
+            summary = {k: ("" if k in ("input", "prompt") else [] if k == "variants" else None)
+                       for k in summary}  # the wire's types
         return p.JobInfo(
             id=job.id, state=job.state, created=job.created, updated=job.updated, priority=job.priority,
             position=self.scheduler.position(job.id) if job.state == p.JobState.QUEUED else None,
@@ -364,7 +365,11 @@ class Service:
         if first < lo or last > hi:
             raise RequestError("bad_range", f"Frames {first}:{last} are outside job {job.id}'s range {lo}:{hi}.",
                                f"Ask for frames within {lo}:{hi}.", "body.first" if first < lo else "body.last")
-        events = self.store.frame_events(job.id, first, last)
+        if body.variant >= len(job.spec.prompts):
+            raise RequestError("bad_range", f"Job {job.id} has {len(job.spec.prompts)} prompt(s): no variant "
+                               f"{body.variant}.", f"Ask for a variant from 0 to {len(job.spec.prompts) - 1}.",
+                               "body.variant")
+        events = self.store.frame_events(job.id, first, last, body.variant)
         closing = p.encode(p.Envelope(p.FetchEnd(count=len(events)), rid=env.rid, job=job.id))
         return Outcome(cursor=ListCursor(self.journal, events, env.rid, closing), cursor_key=("fetch", env.rid))
 

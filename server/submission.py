@@ -10,6 +10,7 @@ keeps: absolute paths and explicit frame numbers, so a restart runs the same job
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import typing
 from pathlib import Path
@@ -20,6 +21,7 @@ from bridge.media.output_safety import OutputRefused, check_output, check_path_t
 from bridge.wire import naming
 from bridge.wire.edit_params import BY_NAME, ParamsError, complete
 from bridge.wire.matte_ref import matte_upload
+from bridge.wire.naming import prompt_outputs
 from bridge.wire.protocol import JobSpec
 from server import upload_matte, upload_source
 from server.bounds import disk_problem, estimate, memory, memory_problem
@@ -67,10 +69,12 @@ def allow_hint(config: ServerConfig) -> str:
 
 def check_job_output(spec: ResolvedJob, config: ServerConfig, own: tuple[str, ...] = (),
                      owners_of: OwnersOf | None = None) -> None:
-    """The output policy (bridge.media.output_safety) for a resolved spec; raises OutputRefused."""
-    _check_output(spec.output, config, source=spec.input, overwrite=spec.overwrite, own=own, preset=spec.preset)
-    if spec.overwrite:
-        _check_replaces_own(spec.output, spec.preset, spec.owner, owners_of, own)
+    """The output policy (bridge.media.output_safety) for a resolved spec, every prompt's output
+    of it; raises OutputRefused."""
+    for output in spec.outputs:
+        _check_output(output, config, source=spec.input, overwrite=spec.overwrite, own=own, preset=spec.preset)
+        if spec.overwrite:
+            _check_replaces_own(output, spec.preset, spec.owner, owners_of, own)
 
 
 def _check_replaces_own(output: str, preset: typing.Any, owner: str, owners_of: OwnersOf | None,
@@ -101,10 +105,17 @@ def _allowed_output(output: str, config: ServerConfig, where: str) -> None:
         )
 
 
-def free_output(folder: Path, name: str, preset: str, reserved: typing.Callable[[str], bool]) -> str:
+def free_output(folder: Path, name: str, preset: str, reserved: typing.Callable[[str], bool],
+                prompts: typing.Sequence[str] = ("",)) -> str:
     """folder/NAME.mov (a movie) or folder/NAME/NAME_%06d.png (a sequence): the first of NAME,
-    NAME_2, ... that is neither on disk nor `reserved` (another job's output)."""
+    NAME_2, ... that is neither on disk nor `reserved` (another job's output), nor is any of the
+    outputs it makes for several `prompts` (bridge/wire/naming.py, `prompt_outputs`)."""
     chosen = media.get_preset(preset)
+
+    def taken(out: str) -> bool:
+        path = Path(out)
+        return reserved(out) or (path.parent if "%" in path.name else path).exists()
+
     for n in range(1, 100_000):
         candidate = name if n == 1 else f"{name}_{n}"
         if chosen.is_movie:
@@ -113,7 +124,7 @@ def free_output(folder: Path, name: str, preset: str, reserved: typing.Callable[
         else:
             path = folder / candidate
             out = str(path / f"{candidate}_%06d{chosen.extension}")
-        if not path.exists() and not reserved(out):
+        if not path.exists() and not reserved(out) and not any(taken(each) for each in prompt_outputs(out, prompts)):
             return out
     raise SubmitError("output_exists", f"Every name like {name} is taken in {folder}.",
                       "Choose another destination or name template.", "body.spec.destination")
@@ -269,9 +280,23 @@ def resolve(spec: JobSpec, job_id: str, config: ServerConfig,
         output = os.path.normpath(expanded) + (os.sep if as_folder else "")
     elif spec.destination:
         destination, output_name = _output_name(spec, job_id, source, first, last, params.to_dict(), config)
-        output = free_output(destination, output_name, (preset or media.get_preset("h264")).name, reserved)
+        output = free_output(destination, output_name, (preset or media.get_preset("h264")).name, reserved,
+                             params.prompts)
     else:
         output = media.default_output(config.data.outputs / job_id / source.name, preset)
+    # Several prompts: one output each (docs/protocol.md, "Several prompts in one job"), every one
+    # checked as a lone output is, so one that exists refuses the job before anything runs.
+    outputs = prompt_outputs(output, params.prompts)
+    out_spec = [_check_one_output(each, source, info, preset, spec, first, n_frames, owner, owners_of, config)
+                for each in outputs][0]  # the format is the same for every prompt's output
+    return _resolved(spec, job_id, source, info, first, last, n_frames, output, model, params, preset, out_spec,
+                     destination, digest, matte, config)
+
+
+def _check_one_output(output: str, source: Path, info: media.ClipInfo, preset: typing.Any, spec: JobSpec, first: int,
+                      n_frames: int, owner: str, owners_of: OwnersOf | None,
+                      config: ServerConfig) -> media.OutputSpec:
+    """Every check of one output path; returns its parsed form. Raises SubmitError naming body.spec.output."""
     try:
         # First: the input itself, an escape from the allowed folders, a link (output_safety).
         _check_output(output, config, source=source, overwrite=spec.overwrite, preset=preset)
@@ -304,7 +329,14 @@ def resolve(spec: JobSpec, job_id: str, config: ServerConfig,
         except media.MediaError as exc:
             raise SubmitError("output_exists", str(exc), "Choose another name, or pass --overwrite "
                               "(overwrite: true) to replace it.", "body.spec.output") from None
+    return out_spec
 
+
+def _resolved(spec: JobSpec, job_id: str, source: Path, info: media.ClipInfo, first: int, last: int, n_frames: int,
+              output: str, model: str, params: EditParams, preset: typing.Any, out_spec: media.OutputSpec,
+              destination: Path | None, digest: str | None, matte: tuple[Path, str] | None,
+              config: ServerConfig) -> ResolvedJob:
+    """The resolved spec, once its memory and disk needs are known to fit."""
     resolved = ResolvedJob(
         input=str(source), frames=spec.frames, first=first, last=last, n_frames=n_frames, output=output,
         model=model, params=params.to_dict(), proxy_size=spec.proxy_size, proxy_format=spec.proxy_format,
@@ -319,6 +351,9 @@ def resolve(spec: JobSpec, job_id: str, config: ServerConfig,
     kind, target = target_of(output, preset)
 
     needs = estimate(n_frames, info.width, info.height, params.short_side, params.steps, kind, params.batch_size)
+    # Each prompt's frames are stored and written (the inversion cache is shared by them).
+    prompts = len(params.prompts)
+    needs = dataclasses.replace(needs, data_bytes=needs.data_bytes * prompts, output_bytes=needs.output_bytes * prompts)
     problem = memory_problem(memory(n_frames, info.width, info.height, params.short_side, params.steps,
                                     params.batch_size), info.width, info.height, params.short_side)
     if problem:

@@ -583,9 +583,11 @@ class Client:
     def outputs(self, job: str) -> list[str]:
         return self.ask(p.Fetch(what="outputs"), p.Outputs, job=job).paths
 
-    def fetch_frames(self, job: str, first: int | None = None, last: int | None = None) -> Iterator[JobEvent]:
-        """The job's stored full-resolution frames in [first, last] (source numbers)."""
-        rid = self._send(p.Fetch(what="frames", first=first, last=last), job=job)
+    def fetch_frames(self, job: str, first: int | None = None, last: int | None = None,
+                     variant: int = 0) -> Iterator[JobEvent]:
+        """The job's stored full-resolution frames in [first, last] (source numbers), of one of its
+        prompts (`variant` 0 = params.prompt, v = params.variants[v-1])."""
+        rid = self._send(p.Fetch(what="frames", first=first, last=last, variant=variant), job=job)
         try:
             while True:
                 started = time.monotonic()

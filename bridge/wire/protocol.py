@@ -190,6 +190,7 @@ class Fetch(Body):
     what: str = "outputs"  # "outputs" or "frames"
     first: int | None = None  # source frame numbers, inclusive; None = from the start
     last: int | None = None
+    variant: int = 0  # frames: which prompt's (0 = params.prompt, v = params.variants[v-1])
 
 
 @dataclass(frozen=True)
@@ -326,6 +327,7 @@ class JobInfo:
     name: str | None = None  # the clip's name ({clip} of the output name)
     row: int | None = None
     n_frames: int | None = None
+    variants: list[str] = field(default_factory=list)  # params.variants: the prompts after `prompt`
 
 
 @dataclass(frozen=True)
@@ -456,6 +458,7 @@ class Proxy(Body):
     height: int = 0
     format: str = "jpeg"  # "jpeg", "png" or "raw" (width*height*3 bytes, RGB, top row first)
     omitted: bool = False  # True: the subscriber asked for no image; no binary frame follows
+    variant: int = 0  # which prompt's picture (0 = params.prompt, v = params.variants[v-1])
 
 
 @dataclass(frozen=True)
@@ -469,6 +472,15 @@ class Frame(Body):
     shape: list[int] = field(default_factory=list)
     dtype: str = "uint8"
     omitted: bool = False
+    variant: int = 0  # which prompt's picture (0 = params.prompt, v = params.variants[v-1])
+
+
+@dataclass(frozen=True)
+class VariantOutputs:
+    """One prompt of a job and the outputs written for it (`done.variants`, in variant order)."""
+
+    prompt: str
+    outputs: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -482,6 +494,9 @@ class Done(Body):
     files: list[FileInfo] = field(default_factory=list)  # the outputs for download (`files`, `read`)
     # What the output lacks that the user should hear about (e.g. source audio that cannot be decoded).
     warnings: list[str] = field(default_factory=list)
+    # Each prompt's outputs, one entry per prompt in variant order (one for a one-prompt job);
+    # `outputs` stays the flat list of them all, for clients that know one prompt only.
+    variants: list[VariantOutputs] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -917,6 +932,8 @@ def _checks(body: Body) -> None:
         need(body.from_seq >= 1, "body.from_seq must be at least 1.", "body.from_seq")
     elif isinstance(body, Fetch):
         need(body.what in ("outputs", "frames"), "body.what must be 'outputs' or 'frames'.", "body.what")
+        need(0 <= body.variant <= edit_params.MAX_VARIANTS, f"body.variant must be between 0 and "
+             f"{edit_params.MAX_VARIANTS} (0 = params.prompt, v = params.variants[v-1]).", "body.variant")
         need(
             body.first is None or body.last is None or body.first <= body.last,
             "body.first must not be after body.last.",
