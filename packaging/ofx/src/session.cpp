@@ -249,7 +249,37 @@ void Session::run(EditRequest& req, uint64_t generation) {
                   {"proxy_format", Value("raw")},
                   {"proxy_size", Value(kProxySize)}};
   if (!req.model.empty()) spec["model"] = Value(req.model);
-  Envelope accepted = conn.wait_reply(conn.send("submit", Value(Value::Map{{"spec", Value(spec)}})), kRequestTimeout);
+  // A lost server: its journal keeps every accepted job; wait for it to come back (bounded,
+  // abortable) and say hello again.
+  auto await_server = [&]() {
+    update([&](Snapshot& s) { s.status = "server lost: reconnecting"; });
+    const auto until = std::chrono::steady_clock::now() + std::chrono::duration<double>(kReconnectTimeout);
+    while (true) {
+      if (stop_) throw Aborted();
+      if (std::chrono::steady_clock::now() > until)
+        throw WireError("Lost the TokenFlow server at " + req.endpoint + " and it did not come back within 120 s. "
+                        "Start it again (`tokenflow serve`) and press Render edit: finished work is reused.");
+      std::this_thread::sleep_for(std::chrono::milliseconds(250));
+      if (!endpoint_answers(req.endpoint, 200)) continue;
+      try {
+        conn.hello(kHelloTimeout);
+        return;
+      } catch (const WireError&) {
+      }
+    }
+  };
+  // The server may die after storing the job and before its answer leaves: the same
+  // client_token makes a second submit answer with that first job, so ask again once it is back.
+  Envelope accepted;
+  while (true) {
+    try {
+      accepted = conn.wait_reply(conn.send("submit", Value(Value::Map{{"spec", Value(spec)}})), kRequestTimeout);
+      break;
+    } catch (const WireError& e) {
+      if (!e.code.empty()) throw;  // the server answered: a refusal, not a lost server
+      await_server();
+    }
+  }
   const std::string job = accepted.job;
   update([&](Snapshot& s) {
     s.phase = Phase::Queued;
@@ -283,23 +313,8 @@ void Session::run(EditRequest& req, uint64_t generation) {
     try {
       got = conn.next(env, 0.2);
     } catch (const WireError&) {
-      // Silence: the server went away. Its journal keeps the job; wait for it to come
-      // back (bounded, abortable), then follow the job from the last event seen.
-      update([&](Snapshot& s) { s.status = "server lost: reconnecting"; });
-      const auto until = std::chrono::steady_clock::now() + std::chrono::duration<double>(kReconnectTimeout);
-      while (true) {
-        if (stop_) throw Aborted();
-        if (std::chrono::steady_clock::now() > until)
-          throw WireError("Lost the TokenFlow server at " + req.endpoint + " and it did not come back within 120 s. "
-                          "Start it again (`tokenflow serve`) and press Render edit: finished work is reused.");
-        std::this_thread::sleep_for(std::chrono::milliseconds(250));
-        if (!endpoint_answers(req.endpoint, 200)) continue;
-        try {
-          conn.hello(kHelloTimeout);
-          break;
-        } catch (const WireError&) {
-        }
-      }
+      // Silence: the server went away. Follow the job from the last event seen once it is back.
+      await_server();
       subscribe();
       continue;
     }
