@@ -27,12 +27,11 @@ from typing import Any
 import numpy as np
 
 from bridge import media
-from bridge.media.matte import read_matte
 from bridge.media.output_safety import OutputRefused, existing_outputs
 from bridge.media.pipeline import FrameSinks
 from bridge.wire import protocol as p
 from bridge.wire.protocol import STAGE_ORDER, JobState, Stage
-from server import batch_summary, output_files, upload_source
+from server import batch_summary, output_files, upload_matte, upload_source
 from server.disk import Reserve, is_disk_full
 from server.engine_host import EngineHost, free_accelerator_memory
 from server.journal import Blob, Journal
@@ -190,7 +189,7 @@ class JobRun:
                                         for v in range(len(self.writers))}, "store": self._store_frame})
             frames = _cancellable(source, self.should_cancel)
             params = spec.edit_params()
-            matte = read_matte(params.matte, spec.input, self.first, spec.last) if params.matte else None
+            matte = upload_matte.job_matte(spec, params.matte, self.first) if params.matte else None
             stats = engine.edit(frames, spec.n_frames, params,
                                 on_event=self._on_event, should_cancel=self.should_cancel, matte=matte)
             self.sinks.close()  # every frame written and stored, or the first failure raised

@@ -20,7 +20,7 @@ from tokenflow.params import EditParams
 # The client identity of the server's own user (an ipc:// peer, or the user's own local
 # CurveZMQ key): it may act on every job. Jobs stored before owners were recorded are its.
 LOCAL_OWNER = "local"
-UPLOAD_KEYS = ("upload", "upload_digest")
+UPLOAD_KEYS = ("upload", "upload_digest", "matte_input", "matte_digest")
 
 
 @dataclass(frozen=True)
@@ -61,6 +61,9 @@ class ResolvedJob:
     owner: str = LOCAL_OWNER  # the client identity that submitted it
     upload: str | None = None  # the source is this upload (`input` is its folder); see server/uploads.py
     upload_digest: str | None = None  # the upload's digest when the job was accepted
+    # The matte is an upload (params.matte "upload:ID"): its folder, and its digest when accepted.
+    matte_input: str | None = None
+    matte_digest: str | None = None
 
     @property
     def prompt(self) -> str:

@@ -46,7 +46,7 @@ def body_of(env: p.Envelope, kind: type[RequestBody]) -> RequestBody:
 
 CAPABILITIES = ["submit", "cancel", "list", "status", "subscribe", "fetch", "reorder", "proxy", "frame",
                 "client_token", "curve", "delete", "probe", "queue", "retry", "dry_run", "named_outputs", "files",
-                "read", "stats", "upload"]
+                "read", "stats", "upload", "matte_upload"]
 QUEUE_PAUSED = "queue_paused"  # store setting: the pause outlives a restart
 DRY_RUN_NAMES_S = 600.0  # how long a batch's checked names are remembered for its next rows' checks
 

@@ -20,9 +20,10 @@ from bridge.media.matte import SOURCE_ALPHA, check_matte
 from bridge.media.output_safety import OutputRefused, check_output, check_path_text, existing_outputs, target_of
 from bridge.wire import naming
 from bridge.wire.edit_params import BY_NAME, ParamsError, complete
+from bridge.wire.matte_ref import matte_upload
 from bridge.wire.naming import prompt_outputs
 from bridge.wire.protocol import JobSpec
-from server import upload_source
+from server import upload_matte, upload_source
 from server.bounds import disk_problem, estimate, memory, memory_problem
 from server.client_scope import OwnersOf, foreign_files, may_read
 from server.config import ServerConfig
@@ -152,14 +153,20 @@ def _output_name(spec: JobSpec, job_id: str, source: Path, first: int, last: int
 
 
 def _check_matte(matte: str, source: Path, first: int, last: int, pix_fmt: str | None, uploaded: bool,
-                 config: ServerConfig, owner: str) -> None:
+                 config: ServerConfig, owner: str, uploads: Uploads | None) -> tuple[Path, str] | None:
     """The matte, like the input, is read from the server's disk: absolute, there, readable by
-    `owner` (server/client_scope.py), covering the range.
-    (Matte frames uploaded with the job are not taken here yet: a path only.)"""
+    `owner` (server/client_scope.py), covering the range. An uploaded matte (or an uploaded
+    source's alpha) is checked by server/upload_matte.py; returns (folder, digest) of a matte upload."""
     where = "body.spec.params.matte"
-    if matte == SOURCE_ALPHA and uploaded:
-        raise SubmitError("bad_field", "matte \"alpha\" reads the alpha of a file input; this job's source is "
-                          "uploaded frames (RGB).", "Give the matte as a file path on the server instead.", where)
+    upload_id = matte_upload(matte)
+    try:
+        if upload_id is not None:
+            return upload_matte.check(upload_id, uploads, owner, first, last)
+        if matte == SOURCE_ALPHA and uploaded:
+            upload_matte.check_source_alpha(upload_source.description(source))
+            return None
+    except UploadError as exc:
+        raise SubmitError(exc.code, exc.message, exc.hint, where) from None
     if matte != SOURCE_ALPHA:
         try:
             check_path_text(matte, "matte")
@@ -176,6 +183,7 @@ def _check_matte(matte: str, source: Path, first: int, last: int, pix_fmt: str |
     except media.MediaError as exc:
         raise SubmitError("not_found" if "does not exist" in str(exc) else "media_error", str(exc),
                           "The server reads the matte from its own disk.", where) from None
+    return None
 
 
 def _file_input(spec: JobSpec, config: ServerConfig, owner: str) -> tuple[Path, media.ClipInfo]:
@@ -210,6 +218,10 @@ def upload_input(spec: JobSpec, uploads: Uploads | None, owner: str) -> tuple[Pa
     except UploadError as exc:
         code = "unknown_upload" if exc.code == "forbidden" else exc.code  # another client's upload is not there
         raise SubmitError(code, exc.message, exc.hint, "body.spec.upload") from None
+    if desc.channels == 1:
+        raise SubmitError("bad_field", f"Upload {spec.upload} has one channel: a matte, not a picture to edit.",
+                          "Upload the source as RGB or RGBA (channels 3 or 4); a one-channel upload is a matte, "
+                          "named in params.matte as \"upload:ID\".", "body.spec.upload")
     try:
         first, last = upload_source.frame_range(spec.frames, desc)
     except upload_source.RangeError as exc:
@@ -240,8 +252,10 @@ def resolve(spec: JobSpec, job_id: str, config: ServerConfig,
                           "Submit a shorter --frames range, or several jobs.", "body.spec.frames")
 
     params = edit_params(spec.params)
+    matte = None
     if params.matte:
-        _check_matte(params.matte, source, first, last, info.pix_fmt, spec.upload is not None, config, owner)
+        matte = _check_matte(params.matte, source, first, last, info.pix_fmt, spec.upload is not None, config, owner,
+                             uploads)
     model = spec.model or config.default_model
     if model not in config.models:
         raise SubmitError("unknown_model", f"This server does not offer model {model!r}.",
@@ -276,7 +290,7 @@ def resolve(spec: JobSpec, job_id: str, config: ServerConfig,
     out_spec = [_check_one_output(each, source, info, preset, spec, first, n_frames, owner, owners_of, config)
                 for each in outputs][0]  # the format is the same for every prompt's output
     return _resolved(spec, job_id, source, info, first, last, n_frames, output, model, params, preset, out_spec,
-                     destination, digest, config)
+                     destination, digest, matte, config)
 
 
 def _check_one_output(output: str, source: Path, info: media.ClipInfo, preset: typing.Any, spec: JobSpec, first: int,
@@ -320,7 +334,8 @@ def _check_one_output(output: str, source: Path, info: media.ClipInfo, preset: t
 
 def _resolved(spec: JobSpec, job_id: str, source: Path, info: media.ClipInfo, first: int, last: int, n_frames: int,
               output: str, model: str, params: EditParams, preset: typing.Any, out_spec: media.OutputSpec,
-              destination: Path | None, digest: str | None, config: ServerConfig) -> ResolvedJob:
+              destination: Path | None, digest: str | None, matte: tuple[Path, str] | None,
+              config: ServerConfig) -> ResolvedJob:
     """The resolved spec, once its memory and disk needs are known to fit."""
     resolved = ResolvedJob(
         input=str(source), frames=spec.frames, first=first, last=last, n_frames=n_frames, output=output,
@@ -331,6 +346,7 @@ def _resolved(spec: JobSpec, job_id: str, source: Path, info: media.ClipInfo, fi
         destination=str(destination) if destination else spec.destination, name_template=spec.name_template,
         name=spec.name or source.stem, batch=spec.batch, row=spec.row, batch_jobs=spec.batch_jobs,
         upload=spec.upload, upload_digest=digest,
+        matte_input=str(matte[0]) if matte else None, matte_digest=matte[1] if matte else None,
     )
     kind, target = target_of(output, preset)
 

@@ -492,7 +492,9 @@ class Client:
     def upload(self, upload: str, frame: Callable[[int], Any], *, width: int, height: int, channels: int,
                dtype: str, frame_rate: str, first: int, count: int) -> p.UploadState:
         """Open (or resume) an upload and send every frame the server lacks; a client that lost its
-        connection calls it again and only the missing frames go. Returns the final state."""
+        connection calls it again and only the missing frames go. Returns the final state.
+        A matte is uploaded the same way (`channels` 1, 3 or 4) and named in a job's
+        `params.matte` by `bridge.wire.matte_ref.upload_matte(upload)`."""
         state = self.upload_open(upload, width=width, height=height, channels=channels, dtype=dtype,
                                  frame_rate=frame_rate, first=first, count=count)
         held = {n for lo, hi in state.have for n in range(lo, hi + 1)}

@@ -542,7 +542,7 @@ class Clip(Body):
 # --- uploaded frames (a source without a file: an OpenFX host, any client with pixels) ---
 
 UPLOAD_DTYPES = {"uint8": 1, "uint16": 2, "float32": 4}  # sample type -> bytes per sample (little-endian)
-UPLOAD_CHANNELS = (3, 4)  # RGB, RGBA
+UPLOAD_CHANNELS = (1, 3, 4)  # a matte (one channel), RGB, RGBA
 MAX_UPLOAD_SIDE = 16384
 MAX_UPLOAD_FRAME_NUMBER = 99_999_999
 
@@ -558,7 +558,7 @@ class UploadOpen(Body):
     upload: str  # client-chosen id, [A-Za-z0-9_-]{1,64}
     width: int
     height: int
-    channels: int  # 3 (RGB) or 4 (RGBA)
+    channels: int  # 1 (a matte's one channel), 3 (RGB) or 4 (RGBA)
     dtype: str  # "uint8", "uint16" or "float32", little-endian
     frame_rate: str  # exact: "24", "25", "30000/1001"
     first: int  # the host's frame number of the first frame
@@ -973,7 +973,8 @@ def _checks(body: Body) -> None:
             for name in ("width", "height"):
                 need(1 <= getattr(body, name) <= MAX_UPLOAD_SIDE, f"body.{name} must be between 1 and "
                      f"{MAX_UPLOAD_SIDE}.", f"body.{name}")
-            need(body.channels in UPLOAD_CHANNELS, "body.channels must be 3 (RGB) or 4 (RGBA).", "body.channels")
+            need(body.channels in UPLOAD_CHANNELS, "body.channels must be 1 (a matte), 3 (RGB) or 4 (RGBA).",
+                 "body.channels")
             need(body.dtype in UPLOAD_DTYPES, f"body.dtype must be one of {', '.join(UPLOAD_DTYPES)}.", "body.dtype")
             need(bool(_RATE.match(body.frame_rate)) and _rate_positive(body.frame_rate),
                  "body.frame_rate must be a positive exact rate: \"24\", \"30000/1001\".", "body.frame_rate")
