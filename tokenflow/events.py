@@ -28,6 +28,7 @@ class Preview:
     frame_indices: tuple[int, ...]  # clip-relative frame indices (0 = first frame of the range)
     images: tuple[np.ndarray, ...]  # each HxWx3 uint8, short side <= preview_size
     elapsed_s: float
+    variant: int = 0  # which prompt's keyframes (0: `params.prompt`); see FrameReady
 
 
 @dataclass(frozen=True)
