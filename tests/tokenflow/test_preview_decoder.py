@@ -48,9 +48,13 @@ def traced_edit(engine: Engine, frames, params, **kwargs) -> tuple[list[str], li
     vae.decode = lambda *a, **k: (timeline.append("full"), full_decode(*a, **k))[1]
     tiny.decode = lambda *a, **k: (timeline.append("tiny"), tiny_decode(*a, **k))[1]
     events: list = []
+
+    def on_event(event) -> None:
+        timeline.append(type(event).__name__)
+        events.append(event)
+
     try:
-        engine.edit(frames, len(frames), params, on_event=lambda e: (timeline.append(type(e).__name__),
-                                                                      events.append(e)), **kwargs)
+        engine.edit(frames, len(frames), params, on_event=on_event, **kwargs)
     finally:
         del vae.decode, tiny.decode
     return timeline, events
