@@ -45,8 +45,8 @@ def main() -> int:
 
         def one(prompt: str, variants: list[str]) -> float:
             start = time.perf_counter()
-            stats = engine.edit(frames, len(frames), params.__class__(**{**params.to_dict(), "prompt": prompt}),
-                                variants=variants)
+            stats = engine.edit(frames, len(frames), params.__class__(**{**params.to_dict(), "prompt": prompt,
+                                                                           "variants": tuple(variants)}))
             assert stats.inversion_cached
             return time.perf_counter() - start
 

@@ -46,6 +46,14 @@ PARAM_KEYS: dict[str, tuple[str, type]] = {
     "matte_invert": ("matte_invert", bool),
     "matte_feather": ("matte_feather", float),
     "lora": ("loras", list),  # a JSON list, or one text "path:scale, path:scale" (a CSV cell)
+    # More prompts edited with `prompt` in one pass, one output each: a JSON list, or one text
+    # "snow | oil paint" (a CSV cell; prompts hold commas, so " | " separates them).
+    "variants": ("variants", list),
+}
+# How one text cell becomes a list, per list key.
+_SPLIT: dict[str, Callable[[str], list[str]]] = {
+    "lora": lambda text: list(parse_lora_list(text)),
+    "variants": lambda text: [part.strip() for part in text.split("|") if part.strip()],
 }
 _TRUE, _FALSE = {"true", "yes", "1", "on"}, {"false", "no", "0", "off", ""}
 JOB_KEYS: dict[str, type] = {
@@ -93,9 +101,10 @@ class BatchError(Exception):
 def _convert(key: str, value: Any, tp: type) -> Any:
     if tp is list:
         if isinstance(value, str):
-            return list(parse_lora_list(value))
+            return _SPLIT[key](value)
         if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
-            raise ValueError(f"{key} must be a list of texts or one text \"a:0.5, b\", not {json.dumps(value)}")
+            example = "a | b" if key == "variants" else "a:0.5, b"
+            raise ValueError(f"{key} must be a list of texts or one text \"{example}\", not {json.dumps(value)}")
         return value
     if tp is str:
         if not isinstance(value, str):

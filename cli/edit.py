@@ -17,9 +17,8 @@ from bridge.media import default_output as default_media_output
 from bridge.media.matte import check_matte, read_matte
 from bridge.media.output_safety import check_output, next_free_output
 from bridge.media.pipeline import FrameSinks
-from bridge.wire.edit_params import BY_NAME, flag_name, problem, prompts_from_args
+from bridge.wire.naming import prompt_outputs
 from cli.media import add_format_options
-from cli.variants import variant_outputs
 
 if TYPE_CHECKING:
     from tokenflow.params import EditParams
@@ -123,13 +122,9 @@ def run(args: argparse.Namespace) -> int:
         # Without -o: the first free INPUT_tokenflow[_N].mp4, so a second prompt keeps the first result.
         output = args.output if args.output else next_free_output(default_output(source, preset))
         params = params_from_args(args)
-        prompts = prompts_from_args(args)
-        for prompt in prompts[1:]:  # the first was checked with the other parameters
-            wrong = problem(BY_NAME["prompt"], prompt, flag_name)
-            if wrong:
-                raise ValueError(wrong)
-        # Several prompts: one output each, named after its prompt (cli/variants.py).
-        outputs = variant_outputs(output, prompts) if len(prompts) > 1 else [output]
+        prompts = list(params.prompts)  # every -p, checked with the other parameters (`variants`)
+        # Several prompts: one output each, named after its prompt (bridge/wire/naming.py).
+        outputs = prompt_outputs(output, prompts)
         info = probe(source)
         first, last = parse_frame_range(args.frames, info.frame_count)
         if params.matte:
@@ -174,8 +169,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         matte = read_matte(params.matte, source, first, last) if params.matte else None
         with sinks:
-            stats = engine.edit(read_frames(source, first, last), n_frames, params, on_event=on_event, matte=matte,
-                                variants=prompts[1:])
+            stats = engine.edit(read_frames(source, first, last), n_frames, params, on_event=on_event, matte=matte)
         for each_writer in writers:
             each_writer.close()
     except Cancelled:

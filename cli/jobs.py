@@ -18,7 +18,8 @@ from typing import Any
 from bridge.display import StatusLine, format_duration, progress_text
 from bridge.wire import protocol as p
 from bridge.wire.client import Client, ClientError, EventKind, JobEvent, ServerError, absolute
-from bridge.wire.edit_params import add_param_options, flag_name, params_from_args, problems, prompts_from_args
+from bridge.wire.edit_params import add_param_options, flag_name, params_from_args, problems
+from bridge.wire.naming import prompt_outputs
 from cli.media import add_format_options
 from cli.options import connection_defaults, connection_options, curve_keys
 
@@ -125,7 +126,10 @@ def _outcome(event: JobEvent) -> int:
     b = event.body
     if isinstance(b, p.Done):
         print(f"Job {event.job} done: {b.frames} frames from frame {b.first_frame} in {b.elapsed_s:.1f} s; "
-              f"wrote {', '.join(b.outputs)}")
+              + (f"wrote {', '.join(b.outputs)}" if len(b.variants) <= 1 else f"{len(b.variants)} prompts:"))
+        if len(b.variants) > 1:  # several prompts: which output is which prompt's
+            for each in b.variants:
+                print(f"  {each.prompt!r}: {_where(each.outputs)}")
         for warning in b.warnings:
             print(f"tokenflow: warning: {warning}", file=sys.stderr)
         return EXIT_OK
@@ -138,6 +142,13 @@ def _outcome(event: JobEvent) -> int:
         return EXIT_CANCELLED
     # Callers pass only terminal events (`event.terminal`, `client.wait`): another kind is a bug here.
     raise ValueError(f"{event.kind.value} is not a terminal event")
+
+
+def _where(paths: list[str]) -> str:
+    """One output as a person reads it: the movie, or an image sequence's folder and its count."""
+    if len(paths) == 1:
+        return paths[0]
+    return f"{Path(paths[0]).parent}/ ({len(paths)} files)" if paths else "(nothing written)"
 
 
 def _ask_cancel(job: str) -> bool:
@@ -199,9 +210,6 @@ def default_output_name(stem: str, preset: str | None = None) -> str:
 def run_submit(args: argparse.Namespace) -> int:
     for message in problems(params_from_args(args), flag_name).values():  # the server's checks, said first here
         return error_exit(message, EXIT_BAD_INPUT)
-    if len(prompts_from_args(args)) > 1:
-        return error_exit("several -p in one job are edited by `tokenflow edit` only, for now: submit one job per "
-                          "prompt (the server reuses the clip's inversion, so the next starts at once).", EXIT_BAD_INPUT)
     spec = job_spec_from_args(args)
     try:
         with client_from_args(args) as client:
@@ -241,7 +249,8 @@ def _line(info: p.JobInfo) -> str:
         pr = info.progress
         state += f" {pr.get('stage')} {pr.get('step')}/{pr.get('total')}"
     prompt = info.prompt if len(info.prompt) <= 40 else info.prompt[:37] + "..."
-    return f"{info.id}  {when}  {state:<24} {Path(info.input).name} [{info.frames or 'all'}]  {prompt!r}"
+    more = f" +{len(info.variants)} prompt{'s' if len(info.variants) > 1 else ''}" if info.variants else ""
+    return f"{info.id}  {when}  {state:<24} {Path(info.input).name} [{info.frames or 'all'}]  {prompt!r}{more}"
 
 
 def _clock_time(stamp: float) -> str:
@@ -260,6 +269,10 @@ def _show(info: p.JobInfo) -> str:
         ("row", info.row), ("clip name", info.name),
     ]
     lines = [f"{label}: {value}" for label, value in rows if value is not None]
+    if info.variants and info.output:  # several prompts: each one's output (named as the server names them)
+        prompts = [info.prompt, *info.variants]
+        lines += [f"prompt {n}: {prompt!r} -> {out}"
+                  for n, (prompt, out) in enumerate(zip(prompts, prompt_outputs(info.output, prompts)))]
     lines += [f"output file: {path}" for path in info.outputs]
     if info.progress and info.state == p.JobState.RUNNING:
         pr = info.progress

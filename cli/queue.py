@@ -29,6 +29,7 @@ from bridge.wire import protocol as p
 from bridge.wire import summary
 from bridge.wire.client import Client, ClientError, ConnectionLost, ServerError, absolute
 from bridge.wire.download import DownloadError, Saved, download_job
+from bridge.wire.naming import prompt_outputs
 from cli import batch as batch_file
 from cli.jobs import client_from_args
 from cli.jobs import error_exit as _err
@@ -198,6 +199,8 @@ def table(jobs: list[p.JobInfo], state: p.QueueState | None = None) -> str:
         clip = f"{j.name or Path(j.input).stem} [{j.frames or 'all'}]"
         if j.state == p.JobState.FAILED and j.error:
             result = f"{j.error.get('code')}: {j.error.get('message')}"
+        elif j.state == p.JobState.DONE and j.outputs and j.variants:  # several prompts: one output each
+            result = f"{len(j.variants) + 1} outputs: {Path(j.outputs[0]).name}, ..."
         elif j.state == p.JobState.DONE and j.outputs:
             out = Path(j.output or j.outputs[0])
             result = f"{out.parent.name}/ ({len(j.outputs)} files)" if "%" in out.name else out.name
@@ -303,7 +306,7 @@ def run_add(args: argparse.Namespace, client_factory=_client) -> int:
         if args.dry_run:
             print(f"{len(jobs)} job(s) are fine; nothing was queued. Outputs would be (JOBID = the job's id):")
             for job, out in zip(jobs, outputs):
-                print(f"  {job.where}: {out}")
+                print(f"  {job.where}: {_outputs_text(out, job.params)}")
             return EXIT_OK
         queued: list[tuple[batch_file.BatchJob, str, str]] = []
         for job, spec in zip(jobs, specs):
@@ -314,7 +317,7 @@ def run_add(args: argparse.Namespace, client_factory=_client) -> int:
                 return _err(f"{job.where} was refused after the check passed: {exc.message} {exc.hint}".strip()
                             + f"\n  Queued before it (batch {batch}): {done}.", EXIT_FAILED)
             info = client.status(accepted.job)
-            queued.append((job, accepted.job, info.output or ""))
+            queued.append((job, accepted.job, _outputs_text(info.output or "", job.params)))
         print(f"Queued {len(queued)} job(s) as batch {batch}.")
         for job, jid, out in queued:
             print(f"  {jid}  {job.where}: {out}")
@@ -385,6 +388,12 @@ def _wait(client: Client, batch: str, download: Path | None) -> int:
         path = summary.write(content, download)
         print(f"Summary here: {path}")
     return EXIT_OK if content["succeeded"] == len(jobs) and not problems else EXIT_FAILED
+
+
+def _outputs_text(output: str, params: dict) -> str:
+    """A job's output as `queue add` shows it: with several prompts, each prompt's (as the server names them)."""
+    prompts = [str(params.get("prompt", "")), *params.get("variants", ())]
+    return ", ".join(prompt_outputs(output, prompts)) if output else output
 
 
 def run_wait(args: argparse.Namespace) -> int:

@@ -6,15 +6,18 @@ Engine events become, in order: `progress`; `proxy` previews of keyframes during
 denoising; then for each finished frame its small `proxy` and its full-resolution
 `frame` (source frame numbering). A frame already recorded by an earlier attempt (the
 server died mid-job) is written to the output again but not announced again, so every
-frame reaches a subscriber exactly once.
+frame reaches a subscriber exactly once. A job with several prompts (params.variants) has
+one writer per prompt and announces every (variant, frame) exactly once.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
 import shutil
+import threading
 import time
 import traceback
 from collections.abc import Callable, Iterable, Iterator
@@ -24,12 +27,11 @@ from typing import Any
 import numpy as np
 
 from bridge import media
-from bridge.media.matte import read_matte
 from bridge.media.output_safety import OutputRefused, existing_outputs
 from bridge.media.pipeline import FrameSinks
 from bridge.wire import protocol as p
 from bridge.wire.protocol import STAGE_ORDER, JobState, Stage
-from server import batch_summary, output_files, upload_source
+from server import batch_summary, output_files, upload_matte, upload_source
 from server.disk import Reserve, is_disk_full
 from server.engine_host import EngineHost, free_accelerator_memory
 from server.journal import Blob, Journal
@@ -104,14 +106,16 @@ class JobRun:
         self.first = self.spec.first
         self.started = time.monotonic()
         store = journal.store
+        # (variant, frame) pairs announced by earlier attempts: each is announced once.
         self.announced_frames = store.sent_frames(job.id, p.Frame.TYPE)
         self.announced_proxies = store.sent_frames(job.id, p.Proxy.TYPE)
-        self.writer: Any = None
+        self.writers: list[Any] = []  # one per prompt, in variant order (spec.outputs)
         self.sinks: FrameSinks | None = None  # the output and the store, each on its own thread
         self.ext = PROXY_EXTENSIONS.get(self.spec.proxy_format, "jpg")
         self._stage = -1  # index in STAGE_ORDER of the last progress event sent, and its step
         self._step = 0
-        self._frames_done = 0  # full-resolution frames finished in this attempt
+        self._frames_done = 0  # full-resolution frames finished in this attempt, every prompt's
+        self._count_lock = threading.Lock()
         self._decode_started: float | None = None
 
     def _emit(self, event: p.Body, **kw: Any) -> None:
@@ -140,7 +144,8 @@ class JobRun:
             return
         self._stage, self._step = index, step
         self._emit(p.Progress(
-            stage=stage, step=step, total=total, frames_done=self._frames_done, frames_total=self.spec.n_frames,
+            stage=stage, step=step, total=total, frames_done=self._frames_done,
+            frames_total=self.spec.n_frames * len(self.spec.prompts),  # every prompt's frames are written
             elapsed_s=time.monotonic() - self.started, eta_s=eta,
         ))
 
@@ -175,29 +180,34 @@ class JobRun:
             info, source = self._source()
             overwrite = self._check_output()
             # preset None: a job stored before presets existed runs with the format its output implies.
-            self.writer = media.open_writer(spec.output, info, self.first, preset=spec.preset,
-                                            start_number=spec.start_number, overwrite=overwrite,
-                                            audio=spec.audio)
+            for output in spec.outputs:
+                self.writers.append(media.open_writer(output, info, self.first, preset=spec.preset,
+                                                      start_number=spec.start_number, overwrite=overwrite,
+                                                      audio=spec.audio))
             self._claim(finalising=False)
-            self.sinks = FrameSinks({"output": self._write_output, "store": self._store_frame})
+            self.sinks = FrameSinks({**{_sink(v): functools.partial(self._write_output, v)
+                                        for v in range(len(self.writers))}, "store": self._store_frame})
             frames = _cancellable(source, self.should_cancel)
             params = spec.edit_params()
-            matte = read_matte(params.matte, spec.input, self.first, spec.last) if params.matte else None
+            matte = upload_matte.job_matte(spec, params.matte, self.first) if params.matte else None
             stats = engine.edit(frames, spec.n_frames, params,
                                 on_event=self._on_event, should_cancel=self.should_cancel, matte=matte)
             self.sinks.close()  # every frame written and stored, or the first failure raised
             self._progress(Stage.WRITE, 0, 1)
             self._claim(finalising=True)
-            self.writer.close()
+            for writer in self.writers:
+                writer.close()
             self._progress(Stage.WRITE, 1, 1, 0.0)
-            outputs = [str(path) for path in self.writer.outputs]
+            by_prompt = [[str(path) for path in writer.outputs] for writer in self.writers]
+            outputs = [path for each in by_prompt for path in each]
             # Sizes and checksums for downloads, hashed here so no request ever waits on it.
             files = [p.FileInfo(**f) for f in output_files.manifest(
                 spec.output, outputs, self.journal.blob_path(self.job.id, output_files.IDENTITY))]
             return self._end(p.Done(
                 outputs=outputs, frames=spec.n_frames, first_frame=self.first,
                 elapsed_s=time.monotonic() - self.started, stats=_plain(stats.to_dict()), files=files,
-                warnings=list(self.writer.warnings),
+                warnings=list(dict.fromkeys(w for writer in self.writers for w in writer.warnings)),
+                variants=[p.VariantOutputs(prompt, each) for prompt, each in zip(spec.prompts, by_prompt)],
             ), outputs=outputs)
         except Cancelled:
             self._abort_writer()
@@ -263,10 +273,10 @@ class JobRun:
                 # Only files written since this job's writer opened: a file put there later by
                 # someone else with an older date (a restored backup) stays someone else's.
                 since = float(claim.get("since", 0)) - 2.0  # file system clocks tick coarser
-                own = tuple(str(path) for path in existing_outputs(spec.output, spec.preset)
+                own = tuple(str(path) for output in spec.outputs for path in existing_outputs(output, spec.preset)
                             if path.stat().st_mtime >= since)
         elif self._replaces_only_own_outputs():  # an attempt from before claims were recorded
-            own = tuple(str(path) for path in existing_outputs(spec.output, spec.preset))
+            own = tuple(str(path) for output in spec.outputs for path in existing_outputs(output, spec.preset))
         if self.output_check is not None:
             self.output_check(spec, own)
         return spec.overwrite or bool(own)
@@ -274,7 +284,7 @@ class JobRun:
     def _claim(self, finalising: bool) -> None:
         if not finalising:
             self._claim_since = time.time()  # the writer has just opened: what it writes is newer
-        staging = [getattr(self.writer, name, None) for name in ("_staging", "_partial")]
+        staging = [getattr(writer, name, None) for writer in self.writers for name in ("_staging", "_partial")]
         claim = {"output": self.spec.output, "staging": [str(path) for path in staging if path], "finalising": finalising,
                  "since": self._claim_since}
         path = self._claim_path()
@@ -293,17 +303,17 @@ class JobRun:
         if self.job.attempts <= 1:
             return False
         spec = self.spec
-        out_spec = media.parse_output_spec(spec.output, spec.preset)
         number = self.first if spec.start_number is None else spec.start_number
-        existing = [path for path in media.writers.sequence_paths(out_spec, number, spec.n_frames) if path.exists()]
+        existing = [path for output in spec.outputs for path in media.writers.sequence_paths(
+            media.parse_output_spec(output, spec.preset), number, spec.n_frames) if path.exists()]
         return bool(existing) and all(path.stat().st_mtime >= self.job.created for path in existing)
 
     def _abort_writer(self) -> None:
         if self.sinks is not None:
             self.sinks.abort()  # the writer is never aborted under a frame being written
-        if self.writer is not None:
+        for writer in self.writers:
             try:
-                self.writer.abort()
+                writer.abort()
             except Exception:
                 log.exception("aborting the output of job %s", self.job.id)
 
@@ -314,38 +324,52 @@ class JobRun:
             for index, image in zip(event.frame_indices, event.images):
                 frame = self.first + int(index)
                 data, w, h = encode_proxy(image, max(image.shape[:2]), self.spec.proxy_format)
-                name = f"previews/a{self.job.attempts}_s{event.step:04d}_{frame:08d}.{self.ext}"
+                name = f"previews/{_folder(event.variant)}a{self.job.attempts}_s{event.step:04d}_{frame:08d}.{self.ext}"
                 self._emit(p.Proxy(kind="preview", frame=frame, step=event.step, width=w, height=h,
-                                   format=self.spec.proxy_format), blob=Blob(name, data))
+                                   format=self.spec.proxy_format, variant=event.variant), blob=Blob(name, data))
         elif isinstance(event, FrameReady):
-            self._on_frame(self.first + int(event.index), event.image, event.best_image)
+            self._on_frame(event.variant, self.first + int(event.index), event.image, event.best_image)
 
-    def _on_frame(self, frame: int, image: Any, precise: Any = None) -> None:
-        """On the engine's finisher thread: hand the frame to the output's and the store's threads."""
+    def _on_frame(self, variant: int, frame: int, image: Any, precise: Any = None) -> None:
+        """On the engine's finisher thread: hand the frame to its prompt's output's and the store's threads."""
         assert self.sinks is not None
         full = image if precise is None else precise
-        self.sinks.put("output", full, full.nbytes)
-        self.sinks.put("store", (frame, image), image.nbytes)
+        self.sinks.put(_sink(variant), full, full.nbytes)
+        self.sinks.put("store", (variant, frame, image), image.nbytes)
 
-    def _write_output(self, full: Any) -> None:
-        self.writer.write(full)
-        self._frames_done += 1
+    def _write_output(self, variant: int, full: Any) -> None:
+        self.writers[variant].write(full)
+        with self._count_lock:  # each prompt's writer has its own thread
+            self._frames_done += 1
 
-    def _store_frame(self, item: tuple[int, Any]) -> None:
-        frame, image = item
-        if frame not in self.announced_proxies:
+    def _store_frame(self, item: tuple[int, int, Any]) -> None:
+        variant, frame, image = item
+        key = (variant, frame)
+        where = f"{_folder(variant)}{frame:08d}"  # variant 0 where one-prompt jobs have always kept theirs
+        if key not in self.announced_proxies:
             data, w, h = encode_proxy(image, self.spec.proxy_size, self.spec.proxy_format)
             self._emit(p.Proxy(kind="frame", frame=frame, step=None, width=w, height=h,
-                               format=self.spec.proxy_format),
-                       blob=Blob(f"proxies/{frame:08d}.{self.ext}", data), frame=frame)
-            self.announced_proxies.add(frame)
-        if frame not in self.announced_frames:
+                               format=self.spec.proxy_format, variant=variant),
+                       blob=Blob(f"proxies/{where}.{self.ext}", data), frame=frame)
+            self.announced_proxies.add(key)
+        if key not in self.announced_frames:
             if self.spec.upload is not None:  # an RGBA upload gets its alpha back (docs/protocol.md)
                 alpha = upload_source.alpha(Path(self.spec.input), frame)
                 image = image if alpha is None else np.concatenate([image, alpha], axis=2)
-            self._emit(p.Frame(frame=frame, shape=list(image.shape), dtype=str(image.dtype)),
-                       blob=Blob(f"frames/{frame:08d}.png", image), frame=frame)
-            self.announced_frames.add(frame)
+            self._emit(p.Frame(frame=frame, shape=list(image.shape), dtype=str(image.dtype), variant=variant),
+                       blob=Blob(f"frames/{where}.png", image), frame=frame)
+            self.announced_frames.add(key)
+
+
+def _sink(variant: int) -> str:
+    """The FrameSinks key of a prompt's output writer."""
+    return f"output{variant}"
+
+
+def _folder(variant: int) -> str:
+    """Where a prompt's stored pictures go inside frames/, proxies/, previews/: the job's own
+    folder for the first prompt (as for one-prompt jobs), `v<N>/` for the others."""
+    return f"v{variant}/" if variant else ""
 
 
 DISK_FULL_HINT = ("Free some space there (`tokenflow jobs delete ID` removes what the server stored for a finished "

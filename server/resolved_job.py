@@ -14,12 +14,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from bridge.wire.edit_params import complete
+from bridge.wire.naming import prompt_outputs
 from tokenflow.params import EditParams
 
 # The client identity of the server's own user (an ipc:// peer, or the user's own local
 # CurveZMQ key): it may act on every job. Jobs stored before owners were recorded are its.
 LOCAL_OWNER = "local"
-UPLOAD_KEYS = ("upload", "upload_digest")
+UPLOAD_KEYS = ("upload", "upload_digest", "matte_input", "matte_digest")
 
 
 @dataclass(frozen=True)
@@ -60,10 +61,28 @@ class ResolvedJob:
     owner: str = LOCAL_OWNER  # the client identity that submitted it
     upload: str | None = None  # the source is this upload (`input` is its folder); see server/uploads.py
     upload_digest: str | None = None  # the upload's digest when the job was accepted
+    # The matte is an upload (params.matte "upload:ID"): its folder, and its digest when accepted.
+    matte_input: str | None = None
+    matte_digest: str | None = None
 
     @property
     def prompt(self) -> str:
         return str(self.params.get("prompt", ""))
+
+    @property
+    def variants(self) -> list[str]:
+        """The prompts after `prompt` (params.variants; docs/protocol.md, "Several prompts in one job")."""
+        return [str(v) for v in self.params.get("variants") or ()]
+
+    @property
+    def prompts(self) -> list[str]:
+        """Every prompt in variant order: `prompt` is variant 0."""
+        return [self.prompt, *self.variants]
+
+    @property
+    def outputs(self) -> list[str]:
+        """The output each prompt is written to, in variant order: [`output`] for a one-prompt job."""
+        return prompt_outputs(self.output, self.prompts)
 
     def edit_params(self) -> EditParams:
         """The parameters typed. Built when the job runs, not when it is read back, so a listing

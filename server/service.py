@@ -46,7 +46,7 @@ def body_of(env: p.Envelope, kind: type[RequestBody]) -> RequestBody:
 
 CAPABILITIES = ["submit", "cancel", "list", "status", "subscribe", "fetch", "reorder", "proxy", "frame",
                 "client_token", "curve", "delete", "probe", "queue", "retry", "dry_run", "named_outputs", "files",
-                "read", "stats", "upload"]
+                "read", "stats", "upload", "matte_upload"]
 QUEUE_PAUSED = "queue_paused"  # store setting: the pause outlives a restart
 DRY_RUN_NAMES_S = 600.0  # how long a batch's checked names are remembered for its next rows' checks
 
@@ -177,7 +177,8 @@ class Service:
         summary: dict[str, Any] = job_summary_fields(job)
         mine = self._mine(job)
         if not mine:  # another client's job: its state shows, never its files or prompt
-            summary = {k: ("" if k in ("input", "prompt") else None) for k in summary}  # the wire's types
+            summary = {k: ("" if k in ("input", "prompt") else [] if k == "variants" else None)
+                       for k in summary}  # the wire's types
         return p.JobInfo(
             id=job.id, state=job.state, created=job.created, updated=job.updated, priority=job.priority,
             position=self.scheduler.position(job.id) if job.state == p.JobState.QUEUED else None,
@@ -364,7 +365,11 @@ class Service:
         if first < lo or last > hi:
             raise RequestError("bad_range", f"Frames {first}:{last} are outside job {job.id}'s range {lo}:{hi}.",
                                f"Ask for frames within {lo}:{hi}.", "body.first" if first < lo else "body.last")
-        events = self.store.frame_events(job.id, first, last)
+        if body.variant >= len(job.spec.prompts):
+            raise RequestError("bad_range", f"Job {job.id} has {len(job.spec.prompts)} prompt(s): no variant "
+                               f"{body.variant}.", f"Ask for a variant from 0 to {len(job.spec.prompts) - 1}.",
+                               "body.variant")
+        events = self.store.frame_events(job.id, first, last, body.variant)
         closing = p.encode(p.Envelope(p.FetchEnd(count=len(events)), rid=env.rid, job=job.id))
         return Outcome(cursor=ListCursor(self.journal, events, env.rid, closing), cursor_key=("fetch", env.rid))
 

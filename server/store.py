@@ -66,6 +66,12 @@ CREATE TABLE IF NOT EXISTS settings (
 """
 
 
+# Which prompt an event's picture belongs to (docs/protocol.md, "Several prompts in one job"): read
+# from the stored body, so the table keeps its columns and a database of an older server, whose
+# events say no variant, opens as it is (they are variant 0).
+_VARIANT = "COALESCE(json_extract(body, '$.variant'), 0)"
+
+
 @dataclass(frozen=True)
 class JobRecord:
     id: str
@@ -400,23 +406,26 @@ class JobStore:
             ).fetchall()
         return [_event(r) for r in rows]
 
-    def frame_events(self, job_id: str, first: int | None, last: int | None) -> list[EventRecord]:
+    def frame_events(self, job_id: str, first: int | None, last: int | None, variant: int = 0) -> list[EventRecord]:
+        """One prompt's stored `frame` events in the range, by frame number."""
         lo = -(1 << 62) if first is None else first
         hi = (1 << 62) if last is None else last
         with self._lock:
             rows = self._db.execute(
-                "SELECT * FROM events WHERE job_id = ? AND type = ? AND frame BETWEEN ? AND ? ORDER BY frame",
-                (job_id, p.Frame.TYPE, lo, hi),
+                f"SELECT * FROM events WHERE job_id = ? AND type = ? AND frame BETWEEN ? AND ? AND {_VARIANT} = ? "
+                "ORDER BY frame",
+                (job_id, p.Frame.TYPE, lo, hi, variant),
             ).fetchall()
         return [_event(r) for r in rows]
 
-    def sent_frames(self, job_id: str, type_: str) -> set[int]:
-        """Frame numbers that already have an event of this type (exactly once across re-runs)."""
+    def sent_frames(self, job_id: str, type_: str) -> set[tuple[int, int]]:
+        """(variant, frame number) pairs that already have an event of this type (exactly once across re-runs)."""
         with self._lock:
             rows = self._db.execute(
-                "SELECT frame FROM events WHERE job_id = ? AND type = ? AND frame IS NOT NULL", (job_id, type_)
+                f"SELECT {_VARIANT}, frame FROM events WHERE job_id = ? AND type = ? AND frame IS NOT NULL",
+                (job_id, type_),
             ).fetchall()
-        return {r[0] for r in rows}
+        return {(r[0], r[1]) for r in rows}
 
 
 class QueueFull(Exception):
@@ -473,4 +482,5 @@ def job_summary_fields(job: JobRecord) -> dict[str, Any]:
     return {
         "input": spec.input, "prompt": spec.prompt, "frames": spec.frames, "output": spec.output,
         "batch": spec.batch, "name": spec.name, "row": spec.row, "n_frames": spec.n_frames,
+        "variants": spec.variants,
     }

@@ -10,6 +10,7 @@ keeps: absolute paths and explicit frame numbers, so a restart runs the same job
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import typing
 from pathlib import Path
@@ -19,8 +20,10 @@ from bridge.media.matte import SOURCE_ALPHA, check_matte
 from bridge.media.output_safety import OutputRefused, check_output, check_path_text, existing_outputs, target_of
 from bridge.wire import naming
 from bridge.wire.edit_params import BY_NAME, ParamsError, complete
+from bridge.wire.matte_ref import matte_upload
+from bridge.wire.naming import prompt_outputs
 from bridge.wire.protocol import JobSpec
-from server import upload_source
+from server import upload_matte, upload_source
 from server.bounds import disk_problem, estimate, memory, memory_problem
 from server.client_scope import OwnersOf, foreign_files, may_read
 from server.config import ServerConfig
@@ -66,10 +69,12 @@ def allow_hint(config: ServerConfig) -> str:
 
 def check_job_output(spec: ResolvedJob, config: ServerConfig, own: tuple[str, ...] = (),
                      owners_of: OwnersOf | None = None) -> None:
-    """The output policy (bridge.media.output_safety) for a resolved spec; raises OutputRefused."""
-    _check_output(spec.output, config, source=spec.input, overwrite=spec.overwrite, own=own, preset=spec.preset)
-    if spec.overwrite:
-        _check_replaces_own(spec.output, spec.preset, spec.owner, owners_of, own)
+    """The output policy (bridge.media.output_safety) for a resolved spec, every prompt's output
+    of it; raises OutputRefused."""
+    for output in spec.outputs:
+        _check_output(output, config, source=spec.input, overwrite=spec.overwrite, own=own, preset=spec.preset)
+        if spec.overwrite:
+            _check_replaces_own(output, spec.preset, spec.owner, owners_of, own)
 
 
 def _check_replaces_own(output: str, preset: typing.Any, owner: str, owners_of: OwnersOf | None,
@@ -100,10 +105,17 @@ def _allowed_output(output: str, config: ServerConfig, where: str) -> None:
         )
 
 
-def free_output(folder: Path, name: str, preset: str, reserved: typing.Callable[[str], bool]) -> str:
+def free_output(folder: Path, name: str, preset: str, reserved: typing.Callable[[str], bool],
+                prompts: typing.Sequence[str] = ("",)) -> str:
     """folder/NAME.mov (a movie) or folder/NAME/NAME_%06d.png (a sequence): the first of NAME,
-    NAME_2, ... that is neither on disk nor `reserved` (another job's output)."""
+    NAME_2, ... that is neither on disk nor `reserved` (another job's output), nor is any of the
+    outputs it makes for several `prompts` (bridge/wire/naming.py, `prompt_outputs`)."""
     chosen = media.get_preset(preset)
+
+    def taken(out: str) -> bool:
+        path = Path(out)
+        return reserved(out) or (path.parent if "%" in path.name else path).exists()
+
     for n in range(1, 100_000):
         candidate = name if n == 1 else f"{name}_{n}"
         if chosen.is_movie:
@@ -112,7 +124,7 @@ def free_output(folder: Path, name: str, preset: str, reserved: typing.Callable[
         else:
             path = folder / candidate
             out = str(path / f"{candidate}_%06d{chosen.extension}")
-        if not path.exists() and not reserved(out):
+        if not path.exists() and not reserved(out) and not any(taken(each) for each in prompt_outputs(out, prompts)):
             return out
     raise SubmitError("output_exists", f"Every name like {name} is taken in {folder}.",
                       "Choose another destination or name template.", "body.spec.destination")
@@ -141,14 +153,20 @@ def _output_name(spec: JobSpec, job_id: str, source: Path, first: int, last: int
 
 
 def _check_matte(matte: str, source: Path, first: int, last: int, pix_fmt: str | None, uploaded: bool,
-                 config: ServerConfig, owner: str) -> None:
+                 config: ServerConfig, owner: str, uploads: Uploads | None) -> tuple[Path, str] | None:
     """The matte, like the input, is read from the server's disk: absolute, there, readable by
-    `owner` (server/client_scope.py), covering the range.
-    (Matte frames uploaded with the job are not taken here yet: a path only.)"""
+    `owner` (server/client_scope.py), covering the range. An uploaded matte (or an uploaded
+    source's alpha) is checked by server/upload_matte.py; returns (folder, digest) of a matte upload."""
     where = "body.spec.params.matte"
-    if matte == SOURCE_ALPHA and uploaded:
-        raise SubmitError("bad_field", "matte \"alpha\" reads the alpha of a file input; this job's source is "
-                          "uploaded frames (RGB).", "Give the matte as a file path on the server instead.", where)
+    upload_id = matte_upload(matte)
+    try:
+        if upload_id is not None:
+            return upload_matte.check(upload_id, uploads, owner, first, last)
+        if matte == SOURCE_ALPHA and uploaded:
+            upload_matte.check_source_alpha(upload_source.description(source))
+            return None
+    except UploadError as exc:
+        raise SubmitError(exc.code, exc.message, exc.hint, where) from None
     if matte != SOURCE_ALPHA:
         try:
             check_path_text(matte, "matte")
@@ -165,6 +183,7 @@ def _check_matte(matte: str, source: Path, first: int, last: int, pix_fmt: str |
     except media.MediaError as exc:
         raise SubmitError("not_found" if "does not exist" in str(exc) else "media_error", str(exc),
                           "The server reads the matte from its own disk.", where) from None
+    return None
 
 
 def _file_input(spec: JobSpec, config: ServerConfig, owner: str) -> tuple[Path, media.ClipInfo]:
@@ -199,6 +218,10 @@ def upload_input(spec: JobSpec, uploads: Uploads | None, owner: str) -> tuple[Pa
     except UploadError as exc:
         code = "unknown_upload" if exc.code == "forbidden" else exc.code  # another client's upload is not there
         raise SubmitError(code, exc.message, exc.hint, "body.spec.upload") from None
+    if desc.channels == 1:
+        raise SubmitError("bad_field", f"Upload {spec.upload} has one channel: a matte, not a picture to edit.",
+                          "Upload the source as RGB or RGBA (channels 3 or 4); a one-channel upload is a matte, "
+                          "named in params.matte as \"upload:ID\".", "body.spec.upload")
     try:
         first, last = upload_source.frame_range(spec.frames, desc)
     except upload_source.RangeError as exc:
@@ -229,8 +252,10 @@ def resolve(spec: JobSpec, job_id: str, config: ServerConfig,
                           "Submit a shorter --frames range, or several jobs.", "body.spec.frames")
 
     params = edit_params(spec.params)
+    matte = None
     if params.matte:
-        _check_matte(params.matte, source, first, last, info.pix_fmt, spec.upload is not None, config, owner)
+        matte = _check_matte(params.matte, source, first, last, info.pix_fmt, spec.upload is not None, config, owner,
+                             uploads)
     model = spec.model or config.default_model
     if model not in config.models:
         raise SubmitError("unknown_model", f"This server does not offer model {model!r}.",
@@ -255,9 +280,23 @@ def resolve(spec: JobSpec, job_id: str, config: ServerConfig,
         output = os.path.normpath(expanded) + (os.sep if as_folder else "")
     elif spec.destination:
         destination, output_name = _output_name(spec, job_id, source, first, last, params.to_dict(), config)
-        output = free_output(destination, output_name, (preset or media.get_preset("h264")).name, reserved)
+        output = free_output(destination, output_name, (preset or media.get_preset("h264")).name, reserved,
+                             params.prompts)
     else:
         output = media.default_output(config.data.outputs / job_id / source.name, preset)
+    # Several prompts: one output each (docs/protocol.md, "Several prompts in one job"), every one
+    # checked as a lone output is, so one that exists refuses the job before anything runs.
+    outputs = prompt_outputs(output, params.prompts)
+    out_spec = [_check_one_output(each, source, info, preset, spec, first, n_frames, owner, owners_of, config)
+                for each in outputs][0]  # the format is the same for every prompt's output
+    return _resolved(spec, job_id, source, info, first, last, n_frames, output, model, params, preset, out_spec,
+                     destination, digest, matte, config)
+
+
+def _check_one_output(output: str, source: Path, info: media.ClipInfo, preset: typing.Any, spec: JobSpec, first: int,
+                      n_frames: int, owner: str, owners_of: OwnersOf | None,
+                      config: ServerConfig) -> media.OutputSpec:
+    """Every check of one output path; returns its parsed form. Raises SubmitError naming body.spec.output."""
     try:
         # First: the input itself, an escape from the allowed folders, a link (output_safety).
         _check_output(output, config, source=source, overwrite=spec.overwrite, preset=preset)
@@ -290,7 +329,14 @@ def resolve(spec: JobSpec, job_id: str, config: ServerConfig,
         except media.MediaError as exc:
             raise SubmitError("output_exists", str(exc), "Choose another name, or pass --overwrite "
                               "(overwrite: true) to replace it.", "body.spec.output") from None
+    return out_spec
 
+
+def _resolved(spec: JobSpec, job_id: str, source: Path, info: media.ClipInfo, first: int, last: int, n_frames: int,
+              output: str, model: str, params: EditParams, preset: typing.Any, out_spec: media.OutputSpec,
+              destination: Path | None, digest: str | None, matte: tuple[Path, str] | None,
+              config: ServerConfig) -> ResolvedJob:
+    """The resolved spec, once its memory and disk needs are known to fit."""
     resolved = ResolvedJob(
         input=str(source), frames=spec.frames, first=first, last=last, n_frames=n_frames, output=output,
         model=model, params=params.to_dict(), proxy_size=spec.proxy_size, proxy_format=spec.proxy_format,
@@ -300,10 +346,14 @@ def resolve(spec: JobSpec, job_id: str, config: ServerConfig,
         destination=str(destination) if destination else spec.destination, name_template=spec.name_template,
         name=spec.name or source.stem, batch=spec.batch, row=spec.row, batch_jobs=spec.batch_jobs,
         upload=spec.upload, upload_digest=digest,
+        matte_input=str(matte[0]) if matte else None, matte_digest=matte[1] if matte else None,
     )
     kind, target = target_of(output, preset)
 
     needs = estimate(n_frames, info.width, info.height, params.short_side, params.steps, kind, params.batch_size)
+    # Each prompt's frames are stored and written (the inversion cache is shared by them).
+    prompts = len(params.prompts)
+    needs = dataclasses.replace(needs, data_bytes=needs.data_bytes * prompts, output_bytes=needs.output_bytes * prompts)
     problem = memory_problem(memory(n_frames, info.width, info.height, params.short_side, params.steps,
                                     params.batch_size), info.width, info.height, params.short_side)
     if problem:

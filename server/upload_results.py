@@ -26,14 +26,19 @@ OUTPUT_FIELDS = ("output", "preset", "start_number", "overwrite", "destination",
                  "proxy_size", "proxy_format")
 
 
-def result_key(spec: p.JobSpec, digest: str, first: int, last: int, model: str, owner: str) -> str | None:
-    """The key, or None when the parameters do not make a job (the submit refuses them by name)."""
+def result_key(spec: p.JobSpec, digest: str, first: int, last: int, model: str, owner: str,
+               matte_digest: str | None = None) -> str | None:
+    """The key, or None when the parameters do not make a job (the submit refuses them by name).
+    An uploaded matte counts by its pixels (`matte_digest`), not by its id, as the source does."""
     try:
         params = complete(spec.params)
     except ParamsError:
         return None
     described = {"digest": digest, "first": first, "last": last, "model": model, "owner": owner, "params": params,
                  **{name: getattr(spec, name) for name in OUTPUT_FIELDS}}
+    if matte_digest is not None:
+        described["params"] = {**params, "matte": "upload"}
+        described["matte_digest"] = matte_digest
     return hashlib.sha256(json.dumps(described, sort_keys=True, default=str).encode()).hexdigest()
 
 

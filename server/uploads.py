@@ -273,17 +273,18 @@ class Uploads:
 
     # --- for submit and the job ---
 
-    def source(self, upload_id: str, owner: str) -> tuple[Description, Path, str]:
-        """(description, folder, digest) of a complete upload; refusals name body.spec.upload."""
+    def source(self, upload_id: str, owner: str, where: str = "body.spec.upload") -> tuple[Description, Path, str]:
+        """(description, folder, digest) of a complete upload; refusals name `where` (the
+        source's field, or body.spec.params.matte for a matte)."""
         with self._lock:
-            upload = self._get(upload_id, owner, "body.spec.upload")
+            upload = self._get(upload_id, owner, where)
             digest = upload.digest()
             if digest is None:
                 missing = [n for n in range(upload.desc.first, upload.desc.last + 1) if n not in upload.have]
                 raise UploadError("upload_incomplete", f"Upload {upload_id} lacks {len(missing)} of its "
                                   f"{upload.desc.count} frames (the first missing is {missing[0]}).",
                                   "Send the missing frames (upload_open lists the ones the server has), then "
-                                  "submit again.", "body.spec.upload")
+                                  "submit again.", where)
             self._touch(upload)
             return upload.desc, upload.folder, digest
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from contextlib import closing
 from pathlib import Path
 
@@ -149,13 +149,12 @@ class Engine:
         on_event: EventSink | None = None,
         should_cancel: Callable[[], bool] = _never,
         matte: Iterable[np.ndarray] | None = None,
-        variants: Sequence[str] = (),
     ) -> EditStats:
         """Edit a clip. Emits Progress and Preview events, then FrameReady for every frame in order.
 
         `matte`: one greyscale picture per frame (params.matte says where the caller read it):
         the edit stays inside it and the source pixels outside are kept exactly.
-        `variants`: more prompts edited in the same pass, sharing the inversion and the
+        `params.variants`: more prompts edited in the same pass, sharing the inversion and the
         source branch; each gets its own Preview and FrameReady events (`variant` 1, 2, ...),
         its frames decoded after the first prompt's. Each variant's frames equal the same prompt edited alone."""
         # `params` was checked where it was made (bridge/wire/edit_params.py's `complete`).
@@ -167,7 +166,7 @@ class Engine:
         devices.reset_peak_memory(model.device)
         self._use_loras(params.loras)  # before any work: a LoRA that does not fit is refused here
         try:
-            return self._edit(frames, n_frames, params, emit, should_cancel, stats, matte, tuple(variants))
+            return self._edit(frames, n_frames, params, emit, should_cancel, stats, matte, params.variants)
         except torch.OutOfMemoryError as exc:
             raise OutOfMemory(
                 f"The GPU ran out of memory ({n_frames} frames at --size {self._short_side(params)}): try a smaller "

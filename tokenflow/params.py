@@ -47,6 +47,14 @@ class EditParams:
     matte_feather: float
     # LoRA adapters, each "PATH_OR_ID[:SCALE]" (bridge/wire/lora_spec.py), applied in order.
     loras: tuple[str, ...]
+    # More prompts edited in the same pass as `prompt` (variant 1, 2, ...), sharing the
+    # inversion and the source branch; each variant's frames equal that prompt edited alone.
+    variants: tuple[str, ...]
+
+    @property
+    def prompts(self) -> tuple[str, ...]:
+        """Every prompt of the edit in variant order: `prompt` is variant 0."""
+        return (self.prompt, *self.variants)
 
     def __post_init__(self) -> None:
         # What the loops below rely on, not the user-facing ranges (those are checked,

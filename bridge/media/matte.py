@@ -24,7 +24,7 @@ from bridge.media.errors import MediaError
 SOURCE_ALPHA = "alpha"  # --matte alpha: the source's own alpha channel
 _PRINTF = re.compile(r"%(0?\d*)d")
 _HASHES = re.compile(r"#+")
-_LUMA = np.array([0.2126, 0.7152, 0.0722], np.float32)  # Rec. 709
+LUMA = np.array([0.2126, 0.7152, 0.0722], np.float32)  # Rec. 709
 
 
 def has_alpha(pix_fmt: str | None) -> bool:
@@ -41,7 +41,7 @@ def matte_channel(frame: av.VideoFrame) -> np.ndarray:
     if has_alpha(frame.format.name):
         return np.ascontiguousarray(frame.to_ndarray(format="rgba")[..., 3])
     rgb = frame_to_rgb(frame).astype(np.float32)
-    return np.rint(rgb @ _LUMA).clip(0, 255).astype(np.uint8)
+    return np.rint(rgb @ LUMA).clip(0, 255).astype(np.uint8)
 
 
 def is_sequence(spec: str) -> bool:

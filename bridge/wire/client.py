@@ -492,7 +492,9 @@ class Client:
     def upload(self, upload: str, frame: Callable[[int], Any], *, width: int, height: int, channels: int,
                dtype: str, frame_rate: str, first: int, count: int) -> p.UploadState:
         """Open (or resume) an upload and send every frame the server lacks; a client that lost its
-        connection calls it again and only the missing frames go. Returns the final state."""
+        connection calls it again and only the missing frames go. Returns the final state.
+        A matte is uploaded the same way (`channels` 1, 3 or 4) and named in a job's
+        `params.matte` by `bridge.wire.matte_ref.upload_matte(upload)`."""
         state = self.upload_open(upload, width=width, height=height, channels=channels, dtype=dtype,
                                  frame_rate=frame_rate, first=first, count=count)
         held = {n for lo, hi in state.have for n in range(lo, hi + 1)}
@@ -581,9 +583,11 @@ class Client:
     def outputs(self, job: str) -> list[str]:
         return self.ask(p.Fetch(what="outputs"), p.Outputs, job=job).paths
 
-    def fetch_frames(self, job: str, first: int | None = None, last: int | None = None) -> Iterator[JobEvent]:
-        """The job's stored full-resolution frames in [first, last] (source numbers)."""
-        rid = self._send(p.Fetch(what="frames", first=first, last=last), job=job)
+    def fetch_frames(self, job: str, first: int | None = None, last: int | None = None,
+                     variant: int = 0) -> Iterator[JobEvent]:
+        """The job's stored full-resolution frames in [first, last] (source numbers), of one of its
+        prompts (`variant` 0 = params.prompt, v = params.variants[v-1])."""
+        rid = self._send(p.Fetch(what="frames", first=first, last=last, variant=variant), job=job)
         try:
             while True:
                 started = time.monotonic()

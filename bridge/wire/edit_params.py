@@ -28,6 +28,19 @@ DEFAULT_NEGATIVE = "ugly, blurry, low res, unrealistic, unaesthetic"
 MAX_PROMPT_CHARS = 1000
 _CLIP = "the model's text encoder (CLIP) reads only its first 77 tokens"
 MAX_PATH_CHARS = 4096  # PATH_MAX on Linux
+MAX_VARIANTS = 7  # more prompts besides `prompt`: 8 in all (see the `variants` row's `why`)
+
+
+def _prompt_problem(text: str) -> str | None:
+    """What is wrong with one of several prompts (the `variants` items): the prompt's own checks."""
+    if not text.strip():
+        return "a prompt is empty: describe the edit, e.g. 'a watercolor painting'."
+    if "\0" in text:
+        return "a prompt contains a NUL character: remove it."
+    if len(text) > MAX_PROMPT_CHARS:
+        return (f"a prompt is {len(text)} characters long, but {_CLIP}, so at most {MAX_PROMPT_CHARS} characters "
+                "are accepted: shorten it.")
+    return None
 
 
 @dataclass(frozen=True)
@@ -48,6 +61,7 @@ class EditOption:
     # needs finite bounds, the wire does not.
     offer: tuple[float, float] | None = None
     item_problem: Callable[[str], str | None] | None = None  # list: what is wrong with one item
+    max_items: int | None = None  # list: at most this many items
 
     @property
     def range_text(self) -> str:
@@ -58,7 +72,7 @@ class EditOption:
         if self.type is bool:
             return "true or false"
         if self.type is list:
-            return "list of strings"
+            return "list of strings" if self.max_items is None else f"at most {self.max_items} strings"
         if self.type is str:
             words = [] if self.default is not None else ["non-empty"]
             if self.max_chars is not None:
@@ -131,6 +145,13 @@ EDIT_OPTIONS: tuple[EditOption, ...] = (
                "--matte-feather", 0.0, 1000.0),
     EditOption("loras", list, (), "LoRA styles, each PATH_OR_ID[:SCALE] (a .safetensors file or hub id; scale "
                "1 = as trained); repeat the option for several", "--lora", item_problem=lora_problem),
+    # Several prompts in one pass (docs/protocol.md, "Several prompts in one job"): the CLI's
+    # repeated -p fills it (prompts_from_args), so it has no flag of its own.
+    EditOption("variants", list, (), "more prompts edited in the same pass as `prompt`, sharing the inversion "
+               "and the source branch; one output each, named after its prompt", None, item_problem=_prompt_problem,
+               max_items=MAX_VARIANTS, why="each prompt adds two UNet evaluations per frame and step and holds its "
+               "own latents for the whole clip, so eight prompts is about what one GPU's memory and a reviewer's "
+               "eye can compare; split more into several jobs"),
 )
 BY_NAME = {o.name: o for o in EDIT_OPTIONS}
 
@@ -203,6 +224,8 @@ def problem(option: EditOption, value: Any, label: Label = wire_name) -> str | N
     if option.type is bool:
         return None
     if option.type is list:
+        if option.max_items is not None and len(value) > option.max_items:
+            return _with_why(f"{name} has {len(value)} items; at most {option.max_items} are accepted", option)
         for item in value:
             wrong = option.item_problem(item) if option.item_problem else None
             if wrong:
@@ -308,7 +331,9 @@ def params_from_args(args: argparse.Namespace) -> dict[str, Any]:
         if option.flag is None:
             continue
         value = getattr(args, _dest(option), None)
-        if option.name == "prompt" and isinstance(value, list):  # a repeated -p: the first (prompts_from_args has all)
+        if option.name == "prompt" and isinstance(value, list):  # a repeated -p: the first, the rest are variants
+            if len(value) > 1:
+                params["variants"] = value[1:]
             value = value[0] if value else None
         if value is not None:
             params[option.name] = value

@@ -8,10 +8,11 @@ client checks templates before queueing, the server renders them.
 
 from __future__ import annotations
 
+import os
 import re
 import string
 import unicodedata
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from bridge.wire.protocol import NAME_FIELDS
@@ -94,3 +95,33 @@ def unique_path(path: Path, taken: Callable[[Path], bool] = lambda p: p.exists()
         if not taken(candidate):
             return candidate
     raise TemplateError(f"Every name like {path} is taken: choose another destination or template.")
+
+
+def variant_output(output: str, prompt_slug: str) -> str:
+    """OUT.mp4 -> OUT_<slug>.mp4; a folder (or "dir/") -> dir/<slug>/; a sequence pattern
+    dir/f_%04d.png -> dir/<slug>/f_%04d.png."""
+    path = Path(output)
+    if output.endswith(("/", os.sep)) or path.is_dir():
+        return str(path / prompt_slug) + os.sep
+    if "%" in path.name or "#" in path.name:
+        return str(path.parent / prompt_slug / path.name)
+    return str(path.with_name(f"{path.stem}_{prompt_slug}{path.suffix}"))
+
+
+def variant_outputs(output: str, prompts: Sequence[str]) -> list[str]:
+    """One output per prompt of a several-prompt edit (docs/protocol.md, "Several prompts in one
+    job"), named after it; two prompts with the same slug get _2, _3 ... so none is overwritten.
+    A one-prompt job keeps `output` as it is (`prompt_outputs`)."""
+    seen: dict[str, int] = {}
+    names = []
+    for prompt in prompts:
+        base = slug(prompt)
+        seen[base] = seen.get(base, 0) + 1
+        names.append(variant_output(output, base if seen[base] == 1 else f"{base}_{seen[base]}"))
+    return names
+
+
+def prompt_outputs(output: str, prompts: Sequence[str]) -> list[str]:
+    """The outputs of a job with these prompts: `output` itself for one prompt (as ever), else
+    one per prompt (`variant_outputs`)."""
+    return [output] if len(prompts) <= 1 else variant_outputs(output, prompts)

@@ -190,6 +190,7 @@ class Fetch(Body):
     what: str = "outputs"  # "outputs" or "frames"
     first: int | None = None  # source frame numbers, inclusive; None = from the start
     last: int | None = None
+    variant: int = 0  # frames: which prompt's (0 = params.prompt, v = params.variants[v-1])
 
 
 @dataclass(frozen=True)
@@ -326,6 +327,7 @@ class JobInfo:
     name: str | None = None  # the clip's name ({clip} of the output name)
     row: int | None = None
     n_frames: int | None = None
+    variants: list[str] = field(default_factory=list)  # params.variants: the prompts after `prompt`
 
 
 @dataclass(frozen=True)
@@ -456,6 +458,7 @@ class Proxy(Body):
     height: int = 0
     format: str = "jpeg"  # "jpeg", "png" or "raw" (width*height*3 bytes, RGB, top row first)
     omitted: bool = False  # True: the subscriber asked for no image; no binary frame follows
+    variant: int = 0  # which prompt's picture (0 = params.prompt, v = params.variants[v-1])
 
 
 @dataclass(frozen=True)
@@ -469,6 +472,15 @@ class Frame(Body):
     shape: list[int] = field(default_factory=list)
     dtype: str = "uint8"
     omitted: bool = False
+    variant: int = 0  # which prompt's picture (0 = params.prompt, v = params.variants[v-1])
+
+
+@dataclass(frozen=True)
+class VariantOutputs:
+    """One prompt of a job and the outputs written for it (`done.variants`, in variant order)."""
+
+    prompt: str
+    outputs: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -482,6 +494,9 @@ class Done(Body):
     files: list[FileInfo] = field(default_factory=list)  # the outputs for download (`files`, `read`)
     # What the output lacks that the user should hear about (e.g. source audio that cannot be decoded).
     warnings: list[str] = field(default_factory=list)
+    # Each prompt's outputs, one entry per prompt in variant order (one for a one-prompt job);
+    # `outputs` stays the flat list of them all, for clients that know one prompt only.
+    variants: list[VariantOutputs] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -527,7 +542,7 @@ class Clip(Body):
 # --- uploaded frames (a source without a file: an OpenFX host, any client with pixels) ---
 
 UPLOAD_DTYPES = {"uint8": 1, "uint16": 2, "float32": 4}  # sample type -> bytes per sample (little-endian)
-UPLOAD_CHANNELS = (3, 4)  # RGB, RGBA
+UPLOAD_CHANNELS = (1, 3, 4)  # a matte (one channel), RGB, RGBA
 MAX_UPLOAD_SIDE = 16384
 MAX_UPLOAD_FRAME_NUMBER = 99_999_999
 
@@ -543,7 +558,7 @@ class UploadOpen(Body):
     upload: str  # client-chosen id, [A-Za-z0-9_-]{1,64}
     width: int
     height: int
-    channels: int  # 3 (RGB) or 4 (RGBA)
+    channels: int  # 1 (a matte's one channel), 3 (RGB) or 4 (RGBA)
     dtype: str  # "uint8", "uint16" or "float32", little-endian
     frame_rate: str  # exact: "24", "25", "30000/1001"
     first: int  # the host's frame number of the first frame
@@ -917,6 +932,8 @@ def _checks(body: Body) -> None:
         need(body.from_seq >= 1, "body.from_seq must be at least 1.", "body.from_seq")
     elif isinstance(body, Fetch):
         need(body.what in ("outputs", "frames"), "body.what must be 'outputs' or 'frames'.", "body.what")
+        need(0 <= body.variant <= edit_params.MAX_VARIANTS, f"body.variant must be between 0 and "
+             f"{edit_params.MAX_VARIANTS} (0 = params.prompt, v = params.variants[v-1]).", "body.variant")
         need(
             body.first is None or body.last is None or body.first <= body.last,
             "body.first must not be after body.last.",
@@ -956,7 +973,8 @@ def _checks(body: Body) -> None:
             for name in ("width", "height"):
                 need(1 <= getattr(body, name) <= MAX_UPLOAD_SIDE, f"body.{name} must be between 1 and "
                      f"{MAX_UPLOAD_SIDE}.", f"body.{name}")
-            need(body.channels in UPLOAD_CHANNELS, "body.channels must be 3 (RGB) or 4 (RGBA).", "body.channels")
+            need(body.channels in UPLOAD_CHANNELS, "body.channels must be 1 (a matte), 3 (RGB) or 4 (RGBA).",
+                 "body.channels")
             need(body.dtype in UPLOAD_DTYPES, f"body.dtype must be one of {', '.join(UPLOAD_DTYPES)}.", "body.dtype")
             need(bool(_RATE.match(body.frame_rate)) and _rate_positive(body.frame_rate),
                  "body.frame_rate must be a positive exact rate: \"24\", \"30000/1001\".", "body.frame_rate")

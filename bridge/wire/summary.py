@@ -29,6 +29,8 @@ def job_entry(job: Mapping[str, Any]) -> dict:
         "frames": job.get("frames"), "prompt": job.get("prompt"), "state": job["state"],
         "outputs": list(job.get("outputs") or []),
     }
+    if job.get("variants"):  # several prompts in one job: the prompts after `prompt`, one output each
+        entry["variants"] = list(job["variants"])
     error = job.get("error")
     if job["state"] == JobState.FAILED and error:
         entry["error"] = {"code": error.get("code"), "message": error.get("message"), "hint": error.get("hint")}
@@ -57,11 +59,13 @@ def text(summary: Mapping[str, Any]) -> str:
         label = f"  {e['job']}  {e.get('clip') or Path(e.get('input') or '').name} [{e.get('frames') or 'all'}]"
         if e["state"] == JobState.DONE:
             lines.append(f"{label}  done")
-            outputs = e["outputs"]
-            if len(outputs) > 1:  # an image sequence: its folder, not every frame
-                lines.append(f"      {Path(outputs[0]).parent}{os.sep} ({len(outputs)} files)")
-            else:
-                lines += [f"      {path}" for path in outputs]
+            units = output_units(e["outputs"])
+            prompts = [e.get("prompt"), *e.get("variants", [])]
+            for n, unit in enumerate(units):
+                # An image sequence: its folder, not every frame. Several prompts: whose each output is.
+                shown = f"{Path(unit[0]).parent}{os.sep} ({len(unit)} files)" if len(unit) > 1 else unit[0]
+                label = f"{prompts[n]!r}: " if len(prompts) > 1 and len(units) == len(prompts) else ""
+                lines.append(f"      {label}{shown}")
         elif e["state"] == JobState.FAILED:
             err = e.get("error") or {}
             lines.append(f"{label}  FAILED ({err.get('code')}): {err.get('message')}")
@@ -70,6 +74,24 @@ def text(summary: Mapping[str, Any]) -> str:
         else:
             lines.append(f"{label}  {e['state']}")
     return "\n".join(lines)
+
+
+IMAGE_SUFFIXES = frozenset((".png", ".tif", ".tiff", ".exr", ".dpx", ".jpg", ".jpeg"))
+
+
+def output_units(outputs: list[str]) -> list[list[str]]:
+    """A job's output files as outputs: each movie alone, an image sequence's frames (consecutive
+    image files in one folder) together; in the order written (a job with several prompts writes
+    its prompts' outputs in variant order)."""
+    units: list[list[str]] = []
+    for path in outputs:
+        last = units[-1][-1] if units else None
+        if (last is not None and Path(path).suffix.lower() in IMAGE_SUFFIXES
+                and Path(last).suffix.lower() in IMAGE_SUFFIXES and Path(last).parent == Path(path).parent):
+            units[-1].append(path)
+        else:
+            units.append([path])
+    return units
 
 
 def write(summary: Mapping[str, Any], folder: str | os.PathLike) -> Path:

@@ -98,9 +98,11 @@ class RemoteEngine:
         # An upload lives in the server's data folder, which the nodes do not share: its frames
         # travel with the call (the one case where pixels go through Ray's object store).
         given = list(frames) if getattr(spec, "upload", None) is not None else None
-        # A matte goes the same way: with the call beside an upload, else read by the actor
-        # from the path the server checked (as it reads the source).
-        given_matte = list(matte) if given is not None and matte is not None else None
+        # A matte goes the same way: with the call beside an upload or when it is an upload
+        # itself (params.matte "upload:ID"), else read by the actor from the path the server
+        # checked (as it reads the source).
+        uploaded_matte = given is not None or getattr(spec, "matte_input", None) is not None
+        given_matte = list(matte) if uploaded_matte and matte is not None else None
         stream = slot.handle.edit.options(num_returns="streaming").remote(
             self.host.job.id, spec.input, spec.first, spec.last, n_frames, params, self.model, given, given_matte)
         finished = threading.Event()

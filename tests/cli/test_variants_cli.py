@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 from bridge.media import probe
-from cli.main import main
-from cli.variants import variant_outputs
+from bridge.wire.naming import variant_outputs
 from tests.cli.test_edit import edit
 
 
@@ -26,7 +25,3 @@ def test_two_prompts_in_one_pass_write_two_movies(tiny_model_dir, shipped_clip, 
     assert not out.exists()
     assert "(snow at night)" in capsys.readouterr().out
 
-
-def test_submit_says_several_prompts_are_for_edit(shipped_clip, capsys):
-    code = main(["submit", str(shipped_clip), "-p", "a", "-p", "b", "--server", "tcp://127.0.0.1:9"])
-    assert code != 0 and "tokenflow edit" in capsys.readouterr().err

@@ -6,7 +6,8 @@ host does for one image effect: loads the binary from the bundle, hands it an `O
 with the suites the effect asks for (property, parameter, image effect, memory, message,
 progress), runs load / describe / describe-in-context / create-instance, serves the
 Source clip's images from frames the test gives it (numpy arrays, top row first, as PyAV
-decodes them; OFX images are bottom row first, so the host flips them), presses buttons
+decodes them; OFX images are bottom row first, so the host flips them), and the Matte
+clip's when the test connects one (uint8 H x W x 1, 3 or 4: Alpha, RGB or RGBA), presses buttons
 (instance changed), renders frames at a render scale and returns the Output as a numpy
 array. Not a general host: one plug-in, images as whole frames, no interacts.
 
@@ -33,7 +34,7 @@ ERR_BAD_HANDLE, ERR_BAD_INDEX, ERR_VALUE, REPLY_DEFAULT = 9, 10, 11, 14
 
 DEPTHS = {np.dtype(np.uint8): "OfxBitDepthByte", np.dtype(np.uint16): "OfxBitDepthShort",
           np.dtype(np.float32): "OfxBitDepthFloat"}
-COMPONENTS = {3: "OfxImageComponentRGB", 4: "OfxImageComponentRGBA"}
+COMPONENTS = {1: "OfxImageComponentAlpha", 3: "OfxImageComponentRGB", 4: "OfxImageComponentRGBA"}
 
 vp, cp, ci, cd = C.c_void_p, C.c_char_p, C.c_int, C.c_double
 
@@ -151,8 +152,10 @@ class Message:
 class Host:
     """One loaded plug-in binary and the instances made from it."""
 
-    def __init__(self, bundle: Path, frames: Callable[[int], np.ndarray], first: int, last: int, fps: float = 24.0):
+    def __init__(self, bundle: Path, frames: Callable[[int], np.ndarray], first: int, last: int, fps: float = 24.0,
+                 matte: Callable[[int], np.ndarray] | None = None):
         self.frames, self.first, self.last, self.fps = frames, first, last, fps
+        self.matte = matte  # the Matte clip's frames (uint8, top row first); None: not connected
         self._objects: dict[int, Any] = {}
         self._ids = itertools.count(0x1000, 16)
         self.messages: list[Message] = []
@@ -225,11 +228,12 @@ class Host:
             inst.params[name] = Param(p.type, props, props.get("OfxParamPropDefault"))
         for name, c in desc.clips.items():
             props = PropertySet(**{k: list(v) for k, v in c.props.values.items()})
-            connected = 1 if name in ("Source", "Output") else 0
+            connected = 1 if name in ("Source", "Output") or (name == "Matte" and self.matte is not None) else 0
+            components = COMPONENTS[self.matte(self.first).shape[2] if name == "Matte" and self.matte else channels]
             props.values.update({"OfxImageClipPropConnected": [connected], "OfxImageEffectPropFrameRange": [
                 float(self.first), float(self.last)], "OfxImageEffectPropFrameRate": [self.fps],
                 "OfxImageEffectPropPixelDepth": [DEPTHS[np.dtype(depth)]],
-                "OfxImageEffectPropComponents": [COMPONENTS[channels]], "OfxPropName": [name]})
+                "OfxImageEffectPropComponents": [components], "OfxPropName": [name]})
             inst.clips[name] = Clip(name, props)
         assert self.call("OfxActionCreateInstance", inst) == OK
         return Instance(self, inst, np.dtype(depth), channels)
@@ -251,6 +255,16 @@ class Host:
             px = rgb.astype(np.float32) / 255.0
         else:
             px = rgb
+        return np.ascontiguousarray(px[::-1])
+
+    def matte_image(self, t: float, depth: np.dtype) -> np.ndarray:
+        """The Matte frame at time t as the host serves it: at the clip's depth, bottom row first."""
+        assert self.matte is not None
+        px = self.matte(int(round(t)))
+        if depth == np.uint16:
+            px = px.astype(np.uint16) * 257
+        elif depth == np.float32:
+            px = px.astype(np.float32) / 255.0
         return np.ascontiguousarray(px[::-1])
 
     def _image(self, array: np.ndarray, depth: np.dtype, channels: int) -> int:
@@ -491,8 +505,12 @@ class Host:
                 src = self.source_image(t, scale, inst.depth, inst.channels)
                 array = np.zeros_like(src)
                 inst.outputs[round(t)] = array
+            elif ref.clip.props.get("OfxImageClipPropConnected"):  # the Matte, connected
+                array = self.matte_image(t, inst.depth)
+                C.cast(out, C.POINTER(vp))[0] = self._image(array, inst.depth, array.shape[2])
+                return OK
             else:
-                return FAILED  # the matte is not connected here
+                return FAILED  # an unconnected clip has no images
             C.cast(out, C.POINTER(vp))[0] = self._image(array, inst.depth, inst.channels)
             return OK
 

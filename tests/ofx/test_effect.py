@@ -36,6 +36,13 @@ def test_describes_contexts_depths_params_and_clips(ofx_bundle, clip):
     assert set(flt.clips) == {"Source", "Output"}
     assert gen.clips["Matte"].props.values["OfxImageClipPropOptional"] == [1]
     assert gen.clips["Matte"].props.values["OfxImageClipPropIsMask"] == [1]
+    # A mask is usually Alpha; a picture is taken too (the server picks its alpha, else its luma).
+    assert gen.clips["Matte"].props.values["OfxImageEffectPropSupportedComponents"] == [
+        "OfxImageComponentAlpha", "OfxImageComponentRGBA", "OfxImageComponentRGB"]
+    # The matte's two controls, in the context that has the Matte input only.
+    assert list(gen.params) == [*list(flt.params)[:7], "matteInvert", "matteFeather", *list(flt.params)[7:]]
+    assert gen.params["matteInvert"].type == "OfxParamTypeBoolean"
+    assert gen.params["matteFeather"].props.get("OfxParamPropMax") == 1000.0
     assert flt.params["status"].props.get("OfxParamPropStringMode") == "OfxParamStringIsLabel"
     assert flt.params["steps"].props.get("OfxParamPropDefault") == 50
     inst = host.create_instance()

@@ -46,7 +46,7 @@ def test_events_are_numbered_and_terminal_event_sets_state(tmp_path):
     assert [e.seq for e in st.events("j", from_seq=3, limit=1)] == [3]
     assert [e.frame for e in st.frame_events("j", 5, 9)] == [7]
     assert st.frame_events("j", 8, None) == []
-    assert st.sent_frames("j", "frame") == {7}
+    assert st.sent_frames("j", "frame") == {(0, 7)}  # (variant, frame)
     with pytest.raises(StoreError):
         st.append_event("nope", p.Progress())
 

@@ -38,7 +38,7 @@ def frames(shipped_clip):
     return clip_frames(shipped_clip, 30, 6)
 
 
-def traced_edit(engine: Engine, frames, params, **kwargs) -> tuple[list[str], list]:
+def traced_edit(engine: Engine, frames, params) -> tuple[list[str], list]:
     """Edit, recording in one timeline the events and every full-VAE ("full") and
     tiny-autoencoder ("tiny") decode call."""
     assert engine.preview_decoder is not None
@@ -54,7 +54,7 @@ def traced_edit(engine: Engine, frames, params, **kwargs) -> tuple[list[str], li
         events.append(event)
 
     try:
-        engine.edit(frames, len(frames), params, on_event=on_event, **kwargs)
+        engine.edit(frames, len(frames), params, on_event=on_event)
     finally:
         del vae.decode, tiny.decode
     return timeline, events
@@ -125,10 +125,9 @@ def test_without_a_tiny_decoder_previews_use_the_full_vae(tiny_engine, frames):
 
 @pytest.mark.parametrize("method", ["tokenflow", "per-frame"])
 def test_every_variant_gets_its_previews_before_the_full_decode(tiny_engine, taesd_dir, frames, method):
-    params = dataclasses.replace(BASE, method=method)
-    variants = ("a snowy night",)
+    params = dataclasses.replace(BASE, method=method, variants=("a snowy night",))
     engine = Engine(loaded=tiny_engine.model, preview_decoders={"sd": taesd_dir})
-    timeline, events = traced_edit(engine, frames, params, variants=variants)
+    timeline, events = traced_edit(engine, frames, params)
     previews = [e for e in events if isinstance(e, Preview)]
     assert "Preview" not in timeline[timeline.index("full"):]  # every variant's previews before the full decode
     for variant in (0, 1):
@@ -141,7 +140,7 @@ def test_every_variant_gets_its_previews_before_the_full_decode(tiny_engine, tae
     assert not np.array_equal(first[0], first[1])
     # The final frames, bit for bit, with previews from the tiny decoder or (without one) the full VAE.
     plain: list = []
-    tiny_engine.edit(frames, len(frames), params, on_event=plain.append, variants=variants)
+    tiny_engine.edit(frames, len(frames), params, on_event=plain.append)
     ours = [(e.variant, e.index, e.image) for e in events if isinstance(e, FrameReady)]
     theirs = [(e.variant, e.index, e.image) for e in plain if isinstance(e, FrameReady)]
     assert len(ours) == 2 * len(frames) == len(theirs)

@@ -64,8 +64,9 @@ def test_each_branch_gets_its_own_prompts_pooled_text_with_several_prompts(tiny_
     from tokenflow.model import added_conditioning
 
     engine = tiny_sdxl_engine
-    params = make_params(prompt="ink", inversion_prompt="a street", steps=2, kf_interval=2, short_side=64)
     variants = ["snow", "oil paint"]
+    params = make_params(prompt="ink", inversion_prompt="a street", steps=2, kf_interval=2, short_side=64,
+                         variants=variants)
     calls: list[tuple[torch.Tensor, torch.Tensor]] = []
 
     def seen(module, args, kwargs):
@@ -73,7 +74,7 @@ def test_each_branch_gets_its_own_prompts_pooled_text_with_several_prompts(tiny_
 
     handle = engine.model.unet.register_forward_pre_hook(seen, with_kwargs=True)
     try:
-        engine.edit(clip_frames(shipped_clip, 0, 3), 3, params, variants=variants)
+        engine.edit(clip_frames(shipped_clip, 0, 3), 3, params)
     finally:
         handle.remove()
     texts = [params.inversion_prompt, params.negative_prompt, params.prompt, *variants]

@@ -33,7 +33,8 @@ def test_variants_in_one_pass_equal_each_prompt_alone_bit_for_bit(tiny_engine, f
     # max_joint 2 with 3 keyframes: bounded groups with anchors and a carried keyframe too.
     params = dataclasses.replace(BASE, method=method, max_joint_keyframes=2)
     events: list = []
-    stats = tiny_engine.edit(frames, len(frames), params, on_event=events.append, variants=PROMPTS[1:])
+    stats = tiny_engine.edit(frames, len(frames), dataclasses.replace(params, variants=tuple(PROMPTS[1:])),
+                             on_event=events.append)
     together = tiny_engine.last_variant_latents
     assert len(together) == 3
     for variant, prompt in enumerate(PROMPTS):

@@ -122,6 +122,7 @@ typedef struct OfxParamSetStruct* OfxParamSetHandle;
 
 #define kOfxParamTypeInteger "OfxParamTypeInteger"
 #define kOfxParamTypeDouble "OfxParamTypeDouble"
+#define kOfxParamTypeBoolean "OfxParamTypeBoolean"
 #define kOfxParamTypeString "OfxParamTypeString"
 #define kOfxParamTypePushButton "OfxParamTypePushButton"
 

@@ -41,6 +41,8 @@ constexpr const char* kKfInterval = "kfInterval";
 constexpr const char* kWorkingSize = "workingSize";
 constexpr const char* kModel = "model";
 constexpr const char* kServer = "server";
+constexpr const char* kMatteInvert = "matteInvert";
+constexpr const char* kMatteFeather = "matteFeather";
 constexpr const char* kRenderEdit = "renderEdit";
 constexpr const char* kCancel = "cancel";
 constexpr const char* kStatus = "status";
@@ -90,6 +92,8 @@ double get_double(OfxParamSetHandle set, const char* name) {
   return value;
 }
 
+bool get_bool(OfxParamSetHandle set, const char* name) { return get_int(set, name) != 0; }
+
 void set_status(Instance* inst, const std::string& text) {
   // Only from the host's UI actions (instance changed): OFX lets an effect write a
   // parameter there, never from a render.
@@ -112,8 +116,26 @@ Value::Map edit_params(OfxParamSetHandle set) {
   return p;
 }
 
-std::string edit_key(OfxParamSetHandle set) {
-  return Value(edit_params(set)).pack() + "|" + get_string(set, kModel) + "|" + get_string(set, kServer);
+// The Matte clip: declared in the general context only, and optional there.
+bool matte_connected(OfxImageEffectHandle effect) {
+  OfxImageClipHandle clip = nullptr;
+  OfxPropertySetHandle props = nullptr;
+  if (g_effect->clipGetHandle(effect, kMatteClip, &clip, &props) != kOfxStatOK || !props) return false;
+  int connected = 0;
+  return g_prop->propGetInt(props, kOfxImageClipPropConnected, 0, &connected) == kOfxStatOK && connected;
+}
+
+// The matte's parameters (docs/protocol.md: matte_invert, matte_feather), only with a matte:
+// without one the whole frame is edited whatever they say.
+void add_matte_params(OfxParamSetHandle set, Value::Map& p) {
+  p["matte_invert"] = Value(get_bool(set, kMatteInvert));
+  p["matte_feather"] = Value(get_double(set, kMatteFeather));
+}
+
+std::string edit_key(const Instance* inst) {
+  Value::Map p = edit_params(inst->params);
+  if (matte_connected(inst->handle)) add_matte_params(inst->params, p);
+  return Value(p).pack() + "|" + get_string(inst->params, kModel) + "|" + get_string(inst->params, kServer);
 }
 
 std::string snapshot_text(const Snapshot& s, bool stale) {
@@ -139,7 +161,7 @@ bool get_image(OfxPropertySetHandle img, HostImage& out) {
   const std::string d = depth ? depth : "";
   const std::string c = comps ? comps : "";
   out.depth = d == kOfxBitDepthShort ? 2 : d == kOfxBitDepthFloat ? 4 : d == kOfxBitDepthByte ? 1 : 0;
-  out.channels = c == kOfxImageComponentRGBA ? 4 : c == kOfxImageComponentRGB ? 3 : 0;
+  out.channels = c == kOfxImageComponentRGBA ? 4 : c == kOfxImageComponentRGB ? 3 : c == kOfxImageComponentAlpha ? 1 : 0;
   return out.data && out.depth && out.channels;
 }
 
@@ -179,7 +201,11 @@ void define_clip(OfxImageEffectHandle effect, const char* name, bool optional, b
   OfxPropertySetHandle clip = nullptr;
   g_effect->clipDefine(effect, name, &clip);
   if (mask) {
+    // A mask is usually Alpha; a host may connect a picture too. The server takes the
+    // matte from whichever comes: the one channel, RGBA's alpha, RGB's luma (docs/protocol.md).
     g_prop->propSetString(clip, kOfxImageEffectPropSupportedComponents, 0, kOfxImageComponentAlpha);
+    g_prop->propSetString(clip, kOfxImageEffectPropSupportedComponents, 1, kOfxImageComponentRGBA);
+    g_prop->propSetString(clip, kOfxImageEffectPropSupportedComponents, 2, kOfxImageComponentRGB);
   } else {
     g_prop->propSetString(clip, kOfxImageEffectPropSupportedComponents, 0, kOfxImageComponentRGBA);
     g_prop->propSetString(clip, kOfxImageEffectPropSupportedComponents, 1, kOfxImageComponentRGB);
@@ -222,9 +248,10 @@ OfxStatus describe_in_context(OfxImageEffectHandle effect, OfxPropertySetHandle 
   g_prop->propGetString(in_args, kOfxImageEffectPropContext, 0, &context);
   define_clip(effect, kOfxImageEffectSimpleSourceClipName, false, false);
   define_clip(effect, kOfxImageEffectOutputClipName, false, false);
-  // The matte clip is declared in the general context (a filter has Source only); the
-  // effect does not send it yet (see docs/editors.md).
-  if (context && std::strcmp(context, kOfxImageEffectContextGeneral) == 0) define_clip(effect, kMatteClip, true, true);
+  // The matte clip is declared in the general context (a filter has Source only): when
+  // connected, Render edit uploads its frames and the server edits only inside it.
+  const bool general = context && std::strcmp(context, kOfxImageEffectContextGeneral) == 0;
+  if (general) define_clip(effect, kMatteClip, true, true);
 
   OfxParamSetHandle set = nullptr;
   g_effect->getParamSet(effect, &set);
@@ -241,6 +268,18 @@ OfxStatus describe_in_context(OfxImageEffectHandle effect, OfxPropertySetHandle 
   define_int(set, kKfInterval, "Keyframe interval", "One keyframe per this many frames.", 8, 1, 10000);
   define_int(set, kWorkingSize, "Working size", "Working short side in pixels (frames come back at the source size).",
              512, 64, 2048);
+  if (general) {
+    OfxPropertySetHandle inv = define(set, kOfxParamTypeBoolean, kMatteInvert, "Invert matte",
+                                      "Edit outside the Matte input instead of inside it.");
+    g_prop->propSetInt(inv, kOfxParamPropDefault, 0, 0);
+    OfxPropertySetHandle fe = define(set, kOfxParamTypeDouble, kMatteFeather, "Matte feather",
+                                     "Soften the matte's edge over this many source pixels.");
+    g_prop->propSetDouble(fe, kOfxParamPropDefault, 0, 0.0);
+    g_prop->propSetDouble(fe, kOfxParamPropMin, 0, 0.0);
+    g_prop->propSetDouble(fe, kOfxParamPropMax, 0, 1000.0);
+    g_prop->propSetDouble(fe, kOfxParamPropDisplayMin, 0, 0.0);
+    g_prop->propSetDouble(fe, kOfxParamPropDisplayMax, 0, 100.0);
+  }
   define_string(set, kModel, "Model", "A model the server knows; empty: the server's default.", "",
                 kOfxParamStringIsSingleLine);
   define_string(set, kServer, "Server",
@@ -277,6 +316,38 @@ OfxStatus destroy_instance(OfxImageEffectHandle effect) {
   return kOfxStatOK;
 }
 
+// The Matte clip's frames first..last, over the source's frame (source_bounds), as the host
+// gives them (Alpha, RGB or RGBA at the clip's depth): the server picks the matte out of them.
+// False (after telling the user) when the host gives none for a frame.
+bool read_matte(Instance* inst, int first, int last, const SourceFrames& source, int x1, int y1, SourceFrames& matte) {
+  OfxImageClipHandle clip = nullptr;
+  g_effect->clipGetHandle(inst->handle, kMatteClip, &clip, nullptr);
+  matte.first = first;
+  matte.frame_rate = source.frame_rate;
+  matte.width = source.width;
+  matte.height = source.height;
+  matte.dtype = source.dtype;
+  for (int t = first; t <= last; ++t) {
+    OfxPropertySetHandle img = nullptr;
+    HostImage h;
+    const bool got = g_effect->clipGetImage(clip, t, nullptr, &img) == kOfxStatOK && img;
+    const bool ok = got && get_image(img, h) && (matte.pixels.empty() || h.channels == matte.channels);
+    if (ok) {
+      matte.channels = h.channels;
+      matte.dtype = h.depth == 1 ? "uint8" : h.depth == 2 ? "uint16" : "float32";
+      // Over the source frame's pixels: a mask's own bounds may be smaller (outside it is 0).
+      matte.pixels.push_back(pack_top_down_over(h, x1, y1, x1 + source.width, y1 + source.height));
+    }
+    if (got) g_effect->clipReleaseImage(img);
+    if (!ok) {
+      post(inst->handle, kOfxMessageError, "TokenFlow: the Matte input gave no usable image for frame " +
+           std::to_string(t) + "; disconnect it to edit the whole frame, or give it a matte for every frame.");
+      return false;
+    }
+  }
+  return true;
+}
+
 // Render edit: copy the clip's frames from the host (OFX allows fetching images in this
 // action), then hand them to the session, which does all network work on its own thread.
 OfxStatus render_edit(Instance* inst) {
@@ -301,6 +372,7 @@ OfxStatus render_edit(Instance* inst) {
     post(inst->handle, kOfxMessageError, "TokenFlow: the clip starts before frame 0; the server numbers frames from 0.");
     return kOfxStatOK;
   }
+  int x1 = 0, y1 = 0;  // the Source frame's bottom-left pixel: the matte is read over the same pixels
   for (int t = req.frames.first; t <= last; ++t) {
     OfxPropertySetHandle img = nullptr;
     if (g_effect->clipGetImage(src, t, nullptr, &img) != kOfxStatOK || !img) {
@@ -313,6 +385,8 @@ OfxStatus render_edit(Instance* inst) {
       if (req.frames.pixels.empty()) {
         req.frames.width = h.width();
         req.frames.height = h.height();
+        x1 = h.x1;
+        y1 = h.y1;
         req.frames.channels = h.channels;
         req.frames.dtype = h.depth == 1 ? "uint8" : h.depth == 2 ? "uint16" : "float32";
       }
@@ -325,13 +399,16 @@ OfxStatus render_edit(Instance* inst) {
       return kOfxStatOK;
     }
   }
+  if (matte_connected(inst->handle) && !read_matte(inst, req.frames.first, last, req.frames, x1, y1, req.matte))
+    return kOfxStatOK;
   const std::string server = get_string(inst->params, kServer);
   LocalServer local = local_server();
   req.endpoint = server.empty() ? local.endpoint : server;
   if (server.empty() && req.endpoint.rfind("ipc://", 0) == 0) req.start_command = local.start_command;
   req.params = edit_params(inst->params);
+  if (!req.matte.pixels.empty()) add_matte_params(inst->params, req.params);
   req.model = get_string(inst->params, kModel);
-  req.key = edit_key(inst->params);
+  req.key = edit_key(inst);
   inst->session.start(std::move(req));
   set_status(inst, status_text(inst->session.snapshot()));
   return kOfxStatOK;
@@ -354,7 +431,7 @@ OfxStatus instance_changed(OfxImageEffectHandle effect, OfxPropertySetHandle in_
     return kOfxStatOK;
   }
   const Snapshot s = inst->session.snapshot();
-  set_status(inst, snapshot_text(s, s.phase != Phase::Idle && s.key != edit_key(inst->params)));
+  set_status(inst, snapshot_text(s, s.phase != Phase::Idle && s.key != edit_key(inst)));
   return kOfxStatOK;
 }
 
@@ -401,7 +478,7 @@ OfxStatus render(OfxImageEffectHandle effect, OfxPropertySetHandle in_args) {
 
   const int frame = static_cast<int>(std::lround(t));
   Snapshot s = inst->session.snapshot();
-  const bool stale = s.phase != Phase::Idle && s.key != edit_key(inst->params);
+  const bool stale = s.phase != Phase::Idle && s.key != edit_key(inst);
   std::shared_ptr<const ResultFrame> result = inst->session.frame(frame);
   const bool running = s.phase == Phase::Connecting || s.phase == Phase::Uploading || s.phase == Phase::Queued ||
                        s.phase == Phase::Running;

@@ -43,6 +43,20 @@ std::string pack_top_down(const HostImage& img) {
   return out;
 }
 
+std::string pack_top_down_over(const HostImage& img, int x1, int y1, int x2, int y2) {
+  const size_t pixel = static_cast<size_t>(img.channels) * img.depth;
+  const size_t line = static_cast<size_t>(x2 - x1) * pixel;
+  std::string out(line * (y2 - y1), '\0');
+  const int cx1 = std::max(x1, img.x1), cx2 = std::min(x2, img.x2);
+  if (cx1 >= cx2) return out;
+  for (int y = std::max(y1, img.y1); y < std::min(y2, img.y2); ++y) {
+    const size_t row = static_cast<size_t>(y2 - 1 - y);  // top row first
+    std::memcpy(&out[row * line + (cx1 - x1) * pixel], img.row(y) + static_cast<long>(cx1 - img.x1) * pixel,
+                (cx2 - cx1) * pixel);
+  }
+  return out;
+}
+
 void copy_image(const HostImage& src, const HostImage& out, int wx1, int wy1, int wx2, int wy2) {
   for (int y = wy1; y < wy2; ++y) {
     unsigned char* o = out.row(y);

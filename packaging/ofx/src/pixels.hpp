@@ -13,7 +13,7 @@ struct HostImage {
   int x1 = 0, y1 = 0, x2 = 0, y2 = 0;  // bounds, pixels
   int row_bytes = 0;
   int depth = 1;     // bytes per sample: 1 (byte), 2 (short), 4 (float)
-  int channels = 4;  // 4 (RGBA) or 3 (RGB)
+  int channels = 4;  // 4 (RGBA), 3 (RGB) or 1 (Alpha: a mask clip's images)
   int width() const { return x2 - x1; }
   int height() const { return y2 - y1; }
   unsigned char* row(int y) const { return static_cast<unsigned char*>(data) + static_cast<long>(y - y1) * row_bytes; }
@@ -21,6 +21,9 @@ struct HostImage {
 
 // The host's image as the upload wants it: top row first, packed, its own sample type.
 std::string pack_top_down(const HostImage& img);
+// The same, over the pixel rectangle [x1, x2) x [y1, y2) (another clip's bounds: the source's
+// frame); samples outside the image's own bounds are 0 (OFX: outside an image is transparent black).
+std::string pack_top_down_over(const HostImage& img, int x1, int y1, int x2, int y2);
 // out = src (pass-through) inside the window.
 void copy_image(const HostImage& src, const HostImage& out, int wx1, int wy1, int wx2, int wy2);
 // out = the result frame, sampled at `scale` (nearest pixel), alpha from src where out has alpha.

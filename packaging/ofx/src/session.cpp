@@ -214,84 +214,72 @@ void Session::run(EditRequest& req, uint64_t generation) {
   Connection conn(req.endpoint, &stop_);
   conn.hello(kHelloTimeout);
 
-  // 2. The frames: named by their content, so an identical clip is found again (resumable).
+  // 2. The frames (and the matte's): named by their content, so an identical clip is found again (resumable).
   const SourceFrames& f = req.frames;
-  const size_t frame_bytes = static_cast<size_t>(f.width) * f.height * f.channels * bytes_per_sample(f.dtype);
-  uint64_t h = fnv1a64(f.dtype + "/" + std::to_string(f.width) + "x" + std::to_string(f.height) + "x" +
-                       std::to_string(f.channels) + "@" + f.frame_rate + "#" + std::to_string(f.first));
-  for (const auto& px : f.pixels) h = fnv1a64(px, h);
-  const std::string upload = "ofx-" + hex64(h);
   const int count = static_cast<int>(f.pixels.size());
-  Value::Map open{{"upload", Value(upload)},         {"width", Value(f.width)},
-                  {"height", Value(f.height)},       {"channels", Value(f.channels)},
-                  {"dtype", Value(f.dtype)},         {"frame_rate", Value(f.frame_rate)},
-                  {"first", Value(f.first)},         {"count", Value(count)}};
-  Value state = conn.wait_reply(conn.send("upload_open", Value(open)), kRequestTimeout).body;
-  std::vector<bool> have(count, false);
-  for (const auto& run : state["have"].as_array()) {
-    for (int64_t n = run.as_array().size() == 2 ? run.as_array()[0].as_int() : 1;
-         run.as_array().size() == 2 && n <= run.as_array()[1].as_int(); ++n)
-      if (n - f.first >= 0 && n - f.first < count) have[n - f.first] = true;
-  }
-  const size_t budget = static_cast<size_t>(std::max<int64_t>(64 << 10, conn.max_upload_message_bytes() - (64 << 10)));
+  const int matte_count = static_cast<int>(req.matte.pixels.size());
   update([&](Snapshot& s) {
     s.phase = Phase::Uploading;
-    s.frames_total = count;
+    s.frames_total = count + matte_count;
   });
-  // One message carries parts up to the server's per-message bound; a frame bigger than
-  // that goes in several parts (offset, end) across messages.
-  std::vector<std::string> chunks;
-  Value::Array parts;
-  size_t batch_bytes = 0;
-  int sent = 0;
-  auto flush = [&]() {
-    if (parts.empty()) return;
-    std::vector<const std::string*> blobs;
-    for (const auto& c : chunks) blobs.push_back(&c);
-    Value::Map body{{"upload", Value(upload)}, {"parts", Value(parts)}};
-    state = conn.wait_reply(conn.send("upload_frames", Value(body), "", blobs), kRequestTimeout).body;
-    chunks.clear();
-    parts.clear();
-    batch_bytes = 0;
-    update([&](Snapshot& s) { s.frames_done = sent; s.fraction = 0.1 * sent / std::max(1, count); });
+  auto progress = [&](int base) {
+    return [&, base](int sent, int) {
+      update([&](Snapshot& s) {
+        s.frames_done = base + sent;
+        s.fraction = 0.1 * (base + sent) / std::max(1, count + matte_count);
+      });
+    };
   };
-  if (!state["complete"].as_bool(false)) {
-    for (int i = 0; i < count; ++i) {
-      if (have[i]) { ++sent; continue; }
-      const std::string& px = f.pixels[i];
-      if (px.size() != frame_bytes) throw WireError("internal: a frame's size differs from its description");
-      for (size_t off = 0; off < px.size();) {
-        const size_t n = std::min(budget, px.size() - off);
-        if (batch_bytes + n > budget) flush();
-        chunks.emplace_back(px, off, n);
-        parts.push_back(Value(Value::Map{{"frame", Value(f.first + i)},
-                                         {"offset", Value(static_cast<int64_t>(off))},
-                                         {"end", Value(off + n == px.size())},
-                                         {"crc32", Value(static_cast<int64_t>(crc32(chunks.back())))}}));
-        batch_bytes += n;
-        off += n;
-      }
-      ++sent;
-      if (stop_) throw Aborted();
-    }
-    flush();
+  const std::string upload_id = upload(conn, f, "ofx-", progress(0));
+  Value::Map params = req.params;
+  std::string matte_id;
+  if (matte_count > 0) {
+    matte_id = upload(conn, req.matte, "ofx-matte-", progress(count));
+    params["matte"] = Value("upload:" + matte_id);
   }
-  if (!state["complete"].as_bool(false))
-    throw WireError("The server did not complete the upload of " + std::to_string(count) + " frames (" +
-                    std::to_string(state["missing"].as_int()) + " missing). Press Render edit again.");
 
   // 3. The job: the same parameters and frames give the same token, and the server answers
   // an identical request from its finished job.
   Value::Map spec{{"input", Value("")},
-                  {"upload", Value(upload)},
-                  {"params", Value(req.params)},
+                  {"upload", Value(upload_id)},
+                  {"params", Value(params)},
                   {"frames", Value(std::to_string(f.first) + ":" + std::to_string(f.first + count - 1))},
-                  {"client_token", Value("ofx-" + hex64(fnv1a64(upload + "|" + req.key)))},
+                  {"client_token", Value("ofx-" + hex64(fnv1a64(upload_id + "|" + matte_id + "|" + req.key)))},
                   // uint8 RGB pixels: the effect carries no image decoder (docs/protocol.md)
                   {"proxy_format", Value("raw")},
                   {"proxy_size", Value(kProxySize)}};
   if (!req.model.empty()) spec["model"] = Value(req.model);
-  Envelope accepted = conn.wait_reply(conn.send("submit", Value(Value::Map{{"spec", Value(spec)}})), kRequestTimeout);
+  // A lost server: its journal keeps every accepted job; wait for it to come back (bounded,
+  // abortable) and say hello again.
+  auto await_server = [&]() {
+    update([&](Snapshot& s) { s.status = "server lost: reconnecting"; });
+    const auto until = std::chrono::steady_clock::now() + std::chrono::duration<double>(kReconnectTimeout);
+    while (true) {
+      if (stop_) throw Aborted();
+      if (std::chrono::steady_clock::now() > until)
+        throw WireError("Lost the TokenFlow server at " + req.endpoint + " and it did not come back within 120 s. "
+                        "Start it again (`tokenflow serve`) and press Render edit: finished work is reused.");
+      std::this_thread::sleep_for(std::chrono::milliseconds(250));
+      if (!endpoint_answers(req.endpoint, 200)) continue;
+      try {
+        conn.hello(kHelloTimeout);
+        return;
+      } catch (const WireError&) {
+      }
+    }
+  };
+  // The server may die after storing the job and before its answer leaves: the same
+  // client_token makes a second submit answer with that first job, so ask again once it is back.
+  Envelope accepted;
+  while (true) {
+    try {
+      accepted = conn.wait_reply(conn.send("submit", Value(Value::Map{{"spec", Value(spec)}})), kRequestTimeout);
+      break;
+    } catch (const WireError& e) {
+      if (!e.code.empty()) throw;  // the server answered: a refusal, not a lost server
+      await_server();
+    }
+  }
   const std::string job = accepted.job;
   update([&](Snapshot& s) {
     s.phase = Phase::Queued;
@@ -325,23 +313,8 @@ void Session::run(EditRequest& req, uint64_t generation) {
     try {
       got = conn.next(env, 0.2);
     } catch (const WireError&) {
-      // Silence: the server went away. Its journal keeps the job; wait for it to come
-      // back (bounded, abortable), then follow the job from the last event seen.
-      update([&](Snapshot& s) { s.status = "server lost: reconnecting"; });
-      const auto until = std::chrono::steady_clock::now() + std::chrono::duration<double>(kReconnectTimeout);
-      while (true) {
-        if (stop_) throw Aborted();
-        if (std::chrono::steady_clock::now() > until)
-          throw WireError("Lost the TokenFlow server at " + req.endpoint + " and it did not come back within 120 s. "
-                          "Start it again (`tokenflow serve`) and press Render edit: finished work is reused.");
-        std::this_thread::sleep_for(std::chrono::milliseconds(250));
-        if (!endpoint_answers(req.endpoint, 200)) continue;
-        try {
-          conn.hello(kHelloTimeout);
-          break;
-        } catch (const WireError&) {
-        }
-      }
+      // Silence: the server went away. Follow the job from the last event seen once it is back.
+      await_server();
       subscribe();
       continue;
     }
@@ -434,6 +407,71 @@ void Session::run(EditRequest& req, uint64_t generation) {
       update([&](Snapshot& s) { if (s.phase < Phase::Queued) s.phase = Phase::Queued; });
     }
   }
+}
+
+std::string Session::upload(Connection& conn, const SourceFrames& f, const std::string& prefix,
+                            const std::function<void(int, int)>& done) {
+  const size_t frame_bytes = static_cast<size_t>(f.width) * f.height * f.channels * bytes_per_sample(f.dtype);
+  uint64_t h = fnv1a64(f.dtype + "/" + std::to_string(f.width) + "x" + std::to_string(f.height) + "x" +
+                       std::to_string(f.channels) + "@" + f.frame_rate + "#" + std::to_string(f.first));
+  for (const auto& px : f.pixels) h = fnv1a64(px, h);
+  const std::string upload = prefix + hex64(h);
+  const int count = static_cast<int>(f.pixels.size());
+  Value::Map open{{"upload", Value(upload)},         {"width", Value(f.width)},
+                  {"height", Value(f.height)},       {"channels", Value(f.channels)},
+                  {"dtype", Value(f.dtype)},         {"frame_rate", Value(f.frame_rate)},
+                  {"first", Value(f.first)},         {"count", Value(count)}};
+  Value state = conn.wait_reply(conn.send("upload_open", Value(open)), kRequestTimeout).body;
+  std::vector<bool> have(count, false);
+  for (const auto& run : state["have"].as_array()) {
+    for (int64_t n = run.as_array().size() == 2 ? run.as_array()[0].as_int() : 1;
+         run.as_array().size() == 2 && n <= run.as_array()[1].as_int(); ++n)
+      if (n - f.first >= 0 && n - f.first < count) have[n - f.first] = true;
+  }
+  const size_t budget = static_cast<size_t>(std::max<int64_t>(64 << 10, conn.max_upload_message_bytes() - (64 << 10)));
+  // One message carries parts up to the server's per-message bound; a frame bigger than
+  // that goes in several parts (offset, end) across messages.
+  std::vector<std::string> chunks;
+  Value::Array parts;
+  size_t batch_bytes = 0;
+  int sent = 0;
+  auto flush = [&]() {
+    if (parts.empty()) return;
+    std::vector<const std::string*> blobs;
+    for (const auto& c : chunks) blobs.push_back(&c);
+    Value::Map body{{"upload", Value(upload)}, {"parts", Value(parts)}};
+    state = conn.wait_reply(conn.send("upload_frames", Value(body), "", blobs), kRequestTimeout).body;
+    chunks.clear();
+    parts.clear();
+    batch_bytes = 0;
+    done(sent, count);
+  };
+  if (!state["complete"].as_bool(false)) {
+    for (int i = 0; i < count; ++i) {
+      if (have[i]) { ++sent; continue; }
+      const std::string& px = f.pixels[i];
+      if (px.size() != frame_bytes) throw WireError("internal: a frame's size differs from its description");
+      for (size_t off = 0; off < px.size();) {
+        const size_t n = std::min(budget, px.size() - off);
+        if (batch_bytes + n > budget) flush();
+        chunks.emplace_back(px, off, n);
+        parts.push_back(Value(Value::Map{{"frame", Value(f.first + i)},
+                                         {"offset", Value(static_cast<int64_t>(off))},
+                                         {"end", Value(off + n == px.size())},
+                                         {"crc32", Value(static_cast<int64_t>(crc32(chunks.back())))}}));
+        batch_bytes += n;
+        off += n;
+      }
+      ++sent;
+      if (stop_) throw Aborted();
+    }
+    flush();
+  }
+  if (!state["complete"].as_bool(false))
+    throw WireError("The server did not complete the upload of " + std::to_string(count) + " frames (" +
+                    std::to_string(state["missing"].as_int()) + " missing). Press Render edit again.");
+  done(count, count);
+  return upload;
 }
 
 }  // namespace tokenflow

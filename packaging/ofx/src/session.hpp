@@ -18,6 +18,8 @@
 
 namespace tokenflow {
 
+class Connection;
+
 // The clip's frames as the host gave them, copied in the Render edit callback:
 // rows top to bottom, tightly packed, little-endian samples (the upload's layout).
 struct SourceFrames {
@@ -35,6 +37,9 @@ struct EditRequest {
   std::string model;                    // "" = the server's default
   std::string key;                      // identifies params + frames (stale detection)
   SourceFrames frames;
+  // The Matte clip's frames, uploaded as a matte of their own (params.matte "upload:ID",
+  // docs/protocol.md); no pixels: no matte, the whole frame is edited.
+  SourceFrames matte;
 };
 
 struct ResultFrame {
@@ -88,6 +93,9 @@ class Session {
  private:
   void worker();
   void run(EditRequest& request, uint64_t generation);
+  // Uploads `f` (resuming what the server holds) and returns its upload id; `done(sent, count)` follows it.
+  std::string upload(Connection& conn, const SourceFrames& f, const std::string& prefix,
+                     const std::function<void(int, int)>& done);
   void set(const std::function<void(Snapshot&)>& change);
 
   mutable std::mutex mutex_;

@@ -10,6 +10,7 @@ import pytest
 from bridge import media
 from bridge.wire import protocol as p
 from bridge.wire.client import Client
+from bridge.wire.matte_ref import upload_matte
 from server.app import Server
 from server.cluster.status import cluster_status
 from server.config import ServerConfig
@@ -203,6 +204,17 @@ def test_a_matte_job_runs_on_a_worker_with_the_single_machine_results(served, ti
     uploaded = p.JobSpec(input="", upload="cluster-matte-upload", params=spec.params, frames="0:3",
                          output=str(served.out / "matte-upload.mp4"))
     events = list(c.events(c.submit(uploaded).job))
+    assert events[-1].kind == "done", events[-1].body
+    assert pictures(events) == frames
+    # A matte that is an upload itself (params.matte "upload:ID") travels with the call too,
+    # beside a file source: the actor could not read it from the server's data folder.
+    half = np.zeros((144, 176, 1), np.uint8)
+    half[:, :88] = 255
+    matte_shape = {**shape, "channels": 1}
+    assert c.upload("cluster-matte-frames", lambda n: half, **matte_shape).complete
+    by_upload = p.JobSpec(input=spec.input, params={**spec.params, "matte": upload_matte("cluster-matte-frames")},
+                          frames=spec.frames, output=str(served.out / "matte-uploaded.mp4"))
+    events = list(c.events(c.submit(by_upload).job))
     assert events[-1].kind == "done", events[-1].body
     assert pictures(events) == frames
 
