@@ -142,10 +142,10 @@ def run(args: argparse.Namespace) -> int:
     display = StatusLine()
     display.message(f"Loading model {args.model} ...")
     try:
-        from server.model_registry import find_preview_decoder, resolve_model
+        from server.model_registry import find_preview_decoders, resolve_model
 
         engine = Engine(resolve_model(args.model), device=args.device, cache_dir=args.cache_dir or inversion_cache_dir(),
-                        model_config=args.model_config, compile=args.compile, preview_decoder=find_preview_decoder())
+                        model_config=args.model_config, compile=args.compile, preview_decoders=find_preview_decoders())
     except EngineError as exc:
         return fail(str(exc), EXIT_BAD_INPUT)
     if engine.preview_decoder_problem:

@@ -264,15 +264,17 @@ def _show(info: p.JobInfo) -> str:
         ("queue position", None if info.position is None else info.position + 1),
         ("created", _clock_time(info.created)), ("updated", _clock_time(info.updated)),
         ("input", info.input), ("frames", info.frames or "the whole clip"),
-        ("frame count", info.n_frames), ("prompt", repr(info.prompt)), ("output", info.output),
+        ("frame count", info.n_frames), ("prompt", repr(info.prompt)),
+        # several prompts: no file has the base name; each prompt's output is listed below
+        ("outputs named after" if info.variants else "output", info.output),
         ("priority", info.priority), ("attempts", info.attempts), ("batch", info.batch),
         ("row", info.row), ("clip name", info.name),
     ]
     lines = [f"{label}: {value}" for label, value in rows if value is not None]
     if info.variants and info.output:  # several prompts: each one's output (named as the server names them)
         prompts = [info.prompt, *info.variants]
-        lines += [f"prompt {n}: {prompt!r} -> {out}"
-                  for n, (prompt, out) in enumerate(zip(prompts, prompt_outputs(info.output, prompts)))]
+        lines += [f"prompt {n} of {len(prompts)}: {prompt!r} -> {out}"
+                  for n, (prompt, out) in enumerate(zip(prompts, prompt_outputs(info.output, prompts)), start=1)]
     lines += [f"output file: {path}" for path in info.outputs]
     if info.progress and info.state == p.JobState.RUNNING:
         pr = info.progress

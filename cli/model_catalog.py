@@ -131,7 +131,7 @@ def hub_models(hub_cache: Path, registry: Registry) -> list[ModelEntry]:
         if rev is not None and is_tiny_autoencoder_folder(Path(rev.snapshot_path)):
             entries.append(ModelEntry(repo.repo_id, "pulled" if repo.repo_id in registry.pulled else "hub-cache",
                                       str(rev.snapshot_path), int(repo.size_on_disk), False, PREVIEW_NOTE,
-                                      rev.commit_hash))
+                                      rev.commit_hash, tiny_autoencoder_family(repo.repo_id)))
             continue
         if rev is None or not (Path(rev.snapshot_path) / "model_index.json").exists():
             continue  # not a diffusers pipeline (a text model, a LoRA, ...): not for --model
@@ -150,6 +150,13 @@ def hub_models(hub_cache: Path, registry: Registry) -> list[ModelEntry]:
     return entries
 
 
+def tiny_autoencoder_family(name: str) -> str:
+    """"sd" (TAESD) or "sdxl" (TAESDXL): the family whose previews it decodes, by its name."""
+    from tokenflow.family import family_of_tiny_autoencoder  # torch-free
+
+    return family_of_tiny_autoencoder(name).name
+
+
 def repo_folder(hub_cache: Path, repo_id: str) -> Path:
     """Where huggingface_hub caches a model repository."""
     return hub_cache / ("models--" + repo_id.replace("/", "--"))
@@ -165,7 +172,7 @@ def local_models(registry: Registry) -> list[ModelEntry]:
             continue
         if model.kind == PREVIEW_KIND:
             entries.append(ModelEntry(model.name, model.kind, str(model.path), folder_size(model.path), False,
-                                      PREVIEW_NOTE))
+                                      PREVIEW_NOTE, family=tiny_autoencoder_family(model.name)))
             continue
         if model.kind == "lora":
             base = lora_base(model.path)

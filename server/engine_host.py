@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import logging
 import sys
 import threading
 from collections.abc import Callable
@@ -19,13 +20,17 @@ def default_factory(device: str, cache_dir: Path | None) -> EngineFactory:
         from server.quiet import quiet_libraries
 
         quiet_libraries()
-        from server.model_registry import find_preview_decoder, resolve_model
+        from server.model_registry import find_preview_decoders, resolve_model
         from tokenflow.engine import Engine
 
-        # A name registered with `tokenflow models add` stands for its folder or file; a tiny
-        # autoencoder found in the registry or the hub cache decodes the previews.
-        return Engine(resolve_model(model), device=device, cache_dir=cache_dir,
-                      preview_decoder=find_preview_decoder())
+        # A name registered with `tokenflow models add` stands for its folder or file; the
+        # model family's tiny autoencoder, found in the registry or the hub cache, decodes the previews.
+        engine = Engine(resolve_model(model), device=device, cache_dir=cache_dir,
+                        preview_decoders=find_preview_decoders())
+        if engine.preview_decoder_problem:  # once per model load
+            logging.getLogger("tokenflow.server").warning("previews use the full VAE: %s",
+                                                          engine.preview_decoder_problem)
+        return engine
 
     return make
 

@@ -94,7 +94,6 @@ def resolve_model(spec: str, config_dir: Path | None = None) -> str:
 # --- the tiny autoencoder for instant previews (tokenflow/preview_decoder.py) ---
 
 PREVIEW_KIND = "autoencoder-tiny"  # a registered AutoencoderTiny folder (`tokenflow models add DIR`)
-PREVIEW_REPOS = ("madebyollin/taesd",)  # SD 1.x/2.x; SDXL's is madebyollin/taesdxl
 
 
 PREVIEW_FILES: tuple[str, ...] = ("config.json", "diffusion_pytorch_model.safetensors")
@@ -115,14 +114,19 @@ def _hub_cache() -> Path:
     return Path(constants.HF_HUB_CACHE)
 
 
-def find_preview_decoder(config_dir: Path | None = None, hub_cache: Path | None = None) -> str | None:
-    """The folder of a tiny autoencoder for previews, or None (previews then use the full VAE).
+def find_preview_decoders(config_dir: Path | None = None, hub_cache: Path | None = None) -> dict[str, str]:
+    """The folders of the tiny autoencoders for previews, by model family ("sd": TAESD,
+    "sdxl": TAESDXL); empty when there are none (previews then use the full VAE).
 
-    A registered one first (`tokenflow models add DIR`), else TAESD in the Hugging Face
-    cache (`tokenflow models pull madebyollin/taesd`). Only found, never downloaded here.
+    For each family a registered one first (`tokenflow models add DIR`; the family is told
+    by its name, tokenflow/family.py), else its repo in the Hugging Face cache (`tokenflow
+    models pull madebyollin/taesd` or `.../taesdxl`). Only found, never downloaded here;
+    the engine takes its own family's.
     """
     from bridge import folders
+    from tokenflow.family import FAMILIES, family_of_tiny_autoencoder  # torch-free
 
+    found: dict[str, str] = {}
     try:
         registry = Registry.load(config_dir or folders.config_dir())
     except RegistryError:
@@ -130,12 +134,12 @@ def find_preview_decoder(config_dir: Path | None = None, hub_cache: Path | None 
     if registry is not None:
         for model in sorted(registry.local.values(), key=lambda m: m.added):
             if model.kind == PREVIEW_KIND and is_tiny_autoencoder_folder(model.path):
-                return str(model.path)
+                found.setdefault(family_of_tiny_autoencoder(model.name).name, str(model.path))
     cache = hub_cache or _hub_cache()
-    for repo in PREVIEW_REPOS:
-        snapshots = cache / ("models--" + repo.replace("/", "--")) / "snapshots"
-        found = sorted((p for p in snapshots.glob("*") if is_tiny_autoencoder_folder(p)),
-                       key=lambda p: p.stat().st_mtime)
-        if found:
-            return str(found[-1])
-    return None
+    for family in FAMILIES.values():
+        snapshots = cache / ("models--" + family.preview_repo.replace("/", "--")) / "snapshots"
+        newest = sorted((p for p in snapshots.glob("*") if is_tiny_autoencoder_folder(p)),
+                        key=lambda p: p.stat().st_mtime)
+        if newest:
+            found.setdefault(family.name, str(newest[-1]))
+    return found

@@ -134,7 +134,7 @@ class EditLoop:
         state: TokenFlowState,
         stats: EditStats,
         should_cancel: Callable[[], bool],
-        on_keyframes: Callable[[int, list[int], torch.Tensor], None] | None = None,
+        on_keyframes: Callable[[int, list[int], torch.Tensor, int], None] | None = None,
         on_step: Callable[[int, int, int], None] | None = None,
         previewed_first_step: bool = False,
         pad_batches: bool = False,
@@ -151,7 +151,7 @@ class EditLoop:
         self.state = state
         self.stats = stats
         self.should_cancel = should_cancel
-        self.on_keyframes = on_keyframes  # (step, frames, predicted clean latents)
+        self.on_keyframes = on_keyframes  # (step, frames, predicted clean latents, variant), once per variant
         self.on_step = on_step  # (step, frames_done, frames_total)
         self.n_frames = inverted[schedule.timesteps[0]].shape[0]
         self.generator = torch.Generator().manual_seed(params.seed)
@@ -243,8 +243,9 @@ class EditLoop:
             self.stats.count("per_frame", self.branches * len(frames))
             wants_preview = index % self.params.preview_every == 0 and not (index == 0 and self.previewed_first_step)
             if wants_preview and done == 0 and self.on_keyframes:
-                clean = ddim.predict_clean(latents[0][where], eps[0][where], alpha_t)
-                self.on_keyframes(index, frames, clean)
+                for variant, (variant_latents, variant_eps) in enumerate(zip(latents, eps)):
+                    clean = ddim.predict_clean(variant_latents[where], variant_eps[where], alpha_t)
+                    self.on_keyframes(index, frames, clean, variant)
             done += len(frames)
             if self.on_step:
                 self.on_step(index, done, self.n_frames)
@@ -282,7 +283,9 @@ class EditLoop:
             wants_preview = index % params.preview_every == 0 and not (index == 0 and self.previewed_first_step)
             if number == 0 and wants_preview and self.on_keyframes:
                 # All members: anchors' estimates are not kept, but they preview the edit as well.
-                self.on_keyframes(index, members, ddim.predict_clean(latents[0][where], group_eps[0], alpha_t))
+                for variant, (variant_latents, estimate) in enumerate(zip(latents, group_eps)):
+                    self.on_keyframes(index, members, ddim.predict_clean(variant_latents[where], estimate, alpha_t),
+                                      variant)
 
             # Frames whose keyframe-after is in this group (or, past the last keyframe,
             # whose keyframe-before is): both their neighbours' caches are now present.
@@ -358,7 +361,9 @@ def preview_first_step(loop: EditLoop, frame_ids: list[int]) -> None:
     state.inject_conv = 0 < injection_steps(loop.params.pnp_f_t, steps)
     state.mode = KEYFRAMES if loop.params.method == "tokenflow" else PER_FRAME
     state.cache_frames = set()
-    eps = loop._unet_eps(members, [latents], t, alpha_t)[0]  # the first prompt's: what previews show
-    loop.stats.count("preview", (1 + EDITED) * len(members))
+    # Every prompt's, as step 0 of the edit computes them (all start from the same inverted latents).
+    estimates = loop._unet_eps(members, [latents] * len(loop.conditioning.prompts), t, alpha_t)
+    loop.stats.count("preview", loop.branches * len(members))
     if loop.on_keyframes:
-        loop.on_keyframes(0, list(frame_ids), ddim.predict_clean(latents, eps, alpha_t))
+        for variant, eps in enumerate(estimates):
+            loop.on_keyframes(0, list(frame_ids), ddim.predict_clean(latents, eps, alpha_t), variant)

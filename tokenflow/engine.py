@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from contextlib import closing
 from pathlib import Path
 
@@ -17,7 +17,7 @@ from tokenflow.attention import TokenFlowState, installed
 from tokenflow.background import Finisher, read_ahead
 from tokenflow.cache import InversionCache, compact, inversion_key
 from tokenflow.editor import Conditioning, EditLoop, device_index, first_preview_frames, invert, preview_first_step
-from tokenflow.errors import InvalidInput, ModelNotFound, OutOfMemory
+from tokenflow.errors import InvalidInput, OutOfMemory
 from tokenflow.events import Cancelled, EventSink, FrameReady, Preview, Progress
 from tokenflow.family import native_short_side
 from tokenflow.frames import decode_chunks, encode_frames, finish_decoded, to_model_input, to_uint8
@@ -67,7 +67,7 @@ class Engine:
 
     def __init__(self, model: str = DEFAULT_MODEL, device: str = "auto", cache_dir: str | Path | None = None,
                  model_config: str | None = None, loaded: LoadedModel | None = None, compile: bool = False,
-                 preview_decoder: str | Path | None = None):
+                 preview_decoders: Mapping[str, str | Path] | None = None):
         started = time.perf_counter()
         self.model = loaded or load_model(model, device, model_config)
         self.sites = find_sites(self.model.unet)
@@ -78,15 +78,12 @@ class Engine:
 
             compile_unet_blocks(self.model.unet, keep_eager=(self.sites.pnp_conv,))
         self.cache = InversionCache(cache_dir)
-        # Optional tiny autoencoder (TAESD) for previews; the full VAE decodes final frames only.
-        # One that does not load leaves previews to the full VAE (said in preview_decoder_problem).
-        self.preview_decoder: PreviewDecoder | None = None
-        self.preview_decoder_problem = ""
-        if preview_decoder is not None:
-            try:
-                self.preview_decoder = PreviewDecoder.load(preview_decoder, self.model.device, self.model.unet_dtype)
-            except ModelNotFound as exc:
-                self.preview_decoder_problem = str(exc)
+        # Optional tiny autoencoder for previews, the model family's own (TAESD, TAESDXL) among
+        # those found (family name -> folder); the full VAE decodes final frames only. One that
+        # does not load, or only another family's, leaves previews to the full VAE (said in
+        # preview_decoder_problem, for the caller to log once).
+        self.preview_decoder, self.preview_decoder_problem = PreviewDecoder.for_family(
+            preview_decoders or {}, self.model.family, self.model.device, self.model.unet_dtype)
         self.load_seconds = time.perf_counter() - started
         self._prompts: dict[str, torch.Tensor] = {}
         self.loras = LoraSet(self.model)  # the LoRA adapters loaded now (none until a job asks)
@@ -158,8 +155,8 @@ class Engine:
         `matte`: one greyscale picture per frame (params.matte says where the caller read it):
         the edit stays inside it and the source pixels outside are kept exactly.
         `params.variants`: more prompts edited in the same pass, sharing the inversion and the
-        source branch; each gets its own FrameReady events (`variant` 1, 2, ...), decoded
-        after the first prompt's frames. Each variant's frames equal the same prompt edited alone."""
+        source branch; each gets its own Preview and FrameReady events (`variant` 1, 2, ...),
+        its frames decoded after the first prompt's. Each variant's frames equal the same prompt edited alone."""
         # `params` was checked where it was made (bridge/wire/edit_params.py's `complete`).
         if n_frames < 1:
             raise InvalidInput("The clip has no frames: check the input and the --frames range.")
@@ -259,14 +256,14 @@ class Engine:
                 added=None if added[0] is None else tuple(added),  # pyright: ignore[reportArgumentType]
             )
 
-            def preview(step: int, frame_indices: list[int], clean: torch.Tensor) -> None:
+            def preview(step: int, frame_indices: list[int], clean: torch.Tensor, variant: int = 0) -> None:
                 chosen = _spread(len(frame_indices), PREVIEW_MAX_FRAMES)
                 with stats.timed("preview"):
                     images = to_uint8(crop(self._preview_pixels(clean[chosen]), geos[0]),
                                       _preview_size(geos[0].content, params.preview_size))
                 if stats.first_preview_seconds is None:
                     stats.first_preview_seconds = stats.elapsed()
-                emit(Preview(step, tuple(frame_indices[i] for i in chosen), tuple(images), stats.elapsed()))
+                emit(Preview(step, tuple(frame_indices[i] for i in chosen), tuple(images), stats.elapsed(), variant))
 
             def run_loop(inverted_latents, **kwargs) -> EditLoop:
                 return EditLoop(model.unet, schedule, inverted_latents, conditioning, params, state, stats,
@@ -295,14 +292,15 @@ class Engine:
             self.last_variant_latents = results
 
         if self.preview_decoder is not None:
-            # Every frame's finished edit at once, from the tiny decoder: proxies within a
-            # fraction of the full decode's time, before its first frame.
+            # Every prompt's finished frames at once, from the tiny decoder: proxies within a
+            # fraction of the full decode's time, all before its first frame.
             with stats.timed("preview"):
-                for start in range(0, n_frames, params.batch_size):
-                    chunk = list(range(start, min(n_frames, start + params.batch_size)))
-                    images = to_uint8(crop(self._preview_pixels(edited[chunk]), geos[0]),
-                                      _preview_size(geos[0].content, params.preview_size))
-                    emit(Preview(steps, tuple(chunk), tuple(images), stats.elapsed()))
+                for variant, variant_latents in enumerate(results):
+                    for start in range(0, n_frames, params.batch_size):
+                        chunk = list(range(start, min(n_frames, start + params.batch_size)))
+                        images = to_uint8(crop(self._preview_pixels(variant_latents[chunk]), geos[0]),
+                                          _preview_size(geos[0].content, params.preview_size))
+                        emit(Preview(steps, tuple(chunk), tuple(images), stats.elapsed(), variant))
         finished = [0]
         total = n_frames * len(results)  # every prompt's frames, the first prompt's first
 

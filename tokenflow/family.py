@@ -29,11 +29,25 @@ class Family:
     native_short_side: int  # the working short side it was trained at (--size 0)
     up_blocks: int  # decoder levels of its UNet
     attention_up_blocks: tuple[int, ...]  # the decoder levels holding (cross-)attention, coarse to fine
+    # The tiny autoencoder that decodes its previews (tokenflow/preview_decoder.py): each
+    # family's VAE has its own latent space, so one family's never decodes the other's.
+    preview_repo: str
+    preview_label: str
 
 
-SD = Family("sd", "Stable Diffusion 1.x/2.x", "StableDiffusionPipeline", 512, 4, (1, 2, 3))
-SDXL = Family("sdxl", "SDXL", "StableDiffusionXLPipeline", 1024, 3, (0, 1))
+SD = Family("sd", "Stable Diffusion 1.x/2.x", "StableDiffusionPipeline", 512, 4, (1, 2, 3),
+            "madebyollin/taesd", "TAESD")
+SDXL = Family("sdxl", "SDXL", "StableDiffusionXLPipeline", 1024, 3, (0, 1), "madebyollin/taesdxl", "TAESDXL")
 FAMILIES = {f.name: f for f in (SD, SDXL)}
+
+
+def family_of_tiny_autoencoder(name: str) -> Family:
+    """Which family a tiny autoencoder decodes, from its hub id or registered name.
+
+    TAESD's and TAESDXL's files are alike (the same AutoencoderTiny configuration, the
+    same tensor names), so only the name tells them apart: "xl" in it (madebyollin/taesdxl,
+    `models add DIR --name my-taesdxl`) is SDXL's, anything else SD 1.x/2.x's."""
+    return SDXL if "xl" in name.lower() else SD
 
 # Pipelines whose denoiser is a transformer, not a UNet: no decoder with convolution and
 # self-attention sites for PnP to inject into, so the method does not fit them.

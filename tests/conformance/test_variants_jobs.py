@@ -96,7 +96,8 @@ def test_every_variant_frame_pair_is_announced_exactly_once(together):
     wanted = [(v, f) for v in range(len(PROMPTS)) for f in range(FRAMES[0], FRAMES[1] + 1)]
     assert sorted(pairs["frame"]) == wanted and sorted(pairs["proxy"]) == wanted
     previews = [h["body"] for h, _ in together["events"] if h["type"] == "proxy" and h["body"]["kind"] == "preview"]
-    assert previews and all(b["variant"] == 0 for b in previews)  # keyframe previews: the first prompt's edit
+    # Keyframe previews: every prompt's edit, each marked with its prompt.
+    assert {b["variant"] for b in previews} == set(range(len(PROMPTS)))
 
 
 def test_each_prompt_equals_the_same_prompt_submitted_alone_bit_for_bit(raw, server, shipped_clip, together):

@@ -57,7 +57,8 @@ def test_submit_with_several_prompts_writes_and_downloads_one_output_each(server
         assert c.status(job).variants == PROMPTS[1:]
         assert "+2 prompts" in cli(server, "jobs").stdout
         shown = cli(server, "jobs", "show", job).stdout
-        assert f"prompt 2: {PROMPTS[2]!r} -> {expected[2]}" in shown
+        assert f"prompt 3 of 3: {PROMPTS[2]!r} -> {expected[2]}" in shown  # counted from 1, as people do
+        assert "output:" not in shown  # no file has the base name
         again = download_job(c, job, tmp_path / "again")
         assert sorted(s.path.name for s in again) == sorted(p.name for p in expected)
     finally:
