@@ -33,6 +33,7 @@ def check(engines: EngineView, job: ResolvedJob) -> None:
     family = getattr(model, "family", None)
     short_side = native_short_side(family, params.short_side) if family is not None else params.short_side
     size = working_dims(job.source.width, job.source.height, short_side)
-    problem = job_problem(model, size, job.n_frames, params.steps, params.batch_size, params.max_joint_keyframes)
+    problem = job_problem(model, size, job.n_frames, params.steps, params.batch_size, params.max_joint_keyframes,
+                          len(params.variants))
     if problem:
         raise SubmitError("bad_range", problem, HINT, "body.spec.frames")

@@ -8,6 +8,8 @@ What the engine holds on the device (tokenflow/engine.py, tokenflow/editor.py):
 - while editing: the inverted latents of every sampling step and the running latents,
   noise estimates and their copies (float32), plus one UNet call's activations: three
   branches of `max(batch size, joint keyframes)` rows, and the keyframes' cached features;
+  each extra prompt of a several-prompt edit (`variants`) adds its own running latents,
+  noise estimates and copies, and its two branches' cached keyframe features;
 - while decoding: the latents, plus one VAE decoder call over `batch size` frames.
 The peak is the weights plus the largest stage. Activation sizes are rules of thumb per
 row (the first block's channels times the tokens), generous on purpose; calibrate them
@@ -54,8 +56,9 @@ def _dtype_bytes(module) -> int:
 
 
 def estimate(model, working_size: tuple[int, int], n_frames: int, steps: int, batch_size: int,
-             max_joint_keyframes: int = 0) -> GpuNeeds:
-    """`model`: a tokenflow.model.LoadedModel; `working_size` (w, h); `max_joint_keyframes` 0 = the device's default."""
+             max_joint_keyframes: int = 0, variants: int = 0) -> GpuNeeds:
+    """`model`: a tokenflow.model.LoadedModel; `working_size` (w, h); `max_joint_keyframes` 0 = the device's default;
+    `variants`: prompts edited beside the first in the same pass."""
     w, h = working_size
     tokens = (w // 8) * (h // 8)
     latent = 4 * tokens * 4  # float32
@@ -64,12 +67,16 @@ def estimate(model, working_size: tuple[int, int], n_frames: int, steps: int, ba
     c_vae = int(model.vae.config.block_out_channels[0])
     joint = resolve_max_joint_keyframes(max_joint_keyframes, "cuda", h // 8, w // 8)
     rows = 3 * max(batch_size, joint)
-    per_latent_frame = latent * (steps + 3)
+    # The inverted latents are shared by every prompt; the running latents, noise estimates
+    # and their copies (3) are each prompt's own.
+    per_latent_frame = latent * (steps + 3 + 3 * variants)
+    # The source branch's keyframe features are cached once, each prompt's two branches apart.
+    keyframe_cache = joint * KEYFRAME_CACHE_FACTOR * (3 + 2 * variants) // 3
     return GpuNeeds(
         weights=sum(_param_bytes(m) for m in (model.unet, model.vae, model.text_encoder)),
         read=n_frames * 3 * w * h * 2,
         latents=n_frames * per_latent_frame,
-        unet_pass=(rows * UNET_ROW_FACTOR + joint * KEYFRAME_CACHE_FACTOR) * c_unet * tokens * unet_bytes,
+        unet_pass=(rows * UNET_ROW_FACTOR + keyframe_cache) * c_unet * tokens * unet_bytes,
         vae_decode=batch_size * VAE_DECODE_FACTOR * c_vae * w * h * vae_bytes,
         per_frame=max(3 * w * h * 2, per_latent_frame),
     )
@@ -92,11 +99,11 @@ def problem(needs: GpuNeeds, n_frames: int, device_total: int) -> str | None:
 
 
 def job_problem(model, working_size: tuple[int, int], n_frames: int, steps: int, batch_size: int,
-                max_joint_keyframes: int = 0) -> str | None:
+                max_joint_keyframes: int = 0, variants: int = 0) -> str | None:
     """`problem` for a job on `model`'s device; None on a CPU (host memory is checked elsewhere)."""
     device = model.device
     if device.type != "cuda":
         return None
     total = torch.cuda.get_device_properties(device).total_memory
-    needs = estimate(model, working_size, n_frames, steps, batch_size, max_joint_keyframes)
+    needs = estimate(model, working_size, n_frames, steps, batch_size, max_joint_keyframes, variants)
     return problem(needs, n_frames, total)

@@ -14,6 +14,9 @@ def test_the_estimate_grows_with_frames_size_batch_and_joint_keyframes(tiny_engi
     assert estimate(model, (768, 512), 40, 50, 8, 8).total > base.total
     assert estimate(model, (512, 512), 40, 50, 16, 8).unet_pass > base.unet_pass
     assert estimate(model, (512, 512), 40, 50, 8, 24).unet_pass > base.unet_pass
+    two_more = estimate(model, (512, 512), 40, 50, 8, 8, variants=2)  # three prompts in one pass
+    assert two_more.latents > base.latents and two_more.unet_pass > base.unet_pass
+    assert two_more.latents < 3 * base.latents  # the inverted latents are shared, not tripled
     assert estimate(model, (512, 512), 40, 50, 16, 8).vae_decode > base.vae_decode
 
 
