@@ -125,3 +125,14 @@ def prompt_outputs(output: str, prompts: Sequence[str]) -> list[str]:
     """The outputs of a job with these prompts: `output` itself for one prompt (as ever), else
     one per prompt (`variant_outputs`)."""
     return [output] if len(prompts) <= 1 else variant_outputs(output, prompts)
+
+
+def outputs_by_prompt(outputs: Sequence[str], prompts: int) -> list[list[str]] | None:
+    """A finished job's flat `outputs` (done.outputs, JobInfo.outputs) per prompt, for a client
+    that has the listing but not the `done` event's `variants`. The server lists every prompt's
+    files in prompt order, as many for each (one movie, or one file a frame); None when the
+    list does not split so."""
+    if prompts < 1 or len(outputs) % prompts:
+        return None
+    each = len(outputs) // prompts
+    return [list(outputs[n * each:(n + 1) * each]) for n in range(prompts)]

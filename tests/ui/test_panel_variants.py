@@ -223,6 +223,22 @@ def test_the_history_keeps_each_prompt_as_its_own_entry(qtbot, panel):
         store.close()
 
 
+def test_a_job_that_finished_while_the_panel_was_away_gets_each_prompts_files_from_the_listing(qtbot, panel):
+    session, window, link = panel
+    token, _spec = _submit_three(qtbot, window, link)
+    _accept(session, link, token)
+    # No done event reached the panel (it was closed): the listing alone says the job is done,
+    # with every prompt's files in one flat list (sequences: a file a frame, prompt by prompt).
+    outputs = [[f"/out/j1_{n}/f_{frame:04d}.png" for frame in range(20, 24)] for n in range(3)]
+    info = p.JobInfo(id="j1", state="done", created=1.0, updated=2.0, input="clip.mp4", prompt=PROMPTS[0],
+                     frames="20:23", output="/out/j1/f_%04d.png", priority=0, position=None, last_seq=9,
+                     attempts=1, outputs=[o for out in outputs for o in out], error=None, progress=None,
+                     variants=PROMPTS[1:], n_frames=4)
+    link.jobs_listed.emit([info])
+    entries = session.history.versions(session.clip.current.key)
+    assert [e.outputs for e in entries] == outputs
+
+
 def test_showing_a_finished_several_prompt_job_fetches_every_prompts_frames(qtbot, panel):
     session, window, link = panel
     token, _spec = _submit_three(qtbot, window, link)

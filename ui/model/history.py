@@ -23,6 +23,7 @@ from typing import Any
 from PySide6.QtCore import QObject, Signal
 
 from bridge.wire import protocol as p
+from bridge.wire.naming import outputs_by_prompt
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS versions (
@@ -288,4 +289,14 @@ class HistoryModel(QObject):
             if info.error:
                 message = " ".join(str(info.error.get(k, "")) for k in ("message", "hint")).strip()
             self.set_state(v.job_id, info.state, list(info.outputs) or None, message)
+            self.set_outputs_from_listing(info)
         return missing
+
+    def set_outputs_from_listing(self, info: p.JobInfo) -> None:
+        """Each prompt's files of a several-prompt job that finished while no `done` event reached
+        the panel (it was closed): split from the listing's flat outputs."""
+        if not info.variants or info.state != p.JobState.DONE:
+            return
+        groups = outputs_by_prompt(info.outputs, 1 + len(info.variants))
+        if groups is not None:
+            self.set_variant_outputs(info.id, dict(enumerate(groups)))

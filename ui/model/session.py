@@ -286,6 +286,7 @@ class PanelSession(QObject):
         self.jobs.apply_info(info)
         self.history.set_state(info.id, info.state, list(info.outputs) or None,
                                "" if info.state not in p.TERMINAL_STATES else None)
+        self.history.set_outputs_from_listing(info)
         view = self.jobs.get(info.id)
         if info.state not in p.TERMINAL_STATES and self.history.get(info.id) is not None \
                 and not self.link.watching(info.id):
