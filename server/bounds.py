@@ -76,25 +76,30 @@ def working_dims(width: int, height: int, short_side: int) -> tuple[int, int]:
 LARGEST_NATIVE_SHORT_SIDE = max(f.native_short_side for f in FAMILIES.values())
 
 
-def memory(n_frames: int, width: int, height: int, short_side: int, steps: int, batch_size: int) -> Memory:
+def memory(n_frames: int, width: int, height: int, short_side: int, steps: int, batch_size: int,
+           prompts: int = 1) -> Memory:
+    """`prompts`: edited in one pass (params.variants): the inverted latents are shared, each
+    prompt has its own running latents and noise estimates (3 latents a frame)."""
     ww, wh = working_dims(width, height, short_side or LARGEST_NATIVE_SHORT_SIDE)
     latent = 4 * (ww // 8) * (wh // 8) * 4  # float32
     source_float = width * height * 3 * 4
-    return Memory(per_frame=ww * wh * 3 * 4 + latent * (steps + 2), per_batch_frame=DECODE_COPIES * source_float,
+    return Memory(per_frame=ww * wh * 3 * 4 + latent * (steps + 2 + 3 * (prompts - 1)),
+                  per_batch_frame=DECODE_COPIES * source_float,
                   fixed=BASE_MEMORY_BYTES + READ_COPIES * source_float, n_frames=n_frames,
                   batch=max(1, min(batch_size, n_frames)))
 
 
 def estimate(n_frames: int, width: int, height: int, short_side: int, steps: int, output_kind: str,
-             batch_size: int = 8) -> Needs:
+             batch_size: int = 8, prompts: int = 1) -> Needs:
+    """Each of `prompts` has its frames stored and written; the inversion cache is shared by them."""
     ww, wh = working_dims(width, height, short_side or LARGEST_NATIVE_SHORT_SIDE)
     latent = 4 * (ww // 8) * (wh // 8) * 4  # float32
     raw = width * height * 3
     return Needs(
-        memory_bytes=memory(n_frames, width, height, short_side, steps, batch_size).total,
-        data_bytes=int(n_frames * (raw * PNG_RATIO + PROXY_BYTES)),
+        memory_bytes=memory(n_frames, width, height, short_side, steps, batch_size, prompts).total,
+        data_bytes=int(prompts * n_frames * (raw * PNG_RATIO + PROXY_BYTES)),
         cache_bytes=n_frames * latent * (steps + 1),
-        output_bytes=int(n_frames * raw * OUTPUT_RATIO.get(output_kind, 1.0)),
+        output_bytes=int(prompts * n_frames * raw * OUTPUT_RATIO.get(output_kind, 1.0)),
     )
 
 

@@ -10,7 +10,6 @@ keeps: absolute paths and explicit frame numbers, so a restart runs the same job
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import typing
 from pathlib import Path
@@ -350,12 +349,11 @@ def _resolved(spec: JobSpec, job_id: str, source: Path, info: media.ClipInfo, fi
     )
     kind, target = target_of(output, preset)
 
-    needs = estimate(n_frames, info.width, info.height, params.short_side, params.steps, kind, params.batch_size)
-    # Each prompt's frames are stored and written (the inversion cache is shared by them).
     prompts = len(params.prompts)
-    needs = dataclasses.replace(needs, data_bytes=needs.data_bytes * prompts, output_bytes=needs.output_bytes * prompts)
+    needs = estimate(n_frames, info.width, info.height, params.short_side, params.steps, kind, params.batch_size,
+                     prompts)
     problem = memory_problem(memory(n_frames, info.width, info.height, params.short_side, params.steps,
-                                    params.batch_size), info.width, info.height, params.short_side)
+                                    params.batch_size, prompts), info.width, info.height, params.short_side)
     if problem:
         raise SubmitError("bad_range", problem, "Several shorter jobs together do what one long job would.",
                           "body.spec.frames")

@@ -19,6 +19,16 @@ def test_memory_grows_with_source_size_times_batch():
     assert memory(6, 8192, 8192, 512, 50, batch_size=64).batch == 6  # never more than the frames
 
 
+def test_each_extra_prompt_adds_its_own_latents_and_its_own_stored_and_written_frames():
+    from server.bounds import estimate
+
+    one = estimate(100, 1920, 1080, 512, 50, "movie", 8)
+    three = estimate(100, 1920, 1080, 512, 50, "movie", 8, prompts=3)
+    assert three.memory_bytes > one.memory_bytes  # each prompt's running latents and noise estimates
+    assert (three.data_bytes, three.output_bytes) == (3 * one.data_bytes, 3 * one.output_bytes)
+    assert three.cache_bytes == one.cache_bytes  # one inversion, shared
+
+
 def test_forty_huge_frames_are_refused_with_the_numbers_and_what_to_lower():
     problem = memory_problem(memory(40, 8192, 8192, 512, 50, batch_size=8), 8192, 8192, 512, available=23 * GB)
     assert problem is not None
