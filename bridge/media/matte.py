@@ -16,7 +16,7 @@ from pathlib import Path
 import av
 import numpy as np
 
-from bridge.media.clip import open_input, video_stream
+from bridge.media.clip import open_input, probe, video_stream
 from bridge.media.colour import frame_to_rgb
 from bridge.media.decode import read_frames
 from bridge.media.errors import MediaError
@@ -81,8 +81,12 @@ def check_matte(spec: str, source: str | Path, first: int, last: int, source_pix
                 raise MediaError(f"Matte frame {number} ({path}) does not exist: the matte sequence must be "
                                  f"numbered like the source's frames (here {first}..{last}).")
         return
-    with open_input(spec) as container:
-        video_stream(container, spec)
+    # Counted now, not found out when the edit reaches the matte's end after minutes of work.
+    count = probe(spec).frame_count
+    if count <= last:
+        raise MediaError(f"--matte {spec} has {count} frame(s) (0..{count - 1}) but the edit needs frames "
+                         f"{first}..{last} of it (frame N of the matte goes with source frame N): export the "
+                         "matte over the whole source clip, or pick a range within it.")
 
 
 def read_matte(spec: str, source: str | Path, first: int, last: int) -> Iterator[np.ndarray]:

@@ -107,3 +107,13 @@ def test_batch_rows_carry_the_matte(tmp_path):
     assert alpha.params["matte"] == "alpha"
     with pytest.raises(ValueError, match="true or false"):
         job_from_mapping({"input": "c.mp4", "prompt": "s", "matte_invert": "maybe"}, "row 1", 1, tmp_path, {})
+
+
+def test_a_matte_movie_shorter_than_the_range_is_refused_before_any_work(tmp_path):
+    # Found by trying it: a 3-frame matte for frames 0..5 used to fail mid-edit (exit 1) with
+    # the decoder's "may be truncated" message, which named neither the matte nor the fix.
+    path = tmp_path / "short.mov"
+    write_movie(path, [np.repeat(bar(16, 24, 4)[..., None], 3, axis=2)] * 3, "png", "rgb24")
+    check_matte(str(path), "unused.mp4", 0, 2, None)
+    with pytest.raises(MediaError, match=r"has 3 frame\(s\) \(0\.\.2\) but the edit needs frames 0\.\.5"):
+        check_matte(str(path), "unused.mp4", 0, 5, None)
