@@ -52,8 +52,12 @@ def params_from_args(args: argparse.Namespace) -> EditParams:
     """The EditParams the options ask for; a ValueError naming the option when one is out of range."""
     from bridge.wire.edit_params import complete, flag_name
     from bridge.wire.edit_params import params_from_args as chosen
+    from bridge.wire.edit_params import prompts_problem
     from tokenflow.params import EditParams
 
+    wrong = prompts_problem(args)
+    if wrong:
+        raise ValueError(wrong)
     return EditParams(**complete(chosen(args), flag_name))
 
 

@@ -346,6 +346,20 @@ def prompts_from_args(args: argparse.Namespace) -> list[str]:
     return list(value) if isinstance(value, list) else ([value] if value else [])
 
 
+def prompts_problem(args: argparse.Namespace) -> str | None:
+    """The repeated -p in command-line words: the table checks them as `prompt` + `variants`,
+    whose messages ("variants has 8 items") name a key the command line never shows."""
+    prompts = prompts_from_args(args)
+    if len(prompts) > MAX_VARIANTS + 1:
+        return _with_why(f"-p is given {len(prompts)} times, but at most {MAX_VARIANTS + 1} prompts are edited in "
+                         "one pass", BY_NAME["variants"])
+    for number, text in enumerate(prompts[1:], 2):
+        wrong = _prompt_problem(text)
+        if wrong:
+            return f"-p number {number} {wrong.removeprefix('a prompt ')}"
+    return None
+
+
 # --- the documentation ---
 
 

@@ -1,0 +1,27 @@
+"""Repeated -p refused in command-line words: the table checks the extra prompts as the wire's
+`variants`, a key `tokenflow edit` and `submit` never show (found by trying 9 prompts and an
+empty second one: "variants has 8 items" for nine -p)."""
+
+from __future__ import annotations
+
+import pytest
+
+from cli.main import main
+
+
+@pytest.mark.parametrize("command", ["edit", "submit"])
+def test_too_many_prompts_say_how_many_were_given_and_the_limit(command, shipped_clip, tmp_path, capsys):
+    prompts = [arg for n in range(9) for arg in ("-p", f"look {n}")]
+    code = main([command, str(shipped_clip), *prompts, "-o", str(tmp_path / "o.mp4")])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "-p is given 9 times, but at most 8 prompts" in err and "variants" not in err
+    assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("command", ["edit", "submit"])
+def test_an_empty_second_prompt_is_named_by_its_place(command, shipped_clip, tmp_path, capsys):
+    code = main([command, str(shipped_clip), "-p", "snow", "-p", "  ", "-o", str(tmp_path / "o.mp4")])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "-p number 2 is empty: describe the edit" in err and "variants" not in err
