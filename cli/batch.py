@@ -28,6 +28,7 @@ from typing import Any
 from urllib.parse import unquote, urlparse
 
 from bridge.wire import naming
+from bridge.wire.edit_params import matte_options_problem
 from bridge.wire.lora_spec import parse_lora_list
 
 # key -> (EditParams field or JobSpec field, type). Aliases an editor would write map to one key.
@@ -168,6 +169,9 @@ def job_from_mapping(values: dict[str, Any], where: str, row: int, base: Path,
         params["matte"] = _resolve_input(params["matte"], base)
     if not params.get("prompt", "").strip():
         raise ValueError("no prompt: give one in 'prompt' (or --prompt for every job)")
+    wrong = matte_options_problem(params)
+    if wrong:
+        raise ValueError(wrong)
     frames = None
     if "range" in job:
         match = _RANGE.match(job["range"])

@@ -50,12 +50,11 @@ def default_output(source: Path, preset: str | None = None) -> str:
 
 def params_from_args(args: argparse.Namespace) -> EditParams:
     """The EditParams the options ask for; a ValueError naming the option when one is out of range."""
-    from bridge.wire.edit_params import complete, flag_name
+    from bridge.wire.edit_params import complete, flag_name, matte_options_problem, prompts_problem
     from bridge.wire.edit_params import params_from_args as chosen
-    from bridge.wire.edit_params import prompts_problem
     from tokenflow.params import EditParams
 
-    wrong = prompts_problem(args)
+    wrong = prompts_problem(args) or matte_options_problem(chosen(args), flag_name)
     if wrong:
         raise ValueError(wrong)
     return EditParams(**complete(chosen(args), flag_name))

@@ -18,7 +18,14 @@ from typing import Any
 from bridge.display import StatusLine, format_duration, progress_text
 from bridge.wire import protocol as p
 from bridge.wire.client import Client, ClientError, EventKind, JobEvent, ServerError, absolute
-from bridge.wire.edit_params import add_param_options, flag_name, params_from_args, problems, prompts_problem
+from bridge.wire.edit_params import (
+    add_param_options,
+    flag_name,
+    matte_options_problem,
+    params_from_args,
+    problems,
+    prompts_problem,
+)
 from bridge.wire.naming import prompt_outputs
 from cli.media import add_format_options
 from cli.options import connection_defaults, connection_options, curve_keys
@@ -208,7 +215,7 @@ def default_output_name(stem: str, preset: str | None = None) -> str:
 
 
 def run_submit(args: argparse.Namespace) -> int:
-    wrong = prompts_problem(args)
+    wrong = prompts_problem(args) or matte_options_problem(params_from_args(args), flag_name)
     if wrong:
         return error_exit(wrong, EXIT_BAD_INPUT)
     for message in problems(params_from_args(args), flag_name).values():  # the server's checks, said first here

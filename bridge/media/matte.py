@@ -84,7 +84,7 @@ def check_matte(spec: str, source: str | Path, first: int, last: int, source_pix
     # Counted now, not found out when the edit reaches the matte's end after minutes of work.
     count = probe(spec).frame_count
     if count <= last:
-        raise MediaError(f"--matte {spec} has {count} frame(s) (0..{count - 1}) but the edit needs frames "
+        raise MediaError(f"The matte {spec} has {count} frame(s) (0..{count - 1}) but the edit needs frames "
                          f"{first}..{last} of it (frame N of the matte goes with source frame N): export the "
                          "matte over the whole source clip, or pick a range within it.")
 

@@ -346,6 +346,21 @@ def prompts_from_args(args: argparse.Namespace) -> list[str]:
     return list(value) if isinstance(value, list) else ([value] if value else [])
 
 
+def matte_options_problem(params: dict[str, Any], label: Label = wire_name) -> str | None:
+    """`matte_invert` or a feather without a `matte`: the whole frame would be edited while the
+    user asked for a matte (a forgotten --matte), so a client refuses it before any work. The
+    protocol itself lets them be (a form may keep its switches while no matte is loaded)."""
+    if params.get("matte"):
+        return None
+    given = [name for name in ("matte_invert", "matte_feather") if params.get(name)]
+    if not given:
+        return None
+    names = " and ".join(label(BY_NAME[name]) for name in given)
+    return (f"{names} {'apply' if len(given) > 1 else 'applies'} to a matte, but no {label(BY_NAME['matte'])} "
+            "was given, so the whole frame would be edited: add the matte, or leave "
+            f"{'them' if len(given) > 1 else 'it'} out.")
+
+
 def prompts_problem(args: argparse.Namespace) -> str | None:
     """The repeated -p in command-line words: the table checks them as `prompt` + `variants`,
     whose messages ("variants has 8 items") name a key the command line never shows."""
