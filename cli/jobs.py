@@ -26,6 +26,7 @@ from bridge.wire.edit_params import (
     problems,
     prompts_problem,
 )
+from bridge.wire.matte_ref import matte_upload
 from bridge.wire.naming import prompt_outputs
 from cli.media import add_format_options
 from cli.options import connection_defaults, connection_options, curve_keys
@@ -188,6 +189,9 @@ def _follow_interactively(client: Client, job: str, from_seq: int) -> int:
 def job_spec_from_args(args: argparse.Namespace) -> p.JobSpec:
     params = params_from_args(args)
     source = absolute(args.input)
+    matte = params.get("matte")
+    if matte and matte != "alpha" and matte_upload(matte) is None:
+        params["matte"] = absolute(matte)  # as the input: the server has no idea of this shell's folder
     preset = getattr(args, "format", None)
     if args.output:
         output = absolute(args.output)

@@ -133,3 +133,21 @@ def test_jobs_show_reads_as_text_not_as_a_record(harness, capsys):
     created = next(line for line in shown.splitlines() if line.startswith("created:")).split(":", 1)[1].strip()
     assert abs(time.mktime(time.strptime(created, "%Y-%m-%d %H:%M:%S")) - time.time()) < 120
     assert "frames:" in shown and "0:2" in shown and str(harness.root / "out" / "s.mp4") in shown
+
+
+def test_submit_sends_a_relative_matte_as_an_absolute_path(harness, capsys, monkeypatch):
+    # Found by trying it: `submit --matte roto.%04d.png` was refused ("The matte path ... is
+    # relative. Send an absolute path") while the relative input beside it was made absolute.
+    from PIL import Image
+
+    folder = harness.root / "mattes"
+    folder.mkdir()
+    for n in range(4):
+        Image.new("L", (176, 144), 255).save(folder / f"roto.{n:04d}.png")
+    monkeypatch.chdir(harness.root)
+    code = main(["submit", str(harness.clip), "-p", "x", "--frames", "0:3", "--steps", "2",
+                 "--matte", "mattes/roto.%04d.png", "-o", str(harness.root / "out" / "m.mp4"),
+                 "--server", harness.endpoint])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    assert (harness.root / "out" / "m.mp4").is_file()
