@@ -235,11 +235,12 @@ def _otio_source(args: argparse.Namespace):
 
 def _write_otio(chosen, args: argparse.Namespace, writer) -> int:
     from bridge.editors import otio as bridge_otio
+    from bridge.wire.edit_params import prompts_from_args  # -p is repeatable: a list; the timeline gets the first
 
     pattern = getattr(writer, "pattern", None)  # image sequences know their pattern; movies are one file
     output = pattern if pattern is not None else writer.outputs[0]
     timeline = bridge_otio.with_edit(chosen, output, sequence=pattern is not None,
-                                     metadata={"prompt": args.prompt, "seed": args.seed})
+                                     metadata={"prompt": prompts_from_args(args)[0], "seed": args.seed})
     try:
         bridge_otio.write_new(timeline, args.otio_out)
     except ValueError as exc:

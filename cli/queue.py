@@ -68,7 +68,10 @@ def register(subparsers) -> None:
                              "whole batch is checked first, on the server too; if any job is wrong, nothing is "
                              "queued and every problem is listed.")
     add.add_argument("jobs", type=Path, help="JOBS.json, JOBS.csv or a timeline OpenTimelineIO reads (.otio, ...)")
-    add.add_argument("-p", "--prompt", help="prompt for jobs that do not give one")
+    # Appended so a repeated -p (several prompts, as `edit` and `submit` take them) is refused
+    # by run_add instead of the last one silently winning.
+    add.add_argument("-p", "--prompt", action="append", help="prompt for jobs that do not give one (one -p; "
+                     "several prompts per job: the `variants` key)")
     add.add_argument("--negative", help="negative prompt for jobs that do not give one")
     add.add_argument("--seed", type=int, help="seed for jobs that do not give one")
     add.add_argument("--steps", type=int, help="denoising steps for jobs that do not give them")
@@ -270,7 +273,12 @@ def _new_batch_id() -> str:
 
 
 def run_add(args: argparse.Namespace, client_factory=_client) -> int:
-    defaults = {"prompt": args.prompt, "negative": args.negative, "seed": args.seed, "steps": args.steps,
+    prompts = args.prompt or []
+    if len(prompts) > 1:
+        return _err(f"-p is given {len(prompts)} times, but `queue add` takes one, the prompt for jobs that give "
+                    "none: put several prompts per job in the batch file's `variants` key (JSON list, or a CSV "
+                    "cell 'snow at night | oil paint'; docs/queue.md).", EXIT_BAD_INPUT)
+    defaults = {"prompt": prompts[0] if prompts else None, "negative": args.negative, "seed": args.seed, "steps": args.steps,
                 "size": args.size, "preset": args.preset, "template": args.template, "model": args.model,
                 "priority": args.priority,
                 "destination": absolute(args.destination) if args.destination else None}

@@ -214,6 +214,8 @@ def test_tokenflow_edit_otio_round_trip(shipped_clip, tiny_model_dir, tmp_path, 
     assert all(Path(p).is_file() for p in paths)
     assert sorted(frames.iterdir()) == sorted(Path(p) for p in paths)
     assert bo.find_clip(back, track=2, index=1)[0].range_in_parent().start_time == RT(10, NTSC)
+    # The prompt as text (-p is repeatable, so args.prompt is a list: it was written as one).
+    assert bo.find_clip(back, track=2, index=1)[0].metadata["tokenflow"]["prompt"] == "a watercolor painting"
     # A second run never replaces the timeline it wrote, and says so before any work.
     code = main(["edit", "--otio", str(source), "--clip", "carphone", "-p", "x", "--otio-out", str(out)])
     assert code == 2 and "exists" in capsys.readouterr().err

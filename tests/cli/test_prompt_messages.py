@@ -44,3 +44,13 @@ def test_a_batch_row_with_matte_switches_but_no_matte_names_the_keys(tmp_path):
     with pytest.raises(ValueError, match="matte_invert and matte_feather apply to a matte, but no matte was given"):
         job_from_mapping({"input": "c.mp4", "prompt": "s", "matte_invert": "yes", "matte_feather": "2"}, "row 1", 1,
                          tmp_path, {})
+
+
+def test_queue_add_refuses_a_repeated_prompt_instead_of_keeping_the_last(shipped_clip, tmp_path, capsys):
+    # `queue add jobs.csv -p A -p B` used to queue B alone: -p repeats on edit and submit.
+    jobs = tmp_path / "jobs.csv"
+    jobs.write_text(f"input,range\n{shipped_clip},0:3\n")
+    code = main(["queue", "add", str(jobs), "-d", str(tmp_path), "-p", "a", "-p", "b", "--dry-run",
+                 "--server", "ipc:///nonexistent/none"])
+    err = capsys.readouterr().err
+    assert code == 2 and "-p is given 2 times" in err and "`variants` key" in err
