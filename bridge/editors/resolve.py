@@ -37,8 +37,15 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any, Callable, Sequence
 
-from .handoff import (ClipRef, HandoffRequest, HandoffResult, ResultState, child_environment, image_sequence,
-                      split_prompts)
+from .handoff import (
+    ClipRef,
+    HandoffRequest,
+    HandoffResult,
+    ResultState,
+    child_environment,
+    image_sequence,
+    split_prompts,
+)
 
 EDITOR = "resolve"
 BIN_NAME = "AI Edits"
