@@ -232,3 +232,33 @@ def test_ask_mode_with_several_prompts_fails_each_prompt_when_no_server(shipped_
     assert [(x.clip_index, x.variant, x.prompt, x.state) for x in results] == [
         (0, 0, "ink drawing", "failed"), (0, 1, "oil", "failed"), (1, 0, "ink drawing", "failed"),
         (1, 1, "oil", "failed")]
+
+
+def test_resolve_launcher_stacks_every_look_of_one_job_above_the_source(tiny_model_dir, shipped_clip, tmp_path,
+                                                                        monkeypatch):
+    """The whole route: Resolve's launcher, the child (this checkout's), a real server, two prompts in one job."""
+    from tests.e2e.conftest import ServeProcess
+
+    serve = ServeProcess(tmp_path / "serve", tiny_model_dir).start()
+    monkeypatch.setenv("TOKENFLOW_SERVER", serve.endpoint)
+    app = FakeResolve()
+    tl = app.project.add_timeline(start_frame=START, tracks=1)
+    tl.add(1, "carphone", app.media(shipped_clip), start=START + 50, duration=4, left_offset=20)
+    tl.playhead = START + 51
+    said: list[str] = []
+    options = {"preset": "png", "output_dir": str(serve.out), "params": {"steps": 2, "short_side": 64, "kf_interval": 4}}
+    child = [sys.executable, "-m", "cli", "handoff", "--no-start-server"]
+    try:
+        placed = r.launch(app, child, {"PYTHONPATH": str(REPO)}, say=said.append, options=options,
+                          ask=lambda n: ("submit", ["a watercolor painting", "pencil sketch"], 5))
+    finally:
+        serve.stop()
+    log = "\n".join(said)
+    assert placed == 2, log
+    assert [(n, [(i.start, i.duration) for i in track]) for n, track in enumerate(tl.tracks, 1)] == [
+        (1, [(START + 50, 4)]), (2, [(START + 50, 4)]), (3, [(START + 50, 4)])], log
+    bin_clips = app.project.media_pool.root.subfolders[0].clips
+    assert [c.GetName() for c in bin_clips] == ["carphone 1: a watercolor painting", "carphone 2: pencil sketch"]
+    assert [tl.tracks[n][0].GetMediaPoolItem() for n in (1, 2)] == bin_clips  # V2 the first prompt, V3 the second
+    assert len({c.third_party["TokenFlow Job"] for c in bin_clips}) == 1
+    assert sum("queued as job" in line for line in said) == 1
