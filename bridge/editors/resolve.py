@@ -490,7 +490,7 @@ def run_handoff(argv: Sequence[str], env: dict[str, str], request: HandoffReques
 
 
 def launch(resolve: Any, argv: Sequence[str], env: dict[str, str],
-           ask: Callable[[int], tuple[str, str | None, int | None] | None] | None = None,
+           ask: Callable[[int], tuple[str, str | Sequence[str] | None, int | None] | None] | None = None,
            say: Callable[[str], None] = print, options: dict[str, Any] | None = None) -> int:
     """Workspace > Scripts > TokenFlow: collect the clips, hand off, place each result as it arrives.
 
