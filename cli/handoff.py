@@ -6,8 +6,10 @@ one `HandoffRequest` as JSON to its stdin (or passes `--request FILE`), and read
 prints goes to stderr, so the launcher can show it as a log.
 
 - mode "submit": each clip goes to the TokenFlow server (a local `tokenflow serve` is
-  started when none answers on a loopback endpoint), one `queued` line per accepted job,
-  then one `done` / `failed` / `cancelled` line per clip as the jobs end.
+  started when none answers on a loopback endpoint) as one job, with every prompt of the
+  request in it (`params.variants`); one `queued` line per prompt of an accepted job,
+  then one `done` / `failed` / `cancelled` line per prompt as the jobs end, each with
+  its `variant` and `prompt` and (done) its own output.
 - mode "panel": `tokenflow panel --handoff -` opens the panel with the clips loaded and
   prints the result lines itself; this process passes them through.
 - mode "ask": a small dialog (bridge/editors/prompt_dialog.py) asks for the prompt, then it goes
@@ -32,8 +34,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TextIO
 
-from bridge.editors.handoff import HandoffError, HandoffRequest, HandoffResult, ResultState
-from bridge.editors.handoff_jobs import job_spec, output_for, result_of
+from bridge.editors.handoff import HandoffError, HandoffRequest, HandoffResult, ResultState, split_prompts
+from bridge.editors.handoff_jobs import job_spec, output_for, outputs_for, per_prompt, result_of
 from bridge.wire.client import Client, ClientError, ConnectionLost, ServerError, default_endpoint
 from bridge.wire.local import can_start_here
 from cli.launch import tokenflow_command
@@ -108,42 +110,48 @@ def connect(endpoint: str | None, *, start_server: bool = True,
 # --- modes ---
 
 
+def _emit_all(results: list[HandoffResult], out: TextIO) -> None:
+    for result in results:
+        _emit(result, out)
+
+
 def run_submit(request: HandoffRequest, client: Client, out: TextIO) -> int:
-    jobs: list[tuple[int, str, str]] = []  # (clip index, job id, output)
+    """One job per clip, every prompt of the request in it (`params.variants`); one line per prompt."""
+    jobs: list[tuple[int, str, list[str]]] = []  # (clip index, job id, each prompt's output)
     all_done = True
     for index, clip in enumerate(request.clips):
         try:
             output = output_for(clip, request)
             accepted = client.submit(job_spec(clip, request, output))
         except ServerError as exc:
-            _emit(HandoffResult(clip_index=index, state=ResultState.FAILED, prompt=request.prompt, seed=request.seed,
-                                message=str(exc)), out)
+            _emit_all(per_prompt(index, request, ResultState.FAILED, message=str(exc)), out)
             all_done = False
             continue
         except HandoffError as exc:
-            _emit(HandoffResult(clip_index=index, state=ResultState.FAILED, message=str(exc)), out)
+            _emit_all(per_prompt(index, request, ResultState.FAILED, message=str(exc)), out)
             all_done = False
             continue
-        jobs.append((index, accepted.job, output))
-        _emit(HandoffResult(clip_index=index, state=ResultState.QUEUED, job_id=accepted.job, output=output,
-                            prompt=request.prompt, seed=request.seed), out)
-        _log(f"{clip.name or Path(clip.media).name} [{clip.first}:{clip.last}]: job {accepted.job} queued")
+        outputs = outputs_for(output, request)
+        jobs.append((index, accepted.job, outputs))
+        _emit_all(per_prompt(index, request, ResultState.QUEUED, outputs, job_id=accepted.job), out)
+        looks = f" ({len(outputs)} prompts)" if len(outputs) > 1 else ""
+        _log(f"{clip.name or Path(clip.media).name} [{clip.first}:{clip.last}]: job {accepted.job} queued{looks}")
     pending = list(jobs)
     try:
         while pending:
-            index, job, output = pending[0]
-            result = result_of(index, client.wait(job), output, request)
+            index, job, outputs = pending[0]
+            results = result_of(index, client.wait(job), outputs, request)
             pending.pop(0)
-            _emit(result, out)
-            all_done &= result.state == ResultState.DONE
+            _emit_all(results, out)
+            all_done &= all(result.state == ResultState.DONE for result in results)
     except KeyboardInterrupt:  # the launcher stopped us: do not leave jobs running for nobody
         for index, job, _ in pending:
             try:
                 client.cancel(job)
             except ClientError:
                 pass
-            _emit(HandoffResult(clip_index=index, state=ResultState.CANCELLED, job_id=job,
-                                message="Cancelled from the editor."), out)
+            _emit_all(per_prompt(index, request, ResultState.CANCELLED, job_id=job,
+                                 message="Cancelled from the editor."), out)
         return EXIT_NOT_ALL_DONE
     return EXIT_DONE if all_done else EXIT_NOT_ALL_DONE
 
@@ -190,10 +198,12 @@ def answered(request: HandoffRequest, ask_fn: Callable) -> HandoffRequest | None
     answer = ask_fn(request)
     if answer is None:
         return None
-    mode, prompt, seed = answer
+    mode, prompts, seed = answer  # prompts: one prompt, or a list of them (several looks of each clip)
     if mode == "panel":
         return replace(request, mode="panel")
-    return replace(request, mode="submit", prompt=prompt, seed=seed if seed is not None else request.seed)
+    prompt, variants = split_prompts(prompts)
+    return replace(request, mode="submit", prompt=prompt, variants=variants,
+                   seed=seed if seed is not None else request.seed)
 
 
 def _read_request(source: str) -> HandoffRequest:
@@ -256,8 +266,7 @@ def run(args: argparse.Namespace, out: TextIO = sys.stdout,
         client = connect_fn(args.server, start_server=not args.no_start_server)
     except ClientError as exc:
         for index in range(len(request.clips)):
-            _emit(HandoffResult(clip_index=index, state=ResultState.FAILED, prompt=request.prompt, seed=request.seed,
-                                message=str(exc)), out)
+            _emit_all(per_prompt(index, request, ResultState.FAILED, message=str(exc)), out)
         return EXIT_NOT_ALL_DONE
     try:
         return run_submit(request, client, out)

@@ -249,13 +249,19 @@ class JobStore:
         return [_job(r) for r in rows]
 
     def output_reserved(self, output: str) -> bool:
-        """True if a queued or running job will write `output` (names are handed out once)."""
+        """True if a queued or running job will write `output` (names are handed out once): its
+        own output, or one of the outputs its prompts are written to (ResolvedJob.outputs)."""
         with self._lock:
             row = self._db.execute(
                 "SELECT 1 FROM jobs WHERE json_extract(spec, '$.output') = ? AND state IN (?, ?)",
                 (output, JobState.QUEUED, JobState.RUNNING),
             ).fetchone()
-        return row is not None
+            several = [] if row is not None else self._db.execute(
+                "SELECT spec FROM jobs WHERE state IN (?, ?) "
+                "AND json_array_length(json_extract(spec, '$.params.variants')) > 0",
+                (JobState.QUEUED, JobState.RUNNING),
+            ).fetchall()
+        return row is not None or any(output in ResolvedJob.from_dict(json.loads(r[0])).outputs for r in several)
 
     def output_owners(self, path: str) -> set[str]:
         """Who submitted the jobs that wrote the file `path` (as recorded in their outputs).

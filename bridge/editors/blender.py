@@ -151,9 +151,23 @@ def free_channel_above(collection: Any, channel: int, start: int, end: int) -> i
     return None
 
 
-def place(scene: Any, placement: Placement, result: HandoffResult) -> Any:
+def split_looks(text: str) -> list[str]:
+    """The operator's "More looks" field: further prompts separated by '|' (Blender's text fields are one line)."""
+    return [part.strip() for part in text.split("|") if part.strip()]
+
+
+def strip_name(clip_name: str, result: HandoffResult, looks: int = 1) -> str:
+    """'carphone TokenFlow' for one look; 'carphone TokenFlow 2: pencil sketch' for the second of several
+    (Blender cuts a name at 63 bytes: the number comes before the prompt so it survives)."""
+    name = f"{clip_name} TokenFlow"
+    return name if looks <= 1 else f"{name} {result.variant + 1}: {result.prompt or ''}"
+
+
+def place(scene: Any, placement: Placement, result: HandoffResult, looks: int = 1) -> Any:
     """Add a done result as an image or movie strip on the first free channel above the source, same frames
-    (inside the source's meta strip when it has one)."""
+    (inside the source's meta strip when it has one). With several looks (`looks` prompts in one job)
+    each is its own strip, named after its prompt; placed as they arrive, in prompt order, they stack
+    upwards from the first free channel, the first prompt's nearest the source."""
     if result.state != ResultState.DONE:
         raise BlenderProblem(f"'{placement.clip.name}': {result.message or result.state}")
     if not result.output:
@@ -167,7 +181,7 @@ def place(scene: Any, placement: Placement, result: HandoffResult) -> Any:
     if channel is None:
         raise BlenderProblem(f"No free channel above '{placement.clip.name}' over frames "
                              f"{start}-{start + placement.frames - 1}; the result is at {result.output}.")
-    name = f"{placement.clip.name} TokenFlow"
+    name = strip_name(placement.clip.name, result, looks)
     if sequence:
         pattern, first, last = sequence
         files = [pattern % n for n in range(first, last + 1)]
@@ -182,6 +196,7 @@ def place(scene: Any, placement: Placement, result: HandoffResult) -> Any:
     strip["tokenflow_prompt"] = result.prompt or ""
     strip["tokenflow_seed"] = -1 if result.seed is None else int(result.seed)
     strip["tokenflow_job"] = result.job_id or ""
+    strip["tokenflow_variant"] = int(result.variant)
     strip["tokenflow_source"] = f"{placement.clip.media} [{placement.clip.first}:{placement.clip.last}]"
     return strip
 

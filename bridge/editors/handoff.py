@@ -10,6 +10,11 @@ launcher can carry a copy of it.
 
 Frames are source frames of the media file, counted from 0 at its first picture,
 inclusive at both ends: what `tokenflow edit --frames FIRST:LAST` takes.
+
+Several looks of a clip: a request's `variants` are more prompts besides `prompt`, edited
+in the same job (the protocol's `params.variants`); each result line then says which
+prompt it is about (`variant`: 0 = `prompt`, v = `variants[v-1]`). Both fields are left
+out of the JSON when unused, so a one-prompt request or result reads as in version 1.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ import json
 import os
 import re
 from dataclasses import asdict, dataclass, field, fields
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 HANDOFF_VERSION = 1
 RESULT_PREFIX = "TOKENFLOW-RESULT "
@@ -57,6 +62,19 @@ class HandoffError(ValueError):
     """A handoff message is malformed; the message names the field."""
 
 
+def split_prompts(prompts: str | Sequence[str] | None) -> tuple[str | None, list[str]]:
+    """(prompt, variants) from one prompt or a list of them (the first is `prompt`); blank ones are dropped."""
+    if prompts is None or isinstance(prompts, str):
+        return prompts, []
+    given = [text.strip() for text in prompts if text and text.strip()]
+    return (given[0] if given else None), given[1:]
+
+
+def _without_defaults(record: dict[str, Any], **defaults: Any) -> dict[str, Any]:
+    """`record` less the named fields that hold their default: a reader that predates them reads the rest."""
+    return {k: v for k, v in record.items() if not (k in defaults and v == defaults[k])}
+
+
 @dataclass(frozen=True)
 class ClipRef:
     """One clip as the editor sees it, and where its result goes back."""
@@ -90,6 +108,8 @@ class HandoffRequest:
     output_dir: str | None = None  # where results go; None = beside the source media
     params: dict[str, Any] = field(default_factory=dict)  # further edit parameters by name
     version: int = HANDOFF_VERSION
+    # More prompts edited in the same job as `prompt` (several looks of each clip); one result per prompt.
+    variants: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if self.version != HANDOFF_VERSION:
@@ -101,9 +121,18 @@ class HandoffRequest:
             raise HandoffError("clips: no clip to edit")
         if self.mode == "submit" and not (self.prompt or "").strip():
             raise HandoffError("prompt: submitting directly needs a prompt")
+        if not isinstance(self.variants, list) or not all(isinstance(v, str) and v.strip() for v in self.variants):
+            raise HandoffError("variants: expected a list of non-empty prompts")
+        if self.variants and not (self.prompt or "").strip():
+            raise HandoffError("variants: more prompts need a first one in `prompt`")
+
+    @property
+    def prompts(self) -> list[str]:
+        """Every prompt of the request in variant order: [prompt, *variants] ([] when it has none)."""
+        return [self.prompt, *self.variants] if self.prompt else []
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self))
+        return json.dumps(_without_defaults(asdict(self), variants=[]))
 
     @classmethod
     def from_json(cls, text: str) -> HandoffRequest:
@@ -127,13 +156,16 @@ class HandoffResult:
     prompt: str | None = None
     seed: int | None = None
     message: str = ""  # for failed/cancelled: what happened and what to do
+    variant: int = 0  # which of the request's prompts (0 = `prompt`, v = `variants[v-1]`); `prompt` names it
 
     def __post_init__(self) -> None:
         if self.state not in RESULT_STATES:
             raise HandoffError(f"state: {self.state!r} is not one of {', '.join(RESULT_STATES)}")
+        if not isinstance(self.variant, int) or self.variant < 0:
+            raise HandoffError(f"variant: {self.variant!r} is not a prompt's index (0, 1, ...)")
 
     def to_line(self) -> str:
-        return RESULT_PREFIX + json.dumps(asdict(self))
+        return RESULT_PREFIX + json.dumps(_without_defaults(asdict(self), variant=0))
 
     @classmethod
     def from_line(cls, line: str) -> HandoffResult | None:

@@ -2,20 +2,26 @@
 
 Shown by the project's environment, not inside the editor, with tkinter from the
 standard library: a prompt, an optional seed, and Edit / Open panel... / Cancel.
+"+ Another look" adds one more prompt field: every prompt given is edited in the same job
+(several looks of each clip, compared side by side in the editor).
 """
 
 from __future__ import annotations
+
+from bridge.wire.edit_params import MAX_VARIANTS
+
+MAX_PROMPTS = 1 + MAX_VARIANTS  # the server's bound on a job's prompts
 
 
 class DialogUnavailable(RuntimeError):
     """No tkinter in this Python, or no display to show it on."""
 
 
-Answer = tuple  # (mode, prompt, seed): ("submit", str, int | None) or ("panel", None, None)
+Answer = tuple  # (mode, prompts, seed): ("submit", [str, ...], int | None) or ("panel", None, None)
 
 
 def ask(names: list[str]) -> Answer | None:
-    """Ask for a prompt for these clips; None when the user cancels. Raises DialogUnavailable."""
+    """Ask for the prompts (one or more) for these clips; None when the user cancels. Raises DialogUnavailable."""
     try:
         import tkinter as tk
 
@@ -29,8 +35,10 @@ def ask(names: list[str]) -> Answer | None:
     what = repr(names[0]) if count == 1 else f"{count} clips"
     tk.Label(root, text=f"Edit {what} with the prompt:").grid(row=0, column=0, columnspan=3, sticky="w", padx=8,
                                                               pady=(8, 2))
-    prompt = tk.Entry(root, width=56)
-    prompt.grid(row=1, column=0, columnspan=3, padx=8, sticky="we")
+    fields = tk.Frame(root)
+    fields.grid(row=1, column=0, columnspan=3, padx=8, sticky="we")
+    prompts = [tk.Entry(fields, width=56)]
+    prompts[0].pack(fill="x")
     seed_row = tk.Frame(root)
     seed_row.grid(row=2, column=0, columnspan=3, sticky="w", padx=8, pady=4)
     tk.Label(seed_row, text="Seed (optional):").pack(side="left")
@@ -39,15 +47,24 @@ def ask(names: list[str]) -> Answer | None:
     error = tk.Label(root, text="", fg="red")
     error.grid(row=3, column=0, columnspan=3, sticky="w", padx=8)
 
+    def another() -> None:
+        if len(prompts) >= MAX_PROMPTS:
+            error.config(text=f"At most {MAX_PROMPTS} prompts go in one edit.")
+            return
+        prompts.append(tk.Entry(fields, width=56))
+        prompts[-1].pack(fill="x", pady=(2, 0))
+        prompts[-1].focus_set()
+
     def submit(_event=None) -> None:
-        text, seed_text = prompt.get().strip(), seed.get().strip()
-        if not text:
+        texts = [e.get().strip() for e in prompts if e.get().strip()]
+        seed_text = seed.get().strip()
+        if not texts:
             error.config(text="Type a prompt, e.g. 'a watercolor painting'.")
             return
         if seed_text and not seed_text.isdigit():
             error.config(text="The seed is a whole number of 0 or more, or empty.")
             return
-        answer[0] = ("submit", text, int(seed_text) if seed_text else None)
+        answer[0] = ("submit", texts, int(seed_text) if seed_text else None)
         root.destroy()
 
     def panel() -> None:
@@ -59,8 +76,9 @@ def ask(names: list[str]) -> Answer | None:
     tk.Button(buttons, text="Cancel", command=root.destroy).pack(side="right")
     tk.Button(buttons, text="Open panel...", command=panel).pack(side="right", padx=4)
     tk.Button(buttons, text="Edit", default="active", command=submit).pack(side="right")
+    tk.Button(buttons, text="+ Another look", command=another).pack(side="left")
     root.bind("<Return>", submit)
     root.bind("<Escape>", lambda _e: root.destroy())
-    prompt.focus_force()
+    prompts[0].focus_force()
     root.mainloop()
     return answer[0]

@@ -37,7 +37,15 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any, Callable, Sequence
 
-from .handoff import ClipRef, HandoffRequest, HandoffResult, ResultState, child_environment, image_sequence
+from .handoff import (
+    ClipRef,
+    HandoffRequest,
+    HandoffResult,
+    ResultState,
+    child_environment,
+    image_sequence,
+    split_prompts,
+)
 
 EDITOR = "resolve"
 BIN_NAME = "AI Edits"
@@ -326,9 +334,17 @@ def _find_timeline(project: Any, timeline_id: str) -> Any | None:
     return None
 
 
-def place(resolve: Any, picked: Picked, result: HandoffResult) -> str:
+def look_name(clip_name: str, result: HandoffResult) -> str:
+    """The media-pool name of one look of several: 'carphone 2: pencil sketch' (the prompt's number and text)."""
+    return "{} {}: {}".format(clip_name, result.variant + 1, result.prompt or "")
+
+
+def place(resolve: Any, picked: Picked, result: HandoffResult, looks: int = 1) -> str:
     """Import a done result into the "AI Edits" bin and put it above its source, frame-aligned.
 
+    With several looks (`looks` prompts in one job) each is named after its prompt in the
+    bin and goes on the first free track above the source when it arrives: the looks
+    stack in prompt order, the first nearest the source (`launch` places them so).
     Restores the media pool's current folder, the current timeline and the in/out marks.
     Returns a sentence saying where the clip went.
     """
@@ -356,6 +372,8 @@ def place(resolve: Any, picked: Picked, result: HandoffResult) -> str:
     _refuse_single_frames(media_pool, imported, result, picked.clip.name)
     media_item = imported[0]
     _set_metadata(media_item, result)
+    if looks > 1:  # the file names differ only by the prompt's slug (sequences not even that): say which look
+        media_item.SetClipProperty("Clip Name", look_name(picked.clip.name, result))
 
     clip = picked.clip
     first, end = int(clip.record_frame or 0), int(clip.record_frame or 0) + picked.timeline_frames
@@ -444,10 +462,13 @@ def _restore_marks(timeline: Any, marks: dict[str, Any] | None) -> None:
 # --- the launcher's flow ---
 
 
-def request_for(picked: Sequence[Picked], mode: str, prompt: str | None = None, seed: int | None = None,
-                options: dict[str, Any] | None = None) -> HandoffRequest:
-    """`options`: further HandoffRequest fields (preset, output_dir, params, negative_prompt)."""
-    return HandoffRequest(clips=[p.clip for p in picked], mode=mode, prompt=prompt, seed=seed, **(options or {}))
+def request_for(picked: Sequence[Picked], mode: str, prompt: str | Sequence[str] | None = None,
+                seed: int | None = None, options: dict[str, Any] | None = None) -> HandoffRequest:
+    """`prompt`: one prompt, or a list of them (several looks of each clip, in one job per clip).
+    `options`: further HandoffRequest fields (preset, output_dir, params, negative_prompt)."""
+    first, variants = split_prompts(prompt)
+    return HandoffRequest(clips=[p.clip for p in picked], mode=mode, prompt=first, seed=seed,
+                          **{"variants": variants, **(options or {})})
 
 
 def run_handoff(argv: Sequence[str], env: dict[str, str], request: HandoffRequest,
@@ -469,14 +490,15 @@ def run_handoff(argv: Sequence[str], env: dict[str, str], request: HandoffReques
 
 
 def launch(resolve: Any, argv: Sequence[str], env: dict[str, str],
-           ask: Callable[[int], tuple[str, str | None, int | None] | None] | None = None,
+           ask: Callable[[int], tuple[str, str | Sequence[str] | None, int | None] | None] | None = None,
            say: Callable[[str], None] = print, options: dict[str, Any] | None = None) -> int:
     """Workspace > Scripts > TokenFlow: collect the clips, hand off, place each result as it arrives.
 
     The prompt dialog is shown by the project's environment (mode "ask"), never in
     Resolve's own process: GUI code on Resolve's script thread can take Resolve down
     (macOS runs Tk only on a process's main thread). `ask` replaces the dialog (tests,
-    other front ends): it returns (mode, prompt, seed), or None to stop.
+    other front ends): it returns (mode, prompt, seed), or None to stop; the prompt may be
+    a list of prompts (several looks: one result per prompt, stacked above the source).
     Returns how many results were placed.
     """
     version = ".".join(str(v) for v in (resolve.GetVersion() or [])[:3])
@@ -499,18 +521,23 @@ def launch(resolve: Any, argv: Sequence[str], env: dict[str, str],
         mode, prompt, seed = answer
     request = request_for(picked, mode, prompt, seed, options)
     placed = [0]
+    # How many prompts each clip's job has: in mode "ask" only the child knows, and it says so in the
+    # `queued` lines (one per prompt), which all come before the job's results.
+    looks = [max(1, len(request.prompts))] * len(picked)
 
     def on_result(result: HandoffResult) -> None:
         if not 0 <= result.clip_index < len(picked):
             return
         clip = picked[result.clip_index]
+        looks[result.clip_index] = max(looks[result.clip_index], result.variant + 1)
         if result.state == ResultState.QUEUED:
-            say(f"TokenFlow: '{clip.clip.name}' queued as job {result.job_id}.")
+            if result.variant == 0:  # one job for every prompt of the clip: said once
+                say(f"TokenFlow: '{clip.clip.name}' queued as job {result.job_id}.")
             return
         if result.state == ResultState.CANCELLED and not result.job_id:  # the dialog was closed: nothing was sent
             return
         try:
-            say("TokenFlow: " + place(resolve, clip, result))
+            say("TokenFlow: " + place(resolve, clip, result, looks=looks[result.clip_index]))
             placed[0] += 1
         except ResolveProblem as exc:
             say("TokenFlow: " + str(exc))

@@ -61,6 +61,9 @@ editor.active_strip = source
 
 ARGS = dict(prompt="a watercolor painting", seed=5, preset=os.environ.get("TF_PRESET", "png"),
             params_json=json.dumps({"steps": 2, "short_side": 64, "kf_interval": 4}))
+if os.environ.get("TF_MORE"):  # more looks, as typed into the operator's "More looks" field
+    ARGS["more_prompts"] = os.environ["TF_MORE"]
+LOOKS = 1 + len([p for p in os.environ.get("TF_MORE", "").split("|") if p.strip()])
 
 
 def describe(strip):
@@ -71,7 +74,7 @@ def describe(strip):
         out["files"] = [bpy.path.abspath(os.path.join(strip.directory, e.filename)) for e in strip.elements]
     if strip.type == "MOVIE":
         out["filepath"] = strip.filepath
-    for key in ("tokenflow_prompt", "tokenflow_seed", "tokenflow_job", "tokenflow_source"):
+    for key in ("tokenflow_prompt", "tokenflow_seed", "tokenflow_job", "tokenflow_source", "tokenflow_variant"):
         if key in strip:
             out[key] = strip[key]
     return out
@@ -146,7 +149,7 @@ else:
 
     def finish():
         everything = editor.strips_all if hasattr(editor, "strips_all") else editor.sequences_all
-        placed = any(s.name.endswith("TokenFlow") for s in everything)
+        placed = sum(" TokenFlow" in s.name for s in everything) >= LOOKS
         if not placed and time.monotonic() < state["deadline"]:
             return 0.5
         report(state.get("result", set()))

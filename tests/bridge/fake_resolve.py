@@ -85,6 +85,15 @@ class FakeMediaPoolItem(_Recorded):
         self._call("GetClipProperty", key)
         return dict(self.properties) if key is None else self.properties.get(key, "")
 
+    def SetClipProperty(self, key: str, value: str) -> bool:
+        """The README: "Sets the given property to propertyValue (string)"; "Clip Name" renames the clip in
+        the media pool (GetName answers the new name)."""
+        self._call("SetClipProperty", key, value)
+        self.properties[key] = str(value)
+        if key == "Clip Name":
+            self.name = str(value)
+        return True
+
     def SetMetadata(self, key, value=None) -> bool:
         self._call("SetMetadata", key, value)
         updates = key if isinstance(key, dict) else {key: value}

@@ -25,6 +25,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from bridge.command import Command
 from bridge.editors import blender as bb
 from bridge.installers import OWNED_MARK, InstallContext, InstallError
 from bridge.installers import blender as blender_target
@@ -37,7 +38,8 @@ REPO = HERE.parents[1]
 
 
 def _ctx(home: Path, system: str = "Linux", **kw) -> InstallContext:
-    return InstallContext(launcher=tokenflow_command, python=Path(sys.executable), home=home, system=system, env=kw.pop("env", {}), **kw)
+    return InstallContext(launcher=kw.pop("launcher", tokenflow_command), python=Path(sys.executable), home=home,
+                          system=system, env=kw.pop("env", {}), **kw)
 
 
 # --- install ---
@@ -179,6 +181,12 @@ BLENDERS = _blenders() or [pytest.param("none", [], marks=pytest.mark.skip("no B
 BACKGROUND = [b for b in BLENDERS if b[0] != "blender window"]  # renders need background mode
 
 
+def _this_checkout(*args: str, python: Path | None = None, windows: bool | None = None) -> Command:
+    """`tokenflow ARGS` run from the checkout under test (as cli/launch.py records it without a console
+    script): the venv's console script may belong to another checkout of the project (a git worktree)."""
+    return Command([str(python or sys.executable), "-m", "cli", *args], {"PYTHONPATH": str(REPO)})
+
+
 def _scenario(name: str, command: list[str], serve, clip: Path, tmp_path: Path, preset: str = "png",
               **extra: str) -> tuple[dict, str]:
     """Install the add-on into a fresh home for this Blender, run blender_scenario.py; its report and stdout."""
@@ -186,7 +194,7 @@ def _scenario(name: str, command: list[str], serve, clip: Path, tmp_path: Path, 
     home = tmp_path / "home"
     version = _version(command)
     (home / ".config/blender" / version).mkdir(parents=True)
-    blender_target.install(_ctx(home))
+    blender_target.install(_ctx(home, launcher=_this_checkout))
     footage = serve.out / f"footage-{abs(hash(str(tmp_path)))}-{preset}" / "carphone.mp4"
     footage.parent.mkdir()
     shutil.copy(clip, footage)
@@ -282,3 +290,24 @@ def test_greyed_out_item_says_why_and_missing_movie_names_blenders_menu(name, co
     report, _ = _scenario(name, command, serve, shipped_clip, tmp_path / "missing", TF_LAYOUT="missing")
     assert report["menus"] == {"inputs": "Inputs", "change_path": True}
     assert "Relink it (Strip > Inputs > Change Path/Files)" in report["error"]
+
+
+@REAL
+@pytest.mark.parametrize("name, command", BLENDERS)
+def test_several_looks_become_strips_stacked_above_the_source_each_named_after_its_prompt(name, command, serve,
+                                                                                        shipped_clip, tmp_path):
+    """Issue 18 item 2 in the editor: "More looks" edits every prompt in one job; one strip per prompt."""
+    report, stdout = _scenario(name, command, serve, shipped_clip, tmp_path, TF_MORE="pencil sketch | ")
+    by_name = {s["name"]: s for s in report["strips"]}
+    looks = sorted((s for s in report["strips"] if " TokenFlow" in s["name"]), key=lambda s: s["channel"])
+    assert [s["name"] for s in looks] == ["carphone TokenFlow 1: a watercolor painting",
+                                          "carphone TokenFlow 2: pencil sketch"], (report["strips"], stdout[-3000:])
+    assert [(s["channel"], s["start"], s["end"]) for s in looks] == [(4, 30, 34), (5, 30, 34)]  # 3 is in the way
+    assert (by_name["title card"]["channel"], by_name["title card"]["start"]) == (3, 5)  # untouched
+    assert [(s["tokenflow_prompt"], s["tokenflow_variant"], s["tokenflow_seed"]) for s in looks] == [
+        ("a watercolor painting", 0, 5), ("pencil sketch", 1, 5)]
+    assert looks[0]["tokenflow_job"] == looks[1]["tokenflow_job"]  # one job, not one per prompt
+    for look in looks:
+        assert [Path(f).name[-10:] for f in look["files"]] == [f"{n:06d}.png" for n in range(20, 24)]
+        assert all(Path(f).is_file() for f in look["files"])
+    assert Path(looks[0]["files"][0]).read_bytes() != Path(looks[1]["files"][0]).read_bytes()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from fractions import Fraction
 from pathlib import Path
 
@@ -413,3 +414,43 @@ def test_the_docs_say_which_versions_and_editions_each_route_works_on():
         [since("SetThirdPartyMetadata")] * 2
     # free 21.1+: a sentence pointing to the OpenFX effect
     assert "From 21.1 the free edition no longer lists Python scripts" in section and "OpenFX effect" in section
+
+
+# --- several looks of a clip (several prompts in one job) ---
+
+
+def _child(lines: list[str]) -> list[str]:
+    """argv of a stand-in for `tokenflow handoff`: reads the request, prints these result lines."""
+    script = "import sys; sys.stdin.read(); print(" + repr("\n".join(lines)) + ")"
+    return [sys.executable, "-c", script]
+
+
+def test_several_looks_stack_above_the_source_in_prompt_order_each_named_after_its_prompt(app, shipped_clip,
+                                                                                           tmp_path):
+    _picked_one(app, shipped_clip)
+    tl = _timeline(app)
+    blocker = tl.add(3, "title", None, start=START + 110, duration=5)  # V3 is taken over the range: V4 is next
+    prompts = ["a watercolor painting", "pencil sketch"]
+    outputs = [_sequence(tmp_path / slug, 10, 29) for slug in ("a-watercolor-painting", "pencil-sketch")]
+    lines = [HandoffResult(clip_index=0, state="queued", job_id="job0", output=o, prompt=p, seed=7, variant=v).to_line()
+             for v, (p, o) in enumerate(zip(prompts, outputs))]
+    lines += [HandoffResult(clip_index=0, state="done", job_id="job0", output=o, first_number=10, last_number=29,
+                            prompt=p, seed=7, variant=v).to_line() for v, (p, o) in enumerate(zip(prompts, outputs))]
+    said: list[str] = []
+    # mode "ask": the launcher does not know how many prompts the dialog gets; the queued lines tell it
+    assert r.launch(app, _child(lines), {}, say=said.append) == 2, said
+    looks = [(track, i.name, i.start, i.duration) for track in (2, 3, 4) for i in tl.tracks[track - 1]
+             if i is not blocker]
+    assert [(t, s, d) for t, _, s, d in looks] == [(2, START + 100, 20), (4, START + 100, 20)], said
+    pool = app.project.media_pool.root.subfolders[0]
+    assert [c.GetName() for c in pool.clips] == ["carphone 1: a watercolor painting", "carphone 2: pencil sketch"]
+    assert [c.third_party["TokenFlow Prompt"] for c in pool.clips] == prompts
+    assert [c.GetClipProperty("File Path") for c in pool.clips] == outputs
+    assert [line for line in said if "queued" in line] == ["TokenFlow: 'carphone' queued as job job0."]
+
+
+def test_one_look_keeps_its_file_name_in_the_bin(app, shipped_clip, tmp_path):
+    _picked_one(app, shipped_clip)
+    lines = [_done(_sequence(tmp_path / "o", 10, 29), 10, 29).to_line()]
+    assert r.launch(app, _child(lines), {}, say=print) == 1
+    assert "SetClipProperty" not in app.names()

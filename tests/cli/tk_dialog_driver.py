@@ -1,6 +1,8 @@
 """Drives bridge.editors.prompt_dialog in a real Tk (under Xvfb): types into the fields, presses a button, prints the answer.
 
     xvfb-run -a python tests/cli/tk_dialog_driver.py PROMPT SEED BUTTON [SCREENSHOT.png]
+
+PROMPT "a|b|c" types three prompts: "+ Another look" is pressed for each after the first.
 """
 
 import sys
@@ -25,9 +27,18 @@ def widgets(root):
 
 def drive(root, n=0):
     def act():
-        entries = [w for w in widgets(root) if isinstance(w, tkinter.Entry)]
-        entries[0].insert(0, prompt)
-        entries[1].insert(0, seed)
+        def entries():
+            return [w for w in widgets(root) if isinstance(w, tkinter.Entry)]
+
+        def press(text):
+            [w for w in widgets(root) if isinstance(w, tkinter.Button) and w.cget("text") == text][0].invoke()
+
+        looks = prompt.split("|")
+        for _ in looks[1:]:
+            press("+ Another look")
+        for entry, text in zip(entries()[:-1], looks):  # the last field is the seed
+            entry.insert(0, text)
+        entries()[-1].insert(0, seed)
         root.update()
         if shot:
             from PIL import ImageGrab

@@ -248,6 +248,28 @@ def test_16_bit_rgba_and_float_input_edit_like_8_bit_and_alpha_comes_back(raw, s
                 assert np.array_equal(image[..., 3], expected)
 
 
+def test_several_prompts_on_an_rgba_upload_each_equal_their_prompt_alone_with_the_alpha_back(raw, server, clip_frames,
+                                                                                             uploaded_job):
+    c = raw()
+    h, w, _ = clip_frames[0].shape
+    alpha = (np.arange(h * w, dtype=np.uint32).reshape(h, w, 1) % 251).astype(np.uint8)
+    upload = new_id()
+    upload_all(c, upload, [np.concatenate([f, alpha], axis=2) for f in clip_frames])
+    other = "an oil painting"
+    _, events = run(c, upload_spec(server, upload, "uploaded_two_prompts",
+                                   params={**PARAMS, "variants": [other]}))
+    by_prompt = [{h_["body"]["frame"]: np.frombuffer(b[0], np.uint8).reshape(h_["body"]["shape"])
+                  for h_, b in events if h_["type"] == "frame" and h_["body"].get("variant", 0) == v} for v in (0, 1)]
+    _, alone = run(c, upload_spec(server, upload, "uploaded_second_prompt_alone",
+                                  params={**PARAMS, "prompt": other}))
+    for got, expected in zip(by_prompt, (uploaded_job["frames"], frames_of(alone)), strict=True):
+        assert sorted(got) == sorted(expected)
+        for n, image in got.items():
+            assert image.shape == (h, w, 4)
+            assert np.array_equal(image[..., :3], expected[n][..., :3]), n  # the prompt's own edit, bit for bit
+            assert np.array_equal(image[..., 3], alpha[..., 0])  # every prompt's frames get the alpha back
+
+
 def test_an_identical_request_is_answered_from_the_finished_job_and_nothing_runs(raw, server, clip_frames,
                                                                                  uploaded_job):
     c = raw()

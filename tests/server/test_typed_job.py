@@ -80,6 +80,13 @@ def test_a_resolved_job_round_trips_through_the_store(harness, tmp_path):
     assert raw["params"] == resolved.params
     assert [j.id for j in store.list_batch("b1")] == ["j1"]  # queried by its stored key
     assert store.output_reserved(resolved.output)
+    # A queued several-prompt job reserves each prompt's output, which its base name is not.
+    several = dataclasses.replace(resolved, output="/out/look.mov",
+                                  params={**resolved.params, "prompt": "red", "variants": ["blue"]})
+    store.create_job("j2", several, priority=0, client_token=None, position=1)
+    assert several.outputs == ["/out/look_red.mov", "/out/look_blue.mov"]
+    assert store.output_reserved("/out/look_blue.mov") and store.output_reserved("/out/look_red.mov")
+    assert not store.output_reserved("/out/look_green.mov")
     store.close()
 
 
