@@ -371,7 +371,7 @@ def prompts_problem(args: argparse.Namespace) -> str | None:
     for number, text in enumerate(prompts[1:], 2):
         wrong = _prompt_problem(text)
         if wrong:
-            return f"-p number {number} {wrong.removeprefix('a prompt ')}"
+            return f"the prompt given by -p number {number} {wrong.removeprefix('a prompt ')}"
     return None
 
 

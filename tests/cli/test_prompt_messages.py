@@ -26,7 +26,7 @@ def test_an_empty_second_prompt_is_named_by_its_place(command, shipped_clip, tmp
     code = main([command, str(shipped_clip), "-p", "snow", "-p", "  ", "-o", str(tmp_path / "o.mp4")])
     err = capsys.readouterr().err
     assert code == 2
-    assert "-p number 2 is empty: describe the edit" in err and "variants" not in err
+    assert "given by -p number 2 is empty: describe the edit" in err and "variants" not in err
 
 
 @pytest.mark.parametrize("command", ["edit", "submit"])

@@ -67,7 +67,7 @@ def test_submit_with_several_prompts_writes_and_downloads_one_output_each(server
 
 def test_submit_refuses_an_empty_second_prompt_before_sending(server, shipped_clip):
     refused = cli(server, "submit", str(shipped_clip), "-p", "ink", "-p", " ", *SMALL)
-    assert refused.returncode == 2 and "-p number 2 is empty" in refused.stderr, refused.stderr
+    assert refused.returncode == 2 and "given by -p number 2 is empty" in refused.stderr, refused.stderr
 
 
 @pytest.mark.parametrize("kind", ["csv", "json"])
