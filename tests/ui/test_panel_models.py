@@ -7,6 +7,7 @@ import json
 import sqlite3
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -238,6 +239,40 @@ def test_session_reports_handoff_results_on_its_sink(qapp, tmp_path, shipped_cli
         assert results[1] == HandoffResult(clip_index=0, state="done", job_id="job1", output="/out/x.mp4",
                                            prompt="ink", seed=5)
         assert session.history.get("job1").state == "done"
+    finally:
+        session.close()
+
+
+def test_a_handed_over_clip_with_several_looks_is_one_job_and_one_result_line_per_look(qapp, tmp_path, shipped_clip):
+    """An editor asked for two looks in "submit" mode: one job with `params.variants`, named without a
+    prompt (the server adds each prompt's), and a queued and a done line for each look."""
+    from tests.ui.fake_link import FakeLink
+    from ui.model.session import PanelSession
+    from ui.paths import panel_dirs
+
+    lines: list[str] = []
+    link = FakeLink()
+    session = PanelSession("tcp://127.0.0.1:9", panel_dirs(tmp_path), launcher=tokenflow_command,
+                           result_sink=lines.append, link=link)
+    try:
+        session.start()
+        request = HandoffRequest(clips=[ClipRef(media=str(shipped_clip), first=4, last=11, frame_rate="30000/1001")],
+                                 prompt="ink", variants=["snow"], seed=5, mode="submit", output_dir=str(tmp_path))
+        session.load_handoff(request)
+        assert session.last_form.variants == ("snow",)  # the form shows both looks
+        [(token, spec)] = link.submits
+        assert (spec.params["prompt"], spec.params["variants"]) == ("ink", ["snow"])
+        assert "ink" not in Path(spec.output).name  # a base name: each prompt's own name adds its prompt
+        link.submitted.emit(token, _event(EventKind.ACCEPTED, 1, p.Accepted(position=0), "job1"))
+        outputs = [["/out/x_ink.mp4"], ["/out/x_snow.mp4"]]
+        link.job_event.emit(_event(EventKind.DONE, 9, p.Done(
+            outputs=[o for each in outputs for o in each], frames=8, first_frame=4,
+            variants=[p.VariantOutputs(prompt=pr, outputs=o) for pr, o in zip(("ink", "snow"), outputs)]),
+            "job1"), None)
+        results = [HandoffResult.from_line(line) for line in lines]
+        assert [(r.state, r.variant, r.prompt) for r in results] == [
+            ("queued", 0, "ink"), ("queued", 1, "snow"), ("done", 0, "ink"), ("done", 1, "snow")]
+        assert [r.output for r in results if r.state == "done"] == ["/out/x_ink.mp4", "/out/x_snow.mp4"]
     finally:
         session.close()
 

@@ -152,7 +152,7 @@ class PanelSession(QObject):
         form = dataclasses.replace(
             EditForm.from_params(request.params, request.params.get("model")),
             prompt=request.prompt or "", negative_prompt=request.negative_prompt or "",
-            seed=request.seed if request.seed is not None else 0)
+            seed=request.seed if request.seed is not None else 0, variants=tuple(request.variants))
         self.last_form = form
         self.form_loaded.emit(form)
         self._handoff_waiting = request.mode == "submit"
@@ -183,12 +183,14 @@ class PanelSession(QObject):
     # --- submit ---
 
     def _output_for(self, clip: str, first: int, last: int, token: str, handoff_index: int | None,
-                    prompt: str) -> str | None:
+                    prompt: str, variants: list[str]) -> str | None:
         if handoff_index is not None and self.handoff is not None:
             # The editor's contract (the same as `tokenflow handoff`): the request's
             # output_dir, else beside the source media; in its preset; never an existing name.
+            # The prompts are the form's (the user may have changed them), so a several-prompt
+            # job gets a base name without a prompt and the server adds one per prompt.
             ref = dataclasses.replace(self.handoff.clips[handoff_index], first=first, last=last)
-            return output_for(ref, dataclasses.replace(self.handoff, prompt=prompt))
+            return output_for(ref, dataclasses.replace(self.handoff, prompt=prompt, variants=variants))
         if not self.output_dir:
             return None  # the server's own outputs folder
         name = f"{Path(clip).stem}_tokenflow_{first}-{last}_{token[:8]}.mp4"
@@ -221,7 +223,8 @@ class PanelSession(QObject):
         token = uuid.uuid4().hex
         params = params or form.params()
         try:
-            output = self._output_for(clip, first, last, token, handoff_index, str(params.get("prompt", "")))
+            output = self._output_for(clip, first, last, token, handoff_index, str(params.get("prompt", "")),
+                                      [str(v) for v in params.get("variants", ())])
         except HandoffError as exc:
             self.notice.emit("error", f"Nothing was queued: {exc}")
             return None
@@ -326,19 +329,25 @@ class PanelSession(QObject):
             return
         view = self.jobs.get(job)
         version = self.history.get(job)
-        output = view.outputs[0] if view and view.outputs else (version.outputs[0] if version and version.outputs
-                                                                 else None)
-        first = last = None
-        if output and "%" in output and version is not None:
-            first, last = version.first, version.last
-        result = HandoffResult(
-            clip_index=index, state=state, job_id=job, output=output if state == p.JobState.DONE else None,
-            first_number=first if state == p.JobState.DONE else None,
-            last_number=last if state == p.JobState.DONE else None,
-            prompt=version.prompt if version else None,
-            seed=version.params.get("seed") if version else None,
-            message=(view.message if view and state in (p.JobState.FAILED, p.JobState.CANCELLED) else ""))
-        self.result_sink(result.to_line())
+        prompts = view.prompts if view else ([version.prompt] if version else [""])
+        # One line per prompt, as `tokenflow handoff` writes them: the launcher places each look.
+        for variant, prompt in enumerate(prompts):
+            entry = self.history.get(entry_key(job, variant))
+            files = (view.variant_outputs.get(variant) if view and view.variant_outputs else None) \
+                or (view.outputs if view and variant == 0 else None) or (entry.outputs if entry else None)
+            output = files[0] if files else None
+            first = last = None
+            if output and "%" in output and version is not None:
+                first, last = version.first, version.last
+            done = state == p.JobState.DONE
+            result = HandoffResult(
+                clip_index=index, state=state, job_id=job, output=output if done else None,
+                first_number=first if done else None, last_number=last if done else None,
+                prompt=prompt if view else (version.prompt if version else None),
+                seed=version.params.get("seed") if version else None,
+                message=(view.message if view and state in (p.JobState.FAILED, p.JobState.CANCELLED) else ""),
+                variant=variant)
+            self.result_sink(result.to_line())
         if state in p.TERMINAL_STATES:
             self._handoff_jobs.pop(job, None)
 
