@@ -140,7 +140,9 @@ def _output_name(spec: JobSpec, job_id: str, source: Path, first: int, last: int
     if folder.exists() and not folder.is_dir():
         raise SubmitError("bad_field", f"The destination {folder} is a file, not a folder.",
                           "Give a folder for the outputs.", where)
-    values = {"clip": spec.name or source.stem, "first": first, "last": last, "prompt": params["prompt"],
+    # Several prompts: each output adds its own prompt (naming.variant_outputs), not the first's.
+    prompt = None if params.get("variants") else params["prompt"]
+    values = {"clip": spec.name or source.stem, "first": first, "last": last, "prompt": prompt,
               "seed": params["seed"], "job": job_id, "batch": spec.batch or "", "row": spec.row or 0}
     try:
         name = naming.render(spec.name_template or naming.DEFAULT_TEMPLATE, values)

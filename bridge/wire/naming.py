@@ -70,8 +70,15 @@ def safe_part(text: str) -> str:
 
 
 def render(template: str, values: Mapping[str, object]) -> str:
-    """The file name (without extension) for these values; `values` has every NAME_FIELDS key."""
+    """The file name (without extension) for these values; `values` has every NAME_FIELDS key.
+
+    `prompt` None: a job with several prompts, whose outputs each add their own prompt
+    (`variant_outputs`); `{prompt}` then goes from the name with one separator beside it,
+    so no output carries the first prompt's words next to its own."""
     check_template(template)
+    if values["prompt"] is None:
+        template = re.sub(r"[_\-. ]\{prompt\}", "", template)  # the separator before it, where there is one
+        template = re.sub(r"\{prompt\}[_\-. ]?", "", template) or "{clip}"  # else the one after
     parts = {
         "clip": safe_part(str(values["clip"])),
         "prompt": slug(str(values["prompt"])),

@@ -61,3 +61,16 @@ def test_a_templates_literal_text_is_sanitized():
     name = naming.render('evil\nname:*?<>|"{row}', values)
     assert name == "evil_name_______3"
     assert all(ch not in name for ch in '\n\r\t:*?<>|"\\/')
+
+
+def test_a_several_prompt_jobs_template_name_leaves_the_prompt_to_each_output():
+    """With several prompts each output adds its own prompt (naming.variant_outputs): the job's name
+    drops `{prompt}` and one separator beside it, so no output carries the first prompt's words."""
+    values = dict(clip="shot", first=0, last=3, prompt=None, seed=7, job="j1", batch="b", row=1)
+    assert naming.render(naming.DEFAULT_TEMPLATE, values) == "shot_0-3_7_j1"
+    assert naming.render("{prompt}_{clip}", values) == "shot"
+    assert naming.render("{clip}-{prompt}-{seed}", values) == "shot-7"
+    assert naming.render("{prompt}", values) == "shot"  # never an empty name
+    base = naming.render(naming.DEFAULT_TEMPLATE, values)
+    assert naming.prompt_outputs(f"/out/{base}.mov", ["red car", "snow"]) == [
+        "/out/shot_0-3_7_j1_red-car.mov", "/out/shot_0-3_7_j1_snow.mov"]
