@@ -44,17 +44,12 @@ def read_ahead(items: Iterable[T], depth: int, on_item: Callable[[T], None] | No
             for item in iterator:
                 if on_item is not None:
                     on_item(item)
-                while not stop.is_set():
-                    try:
-                        handoff.put(item, timeout=_POLL_S)
-                        break
-                    except queue.Full:
-                        continue
+                _put_unless_stopped(handoff, item, stop)
                 if stop.is_set():
                     return
-            _put_final(handoff, _END, stop)
+            _put_unless_stopped(handoff, _END, stop)
         except BaseException as error:  # handed to the consumer, who raises it
-            _put_final(handoff, _Failure(error), stop)
+            _put_unless_stopped(handoff, _Failure(error), stop)
         finally:
             close = getattr(iterator, "close", None)
             if close is not None:
@@ -76,7 +71,8 @@ def read_ahead(items: Iterable[T], depth: int, on_item: Callable[[T], None] | No
         thread.join()
 
 
-def _put_final(handoff: queue.Queue, item: Any, stop: threading.Event) -> None:
+def _put_unless_stopped(handoff: queue.Queue, item: Any, stop: threading.Event) -> None:
+    """Put `item`, waiting for room, unless the consumer stops first (then it is dropped)."""
     while not stop.is_set():
         try:
             handoff.put(item, timeout=_POLL_S)
