@@ -32,15 +32,9 @@ MAX_VARIANTS = 7  # more prompts besides `prompt`: 8 in all (see the `variants` 
 
 
 def _prompt_problem(text: str) -> str | None:
-    """What is wrong with one of several prompts (the `variants` items): the prompt's own checks."""
-    if not text.strip():
-        return "a prompt is empty: describe the edit, e.g. 'a watercolor painting'."
-    if "\0" in text:
-        return "a prompt contains a NUL character: remove it."
-    if len(text) > MAX_PROMPT_CHARS:
-        return (f"a prompt is {len(text)} characters long, but {_CLIP}, so at most {MAX_PROMPT_CHARS} characters "
-                "are accepted: shorten it.")
-    return None
+    """What is wrong with one of several prompts (the `variants` items): the `prompt` row's own
+    checks, said of "a prompt" (BY_NAME is looked up when called, after the table exists)."""
+    return problem(BY_NAME["prompt"], text, lambda _option: "a prompt")
 
 
 @dataclass(frozen=True)
