@@ -329,7 +329,7 @@ class PanelSession(QObject):
             return
         view = self.jobs.get(job)
         version = self.history.get(job)
-        prompts = view.prompts if view else ([version.prompt] if version else [""])
+        prompts: list[str | None] = list(view.prompts) if view else [version.prompt if version else None]
         # One line per prompt, as `tokenflow handoff` writes them: the launcher places each look.
         for variant, prompt in enumerate(prompts):
             entry = self.history.get(entry_key(job, variant))
@@ -343,7 +343,7 @@ class PanelSession(QObject):
             result = HandoffResult(
                 clip_index=index, state=state, job_id=job, output=output if done else None,
                 first_number=first if done else None, last_number=last if done else None,
-                prompt=prompt if view else (version.prompt if version else None),
+                prompt=prompt,
                 seed=version.params.get("seed") if version else None,
                 message=(view.message if view and state in (p.JobState.FAILED, p.JobState.CANCELLED) else ""),
                 variant=variant)
