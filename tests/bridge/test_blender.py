@@ -311,3 +311,26 @@ def test_several_looks_become_strips_stacked_above_the_source_each_named_after_i
         assert [Path(f).name[-10:] for f in look["files"]] == [f"{n:06d}.png" for n in range(20, 24)]
         assert all(Path(f).is_file() for f in look["files"])
     assert Path(looks[0]["files"][0]).read_bytes() != Path(looks[1]["files"][0]).read_bytes()
+
+
+@REAL
+@pytest.mark.parametrize("layout", ["hold", "meta"])
+@pytest.mark.parametrize("name, command", BACKGROUND)
+def test_several_looks_of_a_hold_split_or_meta_strip_land_where_the_one_look_does(name, command, layout, serve,
+                                                                                  shipped_clip, tmp_path):
+    """The timeline's own features with several looks: every look of a hold-split strip covers the
+    frames Blender shows, and every look of a strip inside a meta goes into that meta, above the source."""
+    report, stdout = _scenario(name, command, serve, shipped_clip, tmp_path, TF_LAYOUT=layout,
+                               TF_MORE="pencil sketch")
+    by_name = {s["name"]: s for s in report["strips"]}
+    source = by_name["carphone"]
+    looks = sorted((s for s in report["strips"] if " TokenFlow" in s["name"]), key=lambda s: s["channel"])
+    assert [s["tokenflow_variant"] for s in looks] == [0, 1], (report["strips"], stdout[-3000:])
+    assert len({s["channel"] for s in looks}) == 2 and all(s["channel"] > source["channel"] for s in looks)
+    for look in looks:
+        assert (look["start"], look["end"]) == (source["start"], source["end"])
+        assert look["meta"] == source["meta"]  # None outside a meta; the same meta inside one
+        if layout == "hold":
+            assert [Path(f).name[-10:] for f in look["files"]] == [f"{n:06d}.png" for n in range(42, 46)]
+    if layout == "meta":
+        assert source["meta"] is not None
